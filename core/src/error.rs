@@ -1,0 +1,57 @@
+//! The library's error type: every error about user data names the file (and tensor) at fault.
+
+use std::path::PathBuf;
+
+/// Errors of `lrnn-core`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file is malformed as a whole (not safetensors, invalid JSON, unknown field, …).
+    #[error("{}: {problem}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, in words.
+        problem: String,
+    },
+    /// One tensor of a file is missing, unexpected, or of the wrong dtype or shape.
+    #[error("{}: tensor `{tensor}`: {problem}", path.display())]
+    Tensor {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+        /// What is wrong, in words.
+        problem: String,
+    },
+    /// A computation failed (shape mismatch, device error).
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Results of `lrnn-core`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An [`Error::File`].
+    pub fn file(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
+        Error::File { path: path.into(), problem: problem.into() }
+    }
+
+    /// An [`Error::Tensor`].
+    pub fn tensor(path: impl Into<PathBuf>, tensor: impl Into<String>, problem: impl Into<String>) -> Self {
+        Error::Tensor { path: path.into(), tensor: tensor.into(), problem: problem.into() }
+    }
+
+    /// An [`Error::Io`].
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}

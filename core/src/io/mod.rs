@@ -1,0 +1,9 @@
+//! Files: safetensors weights and tensors, JSON model descriptions, atomic writes.
+
+pub mod atomic;
+pub mod model_desc;
+pub mod tensors;
+
+pub use atomic::write_atomic;
+pub use model_desc::ModelDesc;
+pub use tensors::{load_into_varmap, read_tensors, require_tensor, write_tensors};

@@ -1,0 +1,126 @@
+//! safetensors files: strict loading of model weights into a [`VarMap`], reading inputs and
+//! writing outputs (atomically). Every problem names the file and the tensor.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use safetensors::SafeTensors;
+
+use crate::error::{Error, Result};
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<SafeTensors<'a>> {
+    SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::file(path, format!("not a valid safetensors file: {e}")))
+}
+
+fn view_to_f32(
+    view: &safetensors::tensor::TensorView<'_>,
+    name: &str,
+    path: &Path,
+    device: &Device,
+) -> Result<Tensor> {
+    if view.dtype() != safetensors::Dtype::F32 {
+        return Err(Error::tensor(path, name, format!("dtype is {:?}, expected F32", view.dtype())));
+    }
+    let data: Vec<f32> =
+        view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    Ok(Tensor::from_vec(data, view.shape(), device)?)
+}
+
+/// Reads every tensor of a safetensors file (f32 only).
+///
+/// # Errors
+/// [`Error::Io`], [`Error::File`] for a malformed file, [`Error::Tensor`] for a tensor that is
+/// not f32.
+pub fn read_tensors(path: &Path, device: &Device) -> Result<BTreeMap<String, Tensor>> {
+    let bytes = read_file(path)?;
+    let st = parse(&bytes, path)?;
+    let mut out = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        out.insert(name.clone(), view_to_f32(&view, &name, path, device)?);
+    }
+    Ok(out)
+}
+
+/// Takes tensor `name` out of `tensors` read from `path`, checking its rank.
+///
+/// # Errors
+/// [`Error::Tensor`] when it is missing or of another rank.
+pub fn require_tensor(
+    tensors: &BTreeMap<String, Tensor>,
+    name: &str,
+    rank: usize,
+    path: &Path,
+) -> Result<Tensor> {
+    let t = tensors.get(name).ok_or_else(|| {
+        let names: Vec<&str> = tensors.keys().map(String::as_str).take(8).collect();
+        Error::tensor(path, name, format!("missing (the file holds: {})", names.join(", ")))
+    })?;
+    if t.rank() != rank {
+        return Err(Error::tensor(
+            path,
+            name,
+            format!("shape {:?} has rank {}, expected {rank}", t.dims(), t.rank()),
+        ));
+    }
+    Ok(t.clone())
+}
+
+/// Loads weights into every variable of `varmap`, strictly: each variable must be in the file
+/// with its exact shape and dtype f32, and the file must hold nothing else.
+///
+/// # Errors
+/// [`Error::Tensor`] naming the first missing, unexpected or mis-shaped tensor; the varmap is
+/// unchanged then.
+pub fn load_into_varmap(varmap: &VarMap, path: &Path) -> Result<()> {
+    let bytes = read_file(path)?;
+    let st = parse(&bytes, path)?;
+    let vars = varmap.data().lock().map_err(|_| Error::file(path, "model variables are poisoned"))?;
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    let mut loaded = Vec::with_capacity(names.len());
+    for name in names {
+        let var = &vars[name];
+        let view = st.tensor(name).map_err(|_| {
+            Error::tensor(path, name.as_str(), format!("missing (the model expects shape {:?})", var.dims()))
+        })?;
+        if view.shape() != var.dims() {
+            return Err(Error::tensor(
+                path,
+                name.as_str(),
+                format!("shape {:?}, the model expects {:?}", view.shape(), var.dims()),
+            ));
+        }
+        loaded.push((var, view_to_f32(&view, name, path, var.device())?));
+    }
+    let mut extra: Vec<String> =
+        st.names().into_iter().filter(|n| !vars.contains_key(*n)).map(str::to_string).collect();
+    extra.sort();
+    if let Some(first) = extra.first() {
+        return Err(Error::tensor(path, first.as_str(), "unexpected: the model has no such weight"));
+    }
+    for (var, t) in loaded {
+        var.set(&t.to_dtype(var.dtype())?)?;
+    }
+    Ok(())
+}
+
+/// Writes named tensors (converted to contiguous f32) to a safetensors file, atomically.
+///
+/// # Errors
+/// [`Error::Io`] naming `path`; candle errors for tensors that cannot be converted.
+pub fn write_tensors(tensors: &BTreeMap<String, Tensor>, path: &Path) -> Result<()> {
+    let mut prepared = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        prepared.push((name.clone(), t.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.contiguous()?));
+    }
+    let bytes = safetensors::serialize(prepared.iter().map(|(n, t)| (n.as_str(), t)), None)
+        .map_err(|e| Error::file(path, format!("cannot serialise: {e}")))?;
+    super::write_atomic(path, &bytes)
+}

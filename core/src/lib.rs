@@ -1,0 +1,16 @@
+//! `lrnn-core`: Layer Recurrent Neural Networks (Xie, Noble, Zisserman, "Layer Recurrent Neural
+//! Networks", ICLR 2017 submission) on candle.
+//!
+//! - [`nn`]: the 1D spatial RNN in four directions with three cells, the L-RNN module, the CNN
+//!   module, fusions, pooling, and insertion into pre-trained convolutions with `V = 0`.
+//! - [`models`]: whole models built from a JSON description, with their weights.
+//! - [`io`]: safetensors weights and tensors, model descriptions, atomic writes.
+//!
+//! Any forward pass can capture every per-direction hidden map (see [`nn::Forward`]).
+
+pub mod error;
+pub mod io;
+pub mod models;
+pub mod nn;
+
+pub use error::{Error, Result};

@@ -1,0 +1,98 @@
+//! Whole models built from a [`ModelDesc`], with their variables, so that any description can be
+//! initialised, loaded, run with capture, and saved.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+
+use crate::error::Result;
+use crate::io::{self, ModelDesc};
+use crate::nn::{Forward, Layer, LayerRnn};
+
+/// A model: its description, its variables and the network.
+pub struct Model {
+    desc: ModelDesc,
+    varmap: VarMap,
+    net: Box<dyn Layer + Send + Sync>,
+    device: Device,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("desc", &self.desc)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Model {
+    /// Builds the model with freshly initialised weights.
+    ///
+    /// # Errors
+    /// Candle errors.
+    pub fn new(desc: ModelDesc, device: &Device) -> Result<Self> {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let net: Box<dyn Layer + Send + Sync> = match &desc {
+            ModelDesc::Lrnn(cfg) => Box::new(LayerRnn::new(*cfg, &vb)?),
+        };
+        Ok(Self { desc, varmap, net, device: device.clone() })
+    }
+
+    /// Builds the model and loads its weights strictly from a safetensors file.
+    ///
+    /// # Errors
+    /// [`crate::Error::Tensor`] naming the file and the tensor that does not fit.
+    pub fn load(desc: ModelDesc, weights: &Path, device: &Device) -> Result<Self> {
+        let model = Self::new(desc, device)?;
+        io::load_into_varmap(&model.varmap, weights)?;
+        Ok(model)
+    }
+
+    /// The description.
+    pub fn desc(&self) -> &ModelDesc {
+        &self.desc
+    }
+
+    /// The variables (for optimisers and for saving).
+    pub fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Runs the network.
+    ///
+    /// # Errors
+    /// Shape mismatches with the input.
+    pub fn forward(&self, x: &Tensor, fwd: &mut Forward) -> Result<Tensor> {
+        Ok(self.net.forward(x, fwd)?)
+    }
+
+    /// The weights by name.
+    ///
+    /// # Errors
+    /// Never in practice (a poisoned lock).
+    pub fn weights(&self) -> Result<BTreeMap<String, Tensor>> {
+        let vars = self
+            .varmap
+            .data()
+            .lock()
+            .map_err(|_| crate::Error::file("<memory>", "model variables are poisoned"))?;
+        Ok(vars.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect())
+    }
+
+    /// Saves the weights to a safetensors file, atomically.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] naming `path`.
+    pub fn save_weights(&self, path: &Path) -> Result<()> {
+        io::write_tensors(&self.weights()?, path)
+    }
+}

@@ -1,0 +1,96 @@
+//! The three recurrent cells of the paper (SPEC §1) and the four scan directions.
+
+use serde::{Deserialize, Serialize};
+
+/// A recurrent cell of a 1D spatial RNN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Cell {
+    /// `h_t = ReLU(U x_t + V h_{t-1} + b)`: the form used when inserting into a pre-trained CNN.
+    Vanilla,
+    /// Vanilla with LayerNorm before the ReLU (paper App. A.2): what the paper's "RNN" means.
+    #[default]
+    VanillaLn,
+    /// GRU with a ReLU candidate and the reset gate applied before `W_h` (paper App. A.1).
+    Gru,
+}
+
+impl Cell {
+    /// Number of `D`-wide blocks in `U` and `V` (3 for GRU: z, r, h).
+    pub fn gates(self) -> usize {
+        match self {
+            Cell::Vanilla | Cell::VanillaLn => 1,
+            Cell::Gru => 3,
+        }
+    }
+
+    /// The name used in model descriptions.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cell::Vanilla => "vanilla",
+            Cell::VanillaLn => "vanilla_ln",
+            Cell::Gru => "gru",
+        }
+    }
+}
+
+/// The axis a bidirectional pair scans along.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Axis {
+    /// Along rows (left↔right): sequences are rows, time is the column index.
+    Horizontal,
+    /// Along columns (top↔bottom): sequences are columns, time is the row index.
+    Vertical,
+}
+
+impl Axis {
+    /// The pair's two directions: the forward one first, then the reversed one.
+    pub fn directions(self) -> [Direction; 2] {
+        match self {
+            Axis::Horizontal => [Direction::LeftRight, Direction::RightLeft],
+            Axis::Vertical => [Direction::TopBottom, Direction::BottomTop],
+        }
+    }
+}
+
+/// One of the four scan directions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Left to right along each row.
+    LeftRight,
+    /// Right to left along each row.
+    RightLeft,
+    /// Top to bottom along each column.
+    TopBottom,
+    /// Bottom to top along each column.
+    BottomTop,
+}
+
+impl Direction {
+    /// All four, in the order a module runs them.
+    pub const ALL: [Direction; 4] =
+        [Direction::LeftRight, Direction::RightLeft, Direction::TopBottom, Direction::BottomTop];
+
+    /// The short name used in weight names and captured maps (`lr`, `rl`, `tb`, `bt`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::LeftRight => "lr",
+            Direction::RightLeft => "rl",
+            Direction::TopBottom => "tb",
+            Direction::BottomTop => "bt",
+        }
+    }
+
+    /// The axis this direction scans along.
+    pub fn axis(self) -> Axis {
+        match self {
+            Direction::LeftRight | Direction::RightLeft => Axis::Horizontal,
+            Direction::TopBottom | Direction::BottomTop => Axis::Vertical,
+        }
+    }
+
+    /// Whether the scan runs from the last position to the first.
+    pub fn reversed(self) -> bool {
+        matches!(self, Direction::RightLeft | Direction::BottomTop)
+    }
+}

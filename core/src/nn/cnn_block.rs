@@ -1,0 +1,40 @@
+//! The CNN module of the hybrid networks (SPEC §3): a pre-activation block
+//! BN-ReLU-conv3x3(in→w)-BN-ReLU-conv3x3(w→w), without convolution biases.
+
+use candle_core::{Result, Tensor};
+use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, ModuleT, VarBuilder};
+
+use super::forward::{Forward, Layer};
+
+/// A pre-activation CNN module of width `w`.
+#[derive(Debug, Clone)]
+pub struct CnnBlock {
+    bn1: BatchNorm,
+    conv1: Conv2d,
+    bn2: BatchNorm,
+    conv2: Conv2d,
+}
+
+impl CnnBlock {
+    /// Weights `bn1.*`, `conv1.weight` `[w, in, 3, 3]`, `bn2.*`, `conv2.weight` `[w, w, 3, 3]`
+    /// under `vb`'s prefix (PyTorch names).
+    ///
+    /// # Errors
+    /// When `vb` holds tensors of other shapes.
+    pub fn new(in_channels: usize, width: usize, vb: &VarBuilder) -> Result<Self> {
+        let cfg = Conv2dConfig { padding: 1, ..Default::default() };
+        Ok(Self {
+            bn1: candle_nn::batch_norm(in_channels, 1e-5, vb.pp("bn1"))?,
+            conv1: candle_nn::conv2d_no_bias(in_channels, width, 3, cfg, vb.pp("conv1"))?,
+            bn2: candle_nn::batch_norm(width, 1e-5, vb.pp("bn2"))?,
+            conv2: candle_nn::conv2d_no_bias(width, width, 3, cfg, vb.pp("conv2"))?,
+        })
+    }
+}
+
+impl Layer for CnnBlock {
+    fn forward(&self, x: &Tensor, fwd: &mut Forward) -> Result<Tensor> {
+        let y = self.bn1.forward_t(x, fwd.train)?.relu()?.apply(&self.conv1)?;
+        self.bn2.forward_t(&y, fwd.train)?.relu()?.apply(&self.conv2)
+    }
+}

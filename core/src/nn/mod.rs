@@ -1,0 +1,23 @@
+//! Neural-network building blocks: the spatial scan and its cells, the L-RNN module, the CNN
+//! module, fusions, pooling and insertion into pre-trained convolutions.
+
+pub mod cell;
+pub mod cnn_block;
+pub mod forward;
+pub mod fusion;
+pub mod insert;
+pub mod layer_rnn;
+pub mod pool;
+pub mod scan;
+pub mod scan_cpu;
+pub mod spatial_rnn;
+
+pub use cell::{Axis, Cell, Direction};
+pub use cnn_block::CnnBlock;
+pub use forward::{Forward, Layer};
+pub use fusion::{Fused, Fusion};
+pub use insert::ConvWithRnn;
+pub use layer_rnn::{LayerRnn, LayerRnnConfig};
+pub use pool::{dropout, GlobalPool};
+pub use scan::{scan, scan_reference, ScanBackend};
+pub use spatial_rnn::{Merge, PairOutput, RnnPair};

@@ -1,0 +1,44 @@
+//! Global pooling and dropout, the head of the CIFAR networks (SPEC §5).
+
+use candle_core::{Result, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::forward::Forward;
+
+/// Global pooling over the whole feature map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GlobalPool {
+    /// Maximum over positions (the paper's better choice).
+    #[default]
+    Max,
+    /// Mean over positions.
+    Avg,
+}
+
+impl GlobalPool {
+    /// `[B, C, H, W]` to `[B, C]`.
+    ///
+    /// # Errors
+    /// When `x` is not 4-dimensional.
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let flat = x.reshape((b, c, h * w))?;
+        match self {
+            GlobalPool::Max => flat.max(2),
+            GlobalPool::Avg => flat.mean(2),
+        }
+    }
+}
+
+/// Dropout with drop probability `p`, active only in training mode.
+///
+/// # Errors
+/// When `p` is outside `[0, 1)`.
+pub fn dropout(x: &Tensor, p: f32, fwd: &Forward) -> Result<Tensor> {
+    if fwd.train && p > 0.0 {
+        candle_nn::ops::dropout(x, p)
+    } else {
+        Ok(x.clone())
+    }
+}

@@ -1,0 +1,572 @@
+//! The spatial scan on the CPU: hand-written forward and backward of the three cells on plain
+//! `f32` slices, threaded across rows.
+//!
+//! Layout (all row-major, contiguous):
+//! - `xi`  `[K_in, N, T, G·D]`: the input projection `U x + b` of every position, for each of the
+//!   `K` directions (`K_in = K`), or one projection shared by all directions (`K_in = 1`, the FCN
+//!   insertion). `G` is 1 for the vanilla cells and 3 for GRU (blocks z, r, h).
+//! - `v`   `[K, G·D, D]`: the recurrence of each direction (GRU: `W_z`, `W_r`, `W_h` stacked).
+//! - `ln`  `[K, 2, D]`: LayerNorm gain and bias of each direction (vanilla + LN only).
+//! - `h`   `[K, N, T, D]`: the hidden state at every position (GRU: the state `s_t`).
+//!
+//! `N` independent sequences (rows or columns of every image) of length `T` are scanned; a
+//! direction whose `reverse` flag is set runs from `t = T-1` down to 0 but stores each state at
+//! its own position. Rows are independent, so the work is split into blocks of rows, one task per
+//! (direction, block) on the rayon pool, and each task runs its whole scan with one
+//! `[rows, D] x [D, D]` product per step: no synchronisation between steps, no allocation per step.
+//!
+//! The backward pass recomputes the pre-activations of each step from `xi`, `v` and the stored
+//! states (one product per step, as in the forward), so only `h` is kept between the passes.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use super::Cell;
+
+/// The sizes of one scan call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanDims {
+    /// Number of directions `K`.
+    pub dirs: usize,
+    /// Number of independent sequences `N` (rows or columns of every image).
+    pub seqs: usize,
+    /// Sequence length `T`.
+    pub len: usize,
+    /// Hidden size `D`.
+    pub hidden: usize,
+    /// Whether all directions read one shared input projection (`K_in = 1`).
+    pub shared_input: bool,
+}
+
+impl ScanDims {
+    /// Elements of the input projection `xi`.
+    pub fn xi_len(&self, cell: Cell) -> usize {
+        let k_in = if self.shared_input { 1 } else { self.dirs };
+        k_in * self.seqs * self.len * cell.gates() * self.hidden
+    }
+    /// Elements of the recurrence `v`.
+    pub fn v_len(&self, cell: Cell) -> usize {
+        self.dirs * cell.gates() * self.hidden * self.hidden
+    }
+    /// Elements of the LayerNorm parameters.
+    pub fn ln_len(&self) -> usize {
+        self.dirs * 2 * self.hidden
+    }
+    /// Elements of the hidden states `h`.
+    pub fn h_len(&self) -> usize {
+        self.dirs * self.seqs * self.len * self.hidden
+    }
+}
+
+/// Gradients of a scan with respect to its inputs.
+#[derive(Debug, Clone)]
+pub struct ScanGrads {
+    /// `[K, N, T, G·D]`: one block per direction, also when the input is shared (the caller sums).
+    pub dxi: Vec<f32>,
+    /// `[K, G·D, D]`.
+    pub dv: Vec<f32>,
+    /// `[K, 2, D]` (zeros unless the cell is vanilla + LN).
+    pub dln: Vec<f32>,
+}
+
+/// Everything a forward or backward call reads, checked once.
+#[derive(Clone, Copy)]
+pub struct ScanArgs<'a> {
+    /// The cell.
+    pub cell: Cell,
+    /// The sizes.
+    pub dims: ScanDims,
+    /// Per direction: scan from the end of the sequence to its start.
+    pub reverse: &'a [bool],
+    /// Input projection, see the module docs.
+    pub xi: &'a [f32],
+    /// Recurrences.
+    pub v: &'a [f32],
+    /// LayerNorm gain and bias (only read for vanilla + LN).
+    pub ln: &'a [f32],
+    /// LayerNorm epsilon, added to the variance inside the square root.
+    pub eps: f32,
+}
+
+impl ScanArgs<'_> {
+    fn check(&self) {
+        let d = self.dims;
+        assert_eq!(self.reverse.len(), d.dirs, "one reverse flag per direction");
+        assert_eq!(self.xi.len(), d.xi_len(self.cell), "xi has the wrong length");
+        assert_eq!(self.v.len(), d.v_len(self.cell), "v has the wrong length");
+        if self.cell == Cell::VanillaLn {
+            assert_eq!(self.ln.len(), d.ln_len(), "ln has the wrong length");
+        }
+    }
+
+    /// Rows handled by one task: enough tasks to keep every thread busy, blocks large enough for
+    /// an efficient product.
+    fn rows_per_task(&self) -> usize {
+        let threads = rayon::current_num_threads().max(1);
+        let blocks_per_dir = (2 * threads).div_ceil(self.dims.dirs).max(1);
+        self.dims.seqs.div_ceil(blocks_per_dir).max(16).min(self.dims.seqs.max(1))
+    }
+
+    fn xi_dir(&self, k: usize) -> &[f32] {
+        let per_dir = self.dims.seqs * self.dims.len * self.cell.gates() * self.dims.hidden;
+        let k_in = if self.dims.shared_input { 0 } else { k };
+        &self.xi[k_in * per_dir..(k_in + 1) * per_dir]
+    }
+
+    fn v_dir(&self, k: usize) -> &[f32] {
+        let per_dir = self.cell.gates() * self.dims.hidden * self.dims.hidden;
+        &self.v[k * per_dir..(k + 1) * per_dir]
+    }
+
+    fn ln_dir(&self, k: usize) -> (&[f32], &[f32]) {
+        let d = self.dims.hidden;
+        if self.cell == Cell::VanillaLn {
+            (&self.ln[2 * k * d..(2 * k + 1) * d], &self.ln[(2 * k + 1) * d..(2 * k + 2) * d])
+        } else {
+            (&[], &[])
+        }
+    }
+
+    /// The time steps of direction `k` in scan order.
+    fn steps(&self, k: usize) -> impl Iterator<Item = usize> {
+        let len = self.dims.len;
+        let rev = self.reverse[k];
+        (0..len).map(move |i| if rev { len - 1 - i } else { i })
+    }
+}
+
+/// Runs the scan forward and writes every hidden state into `h` (`[K, N, T, D]`).
+///
+/// # Panics
+/// If a slice length does not match `args.dims` (callers check shapes first).
+pub fn forward(args: &ScanArgs<'_>, h: &mut [f32]) {
+    args.check();
+    let dims = args.dims;
+    assert_eq!(h.len(), dims.h_len(), "h has the wrong length");
+    if h.is_empty() {
+        return;
+    }
+    let rows = args.rows_per_task();
+    let row_elems = dims.len * dims.hidden;
+    let tasks: Vec<(usize, usize, &mut [f32])> = h
+        .chunks_mut(dims.seqs * row_elems)
+        .enumerate()
+        .flat_map(|(k, hk)| {
+            hk.chunks_mut(rows * row_elems).enumerate().map(move |(c, block)| (k, c * rows, block))
+        })
+        .collect();
+    tasks.into_par_iter().for_each(|(k, row0, block)| forward_block(args, k, row0, block));
+}
+
+/// Computes the gradients of the scan given the states `h` of [`forward`] and the gradient of
+/// the loss with respect to them.
+///
+/// # Panics
+/// If a slice length does not match `args.dims`.
+pub fn backward(args: &ScanArgs<'_>, h: &[f32], grad_h: &[f32]) -> ScanGrads {
+    args.check();
+    let dims = args.dims;
+    assert_eq!(h.len(), dims.h_len(), "h has the wrong length");
+    assert_eq!(grad_h.len(), dims.h_len(), "grad_h has the wrong length");
+    let gd = args.cell.gates() * dims.hidden;
+    let mut dxi = vec![0f32; dims.dirs * dims.seqs * dims.len * gd];
+    let mut dv = vec![0f32; dims.v_len(args.cell)];
+    let mut dln = vec![0f32; dims.ln_len()];
+    if h.is_empty() {
+        return ScanGrads { dxi, dv, dln };
+    }
+    let rows = args.rows_per_task();
+    let xi_row = dims.len * gd;
+    let h_row = dims.len * dims.hidden;
+    let tasks: Vec<(usize, usize, &mut [f32])> = dxi
+        .chunks_mut(dims.seqs * xi_row)
+        .enumerate()
+        .flat_map(|(k, dk)| {
+            dk.chunks_mut(rows * xi_row).enumerate().map(move |(c, block)| (k, c * rows, block))
+        })
+        .collect();
+    let partials: Vec<(usize, Vec<f32>, Vec<f32>)> = tasks
+        .into_par_iter()
+        .map(|(k, row0, dxi_block)| {
+            let m = dxi_block.len() / xi_row;
+            let span = (k * dims.seqs + row0) * h_row..(k * dims.seqs + row0 + m) * h_row;
+            let (dvk, dlnk) = backward_block(args, k, row0, &h[span.clone()], &grad_h[span], dxi_block);
+            (k, dvk, dlnk)
+        })
+        .collect();
+    let v_per_dir = gd * dims.hidden;
+    for (k, dvk, dlnk) in partials {
+        add_into(&mut dv[k * v_per_dir..(k + 1) * v_per_dir], &dvk);
+        if !dlnk.is_empty() {
+            add_into(&mut dln[k * 2 * dims.hidden..(k + 1) * 2 * dims.hidden], &dlnk);
+        }
+    }
+    ScanGrads { dxi, dv, dln }
+}
+
+fn add_into(dst: &mut [f32], src: &[f32]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d += s;
+    }
+}
+
+/// Scratch buffers of one task, allocated once per call.
+struct Scratch {
+    /// `[m, G·D]` pre-activations (or their gradients).
+    a: Vec<f32>,
+    /// `[m, D]` previous state.
+    prev: Vec<f32>,
+    /// `[m, D]` extra per-step buffer (GRU: `s ⊙ r`; LN: normalised pre-activation).
+    extra: Vec<f32>,
+    /// `[m]` per-row LayerNorm reciprocal standard deviation.
+    rstd: Vec<f32>,
+    /// `[m, 2D]` GRU: recurrent part of the gate pre-activations.
+    zr: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(m: usize, d: usize, gates: usize) -> Self {
+        Self {
+            a: vec![0.0; m * gates * d],
+            prev: vec![0.0; m * d],
+            extra: vec![0.0; m * d],
+            rstd: vec![0.0; m],
+            zr: if gates == 3 { vec![0.0; m * 2 * d] } else { Vec::new() },
+        }
+    }
+}
+
+/// Copies row block `t` of a `[m, T, width]` tensor into a contiguous `[m, width]` buffer.
+fn gather_step(src: &[f32], t: usize, len: usize, width: usize, dst: &mut [f32]) {
+    for (r, row) in dst.chunks_exact_mut(width).enumerate() {
+        let o = (r * len + t) * width;
+        row.copy_from_slice(&src[o..o + width]);
+    }
+}
+
+/// Writes a contiguous `[m, width]` buffer into step `t` of a `[m, T, width]` tensor.
+fn scatter_step(src: &[f32], t: usize, len: usize, width: usize, dst: &mut [f32]) {
+    for (r, row) in src.chunks_exact(width).enumerate() {
+        let o = (r * len + t) * width;
+        dst[o..o + width].copy_from_slice(row);
+    }
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// `dst[m×n] = (acc ? dst : 0) + lhs[m×k] · rhs[k×n]`, with `dst` contiguous (row stride `n`)
+/// and `lhs`, `rhs` read through (row stride, column stride).
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    acc: bool,
+    lhs: &[f32],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[f32],
+    (rhs_rs, rhs_cs): (usize, usize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(dst.len() >= m * n, "matmul: dst too small");
+    if k == 0 {
+        if !acc {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    assert!((m - 1) * lhs_rs + (k - 1) * lhs_cs < lhs.len(), "matmul: lhs out of bounds");
+    assert!((k - 1) * rhs_rs + (n - 1) * rhs_cs < rhs.len(), "matmul: rhs out of bounds");
+    // SAFETY: the asserts above keep every element gemm reads or writes inside the slices;
+    // `dst` is borrowed mutably and does not alias `lhs` or `rhs`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            acc,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
+    }
+}
+
+/// Per-row LayerNorm of `a` (`[m, d]`): writes the normalised values into `norm` and the
+/// reciprocal standard deviations into `rstd`.
+fn layer_norm_rows(a: &[f32], d: usize, eps: f32, norm: &mut [f32], rstd: &mut [f32]) {
+    for ((row, out), rs) in a.chunks_exact(d).zip(norm.chunks_exact_mut(d)).zip(rstd.iter_mut()) {
+        let mean = row.iter().sum::<f32>() / d as f32;
+        let var = row.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / d as f32;
+        let r = 1.0 / (var + eps).sqrt();
+        *rs = r;
+        for (o, x) in out.iter_mut().zip(row) {
+            *o = (x - mean) * r;
+        }
+    }
+}
+
+/// The forward scan of one block of `m` rows of direction `k`; `hb` is `[m, T, D]`.
+fn forward_block(args: &ScanArgs<'_>, k: usize, row0: usize, hb: &mut [f32]) {
+    let dims = args.dims;
+    let (t_len, d) = (dims.len, dims.hidden);
+    let gd = args.cell.gates() * d;
+    let m = hb.len() / (t_len * d);
+    let xi = &args.xi_dir(k)[row0 * t_len * gd..(row0 + m) * t_len * gd];
+    let v = args.v_dir(k);
+    let (gain, bias) = args.ln_dir(k);
+    let mut s = Scratch::new(m, d, args.cell.gates());
+    let mut first = true;
+    for t in args.steps(k) {
+        gather_step(xi, t, t_len, gd, &mut s.a);
+        match args.cell {
+            Cell::Vanilla | Cell::VanillaLn => {
+                if !first {
+                    // a += h_{t-1} V^T
+                    matmul((m, d, d), &mut s.a, true, &s.prev, (d, 1), v, (1, d));
+                }
+                if args.cell == Cell::VanillaLn {
+                    layer_norm_rows(&s.a, d, args.eps, &mut s.extra, &mut s.rstd);
+                    for (row, nrow) in s.prev.chunks_exact_mut(d).zip(s.extra.chunks_exact(d)) {
+                        for j in 0..d {
+                            row[j] = (gain[j] * nrow[j] + bias[j]).max(0.0);
+                        }
+                    }
+                } else {
+                    for (p, a) in s.prev.iter_mut().zip(&s.a) {
+                        *p = a.max(0.0);
+                    }
+                }
+            }
+            Cell::Gru => gru_step_forward(&mut s, v, m, d, first),
+        }
+        scatter_step(&s.prev, t, t_len, d, hb);
+        first = false;
+    }
+}
+
+/// The GRU gates of one step: on entry `s.a` holds `xi_t` (`[m, 3D]`) and `s.prev` the state
+/// `s_{t-1}` (ignored when `first`); on exit `s.a` holds `[z, r, ĥ]` and `s.extra` holds
+/// `s_{t-1} ⊙ r`.
+fn gru_gates(s: &mut Scratch, v: &[f32], m: usize, d: usize, first: bool) {
+    let gd = 3 * d;
+    if !first {
+        // [a_z, a_r] += s_{t-1} [W_z; W_r]^T
+        matmul((m, 2 * d, d), &mut s.zr, false, &s.prev, (d, 1), v, (1, d));
+        for (arow, zrow) in s.a.chunks_exact_mut(gd).zip(s.zr.chunks_exact(2 * d)) {
+            for (a, z) in arow[..2 * d].iter_mut().zip(zrow) {
+                *a += z;
+            }
+        }
+    }
+    for row in s.a.chunks_exact_mut(gd) {
+        for x in &mut row[..2 * d] {
+            *x = sigmoid(*x);
+        }
+    }
+    if first {
+        s.extra.fill(0.0);
+    } else {
+        // s ⊙ r, then a_h += (s ⊙ r) W_h^T
+        for ((e, p), arow) in
+            s.extra.chunks_exact_mut(d).zip(s.prev.chunks_exact(d)).zip(s.a.chunks_exact(gd))
+        {
+            for j in 0..d {
+                e[j] = p[j] * arow[d + j];
+            }
+        }
+        matmul((m, d, d), &mut s.zr[..m * d], false, &s.extra, (d, 1), &v[2 * d * d..], (1, d));
+        for (arow, hrow) in s.a.chunks_exact_mut(gd).zip(s.zr.chunks_exact(d)) {
+            for (a, h) in arow[2 * d..].iter_mut().zip(hrow) {
+                *a += h;
+            }
+        }
+    }
+    for arow in s.a.chunks_exact_mut(gd) {
+        for x in &mut arow[2 * d..] {
+            *x = x.max(0.0);
+        }
+    }
+}
+
+/// One GRU step forward: the gates, then `s_t = (1 - z) ⊙ ĥ + z ⊙ s_{t-1}` into `s.prev`.
+fn gru_step_forward(s: &mut Scratch, v: &[f32], m: usize, d: usize, first: bool) {
+    gru_gates(s, v, m, d, first);
+    for (arow, p) in s.a.chunks_exact(3 * d).zip(s.prev.chunks_exact_mut(d)) {
+        for j in 0..d {
+            let (z, hc) = (arow[j], arow[2 * d + j]);
+            let prev = if first { 0.0 } else { p[j] };
+            p[j] = (1.0 - z) * hc + z * prev;
+        }
+    }
+}
+
+/// The backward scan of one block of `m` rows of direction `k`. `hb` and `gb` are the block's
+/// states and their gradients (`[m, T, D]`); the input gradient is written into `dxi`
+/// (`[m, T, G·D]`). Returns this block's share of `dV` and of the LayerNorm gradients.
+fn backward_block(
+    args: &ScanArgs<'_>,
+    k: usize,
+    row0: usize,
+    hb: &[f32],
+    gb: &[f32],
+    dxi: &mut [f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let dims = args.dims;
+    let (t_len, d) = (dims.len, dims.hidden);
+    let gd = args.cell.gates() * d;
+    let m = hb.len() / (t_len * d);
+    let xi = &args.xi_dir(k)[row0 * t_len * gd..(row0 + m) * t_len * gd];
+    let v = args.v_dir(k);
+    let (gain, bias) = args.ln_dir(k);
+    let mut dv = vec![0f32; gd * d];
+    let mut dln = if args.cell == Cell::VanillaLn { vec![0f32; 2 * d] } else { Vec::new() };
+    let mut s = Scratch::new(m, d, args.cell.gates());
+    // Gradient reaching h_t from step t+1 (in scan order), and dh_t itself.
+    let mut carry = vec![0f32; m * d];
+    let mut dh = vec![0f32; m * d];
+    let mut tmp = vec![0f32; m * 2 * d];
+    let steps: Vec<usize> = args.steps(k).collect();
+    for (i, &t) in steps.iter().enumerate().rev() {
+        let prev_t = if i > 0 { Some(steps[i - 1]) } else { None };
+        match prev_t {
+            Some(p) => gather_step(hb, p, t_len, d, &mut s.prev),
+            None => s.prev.fill(0.0),
+        }
+        gather_step(gb, t, t_len, d, &mut dh);
+        for (g, c) in dh.iter_mut().zip(&carry) {
+            *g += c;
+        }
+        gather_step(xi, t, t_len, gd, &mut s.a);
+        match args.cell {
+            Cell::Vanilla => {
+                gather_step(hb, t, t_len, d, &mut tmp[..m * d]);
+                // da = dh ⊙ 1[h > 0], stored in s.a
+                for ((a, g), h) in s.a.iter_mut().zip(&dh).zip(&tmp[..m * d]) {
+                    *a = if *h > 0.0 { *g } else { 0.0 };
+                }
+            }
+            Cell::VanillaLn => {
+                if prev_t.is_some() {
+                    matmul((m, d, d), &mut s.a, true, &s.prev, (d, 1), v, (1, d));
+                }
+                layer_norm_rows(&s.a, d, args.eps, &mut s.extra, &mut s.rstd);
+                let (dg, db) = dln.split_at_mut(d);
+                for r in 0..m {
+                    let n = &s.extra[r * d..(r + 1) * d];
+                    let g = &dh[r * d..(r + 1) * d];
+                    let da = &mut s.a[r * d..(r + 1) * d];
+                    let (mut mean_dn, mut mean_dn_n) = (0f32, 0f32);
+                    for j in 0..d {
+                        let y = gain[j] * n[j] + bias[j];
+                        let dy = if y > 0.0 { g[j] } else { 0.0 };
+                        dg[j] += dy * n[j];
+                        db[j] += dy;
+                        let dn = dy * gain[j];
+                        da[j] = dn;
+                        mean_dn += dn;
+                        mean_dn_n += dn * n[j];
+                    }
+                    mean_dn /= d as f32;
+                    mean_dn_n /= d as f32;
+                    let rs = s.rstd[r];
+                    for j in 0..d {
+                        da[j] = rs * (da[j] - mean_dn - n[j] * mean_dn_n);
+                    }
+                }
+            }
+            Cell::Gru => {
+                gru_gates(&mut s, v, m, d, prev_t.is_none());
+                // s.a = [z, r, ĥ]; s.extra = s_{t-1} ⊙ r (when there is a previous state).
+                gru_step_backward(&mut s, &dh, &mut carry, &mut tmp, v, m, d, prev_t.is_some());
+            }
+        }
+        scatter_step(&s.a, t, t_len, gd, dxi);
+        if let Some(_p) = prev_t {
+            match args.cell {
+                Cell::Vanilla | Cell::VanillaLn => {
+                    // carry = da V ; dV += da^T h_{t-1}
+                    matmul((m, d, d), &mut carry, false, &s.a, (d, 1), v, (d, 1));
+                    matmul((d, d, m), &mut dv, true, &s.a, (1, d), &s.prev, (d, 1));
+                }
+                Cell::Gru => {
+                    // dW_zr += [da_z, da_r]^T s_{t-1} ; dW_h += da_h^T (s_{t-1} ⊙ r)
+                    matmul((2 * d, d, m), &mut dv[..2 * d * d], true, &s.a, (1, gd), &s.prev, (d, 1));
+                    matmul((d, d, m), &mut dv[2 * d * d..], true, &s.a[2 * d..], (1, gd), &s.extra, (d, 1));
+                }
+            }
+        }
+    }
+    (dv, dln)
+}
+
+/// GRU backward for one step. On entry `s.a = [z, r, ĥ]`, `s.prev = s_{t-1}`,
+/// `s.extra = s_{t-1} ⊙ r`, `dh` the total gradient of `s_t`. On exit `s.a = [da_z, da_r, da_h]`
+/// (gradients of the pre-activations) and `carry` the gradient of `s_{t-1}`.
+#[allow(clippy::too_many_arguments)]
+fn gru_step_backward(
+    s: &mut Scratch,
+    dh: &[f32],
+    carry: &mut [f32],
+    tmp: &mut [f32],
+    v: &[f32],
+    m: usize,
+    d: usize,
+    has_prev: bool,
+) {
+    let gd = 3 * d;
+    // Gate gradients first (they need z, r, ĥ), keeping z and r for the carry in `tmp`.
+    for r in 0..m {
+        let arow = &mut s.a[r * gd..(r + 1) * gd];
+        let p = &s.prev[r * d..(r + 1) * d];
+        let g = &dh[r * d..(r + 1) * d];
+        let keep = &mut tmp[r * 2 * d..(r + 1) * 2 * d];
+        for j in 0..d {
+            let (z, rg, hc) = (arow[j], arow[d + j], arow[2 * d + j]);
+            keep[j] = z;
+            keep[d + j] = rg;
+            let dz = g[j] * (p[j] - hc);
+            arow[j] = dz * z * (1.0 - z);
+            arow[2 * d + j] = if hc > 0.0 { g[j] * (1.0 - z) } else { 0.0 };
+        }
+    }
+    if !has_prev {
+        // s_{t-1} = 0: the reset gate has no effect, and nothing flows further back.
+        for row in s.a.chunks_exact_mut(gd) {
+            row[d..2 * d].fill(0.0);
+        }
+        return;
+    }
+    // d(s ⊙ r) = da_h W_h, kept in `carry` for a moment.
+    matmul((m, d, d), carry, false, &s.a[2 * d..], (gd, 1), &v[2 * d * d..], (d, 1));
+    for r in 0..m {
+        let arow = &mut s.a[r * gd..(r + 1) * gd];
+        let p = &s.prev[r * d..(r + 1) * d];
+        let g = &dh[r * d..(r + 1) * d];
+        let keep = &tmp[r * 2 * d..(r + 1) * 2 * d];
+        let c = &mut carry[r * d..(r + 1) * d];
+        for j in 0..d {
+            let (z, rg) = (keep[j], keep[d + j]);
+            let dsr = c[j];
+            arow[d + j] = dsr * p[j] * rg * (1.0 - rg);
+            c[j] = g[j] * z + dsr * rg;
+        }
+    }
+    // carry += [da_z, da_r] [W_z; W_r]
+    matmul((m, d, 2 * d), carry, true, &s.a, (gd, 1), v, (d, 1));
+}

@@ -1,0 +1,1 @@
+//! Insertion tests (to be written).
