@@ -11,7 +11,7 @@ use lrnn_tests::{assert_close, fixtures_dir, MODULE_FIXTURES};
 
 const TOL: f32 = 1e-5;
 
-fn check_fixture(stem: &str, backend: ScanBackend) {
+fn check_fixture(stem: &str, backend: ScanBackend, capture: bool) {
     let dir = fixtures_dir();
     let dev = Device::Cpu;
     let desc = ModelDesc::load(&dir.join(format!("{stem}.json"))).expect("description");
@@ -45,13 +45,15 @@ fn check_fixture(stem: &str, backend: ScanBackend) {
 #[test]
 fn fused_scan_should_match_pytorch_for_every_cell_and_merge() {
     for stem in MODULE_FIXTURES {
-        check_fixture(stem, ScanBackend::Fused);
+        check_fixture(stem, ScanBackend::Fused, false);
+        check_fixture(stem, ScanBackend::Fused, true);
     }
 }
 
 #[test]
 fn reference_scan_should_match_pytorch_for_every_cell_and_merge() {
     for stem in MODULE_FIXTURES {
-        check_fixture(stem, ScanBackend::Reference);
+        check_fixture(stem, ScanBackend::Reference, false);
+        check_fixture(stem, ScanBackend::Reference, true);
     }
 }

@@ -42,6 +42,18 @@ fn sgemm_gflops(m: usize, k: usize, n: usize, runs: usize) -> f64 {
     2.0 * (m * k * n) as f64 / (ms * 1e6)
 }
 
+/// The Python that runs the PyTorch side: `LRNN_PYTHON`, else Debian's (where `python3-torch`
+/// installs), else `python3` on the PATH.
+fn python() -> String {
+    std::env::var("LRNN_PYTHON").unwrap_or_else(|_| {
+        if std::path::Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3".into()
+        } else {
+            "python3".into()
+        }
+    })
+}
+
 fn torch_side(shape: [usize; 5], runs: usize) -> Option<serde_json::Value> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/lrnn_module_torch.py");
     let mut args: Vec<String> = shape.iter().map(ToString::to_string).collect();
@@ -49,7 +61,7 @@ fn torch_side(shape: [usize; 5], runs: usize) -> Option<serde_json::Value> {
     args.push(std::thread::available_parallelism().map_or(1, usize::from).to_string());
     // torch runs its own intra-op threads; a threaded OpenBLAS under it oversubscribes the cores.
     let out =
-        Command::new("python3").arg(script).args(&args).env("OPENBLAS_NUM_THREADS", "1").output().ok()?;
+        Command::new(python()).arg(script).args(&args).env("OPENBLAS_NUM_THREADS", "1").output().ok()?;
     if !out.status.success() {
         eprintln!(
             "PyTorch side skipped: {}",

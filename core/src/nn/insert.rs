@@ -48,6 +48,6 @@ impl ConvWithRnn {
 impl Layer for ConvWithRnn {
     fn forward(&self, x: &Tensor, fwd: &mut Forward) -> Result<Tensor> {
         let xi = x.apply(&self.conv)?;
-        self.pair.forward(&xi, fwd)?.merged(Merge::Mean)
+        self.pair.forward(&xi, Merge::Mean, fwd)
     }
 }

@@ -74,7 +74,7 @@ impl Layer for LayerRnn {
         if c != self.config.in_channels {
             candle_core::bail!("L-RNN module: input has {c} channels, expected {}", self.config.in_channels);
         }
-        let mid = self.horizontal.forward(x, fwd)?.merged(self.config.merge)?;
-        self.vertical.forward(&mid, fwd)?.merged(self.config.merge)
+        let mid = self.horizontal.forward(x, self.config.merge, fwd)?;
+        self.vertical.forward(&mid, self.config.merge, fwd)
     }
 }

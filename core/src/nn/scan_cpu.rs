@@ -1,48 +1,88 @@
 //! The spatial scan on the CPU: hand-written forward and backward of the three cells on plain
 //! `f32` slices, threaded across rows.
 //!
-//! Layout (all row-major, contiguous):
-//! - `xi`  `[K_in, N, T, G·D]`: the input projection `U x + b` of every position, for each of the
-//!   `K` directions (`K_in = K`), or one projection shared by all directions (`K_in = 1`, the FCN
-//!   insertion). `G` is 1 for the vanilla cells and 3 for GRU (blocks z, r, h).
+//! Layout: every per-position tensor is channels-last, `[B, H, W, X]` (row-major, contiguous),
+//! one block per direction:
+//! - `xi`  `[K_in, B, H, W, G·D]`: the input projection `U x + b` of every position for each of
+//!   the `K` directions (`K_in = K`), or one projection shared by all directions (`K_in = 1`,
+//!   the FCN insertion). `G` is 1 for the vanilla cells and 3 for GRU (blocks z, r, h).
 //! - `v`   `[K, G·D, D]`: the recurrence of each direction (GRU: `W_z`, `W_r`, `W_h` stacked).
 //! - `ln`  `[K, 2, D]`: LayerNorm gain and bias of each direction (vanilla + LN only).
-//! - `h`   `[K, N, T, D]`: the hidden state at every position (GRU: the state `s_t`).
+//! - `h`   `[K, B, H, W, D]`: the hidden state at every position (GRU: the state `s_t`).
 //!
-//! `N` independent sequences (rows or columns of every image) of length `T` are scanned; a
-//! direction whose `reverse` flag is set runs from `t = T-1` down to 0 but stores each state at
-//! its own position. Rows are independent, so the work is split into blocks of rows, one task per
-//! (direction, block) on the rayon pool, and each task runs its whole scan with one
-//! `[rows, D] x [D, D]` product per step: no synchronisation between steps, no allocation per step.
+//! A horizontal scan runs along each row (`N = B·H` sequences of length `T = W`), a vertical one
+//! along each column (`N = B·W` sequences of length `T = H`). A direction whose `reverse` flag is
+//! set runs from `t = T-1` down to 0 but stores each state at its own position. Sequences are
+//! independent, so the work is split into blocks of sequences, one task per (direction, block)
+//! on the rayon pool; each task runs its whole scan with one `[rows, D] x [D, D]` product per
+//! step: no synchronisation between steps, no allocation per step.
 //!
 //! The backward pass recomputes the pre-activations of each step from `xi`, `v` and the stored
-//! states (one product per step, as in the forward), so only `h` is kept between the passes.
+//! states (one product per step, as in the forward), so only `xi` and `h` are kept.
 
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::Cell;
+use super::{Axis, Cell};
 
 /// The sizes of one scan call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScanDims {
     /// Number of directions `K`.
     pub dirs: usize,
-    /// Number of independent sequences `N` (rows or columns of every image).
-    pub seqs: usize,
-    /// Sequence length `T`.
-    pub len: usize,
+    /// Batch size `B`.
+    pub batch: usize,
+    /// Feature-map height `H`.
+    pub height: usize,
+    /// Feature-map width `W`.
+    pub width: usize,
     /// Hidden size `D`.
     pub hidden: usize,
+    /// The axis every direction scans along.
+    pub axis: Axis,
     /// Whether all directions read one shared input projection (`K_in = 1`).
     pub shared_input: bool,
 }
 
 impl ScanDims {
+    /// Positions per direction, `B·H·W`.
+    pub fn positions(&self) -> usize {
+        self.batch * self.height * self.width
+    }
+    /// Number of sequences `N`.
+    pub fn seqs(&self) -> usize {
+        self.batch * self.per_image()
+    }
+    /// Sequences per image.
+    fn per_image(&self) -> usize {
+        match self.axis {
+            Axis::Horizontal => self.height,
+            Axis::Vertical => self.width,
+        }
+    }
+    /// Sequence length `T`.
+    pub fn len(&self) -> usize {
+        match self.axis {
+            Axis::Horizontal => self.width,
+            Axis::Vertical => self.height,
+        }
+    }
+    /// Whether there is nothing to scan.
+    pub fn is_empty(&self) -> bool {
+        self.positions() == 0 || self.dirs == 0 || self.hidden == 0
+    }
+    /// Position index (`(b·H + y)·W + x`) of step `t` of sequence `n`.
+    fn position(&self, n: usize, t: usize) -> usize {
+        let (b, s) = (n / self.per_image(), n % self.per_image());
+        match self.axis {
+            Axis::Horizontal => (b * self.height + s) * self.width + t,
+            Axis::Vertical => (b * self.height + t) * self.width + s,
+        }
+    }
     /// Elements of the input projection `xi`.
     pub fn xi_len(&self, cell: Cell) -> usize {
         let k_in = if self.shared_input { 1 } else { self.dirs };
-        k_in * self.seqs * self.len * cell.gates() * self.hidden
+        k_in * self.positions() * cell.gates() * self.hidden
     }
     /// Elements of the recurrence `v`.
     pub fn v_len(&self, cell: Cell) -> usize {
@@ -54,14 +94,15 @@ impl ScanDims {
     }
     /// Elements of the hidden states `h`.
     pub fn h_len(&self) -> usize {
-        self.dirs * self.seqs * self.len * self.hidden
+        self.dirs * self.positions() * self.hidden
     }
 }
 
 /// Gradients of a scan with respect to its inputs.
 #[derive(Debug, Clone)]
 pub struct ScanGrads {
-    /// `[K, N, T, G·D]`: one block per direction, also when the input is shared (the caller sums).
+    /// `[K, B, H, W, G·D]`: one block per direction, also when the input is shared (the caller
+    /// sums).
     pub dxi: Vec<f32>,
     /// `[K, G·D, D]`.
     pub dv: Vec<f32>,
@@ -99,16 +140,26 @@ impl ScanArgs<'_> {
         }
     }
 
-    /// Rows handled by one task: enough tasks to keep every thread busy, blocks large enough for
-    /// an efficient product.
-    fn rows_per_task(&self) -> usize {
+    /// The tasks: (direction, first sequence, number of sequences), enough to keep every
+    /// thread busy with blocks large enough for an efficient product.
+    fn tasks(&self) -> Vec<(usize, usize, usize)> {
         let threads = rayon::current_num_threads().max(1);
+        let seqs = self.dims.seqs();
         let blocks_per_dir = (2 * threads).div_ceil(self.dims.dirs).max(1);
-        self.dims.seqs.div_ceil(blocks_per_dir).max(16).min(self.dims.seqs.max(1))
+        let rows = seqs.div_ceil(blocks_per_dir).max(16).min(seqs.max(1));
+        let mut out = Vec::new();
+        for k in 0..self.dims.dirs {
+            let mut n0 = 0;
+            while n0 < seqs {
+                out.push((k, n0, rows.min(seqs - n0)));
+                n0 += rows;
+            }
+        }
+        out
     }
 
     fn xi_dir(&self, k: usize) -> &[f32] {
-        let per_dir = self.dims.seqs * self.dims.len * self.cell.gates() * self.dims.hidden;
+        let per_dir = self.dims.positions() * self.cell.gates() * self.dims.hidden;
         let k_in = if self.dims.shared_input { 0 } else { k };
         &self.xi[k_in * per_dir..(k_in + 1) * per_dir]
     }
@@ -129,13 +180,74 @@ impl ScanArgs<'_> {
 
     /// The time steps of direction `k` in scan order.
     fn steps(&self, k: usize) -> impl Iterator<Item = usize> {
-        let len = self.dims.len;
+        let len = self.dims.len();
         let rev = self.reverse[k];
         (0..len).map(move |i| if rev { len - 1 - i } else { i })
     }
 }
 
-/// Runs the scan forward and writes every hidden state into `h` (`[K, N, T, D]`).
+/// A `[rows, width]` view of sequences `n0..n0+rows` at one step of a `[B, H, W, width]` tensor.
+#[derive(Clone, Copy)]
+struct Rows {
+    dims: ScanDims,
+    n0: usize,
+    width: usize,
+}
+
+impl Rows {
+    fn offsets(self, t: usize, rows: usize) -> impl Iterator<Item = usize> {
+        (self.n0..self.n0 + rows).map(move |n| self.dims.position(n, t) * self.width)
+    }
+
+    /// Copies step `t` of the rows out of `src` into the contiguous `dst` (`[rows, width]`).
+    fn gather(self, src: &[f32], t: usize, dst: &mut [f32]) {
+        let rows = dst.len() / self.width;
+        for (o, row) in self.offsets(t, rows).zip(dst.chunks_exact_mut(self.width)) {
+            row.copy_from_slice(&src[o..o + self.width]);
+        }
+    }
+
+    /// Writes the contiguous `src` (`[rows, width]`) into step `t` of the rows of `dst`.
+    fn scatter(self, src: &[f32], t: usize, dst: &SharedMut<'_>) {
+        let rows = src.len() / self.width;
+        for (o, row) in self.offsets(t, rows).zip(src.chunks_exact(self.width)) {
+            dst.write(o, row);
+        }
+    }
+}
+
+/// A mutable slice written by several tasks at disjoint places: each task owns the positions of
+/// its own sequences of its own direction, which no other task touches.
+struct SharedMut<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _life: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: tasks write disjoint ranges (see `forward` and `backward`), and the slice outlives them.
+unsafe impl Sync for SharedMut<'_> {}
+
+impl<'a> SharedMut<'a> {
+    fn new(s: &'a mut [f32]) -> Self {
+        Self { ptr: s.as_mut_ptr(), len: s.len(), _life: std::marker::PhantomData }
+    }
+
+    /// The block of direction `k` when the slice holds `dirs` equal blocks.
+    fn block(&self, k: usize, dirs: usize) -> SharedMut<'a> {
+        let per = self.len / dirs;
+        assert!(k < dirs);
+        // SAFETY: in bounds by the assert; same provenance.
+        SharedMut { ptr: unsafe { self.ptr.add(k * per) }, len: per, _life: std::marker::PhantomData }
+    }
+
+    fn write(&self, offset: usize, src: &[f32]) {
+        assert!(offset + src.len() <= self.len, "write out of bounds");
+        // SAFETY: in bounds by the assert; callers write disjoint ranges from different tasks.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(offset), src.len()) };
+    }
+}
+
+/// Runs the scan forward and writes every hidden state into `h` (`[K, B, H, W, D]`).
 ///
 /// # Panics
 /// If a slice length does not match `args.dims` (callers check shapes first).
@@ -143,23 +255,17 @@ pub fn forward(args: &ScanArgs<'_>, h: &mut [f32]) {
     args.check();
     let dims = args.dims;
     assert_eq!(h.len(), dims.h_len(), "h has the wrong length");
-    if h.is_empty() {
+    if dims.is_empty() {
         return;
     }
-    let rows = args.rows_per_task();
-    let row_elems = dims.len * dims.hidden;
-    let tasks: Vec<(usize, usize, &mut [f32])> = h
-        .chunks_mut(dims.seqs * row_elems)
-        .enumerate()
-        .flat_map(|(k, hk)| {
-            hk.chunks_mut(rows * row_elems).enumerate().map(move |(c, block)| (k, c * rows, block))
-        })
-        .collect();
-    tasks.into_par_iter().for_each(|(k, row0, block)| forward_block(args, k, row0, block));
+    let out = SharedMut::new(h);
+    args.tasks().into_par_iter().for_each(|(k, n0, m)| {
+        forward_block(args, k, n0, m, &out.block(k, dims.dirs));
+    });
 }
 
 /// Computes the gradients of the scan given the states `h` of [`forward`] and the gradient of
-/// the loss with respect to them.
+/// the loss with respect to them (both `[K, B, H, W, D]`).
 ///
 /// # Panics
 /// If a slice length does not match `args.dims`.
@@ -169,28 +275,27 @@ pub fn backward(args: &ScanArgs<'_>, h: &[f32], grad_h: &[f32]) -> ScanGrads {
     assert_eq!(h.len(), dims.h_len(), "h has the wrong length");
     assert_eq!(grad_h.len(), dims.h_len(), "grad_h has the wrong length");
     let gd = args.cell.gates() * dims.hidden;
-    let mut dxi = vec![0f32; dims.dirs * dims.seqs * dims.len * gd];
+    let mut dxi = vec![0f32; dims.dirs * dims.positions() * gd];
     let mut dv = vec![0f32; dims.v_len(args.cell)];
     let mut dln = vec![0f32; dims.ln_len()];
-    if h.is_empty() {
+    if dims.is_empty() {
         return ScanGrads { dxi, dv, dln };
     }
-    let rows = args.rows_per_task();
-    let xi_row = dims.len * gd;
-    let h_row = dims.len * dims.hidden;
-    let tasks: Vec<(usize, usize, &mut [f32])> = dxi
-        .chunks_mut(dims.seqs * xi_row)
-        .enumerate()
-        .flat_map(|(k, dk)| {
-            dk.chunks_mut(rows * xi_row).enumerate().map(move |(c, block)| (k, c * rows, block))
-        })
-        .collect();
-    let partials: Vec<(usize, Vec<f32>, Vec<f32>)> = tasks
+    let per_dir = dims.positions() * dims.hidden;
+    let shared = SharedMut::new(&mut dxi);
+    let partials: Vec<(usize, Vec<f32>, Vec<f32>)> = args
+        .tasks()
         .into_par_iter()
-        .map(|(k, row0, dxi_block)| {
-            let m = dxi_block.len() / xi_row;
-            let span = (k * dims.seqs + row0) * h_row..(k * dims.seqs + row0 + m) * h_row;
-            let (dvk, dlnk) = backward_block(args, k, row0, &h[span.clone()], &grad_h[span], dxi_block);
+        .map(|(k, n0, m)| {
+            let span = k * per_dir..(k + 1) * per_dir;
+            let (dvk, dlnk) = backward_block(
+                args,
+                k,
+                n0,
+                m,
+                (&h[span.clone()], &grad_h[span]),
+                &shared.block(k, dims.dirs),
+            );
             (k, dvk, dlnk)
         })
         .collect();
@@ -236,22 +341,6 @@ impl Scratch {
     }
 }
 
-/// Copies row block `t` of a `[m, T, width]` tensor into a contiguous `[m, width]` buffer.
-fn gather_step(src: &[f32], t: usize, len: usize, width: usize, dst: &mut [f32]) {
-    for (r, row) in dst.chunks_exact_mut(width).enumerate() {
-        let o = (r * len + t) * width;
-        row.copy_from_slice(&src[o..o + width]);
-    }
-}
-
-/// Writes a contiguous `[m, width]` buffer into step `t` of a `[m, T, width]` tensor.
-fn scatter_step(src: &[f32], t: usize, len: usize, width: usize, dst: &mut [f32]) {
-    for (r, row) in src.chunks_exact(width).enumerate() {
-        let o = (r * len + t) * width;
-        dst[o..o + width].copy_from_slice(row);
-    }
-}
-
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -259,7 +348,7 @@ fn sigmoid(x: f32) -> f32 {
 /// `dst[m×n] = (acc ? dst : 0) + lhs[m×k] · rhs[k×n]`, with `dst` contiguous (row stride `n`)
 /// and `lhs`, `rhs` read through (row stride, column stride).
 #[allow(clippy::too_many_arguments)]
-fn matmul(
+pub(crate) fn matmul(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
     acc: bool,
@@ -321,19 +410,20 @@ fn layer_norm_rows(a: &[f32], d: usize, eps: f32, norm: &mut [f32], rstd: &mut [
     }
 }
 
-/// The forward scan of one block of `m` rows of direction `k`; `hb` is `[m, T, D]`.
-fn forward_block(args: &ScanArgs<'_>, k: usize, row0: usize, hb: &mut [f32]) {
+/// The forward scan of sequences `n0..n0+m` of direction `k`; `hk` is that direction's block of
+/// `h`.
+fn forward_block(args: &ScanArgs<'_>, k: usize, n0: usize, m: usize, hk: &SharedMut<'_>) {
     let dims = args.dims;
-    let (t_len, d) = (dims.len, dims.hidden);
+    let d = dims.hidden;
     let gd = args.cell.gates() * d;
-    let m = hb.len() / (t_len * d);
-    let xi = &args.xi_dir(k)[row0 * t_len * gd..(row0 + m) * t_len * gd];
+    let (xrows, hrows) = (Rows { dims, n0, width: gd }, Rows { dims, n0, width: d });
+    let xi = args.xi_dir(k);
     let v = args.v_dir(k);
     let (gain, bias) = args.ln_dir(k);
     let mut s = Scratch::new(m, d, args.cell.gates());
     let mut first = true;
     for t in args.steps(k) {
-        gather_step(xi, t, t_len, gd, &mut s.a);
+        xrows.gather(xi, t, &mut s.a);
         match args.cell {
             Cell::Vanilla | Cell::VanillaLn => {
                 if !first {
@@ -355,7 +445,7 @@ fn forward_block(args: &ScanArgs<'_>, k: usize, row0: usize, hb: &mut [f32]) {
             }
             Cell::Gru => gru_step_forward(&mut s, v, m, d, first),
         }
-        scatter_step(&s.prev, t, t_len, d, hb);
+        hrows.scatter(&s.prev, t, hk);
         first = false;
     }
 }
@@ -416,22 +506,23 @@ fn gru_step_forward(s: &mut Scratch, v: &[f32], m: usize, d: usize, first: bool)
     }
 }
 
-/// The backward scan of one block of `m` rows of direction `k`. `hb` and `gb` are the block's
-/// states and their gradients (`[m, T, D]`); the input gradient is written into `dxi`
-/// (`[m, T, G·D]`). Returns this block's share of `dV` and of the LayerNorm gradients.
+/// The backward scan of sequences `n0..n0+m` of direction `k`. `hb` and `gb` are that
+/// direction's states and their gradients (`[B, H, W, D]`); the input gradient is written into
+/// `dxi_k`, the direction's block of `dxi`. Returns this block's share of `dV` and of the
+/// LayerNorm gradients.
 fn backward_block(
     args: &ScanArgs<'_>,
     k: usize,
-    row0: usize,
-    hb: &[f32],
-    gb: &[f32],
-    dxi: &mut [f32],
+    n0: usize,
+    m: usize,
+    (hb, gb): (&[f32], &[f32]),
+    dxi_k: &SharedMut<'_>,
 ) -> (Vec<f32>, Vec<f32>) {
     let dims = args.dims;
-    let (t_len, d) = (dims.len, dims.hidden);
+    let d = dims.hidden;
     let gd = args.cell.gates() * d;
-    let m = hb.len() / (t_len * d);
-    let xi = &args.xi_dir(k)[row0 * t_len * gd..(row0 + m) * t_len * gd];
+    let (xrows, hrows) = (Rows { dims, n0, width: gd }, Rows { dims, n0, width: d });
+    let xi = args.xi_dir(k);
     let v = args.v_dir(k);
     let (gain, bias) = args.ln_dir(k);
     let mut dv = vec![0f32; gd * d];
@@ -445,17 +536,17 @@ fn backward_block(
     for (i, &t) in steps.iter().enumerate().rev() {
         let prev_t = if i > 0 { Some(steps[i - 1]) } else { None };
         match prev_t {
-            Some(p) => gather_step(hb, p, t_len, d, &mut s.prev),
+            Some(p) => hrows.gather(hb, p, &mut s.prev),
             None => s.prev.fill(0.0),
         }
-        gather_step(gb, t, t_len, d, &mut dh);
+        hrows.gather(gb, t, &mut dh);
         for (g, c) in dh.iter_mut().zip(&carry) {
             *g += c;
         }
-        gather_step(xi, t, t_len, gd, &mut s.a);
+        xrows.gather(xi, t, &mut s.a);
         match args.cell {
             Cell::Vanilla => {
-                gather_step(hb, t, t_len, d, &mut tmp[..m * d]);
+                hrows.gather(hb, t, &mut tmp[..m * d]);
                 // da = dh ⊙ 1[h > 0], stored in s.a
                 for ((a, g), h) in s.a.iter_mut().zip(&dh).zip(&tmp[..m * d]) {
                     *a = if *h > 0.0 { *g } else { 0.0 };
@@ -496,7 +587,7 @@ fn backward_block(
                 gru_step_backward(&mut s, &dh, &mut carry, &mut tmp, v, m, d, prev_t.is_some());
             }
         }
-        scatter_step(&s.a, t, t_len, gd, dxi);
+        xrows.scatter(&s.a, t, dxi_k);
         if let Some(_p) = prev_t {
             match args.cell {
                 Cell::Vanilla | Cell::VanillaLn => {

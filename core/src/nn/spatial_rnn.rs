@@ -3,7 +3,8 @@
 //! Every row (column) of every image is an independent sequence; the pair turns a feature map
 //! `[B, C, H, W]` into the scan layout `[N, T, C]` (`N = B·H` rows of length `T = W`, or
 //! `N = B·W` columns of length `T = H`), applies the input projection once for all positions
-//! (eq. 7), runs both directions with [`scan`], and hands back a [`PairOutput`].
+//! (eq. 7), runs both directions and merges them. On f32 CPU tensors the whole pair is one fused
+//! op ([`super::pair_op`]); elsewhere it is composed of candle ops ([`scan_reference`]).
 //!
 //! Two ways to own the input projection (both needed, SPEC §2):
 //! - [`RnnPair::new`]: each direction owns `U`, `b` (a 1x1 projection; CIFAR networks). Weights
@@ -17,7 +18,8 @@ use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use super::forward::{join_name, Forward};
-use super::scan::scan;
+use super::pair_op::{PairOp, PairOpOutput};
+use super::scan::scan_reference;
 use super::{Axis, Cell};
 
 /// How the two maps of a pair are merged.
@@ -68,16 +70,6 @@ pub struct RnnPair {
     ln: Option<[[Tensor; 2]; 2]>,
 }
 
-/// Hidden maps of both directions of a pair, in the scan layout `[2, N, T, D]`.
-#[derive(Debug, Clone)]
-pub struct PairOutput {
-    /// `[2, N, T, D]`: direction 0 is left→right (top→bottom), 1 the reverse.
-    pub h: Tensor,
-    axis: Axis,
-    /// `(B, H, W)` of the feature map.
-    bhw: (usize, usize, usize),
-}
-
 /// `[B, C, H, W]` to the scan layout `[N, T, C]` along `axis`.
 pub fn to_scan_layout(x: &Tensor, axis: Axis) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
@@ -96,29 +88,15 @@ pub fn from_scan_layout(x: &Tensor, axis: Axis, (b, h, w): (usize, usize, usize)
     }
 }
 
-impl PairOutput {
-    /// The hidden map of direction `k` (0 or 1) as `[B, D, H, W]`.
-    ///
-    /// # Errors
-    /// Never for `k < 2`; candle errors otherwise.
-    pub fn direction(&self, k: usize) -> Result<Tensor> {
-        from_scan_layout(&self.h.get(k)?, self.axis, self.bhw)
-    }
-
-    /// Both maps merged, as `[B, D or 2D, H, W]`.
-    ///
-    /// # Errors
-    /// Candle errors.
-    pub fn merged(&self, merge: Merge) -> Result<Tensor> {
-        let seq = match merge {
-            Merge::Sum => self.h.sum(0)?,
-            Merge::Mean => (self.h.sum(0)? * 0.5)?,
-            Merge::Concat => {
-                let (_, n, t, d) = self.h.dims4()?;
-                self.h.permute((1, 2, 0, 3))?.reshape((n, t, 2 * d))?
-            }
-        };
-        from_scan_layout(&seq, self.axis, self.bhw)
+/// Merges the two direction maps `[B, D, H, W]` of a pair.
+///
+/// # Errors
+/// Candle errors.
+pub fn merge_maps(a: &Tensor, b: &Tensor, merge: Merge) -> Result<Tensor> {
+    match merge {
+        Merge::Sum => a + b,
+        Merge::Mean => (a + b)? * 0.5,
+        Merge::Concat => Tensor::cat(&[a, b], 1),
     }
 }
 
@@ -200,13 +178,72 @@ impl RnnPair {
         &self.v[k]
     }
 
-    /// Runs the pair on `x` (`[B, C, H, W]`). With an own projection `x` is the layer input;
-    /// with a shared one it is the projection `U * X + b` itself (`[B, G·D, H, W]`).
-    /// Records `<prefix>.<dir>` (`[B, D, H, W]`) for both directions when capturing.
+    /// The packed parameters of the fused op: `U`, `b` (own projection), `V`, LayerNorm.
+    fn packed_params(&self) -> Result<Tensor> {
+        let mut parts = Vec::new();
+        if let Projection::Own { weight, bias } = &self.projection {
+            parts.extend(weight.iter().map(Tensor::flatten_all));
+            parts.extend(bias.iter().map(Tensor::flatten_all));
+        }
+        parts.extend(self.v.iter().map(Tensor::flatten_all));
+        if let Some(ln) = &self.ln {
+            for [g, b] in ln {
+                parts.push(g.flatten_all());
+                parts.push(b.flatten_all());
+            }
+        }
+        let parts = parts.into_iter().collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&parts, 0)
+    }
+
+    /// Runs the pair on `x` (`[B, C, H, W]`) and merges its two maps. With an own projection `x`
+    /// is the layer input; with a shared one it is the projection `U * X + b` itself
+    /// (`[B, G·D, H, W]`). Records `<prefix>.<dir>` (`[B, D, H, W]`) for both directions when
+    /// capturing.
     ///
     /// # Errors
     /// Shape mismatches.
-    pub fn forward(&self, x: &Tensor, fwd: &mut Forward) -> Result<PairOutput> {
+    pub fn forward(&self, x: &Tensor, merge: Merge, fwd: &mut Forward) -> Result<Tensor> {
+        let c = x.dim(1)?;
+        let gd = self.cell.gates() * self.hidden;
+        let expect = match &self.projection {
+            Projection::Own { weight, .. } => weight[0].dim(1)?,
+            Projection::Shared => gd,
+        };
+        if c != expect {
+            candle_core::bail!("{}: input has {c} channels, expected {expect}", self.prefix);
+        }
+        let [da, db] = self.axis.directions().map(|d| join_name(&self.prefix, d.name()));
+        if fwd.backend.fused_for(x)? {
+            let own = match &self.projection {
+                Projection::Own { .. } => Some(c),
+                Projection::Shared => None,
+            };
+            let params = self.packed_params()?;
+            let x = x.contiguous()?;
+            if fwd.is_capturing() {
+                let op = PairOp::new(self.cell, self.axis, self.hidden, own, PairOpOutput::Directions);
+                let maps = x.apply_op2(&params, op)?;
+                let (a, b) = (maps.get(0)?, maps.get(1)?);
+                fwd.record(&da, || Ok(a.clone()))?;
+                fwd.record(&db, || Ok(b.clone()))?;
+                merge_maps(&a, &b, merge)
+            } else {
+                x.apply_op2(
+                    &params,
+                    PairOp::new(self.cell, self.axis, self.hidden, own, PairOpOutput::Merged(merge)),
+                )
+            }
+        } else {
+            let (a, b) = self.forward_reference(x)?;
+            fwd.record(&da, || Ok(a.clone()))?;
+            fwd.record(&db, || Ok(b.clone()))?;
+            merge_maps(&a, &b, merge)
+        }
+    }
+
+    /// Both directions' maps `[B, D, H, W]` through the composed reference scan.
+    fn forward_reference(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let (b, _, h, w) = x.dims4()?;
         let seq = to_scan_layout(x, self.axis)?; // [N, T, C]
         let (n, t, c) = seq.dims3()?;
@@ -218,26 +255,17 @@ impl RnnPair {
                 .broadcast_add(&Tensor::cat(bias, 0)?)?
                 .reshape((n, t, 2, gd))?
                 .permute((2, 0, 1, 3))?,
-            Projection::Shared => {
-                if c != gd {
-                    candle_core::bail!(
-                        "{}: the shared projection has {c} channels, expected {gd}",
-                        self.prefix
-                    );
-                }
-                seq.unsqueeze(0)?
-            }
+            Projection::Shared => seq.unsqueeze(0)?,
         };
         let v = Tensor::stack(&self.v, 0)?;
         let ln = match &self.ln {
             Some([a, b]) => Some(Tensor::stack(&[Tensor::stack(a, 0)?, Tensor::stack(b, 0)?], 0)?),
             None => None,
         };
-        let hs = scan(self.cell, &xi, &v, ln.as_ref(), &[false, true], fwd.backend)?;
-        let out = PairOutput { h: hs, axis: self.axis, bhw: (b, h, w) };
-        for (k, dir) in self.axis.directions().into_iter().enumerate() {
-            fwd.record(&join_name(&self.prefix, dir.name()), || out.direction(k))?;
-        }
-        Ok(out)
+        let hs = scan_reference(self.cell, &xi, &v, ln.as_ref(), &[false, true])?;
+        Ok((
+            from_scan_layout(&hs.get(0)?, self.axis, (b, h, w))?,
+            from_scan_layout(&hs.get(1)?, self.axis, (b, h, w))?,
+        ))
     }
 }

@@ -1,0 +1,385 @@
+//! A whole bidirectional pair as one candle custom op on the CPU: input projection, the scans of
+//! both directions ([`super::scan_cpu`]) and the merge, with a hand-written backward.
+//!
+//! Composing candle ops costs several passes over every large tensor in the backward (zero
+//! init, strided accumulation, permutes); this op touches each tensor a few times in all. It
+//! takes the feature map in candle's NCHW layout and the pair's parameters packed in one flat
+//! tensor, and keeps what its backward needs (`xi` and the states `h`) from the forward.
+
+use std::sync::Mutex;
+
+use candle_core::{backend::BackendStorage, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::scan::LN_EPS;
+use super::scan_cpu::{self, ScanArgs, ScanDims};
+use super::spatial_rnn::Merge;
+use super::{Axis, Cell};
+
+/// What the op returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairOpOutput {
+    /// The merged map `[B, D or 2D, H, W]`.
+    Merged(Merge),
+    /// Both directions' maps, `[2, B, D, H, W]` (for capture).
+    Directions,
+}
+
+/// The fused pair operation.
+pub struct PairOp {
+    /// The cell of both directions.
+    pub cell: Cell,
+    /// The axis of the pair.
+    pub axis: Axis,
+    /// Hidden size `D`.
+    pub hidden: usize,
+    /// `Some(C)` when the pair owns `U` (`[2, G·D, C]`) and `b`; `None` when the input already is
+    /// the shared projection (`[B, G·D, H, W]`).
+    pub own_input: Option<usize>,
+    /// What to return.
+    pub output: PairOpOutput,
+    saved: Mutex<Option<Saved>>,
+}
+
+struct Saved {
+    xi: Vec<f32>,
+    h: Vec<f32>,
+}
+
+/// Offsets of each parameter inside the packed parameter tensor.
+#[derive(Debug, Clone, Copy)]
+struct Packed {
+    u: usize,
+    b: usize,
+    v: usize,
+    ln: usize,
+    end: usize,
+}
+
+impl PairOp {
+    /// A new op.
+    pub fn new(
+        cell: Cell,
+        axis: Axis,
+        hidden: usize,
+        own_input: Option<usize>,
+        output: PairOpOutput,
+    ) -> Self {
+        Self { cell, axis, hidden, own_input, output, saved: Mutex::new(None) }
+    }
+
+    fn gd(&self) -> usize {
+        self.cell.gates() * self.hidden
+    }
+
+    /// Layout of the packed parameters: `U [2, G·D, C]`, `b [2, G·D]` (own input only),
+    /// `V [2, G·D, D]`, LayerNorm `[2, 2, D]` (vanilla + LN only).
+    fn packed(&self) -> Packed {
+        let (gd, d) = (self.gd(), self.hidden);
+        let c = self.own_input.unwrap_or(0);
+        let u = 0;
+        let b = u + 2 * gd * c;
+        let v = b + if self.own_input.is_some() { 2 * gd } else { 0 };
+        let ln = v + 2 * gd * d;
+        let end = ln + if self.cell == Cell::VanillaLn { 4 * d } else { 0 };
+        Packed { u, b, v, ln, end }
+    }
+
+    /// The number of packed parameters.
+    pub fn packed_len(&self) -> usize {
+        self.packed().end
+    }
+
+    fn dims(&self, b: usize, h: usize, w: usize) -> ScanDims {
+        ScanDims {
+            dirs: 2,
+            batch: b,
+            height: h,
+            width: w,
+            hidden: self.hidden,
+            axis: self.axis,
+            shared_input: self.own_input.is_none(),
+        }
+    }
+
+    fn args<'a>(&self, dims: ScanDims, xi: &'a [f32], p: &'a [f32], at: Packed) -> ScanArgs<'a> {
+        const REVERSE: [bool; 2] = [false, true];
+        ScanArgs {
+            cell: self.cell,
+            dims,
+            reverse: &REVERSE,
+            xi,
+            v: &p[at.v..at.ln],
+            ln: &p[at.ln..at.end],
+            eps: LN_EPS,
+        }
+    }
+
+    /// The input projection, `[K_in, B, H, W, G·D]`.
+    fn project(&self, x: &[f32], p: &[f32], (b, h, w): (usize, usize, usize)) -> Vec<f32> {
+        let (gd, hw) = (self.gd(), h * w);
+        match self.own_input {
+            None => {
+                let mut xi = vec![0f32; b * hw * gd];
+                nchw_to_nhwc(x, gd, hw, &mut xi);
+                xi
+            }
+            Some(c) => {
+                let at = self.packed();
+                let mut xi = vec![0f32; 2 * b * hw * gd];
+                xi.par_chunks_mut(hw * gd).enumerate().for_each(|(i, dst)| {
+                    let (k, img) = (i / b, i % b);
+                    let bias = &p[at.b + k * gd..at.b + (k + 1) * gd];
+                    for row in dst.chunks_exact_mut(gd) {
+                        row.copy_from_slice(bias);
+                    }
+                    // xi[k, img] += X_img^T U_k^T  ([HW, C] x [C, G·D])
+                    matmul(
+                        (hw, gd, c),
+                        dst,
+                        true,
+                        (&x[img * c * hw..(img + 1) * c * hw], 1, hw),
+                        (&p[at.u + k * gd * c..at.u + (k + 1) * gd * c], 1, c),
+                    );
+                });
+                xi
+            }
+        }
+    }
+
+    fn forward_states(&self, x: &[f32], p: &[f32], bhw: (usize, usize, usize)) -> Saved {
+        let dims = self.dims(bhw.0, bhw.1, bhw.2);
+        let xi = self.project(x, p, bhw);
+        let mut h = vec![0f32; dims.h_len()];
+        scan_cpu::forward(&self.args(dims, &xi, p, self.packed()), &mut h);
+        Saved { xi, h }
+    }
+}
+
+/// `[C, HW]` planes of each image to `[HW, C]` rows (`src` and `dst` hold whole images).
+fn nchw_to_nhwc(src: &[f32], c: usize, hw: usize, dst: &mut [f32]) {
+    if c * hw == 0 {
+        return;
+    }
+    dst.par_chunks_mut(c * hw).zip(src.par_chunks(c * hw)).for_each(|(d, s)| {
+        for (ch, plane) in s.chunks_exact(hw).enumerate() {
+            for (p, &val) in plane.iter().enumerate() {
+                d[p * c + ch] = val;
+            }
+        }
+    });
+}
+
+/// `[HW, C]` rows of each image to `[C, HW]` planes, scaled by `alpha` and added into `dst`
+/// when `add`.
+fn nhwc_to_nchw(src: &[f32], c: usize, hw: usize, alpha: f32, add: bool, dst: &mut [f32]) {
+    if c * hw == 0 {
+        return;
+    }
+    dst.par_chunks_mut(c * hw).zip(src.par_chunks(c * hw)).for_each(|(d, s)| {
+        for (p, row) in s.chunks_exact(c).enumerate() {
+            for (ch, &val) in row.iter().enumerate() {
+                let o = &mut d[ch * hw + p];
+                *o = if add { *o + alpha * val } else { alpha * val };
+            }
+        }
+    });
+}
+
+/// `dst[m×n] (contiguous) = (acc ? dst : 0) + lhs[m×k] · rhs[k×n]`, `lhs` and `rhs` given as
+/// (slice, row stride, column stride).
+fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    acc: bool,
+    (lhs, lhs_rs, lhs_cs): (&[f32], usize, usize),
+    (rhs, rhs_rs, rhs_cs): (&[f32], usize, usize),
+) {
+    scan_cpu::matmul((m, n, k), dst, acc, lhs, (lhs_rs, lhs_cs), rhs, (rhs_rs, rhs_cs));
+}
+
+fn cpu_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let data = match s {
+        CpuStorage::F32(v) => v.as_slice(),
+        other => candle_core::bail!("L-RNN pair: {what} must be f32, got {:?}", other.dtype()),
+    };
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("L-RNN pair: {what} must be contiguous"),
+    }
+}
+
+impl CustomOp2 for PairOp {
+    fn name(&self) -> &'static str {
+        "lrnn-pair"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, p) = (cpu_f32(s1, l1, "input")?, cpu_f32(s2, l2, "parameters")?);
+        let (b, c, h, w) = l1.shape().dims4()?;
+        let expect_c = self.own_input.unwrap_or(self.gd());
+        if c != expect_c || p.len() != self.packed_len() {
+            candle_core::bail!(
+                "L-RNN pair: input has {c} channels (expected {expect_c}), {} parameters (expected {})",
+                p.len(),
+                self.packed_len()
+            );
+        }
+        let saved = self.forward_states(x, p, (b, h, w));
+        let (d, hw) = (self.hidden, h * w);
+        let per_dir = b * hw * d;
+        let (h0, h1) = saved.h.split_at(per_dir);
+        let (out, shape) = match self.output {
+            PairOpOutput::Directions => {
+                let mut out = vec![0f32; 2 * per_dir];
+                let (o0, o1) = out.split_at_mut(per_dir);
+                nhwc_to_nchw(h0, d, hw, 1.0, false, o0);
+                nhwc_to_nchw(h1, d, hw, 1.0, false, o1);
+                (out, Shape::from((2, b, d, h, w)))
+            }
+            PairOpOutput::Merged(Merge::Concat) => {
+                // Interleave per image: channels [h0; h1].
+                let mut out = vec![0f32; 2 * per_dir];
+                out.par_chunks_mut(2 * d * hw).enumerate().for_each(|(img, o)| {
+                    let (o0, o1) = o.split_at_mut(d * hw);
+                    let span = img * hw * d..(img + 1) * hw * d;
+                    nhwc_to_nchw(&h0[span.clone()], d, hw, 1.0, false, o0);
+                    nhwc_to_nchw(&h1[span], d, hw, 1.0, false, o1);
+                });
+                (out, Shape::from((b, 2 * d, h, w)))
+            }
+            PairOpOutput::Merged(merge) => {
+                let alpha = if merge == Merge::Mean { 0.5 } else { 1.0 };
+                let mut out = vec![0f32; per_dir];
+                nhwc_to_nchw(h0, d, hw, alpha, false, &mut out);
+                nhwc_to_nchw(h1, d, hw, alpha, true, &mut out);
+                (out, Shape::from((b, d, h, w)))
+            }
+        };
+        if let Ok(mut slot) = self.saved.lock() {
+            *slot = Some(saved);
+        }
+        Ok((CpuStorage::F32(out), shape))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        params: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (b, c, h, w) = x.dims4()?;
+        let xd = x.flatten_all()?.to_vec1::<f32>()?;
+        let p = params.flatten_all()?.to_vec1::<f32>()?;
+        let g = grad.flatten_all()?.to_vec1::<f32>()?;
+        let saved = self.saved.lock().ok().and_then(|mut s| s.take());
+        let saved = saved.unwrap_or_else(|| self.forward_states(&xd, &p, (b, h, w)));
+        let (d, hw, gd) = (self.hidden, h * w, self.gd());
+        let per_dir = b * hw * d;
+        // The gradient of each direction's states, channels-last.
+        let mut gh = vec![0f32; 2 * per_dir];
+        {
+            let (g0, g1) = gh.split_at_mut(per_dir);
+            match self.output {
+                PairOpOutput::Directions => {
+                    nchw_to_nhwc(&g[..per_dir], d, hw, g0);
+                    nchw_to_nhwc(&g[per_dir..], d, hw, g1);
+                }
+                PairOpOutput::Merged(Merge::Concat) => {
+                    g0.par_chunks_mut(hw * d).zip(g1.par_chunks_mut(hw * d)).enumerate().for_each(
+                        |(img, (a, bb))| {
+                            let src = &g[img * 2 * d * hw..(img + 1) * 2 * d * hw];
+                            nchw_to_nhwc(&src[..d * hw], d, hw, a);
+                            nchw_to_nhwc(&src[d * hw..], d, hw, bb);
+                        },
+                    );
+                }
+                PairOpOutput::Merged(merge) => {
+                    nchw_to_nhwc(&g, d, hw, g0);
+                    if merge == Merge::Mean {
+                        g0.iter_mut().for_each(|v| *v *= 0.5);
+                    }
+                    g1.copy_from_slice(g0);
+                }
+            }
+        }
+        let at = self.packed();
+        let dims = self.dims(b, h, w);
+        let sg = scan_cpu::backward(&self.args(dims, &saved.xi, &p, at), &saved.h, &gh);
+        drop(saved);
+        let mut dp = vec![0f32; at.end];
+        dp[at.v..at.ln].copy_from_slice(&sg.dv);
+        dp[at.ln..at.end].copy_from_slice(&sg.dln[..at.end - at.ln]);
+        let per_dir_xi = b * hw * gd;
+        let mut dx = vec![0f32; b * c * hw];
+        match self.own_input {
+            None => {
+                // Both directions read the same projection: their gradients add up.
+                nhwc_to_nchw(&sg.dxi[..per_dir_xi], gd, hw, 1.0, false, &mut dx);
+                nhwc_to_nchw(&sg.dxi[per_dir_xi..], gd, hw, 1.0, true, &mut dx);
+            }
+            Some(c) => {
+                let u = &p[at.u..at.b];
+                // dx_img [C, HW] = Σ_k U_k^T dxi_k,img^T
+                dx.par_chunks_mut(c * hw).enumerate().for_each(|(img, dst)| {
+                    for k in 0..2 {
+                        let dxi =
+                            &sg.dxi[k * per_dir_xi + img * hw * gd..k * per_dir_xi + (img + 1) * hw * gd];
+                        matmul(
+                            (c, hw, gd),
+                            dst,
+                            k > 0,
+                            (&u[k * gd * c..(k + 1) * gd * c], 1, c),
+                            (dxi, 1, gd),
+                        );
+                    }
+                });
+                // dU_k [G·D, C] = Σ_img dxi_k,img^T X_img^T ; db_k = Σ rows of dxi_k
+                let du_db = (0..b)
+                    .into_par_iter()
+                    .fold(
+                        || vec![0f32; 2 * gd * c + 2 * gd],
+                        |mut acc, img| {
+                            let xs = &xd[img * c * hw..(img + 1) * c * hw];
+                            for k in 0..2 {
+                                let dxi = &sg.dxi
+                                    [k * per_dir_xi + img * hw * gd..k * per_dir_xi + (img + 1) * hw * gd];
+                                matmul(
+                                    (gd, c, hw),
+                                    &mut acc[k * gd * c..(k + 1) * gd * c],
+                                    true,
+                                    (dxi, 1, gd),
+                                    (xs, 1, hw),
+                                );
+                                let db = &mut acc[2 * gd * c + k * gd..2 * gd * c + (k + 1) * gd];
+                                for row in dxi.chunks_exact(gd) {
+                                    for (a, v) in db.iter_mut().zip(row) {
+                                        *a += v;
+                                    }
+                                }
+                            }
+                            acc
+                        },
+                    )
+                    .reduce(
+                        || vec![0f32; 2 * gd * c + 2 * gd],
+                        |mut a, bb| {
+                            a.iter_mut().zip(&bb).for_each(|(x, y)| *x += y);
+                            a
+                        },
+                    );
+                dp[at.u..at.v].copy_from_slice(&du_db);
+            }
+        }
+        let dx = Tensor::from_vec(dx, (b, c, h, w), x.device())?;
+        let dp = Tensor::from_vec(dp, at.end, params.device())?;
+        Ok((Some(dx), Some(dp)))
+    }
+}
