@@ -2,6 +2,7 @@
 //! captured per-direction maps, and gradients of the input and of every weight (U, b, V, LN
 //! gain and bias, GRU gates). The fixtures were written by `fixtures/gen_fixtures.py` with plain
 //! torch ops from the equations, in float64; both scan backends must agree to 1e-5.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use candle_core::{Device, Var};
 use lrnn_core::io::{read_tensors, ModelDesc};
