@@ -1,6 +1,166 @@
-//! `lrnn`: the headless command-line interface of L-RNN Studio (commands follow in the next commits).
+//! `lrnn`: the headless command-line interface of L-RNN Studio.
+//!
+//! - `lrnn run`: run a model description on given weights and inputs, writing the output and
+//!   every captured per-direction hidden map (SPEC §8).
+//! - `lrnn init`: write freshly initialised weights for a model description.
+//! - `lrnn demo`: a headless demonstration on a bundled photo: what each scan direction of an
+//!   L-RNN module carries across the image.
 
-fn main() {
-    eprintln!("lrnn: no commands yet");
-    std::process::exit(2);
+mod demo;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use candle_core::Device;
+use clap::{Parser, Subcommand, ValueEnum};
+use lrnn_core::io::{read_tensors, require_tensor, write_tensors, ModelDesc};
+use lrnn_core::models::Model;
+use lrnn_core::nn::{Forward, ScanBackend};
+
+/// L-RNN Studio's command-line tool: Layer Recurrent Neural Networks without a display.
+#[derive(Debug, Parser)]
+#[command(name = "lrnn", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Which scan implementation to use.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Backend {
+    /// The fused CPU op where it applies, the composed reference elsewhere.
+    Auto,
+    /// The fused CPU op (f32, CPU).
+    Fused,
+    /// Candle ops composed step by step.
+    Reference,
+}
+
+impl From<Backend> for ScanBackend {
+    fn from(b: Backend) -> Self {
+        match b {
+            Backend::Auto => ScanBackend::Auto,
+            Backend::Fused => ScanBackend::Fused,
+            Backend::Reference => ScanBackend::Reference,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a model on an input; write `output` and every captured hidden map.
+    Run {
+        /// JSON model description, e.g. {"kind": "lrnn", "in_channels": 3, "hidden": 8, ...}.
+        #[arg(long)]
+        model: PathBuf,
+        /// safetensors weights with the names of SPEC §8.
+        #[arg(long)]
+        weights: PathBuf,
+        /// safetensors file holding `input` [B, C, H, W] (f32).
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write `output` and the per-direction maps (written atomically).
+        #[arg(long)]
+        output: PathBuf,
+        /// Scan implementation.
+        #[arg(long, value_enum, default_value_t = Backend::Auto)]
+        backend: Backend,
+    },
+    /// Write freshly initialised weights for a model description (candle's CPU random numbers
+    /// cannot be seeded, so each call draws new ones).
+    Init {
+        /// JSON model description.
+        #[arg(long)]
+        model: PathBuf,
+        /// Where to write the safetensors weights (atomically).
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Show, on a photo, what each scan direction of an L-RNN module carries across the image.
+    Demo {
+        /// The photo (default: the bundled assets/photos/chelsea.png).
+        #[arg(long)]
+        image: Option<PathBuf>,
+        /// Folder for the PNGs.
+        #[arg(long, default_value = "out/demo")]
+        out: PathBuf,
+        /// Width the photo is resized to (height keeps the aspect ratio).
+        #[arg(long, default_value_t = 160)]
+        width: u32,
+        /// Recurrence strength: every direction's V is this times the identity.
+        #[arg(long, default_value_t = 0.92)]
+        decay: f32,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { model, weights, input, output, backend } => {
+            run(&model, &weights, &input, &output, backend)
+        }
+        Command::Init { model, output } => init(&model, &output),
+        Command::Demo { image, out, width, decay } => demo::demo(image.as_deref(), &out, width, decay),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lrnn: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(
+    model_path: &std::path::Path,
+    weights: &std::path::Path,
+    input: &std::path::Path,
+    output: &std::path::Path,
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let desc = ModelDesc::load(model_path)?;
+    let model = Model::load(desc, weights, &dev)?;
+    let inputs = read_tensors(input, &dev)?;
+    let x = require_tensor(&inputs, "input", 4, input)?;
+    let ModelDesc::Lrnn(cfg) = model.desc();
+    if x.dim(1)? != cfg.in_channels {
+        bail!(
+            "{}: tensor `input`: shape {:?} has {} channels, the model ({}) expects {}",
+            input.display(),
+            x.dims(),
+            x.dim(1)?,
+            model_path.display(),
+            cfg.in_channels
+        );
+    }
+    let start = Instant::now();
+    let mut fwd = Forward::eval().capturing().with_backend(backend.into());
+    let y = model.forward(&x, &mut fwd).with_context(|| format!("running {}", model_path.display()))?;
+    let elapsed = start.elapsed();
+    let mut out: BTreeMap<String, candle_core::Tensor> = fwd.take_captured();
+    if out.contains_key("output") {
+        bail!("a captured map is named `output`, which would clash with the output");
+    }
+    out.insert("output".into(), y.clone());
+    write_tensors(&out, output)?;
+    println!("input {:?} -> output {:?} in {:.1} ms", x.dims(), y.dims(), elapsed.as_secs_f64() * 1e3);
+    for (name, t) in &out {
+        println!("  {name:<12} {:?}", t.dims());
+    }
+    println!("wrote {}", output.display());
+    Ok(())
+}
+
+fn init(model_path: &std::path::Path, output: &std::path::Path) -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let model = Model::new(ModelDesc::load(model_path)?, &dev)?;
+    model.save_weights(output)?;
+    let weights = model.weights()?;
+    let count: usize = weights.values().map(candle_core::Tensor::elem_count).sum();
+    println!("wrote {} ({} tensors, {count} parameters)", output.display(), weights.len());
+    Ok(())
 }

@@ -1,0 +1,201 @@
+//! The `lrnn` command line: `run` reproduces the PyTorch fixtures through files, `init` writes
+//! loadable weights, `demo` writes its pictures, and bad input gives one clear error naming the
+//! file and the tensor or field, with no panic and no output file left behind.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use candle_core::{DType, Device, Tensor};
+use lrnn_core::io::read_tensors;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+fn lrnn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lrnn")).args(args).output().unwrap()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lrnn-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
+    let d =
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+    let m = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+    d / m.max(1e-12)
+}
+
+#[test]
+fn run_reproduces_every_pytorch_fixture() {
+    for stem in ["lrnn_vanilla_sum", "lrnn_vanilla_ln_concat", "lrnn_gru_sum"] {
+        let f = fixtures();
+        let out = tmp(&format!("{stem}.out.safetensors"));
+        let o = lrnn(&[
+            "run",
+            "--model",
+            s(&f.join(format!("{stem}.json"))),
+            "--weights",
+            s(&f.join(format!("{stem}.weights.safetensors"))),
+            "--input",
+            s(&f.join(format!("{stem}.io.safetensors"))),
+            "--output",
+            s(&out),
+        ]);
+        assert!(o.status.success(), "{stem}: {}", String::from_utf8_lossy(&o.stderr));
+        let got = read_tensors(&out, &Device::Cpu).unwrap();
+        let want = read_tensors(&f.join(format!("{stem}.io.safetensors")), &Device::Cpu).unwrap();
+        assert_eq!(got.keys().collect::<Vec<_>>(), ["bt", "lr", "output", "rl", "tb"]);
+        for (name, t) in &got {
+            assert!(max_rel(t, &want[name]) < 1e-5, "{stem}: {name} differs from PyTorch");
+        }
+    }
+}
+
+#[test]
+fn init_writes_weights_that_run_loads() {
+    let desc = tmp("init.json");
+    std::fs::write(
+        &desc,
+        r#"{"kind": "lrnn", "in_channels": 2, "hidden": 3, "cell": "gru", "merge": "concat"}"#,
+    )
+    .unwrap();
+    let w = tmp("init.safetensors");
+    let o = lrnn(&["init", "--model", s(&desc), "--output", s(&w)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let x = tmp("init.in.safetensors");
+    let input = Tensor::randn(0f32, 1.0, (1, 2, 3, 4), &Device::Cpu).unwrap();
+    candle_core::safetensors::save(&HashMap::from([("input".to_string(), input)]), &x).unwrap();
+    let y = tmp("init.out.safetensors");
+    let o = lrnn(&["run", "--model", s(&desc), "--weights", s(&w), "--input", s(&x), "--output", s(&y)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(read_tensors(&y, &Device::Cpu).unwrap()["output"].dims(), [1, 6, 3, 4]);
+}
+
+#[test]
+fn demo_writes_its_pictures() {
+    let out = tmp("demo");
+    let o = lrnn(&["demo", "--out", s(&out), "--width", "40"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for name in ["input", "lr", "rl", "tb", "bt", "output", "sheet"] {
+        let img = image::open(out.join(format!("{name}.png"))).unwrap();
+        assert!(img.width() >= 40, "{name}.png is {}x{}", img.width(), img.height());
+    }
+}
+
+/// Runs `lrnn run` with a fixture's files, some replaced; expects a failure whose message
+/// contains every one of `needles`, no panic, and no output file.
+fn expect_run_error(model: Option<&Path>, weights: Option<&Path>, input: Option<&Path>, needles: &[&str]) {
+    let f = fixtures();
+    let stem = "lrnn_vanilla_ln_sum";
+    let model = model.map_or_else(|| f.join(format!("{stem}.json")), Path::to_path_buf);
+    let weights = weights.map_or_else(|| f.join(format!("{stem}.weights.safetensors")), Path::to_path_buf);
+    let input = input.map_or_else(|| f.join(format!("{stem}.io.safetensors")), Path::to_path_buf);
+    let out = tmp(&format!("never-{}.safetensors", needles.join("-").replace(['/', ' ', '`'], "_")));
+    let o = lrnn(&[
+        "run",
+        "--model",
+        s(&model),
+        "--weights",
+        s(&weights),
+        "--input",
+        s(&input),
+        "--output",
+        s(&out),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "expected a failure for {needles:?}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    for n in needles {
+        assert!(err.contains(n), "error `{err}` does not mention `{n}`");
+    }
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+    assert!(!out.exists(), "an output file was written despite the error");
+}
+
+fn write_weights(name: &str, edit: impl FnOnce(&mut HashMap<String, Tensor>)) -> PathBuf {
+    let f = fixtures().join("lrnn_vanilla_ln_sum.weights.safetensors");
+    let mut w: HashMap<String, Tensor> = read_tensors(&f, &Device::Cpu).unwrap().into_iter().collect();
+    edit(&mut w);
+    let p = tmp(name);
+    candle_core::safetensors::save(&w, &p).unwrap();
+    p
+}
+
+#[test]
+fn bad_weights_name_the_file_and_tensor() {
+    let renamed = write_weights("renamed.safetensors", |w| {
+        let t = w.remove("lr.v.weight").unwrap();
+        w.insert("lr.v.wieght".into(), t);
+    });
+    expect_run_error(None, Some(&renamed), None, &["renamed.safetensors", "lr.v.weight", "missing"]);
+    let extra = write_weights("extra.safetensors", |w| {
+        w.insert("stray".into(), Tensor::zeros(2, DType::F32, &Device::Cpu).unwrap());
+    });
+    expect_run_error(None, Some(&extra), None, &["extra.safetensors", "stray", "unexpected"]);
+    let shape = write_weights("shape.safetensors", |w| {
+        w.insert("tb.u.weight".into(), Tensor::zeros((4, 5), DType::F32, &Device::Cpu).unwrap());
+    });
+    expect_run_error(None, Some(&shape), None, &["shape.safetensors", "tb.u.weight", "[4, 5]", "[4, 4]"]);
+    let dtype = write_weights("dtype.safetensors", |w| {
+        w.insert("rl.ln.bias".into(), Tensor::zeros(4, DType::F64, &Device::Cpu).unwrap());
+    });
+    expect_run_error(None, Some(&dtype), None, &["dtype.safetensors", "rl.ln.bias", "F64"]);
+    let garbage = tmp("garbage.safetensors");
+    std::fs::write(&garbage, b"this is not a safetensors file").unwrap();
+    expect_run_error(None, Some(&garbage), None, &["garbage.safetensors", "not a valid safetensors file"]);
+    let truncated = tmp("truncated.safetensors");
+    let bytes = std::fs::read(fixtures().join("lrnn_vanilla_ln_sum.weights.safetensors")).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() - 10]).unwrap();
+    expect_run_error(
+        None,
+        Some(&truncated),
+        None,
+        &["truncated.safetensors", "not a valid safetensors file"],
+    );
+    expect_run_error(None, Some(&tmp("absent.safetensors")), None, &["absent.safetensors"]);
+}
+
+#[test]
+fn bad_model_descriptions_name_the_file_and_field() {
+    let cases = [
+        (r#"{"kind": "lrnn", "in_channels": 3, "hidden": 4, "cel": "gru"}"#, "cel"),
+        (r#"{"kind": "lstm", "in_channels": 3, "hidden": 4}"#, "lstm"),
+        (r#"{"kind": "lrnn", "in_channels": 3}"#, "hidden"),
+        (r#"{"kind": "lrnn", "in_channels": 3, "hidden": 4, "cell": "tanh"}"#, "tanh"),
+        (r#"{"kind": "lrnn", "in_channels": 3, "hidden": 0}"#, "at least 1"),
+        ("{not json", "not a valid model description"),
+    ];
+    for (i, (text, needle)) in cases.iter().enumerate() {
+        let p = tmp(&format!("desc{i}.json"));
+        std::fs::write(&p, text).unwrap();
+        expect_run_error(Some(&p), None, None, &[&format!("desc{i}.json"), needle]);
+    }
+}
+
+#[test]
+fn bad_inputs_name_the_file_and_tensor() {
+    let save = |name: &str, key: &str, t: Tensor| {
+        let p = tmp(name);
+        candle_core::safetensors::save(&HashMap::from([(key.to_string(), t)]), &p).unwrap();
+        p
+    };
+    let dev = Device::Cpu;
+    let no_input = save("noinput.safetensors", "x", Tensor::zeros((1, 3, 2, 2), DType::F32, &dev).unwrap());
+    expect_run_error(None, None, Some(&no_input), &["noinput.safetensors", "input", "missing"]);
+    let rank = save("rank.safetensors", "input", Tensor::zeros((3, 2, 2), DType::F32, &dev).unwrap());
+    expect_run_error(None, None, Some(&rank), &["rank.safetensors", "input", "rank 3"]);
+    let chans = save("chans.safetensors", "input", Tensor::zeros((1, 5, 2, 2), DType::F32, &dev).unwrap());
+    expect_run_error(None, None, Some(&chans), &["chans.safetensors", "input", "5 channels", "expects 3"]);
+    let f16 = save("f16.safetensors", "input", Tensor::zeros((1, 3, 2, 2), DType::F16, &dev).unwrap());
+    expect_run_error(None, None, Some(&f16), &["f16.safetensors", "input", "F16"]);
+}

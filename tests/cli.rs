@@ -1,1 +1,0 @@
-//! CLI tests (to be written).
