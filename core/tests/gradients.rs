@@ -46,7 +46,10 @@ fn setup_drawn(
     let cfg = LayerRnnConfig { in_channels: shape[1], hidden, cell, merge };
     let net = LayerRnn::new(cfg, &vb).unwrap();
     // Recurrences scaled up so that they matter, and LN parameters moved off 1 and 0.
-    for (i, (name, var)) in vm.data().lock().unwrap().iter().enumerate() {
+    let mut vars: Vec<(String, Var)> =
+        vm.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0)); // deterministic values whatever the map's order
+    for (i, (name, var)) in vars.iter().enumerate() {
         let scale = if name.ends_with("v.weight") { 0.6 } else { 0.5 };
         let mut t = rand_tensor(var.dims(), scale, salt + i as u64, dtype);
         t = match (draw, name.as_str()) {

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use candle_core::{backend::BackendStorage, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::buffers;
 use super::scan::LN_EPS;
 use super::scan_cpu::{self, ScanArgs, ScanDims};
 use super::spatial_rnn::Merge;
@@ -41,9 +42,17 @@ pub struct PairOp {
     saved: Mutex<Option<Saved>>,
 }
 
+/// What the backward needs from the forward; its buffers go back to the pool when dropped.
 struct Saved {
     xi: Vec<f32>,
     h: Vec<f32>,
+}
+
+impl Drop for Saved {
+    fn drop(&mut self) {
+        buffers::give(std::mem::take(&mut self.xi));
+        buffers::give(std::mem::take(&mut self.h));
+    }
 }
 
 /// Offsets of each parameter inside the packed parameter tensor.
@@ -120,13 +129,13 @@ impl PairOp {
         let (gd, hw) = (self.gd(), h * w);
         match self.own_input {
             None => {
-                let mut xi = vec![0f32; b * hw * gd];
+                let mut xi = buffers::take(b * hw * gd);
                 nchw_to_nhwc(x, gd, hw, &mut xi);
                 xi
             }
             Some(c) => {
                 let at = self.packed();
-                let mut xi = vec![0f32; 2 * b * hw * gd];
+                let mut xi = buffers::take(2 * b * hw * gd);
                 xi.par_chunks_mut(hw * gd).enumerate().for_each(|(i, dst)| {
                     let (k, img) = (i / b, i % b);
                     let bias = &p[at.b + k * gd..at.b + (k + 1) * gd];
@@ -150,11 +159,14 @@ impl PairOp {
     fn forward_states(&self, x: &[f32], p: &[f32], bhw: (usize, usize, usize)) -> Saved {
         let dims = self.dims(bhw.0, bhw.1, bhw.2);
         let xi = self.project(x, p, bhw);
-        let mut h = vec![0f32; dims.h_len()];
+        let mut h = buffers::take(dims.h_len());
         scan_cpu::forward(&self.args(dims, &xi, p, self.packed()), &mut h);
         Saved { xi, h }
     }
 }
+
+/// Side of the square tiles the transposes work in (fits L1 for both source and destination).
+const TILE: usize = 32;
 
 /// `[C, HW]` planes of each image to `[HW, C]` rows (`src` and `dst` hold whole images).
 fn nchw_to_nhwc(src: &[f32], c: usize, hw: usize, dst: &mut [f32]) {
@@ -162,9 +174,13 @@ fn nchw_to_nhwc(src: &[f32], c: usize, hw: usize, dst: &mut [f32]) {
         return;
     }
     dst.par_chunks_mut(c * hw).zip(src.par_chunks(c * hw)).for_each(|(d, s)| {
-        for (ch, plane) in s.chunks_exact(hw).enumerate() {
-            for (p, &val) in plane.iter().enumerate() {
-                d[p * c + ch] = val;
+        for c0 in (0..c).step_by(TILE) {
+            for p0 in (0..hw).step_by(TILE) {
+                for p in p0..(p0 + TILE).min(hw) {
+                    for ch in c0..(c0 + TILE).min(c) {
+                        d[p * c + ch] = s[ch * hw + p];
+                    }
+                }
             }
         }
     });
@@ -177,10 +193,15 @@ fn nhwc_to_nchw(src: &[f32], c: usize, hw: usize, alpha: f32, add: bool, dst: &m
         return;
     }
     dst.par_chunks_mut(c * hw).zip(src.par_chunks(c * hw)).for_each(|(d, s)| {
-        for (p, row) in s.chunks_exact(c).enumerate() {
-            for (ch, &val) in row.iter().enumerate() {
-                let o = &mut d[ch * hw + p];
-                *o = if add { *o + alpha * val } else { alpha * val };
+        for c0 in (0..c).step_by(TILE) {
+            for p0 in (0..hw).step_by(TILE) {
+                for ch in c0..(c0 + TILE).min(c) {
+                    for p in p0..(p0 + TILE).min(hw) {
+                        let v = alpha * s[p * c + ch];
+                        let o = &mut d[ch * hw + p];
+                        *o = if add { *o + v } else { v };
+                    }
+                }
             }
         }
     });
@@ -237,7 +258,7 @@ impl CustomOp2 for PairOp {
         let (h0, h1) = saved.h.split_at(per_dir);
         let (out, shape) = match self.output {
             PairOpOutput::Directions => {
-                let mut out = vec![0f32; 2 * per_dir];
+                let mut out = buffers::take(2 * per_dir);
                 let (o0, o1) = out.split_at_mut(per_dir);
                 nhwc_to_nchw(h0, d, hw, 1.0, false, o0);
                 nhwc_to_nchw(h1, d, hw, 1.0, false, o1);
@@ -245,7 +266,7 @@ impl CustomOp2 for PairOp {
             }
             PairOpOutput::Merged(Merge::Concat) => {
                 // Interleave per image: channels [h0; h1].
-                let mut out = vec![0f32; 2 * per_dir];
+                let mut out = buffers::take(2 * per_dir);
                 out.par_chunks_mut(2 * d * hw).enumerate().for_each(|(img, o)| {
                     let (o0, o1) = o.split_at_mut(d * hw);
                     let span = img * hw * d..(img + 1) * hw * d;
@@ -256,7 +277,7 @@ impl CustomOp2 for PairOp {
             }
             PairOpOutput::Merged(merge) => {
                 let alpha = if merge == Merge::Mean { 0.5 } else { 1.0 };
-                let mut out = vec![0f32; per_dir];
+                let mut out = buffers::take(per_dir);
                 nhwc_to_nchw(h0, d, hw, alpha, false, &mut out);
                 nhwc_to_nchw(h1, d, hw, alpha, true, &mut out);
                 (out, Shape::from((b, d, h, w)))
@@ -284,7 +305,7 @@ impl CustomOp2 for PairOp {
         let (d, hw, gd) = (self.hidden, h * w, self.gd());
         let per_dir = b * hw * d;
         // The gradient of each direction's states, channels-last.
-        let mut gh = vec![0f32; 2 * per_dir];
+        let mut gh = buffers::take(2 * per_dir);
         {
             let (g0, g1) = gh.split_at_mut(per_dir);
             match self.output {
@@ -314,11 +335,12 @@ impl CustomOp2 for PairOp {
         let dims = self.dims(b, h, w);
         let sg = scan_cpu::backward(&self.args(dims, &saved.xi, &p, at), &saved.h, &gh);
         drop(saved);
+        buffers::give(gh);
         let mut dp = vec![0f32; at.end];
         dp[at.v..at.ln].copy_from_slice(&sg.dv);
         dp[at.ln..at.end].copy_from_slice(&sg.dln[..at.end - at.ln]);
         let per_dir_xi = b * hw * gd;
-        let mut dx = vec![0f32; b * c * hw];
+        let mut dx = buffers::take(b * c * hw);
         match self.own_input {
             None => {
                 // Both directions read the same projection: their gradients add up.
@@ -378,6 +400,7 @@ impl CustomOp2 for PairOp {
                 dp[at.u..at.v].copy_from_slice(&du_db);
             }
         }
+        buffers::give(sg.dxi);
         let dx = Tensor::from_vec(dx, (b, c, h, w), x.device())?;
         let dp = Tensor::from_vec(dp, at.end, params.device())?;
         Ok((Some(dx), Some(dp)))

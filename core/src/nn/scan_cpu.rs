@@ -275,7 +275,8 @@ pub fn backward(args: &ScanArgs<'_>, h: &[f32], grad_h: &[f32]) -> ScanGrads {
     assert_eq!(h.len(), dims.h_len(), "h has the wrong length");
     assert_eq!(grad_h.len(), dims.h_len(), "grad_h has the wrong length");
     let gd = args.cell.gates() * dims.hidden;
-    let mut dxi = vec![0f32; dims.dirs * dims.positions() * gd];
+    // Every element is written by the tasks below (each writes all steps of its sequences).
+    let mut dxi = super::buffers::take(dims.dirs * dims.positions() * gd);
     let mut dv = vec![0f32; dims.v_len(args.cell)];
     let mut dln = vec![0f32; dims.ln_len()];
     if dims.is_empty() {
