@@ -5,6 +5,7 @@
 //!   module, fusions, pooling, and insertion into pre-trained convolutions with `V = 0`.
 //! - [`models`]: whole models built from a JSON description, with their weights.
 //! - [`io`]: safetensors weights and tensors, model descriptions, atomic writes.
+//! - [`train`]: optimisers (and, to come, the training loop).
 //!
 //! Any forward pass can capture every per-direction hidden map (see [`nn::Forward`]).
 
@@ -12,5 +13,6 @@ pub mod error;
 pub mod io;
 pub mod models;
 pub mod nn;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -199,3 +199,15 @@ fn bad_inputs_name_the_file_and_tensor() {
     let f16 = save("f16.safetensors", "input", Tensor::zeros((1, 3, 2, 2), DType::F16, &dev).unwrap());
     expect_run_error(None, None, Some(&f16), &["f16.safetensors", "input", "F16"]);
 }
+
+#[test]
+fn info_prints_the_layer_table_and_parameter_count() {
+    let o = lrnn(&["info", "--model", "E-RNN-Max"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.lines().any(|l| l == "parameters: 967178"), "{text}");
+    assert!(text.contains("stage2.0") && text.contains("lrnn(128, vanilla_ln) forward"), "{text}");
+    let o = lrnn(&["info", "--model", "Z-RNN-Max"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown network `Z-RNN-Max`"));
+}

@@ -2,6 +2,9 @@
 //!
 //! A lone L-RNN module:
 //! `{"kind": "lrnn", "in_channels": 3, "hidden": 8, "cell": "vanilla_ln", "merge": "sum"}`.
+//! A CIFAR network of the paper (SPEC §5):
+//! `{"kind": "cifar", "name": "E-RNN-Max", "classes": 10, "in_channels": 3, "dropout": 0.5}`
+//! (all but `name` optional).
 //! Unknown fields are an error, so a typo never silently falls back to a default.
 
 use std::path::Path;
@@ -9,14 +12,17 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::models::cifar::{CifarArch, CifarConfig};
 use crate::nn::LayerRnnConfig;
 
 /// A model description.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ModelDesc {
     /// A lone L-RNN module (no prefix on its weights and captured maps).
     Lrnn(LayerRnnConfig),
+    /// A CIFAR network of the paper, by name.
+    Cifar(CifarConfig),
 }
 
 impl ModelDesc {
@@ -50,12 +56,44 @@ impl ModelDesc {
         super::write_atomic(path, text.as_bytes())
     }
 
+    /// Input channels the model expects.
+    pub fn in_channels(&self) -> usize {
+        match self {
+            ModelDesc::Lrnn(c) => c.in_channels,
+            ModelDesc::Cifar(c) => c.in_channels,
+        }
+    }
+
+    /// A description from a CIFAR network name or a JSON file's path: `name_or_path` is a file
+    /// when it ends in `.json`.
+    ///
+    /// # Errors
+    /// As [`ModelDesc::load`], or an unknown network name.
+    pub fn from_name_or_file(name_or_path: &str) -> Result<Self> {
+        if std::path::Path::new(name_or_path).extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+            return Self::load(Path::new(name_or_path));
+        }
+        let desc = ModelDesc::Cifar(CifarConfig::named(name_or_path));
+        desc.validate().map_err(|problem| Error::file(name_or_path, problem))?;
+        Ok(desc)
+    }
+
     fn validate(&self) -> std::result::Result<(), String> {
         match self {
             ModelDesc::Lrnn(c) if c.in_channels == 0 || c.hidden == 0 => {
                 Err("in_channels and hidden must be at least 1".into())
             }
             ModelDesc::Lrnn(_) => Ok(()),
+            ModelDesc::Cifar(c) => {
+                CifarArch::from_name(&c.name)?;
+                if c.classes == 0 || c.in_channels == 0 {
+                    return Err("classes and in_channels must be at least 1".into());
+                }
+                if !(0.0..1.0).contains(&c.dropout) {
+                    return Err(format!("dropout {} is outside [0, 1)", c.dropout));
+                }
+                Ok(())
+            }
         }
     }
 }

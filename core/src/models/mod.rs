@@ -1,6 +1,8 @@
 //! Whole models built from a [`ModelDesc`], with their variables, so that any description can be
 //! initialised, loaded, run with capture, and saved.
 
+pub mod cifar;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -38,6 +40,7 @@ impl Model {
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
         let net: Box<dyn Layer + Send + Sync> = match &desc {
             ModelDesc::Lrnn(cfg) => Box::new(LayerRnn::new(*cfg, &vb)?),
+            ModelDesc::Cifar(cfg) => Box::new(cifar::CifarNet::new(cfg, &vb)?),
         };
         Ok(Self { desc, varmap, net, device: device.clone() })
     }
@@ -88,6 +91,19 @@ impl Model {
         Ok(vars.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect())
     }
 
+    /// Number of trainable parameters (every weight but BatchNorm running statistics).
+    ///
+    /// # Errors
+    /// Never in practice (a poisoned lock).
+    pub fn parameter_count(&self) -> Result<usize> {
+        Ok(self
+            .weights()?
+            .iter()
+            .filter(|(name, _)| !is_running_statistic(name))
+            .map(|(_, t)| t.elem_count())
+            .sum())
+    }
+
     /// Saves the weights to a safetensors file, atomically.
     ///
     /// # Errors
@@ -95,4 +111,9 @@ impl Model {
     pub fn save_weights(&self, path: &Path) -> Result<()> {
         io::write_tensors(&self.weights()?, path)
     }
+}
+
+/// Whether a weight is a BatchNorm running statistic (state, not a trainable parameter).
+pub fn is_running_statistic(name: &str) -> bool {
+    name.ends_with(".running_mean") || name.ends_with(".running_var")
 }

@@ -69,6 +69,12 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Backend::Auto)]
         backend: Backend,
     },
+    /// Print a network's layer table and its number of trainable parameters.
+    Info {
+        /// A CIFAR network name (e.g. `E-RNN-Max`, see SPEC §5) or a JSON model description.
+        #[arg(long)]
+        model: String,
+    },
     /// Write freshly initialised weights for a model description (candle's CPU random numbers
     /// cannot be seeded, so each call draws new ones).
     Init {
@@ -103,6 +109,7 @@ fn main() -> ExitCode {
             run(&model, &weights, &input, &output, backend)
         }
         Command::Init { model, output } => init(&model, &output),
+        Command::Info { model } => info(&model),
         Command::Demo { image, out, width, decay } => demo::demo(image.as_deref(), &out, width, decay),
     };
     match result {
@@ -126,15 +133,14 @@ fn run(
     let model = Model::load(desc, weights, &dev)?;
     let inputs = read_tensors(input, &dev)?;
     let x = require_tensor(&inputs, "input", 4, input)?;
-    let ModelDesc::Lrnn(cfg) = model.desc();
-    if x.dim(1)? != cfg.in_channels {
+    let expect = model.desc().in_channels();
+    if x.dim(1)? != expect {
         bail!(
-            "{}: tensor `input`: shape {:?} has {} channels, the model ({}) expects {}",
+            "{}: tensor `input`: shape {:?} has {} channels, the model ({}) expects {expect}",
             input.display(),
             x.dims(),
             x.dim(1)?,
             model_path.display(),
-            cfg.in_channels
         );
     }
     let start = Instant::now();
@@ -152,6 +158,56 @@ fn run(
         println!("  {name:<12} {:?}", t.dims());
     }
     println!("wrote {}", output.display());
+    Ok(())
+}
+
+fn info(model: &str) -> anyhow::Result<()> {
+    let desc = ModelDesc::from_name_or_file(model)?;
+    let model = Model::new(desc.clone(), &Device::Cpu)?;
+    let weights = model.weights()?;
+    let params_under = |prefix: &str| -> usize {
+        weights
+            .iter()
+            .filter(|(n, _)| {
+                n.starts_with(&format!("{prefix}.")) && !lrnn_core::models::is_running_statistic(n)
+            })
+            .map(|(_, t)| t.elem_count())
+            .sum()
+    };
+    match &desc {
+        ModelDesc::Cifar(cfg) => {
+            let net = lrnn_core::models::cifar::CifarNet::new(
+                cfg,
+                &candle_nn::VarBuilder::zeros(candle_core::DType::F32, &Device::Cpu),
+            )?;
+            println!(
+                "{} ({} classes, {} input channels, 32x32 input)",
+                cfg.name, cfg.classes, cfg.in_channels
+            );
+            println!(
+                "{:<10} {:<34} {:>6} {:>6} {:>6} {:>11}",
+                "layer", "kind", "in", "out", "size", "parameters"
+            );
+            for row in net.layers() {
+                println!(
+                    "{:<10} {:<34} {:>6} {:>6} {:>6} {:>11}",
+                    row.name,
+                    row.kind,
+                    row.in_channels,
+                    row.out_channels,
+                    format!("{0}x{0}", row.size),
+                    params_under(&row.name)
+                );
+            }
+        }
+        ModelDesc::Lrnn(cfg) => {
+            println!("lone L-RNN module: {cfg:?}");
+            for dir in ["lr", "rl", "tb", "bt"] {
+                println!("{dir:<10} {:>11}", params_under(dir));
+            }
+        }
+    }
+    println!("parameters: {}", model.parameter_count()?);
     Ok(())
 }
 

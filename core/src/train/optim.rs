@@ -1,0 +1,126 @@
+//! Optimisers: RMSprop (the paper's), SGD with momentum, and Adam, with PyTorch's update rules
+//! so that runs compare one to one with `torch.optim`.
+
+use candle_core::backprop::GradStore;
+use candle_core::{Result, Tensor, Var};
+use candle_nn::optim::{AdamW, Optimizer as _, ParamsAdamW};
+
+/// Which optimiser, with its hyper-parameters.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OptimizerConfig {
+    /// `v = α v + (1 - α) g²; θ -= lr g / (sqrt(v) + ε)` (`torch.optim.RMSprop`).
+    Rmsprop {
+        /// Smoothing constant α.
+        alpha: f64,
+        /// ε added to the denominator.
+        eps: f64,
+    },
+    /// `b = μ b + g; θ -= lr b` (`torch.optim.SGD` with momentum, no dampening).
+    Sgd {
+        /// Momentum μ.
+        momentum: f64,
+    },
+    /// Adam (`torch.optim.Adam`, no weight decay).
+    Adam {
+        /// β1.
+        beta1: f64,
+        /// β2.
+        beta2: f64,
+        /// ε.
+        eps: f64,
+    },
+}
+
+impl OptimizerConfig {
+    /// The paper's RMSprop (ρ = 0.9, ε = 1e-8; SPEC §6).
+    pub const PAPER_RMSPROP: OptimizerConfig = OptimizerConfig::Rmsprop { alpha: 0.9, eps: 1e-8 };
+}
+
+/// An optimiser over a set of variables.
+pub struct Optimizer {
+    config: OptimizerConfig,
+    vars: Vec<Var>,
+    /// Per-variable state (RMSprop: square average; SGD: momentum buffer).
+    state: Vec<Option<Tensor>>,
+    adam: Option<AdamW>,
+    lr: f64,
+}
+
+impl std::fmt::Debug for Optimizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Optimizer")
+            .field("config", &self.config)
+            .field("lr", &self.lr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Optimizer {
+    /// An optimiser of `vars` with learning rate `lr`.
+    ///
+    /// # Errors
+    /// Candle errors creating Adam's state.
+    pub fn new(config: OptimizerConfig, vars: Vec<Var>, lr: f64) -> Result<Self> {
+        let adam = match config {
+            OptimizerConfig::Adam { beta1, beta2, eps } => {
+                Some(AdamW::new(vars.clone(), ParamsAdamW { lr, beta1, beta2, eps, weight_decay: 0.0 })?)
+            }
+            _ => None,
+        };
+        let state = vec![None; vars.len()];
+        Ok(Self { config, vars, state, adam, lr })
+    }
+
+    /// The learning rate.
+    pub fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+
+    /// Sets the learning rate (for schedules).
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+        if let Some(a) = self.adam.as_mut() {
+            a.set_learning_rate(lr);
+        }
+    }
+
+    /// The per-variable state, in the order of the variables (for checkpoints).
+    pub fn state(&self) -> &[Option<Tensor>] {
+        &self.state
+    }
+
+    /// Applies one update from the gradients; variables without a gradient are left alone.
+    ///
+    /// # Errors
+    /// Candle errors.
+    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        if let Some(a) = self.adam.as_mut() {
+            return a.step(grads);
+        }
+        for (var, state) in self.vars.iter().zip(self.state.iter_mut()) {
+            let Some(g) = grads.get(var) else { continue };
+            match self.config {
+                OptimizerConfig::Rmsprop { alpha, eps } => {
+                    let sq = match state.take() {
+                        Some(s) => ((s * alpha)? + (g.sqr()? * (1.0 - alpha))?)?,
+                        None => (g.sqr()? * (1.0 - alpha))?,
+                    };
+                    let update = (g / (sq.sqrt()? + eps)?)?;
+                    var.set(&(var.as_tensor() - (update * self.lr)?)?)?;
+                    *state = Some(sq);
+                }
+                OptimizerConfig::Sgd { momentum } => {
+                    let buf = match state.take() {
+                        Some(b) if momentum > 0.0 => ((b * momentum)? + g)?,
+                        _ => g.clone(),
+                    };
+                    var.set(&(var.as_tensor() - (&buf * self.lr)?)?)?;
+                    *state = Some(buf);
+                }
+                OptimizerConfig::Adam { .. } => {} // stepped above
+            }
+        }
+        Ok(())
+    }
+}
