@@ -4,11 +4,13 @@
 //! - [`nn`]: the 1D spatial RNN in four directions with three cells, the L-RNN module, the CNN
 //!   module, fusions, pooling, and insertion into pre-trained convolutions with `V = 0`.
 //! - [`models`]: whole models built from a JSON description, with their weights.
+//! - [`data`]: image sets and the readers of CIFAR-10, Fashion-MNIST and a generated context task.
 //! - [`io`]: safetensors weights and tensors, model descriptions, atomic writes.
 //! - [`train`]: optimisers (and, to come, the training loop).
 //!
 //! Any forward pass can capture every per-direction hidden map (see [`nn::Forward`]).
 
+pub mod data;
 pub mod error;
 pub mod io;
 pub mod models;

@@ -73,8 +73,15 @@ fn global_pooling_by_hand() {
 #[test]
 fn dropout_only_in_training() {
     let x = Tensor::ones((4, 1000), DType::F32, &Device::Cpu).unwrap();
-    assert_eq!(flat(&dropout(&x, 0.5, &Forward::eval()).unwrap()), flat(&x));
-    let y = flat(&dropout(&x, 0.5, &Forward::train()).unwrap());
+    assert_eq!(flat(&dropout(&x, 0.5, &mut Forward::eval()).unwrap()), flat(&x));
+    let y = flat(&dropout(&x, 0.5, &mut Forward::train()).unwrap());
+    let seeded = |seed| {
+        flat(&dropout(&x, 0.5, &mut Forward::train().with_rng(lrnn_core::data::augment::Rng(seed))).unwrap())
+    };
+    assert_eq!(seeded(3), seeded(3), "a seeded mask is reproducible");
+    assert_ne!(seeded(3), seeded(4));
+    let y2 = seeded(5);
+    assert!((1600..2400).contains(&y2.iter().filter(|v| **v == 0.0).count()));
     let zeros = y.iter().filter(|v| **v == 0.0).count();
     assert!((1600..2400).contains(&zeros), "{zeros} of 4000 dropped");
     assert!(y.iter().all(|v| *v == 0.0 || (*v - 2.0).abs() < 1e-6), "kept units are scaled by 1/(1-p)");

@@ -70,8 +70,15 @@ fn init_writes_weights_that_run_loads() {
     )
     .unwrap();
     let w = tmp("init.safetensors");
-    let o = lrnn(&["init", "--model", s(&desc), "--output", s(&w)]);
+    let o = lrnn(&["init", "--model", s(&desc), "--output", s(&w), "--seed", "7"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let w2 = tmp("init2.safetensors");
+    assert!(lrnn(&["init", "--model", s(&desc), "--output", s(&w2), "--seed", "7"]).status.success());
+    assert_eq!(
+        std::fs::read(&w).unwrap(),
+        std::fs::read(&w2).unwrap(),
+        "the same seed gives the same weights"
+    );
     let x = tmp("init.in.safetensors");
     let input = Tensor::randn(0f32, 1.0, (1, 2, 3, 4), &Device::Cpu).unwrap();
     candle_core::safetensors::save(&HashMap::from([("input".to_string(), input)]), &x).unwrap();

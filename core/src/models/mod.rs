@@ -2,6 +2,7 @@
 //! initialised, loaded, run with capture, and saved.
 
 pub mod cifar;
+pub mod init;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -43,6 +44,23 @@ impl Model {
             ModelDesc::Cifar(cfg) => Box::new(cifar::CifarNet::new(cfg, &vb)?),
         };
         Ok(Self { desc, varmap, net, device: device.clone() })
+    }
+
+    /// Builds the model with weights drawn from `seed` (reproducible; see [`init`]).
+    ///
+    /// # Errors
+    /// Candle errors.
+    pub fn new_seeded(desc: ModelDesc, device: &Device, seed: u64) -> Result<Self> {
+        let model = Self::new(desc, device)?;
+        {
+            let vars = model
+                .varmap
+                .data()
+                .lock()
+                .map_err(|_| crate::Error::file("<memory>", "model variables are poisoned"))?;
+            init::reinit_seeded(&vars, seed)?;
+        }
+        Ok(model)
     }
 
     /// Builds the model and loads its weights strictly from a safetensors file.

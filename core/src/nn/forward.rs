@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use candle_core::{Result, Tensor};
 
 use super::scan::ScanBackend;
+use crate::data::augment::Rng;
 
 /// Options and captured maps of one forward pass.
 #[derive(Debug, Default)]
@@ -14,6 +15,9 @@ pub struct Forward {
     pub train: bool,
     /// Which implementation runs the spatial scans.
     pub backend: ScanBackend,
+    /// Random numbers for dropout; when `None`, candle's own (unseeded) generator is used. The
+    /// trainer sets one per step so that runs and resumed runs are reproducible.
+    pub rng: Option<Rng>,
     captured: Option<BTreeMap<String, Tensor>>,
 }
 
@@ -32,6 +36,13 @@ impl Forward {
     #[must_use]
     pub fn capturing(mut self) -> Self {
         self.captured = Some(BTreeMap::new());
+        self
+    }
+
+    /// Draw dropout masks from this generator.
+    #[must_use]
+    pub fn with_rng(mut self, rng: Rng) -> Self {
+        self.rng = Some(rng);
         self
     }
 

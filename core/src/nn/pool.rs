@@ -31,14 +31,26 @@ impl GlobalPool {
     }
 }
 
-/// Dropout with drop probability `p`, active only in training mode.
+/// Dropout with drop probability `p`, active only in training mode: kept units are scaled by
+/// `1 / (1 - p)`. The mask comes from `fwd.rng` when set (reproducible), else from candle.
 ///
 /// # Errors
 /// When `p` is outside `[0, 1)`.
-pub fn dropout(x: &Tensor, p: f32, fwd: &Forward) -> Result<Tensor> {
-    if fwd.train && p > 0.0 {
-        candle_nn::ops::dropout(x, p)
-    } else {
-        Ok(x.clone())
+pub fn dropout(x: &Tensor, p: f32, fwd: &mut Forward) -> Result<Tensor> {
+    if !fwd.train || p == 0.0 {
+        return Ok(x.clone());
+    }
+    if !(0.0..1.0).contains(&p) {
+        candle_core::bail!("dropout probability has to be in [0, 1), got {p}");
+    }
+    match fwd.rng.as_mut() {
+        Some(rng) => {
+            let scale = 1.0 / (1.0 - p);
+            let mask: Vec<f32> =
+                (0..x.elem_count()).map(|_| if rng.uniform() >= p { scale } else { 0.0 }).collect();
+            let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+            x * mask
+        }
+        None => candle_nn::ops::dropout(x, p),
     }
 }

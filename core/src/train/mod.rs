@@ -1,6 +1,11 @@
-//! Training: optimisers with PyTorch's update rules. The training loop (background thread,
-//! events over a channel, checkpoints) is not built yet (issue #3).
+//! Training: optimisers with PyTorch's update rules, learning-rate schedules, and the training
+//! loop (a named background thread reporting through an event channel, with checkpoints and
+//! exact resumption).
 
 pub mod optim;
+pub mod schedule;
+pub mod trainer;
 
 pub use optim::{Optimizer, OptimizerConfig};
+pub use schedule::Schedule;
+pub use trainer::{spawn, DataSource, EpochStats, Event, RunEnd, TrainConfig, TrainHandle};

@@ -3,7 +3,6 @@
 
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
-use candle_nn::optim::{AdamW, Optimizer as _, ParamsAdamW};
 
 /// Which optimiser, with its hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -41,9 +40,11 @@ impl OptimizerConfig {
 pub struct Optimizer {
     config: OptimizerConfig,
     vars: Vec<Var>,
-    /// Per-variable state (RMSprop: square average; SGD: momentum buffer).
+    /// Per-variable state (RMSprop: square average; SGD: momentum buffer; Adam: the first and
+    /// second moments stacked, `[2, ...shape]`).
     state: Vec<Option<Tensor>>,
-    adam: Option<AdamW>,
+    /// Steps taken (Adam's bias correction).
+    steps: usize,
     lr: f64,
 }
 
@@ -60,16 +61,10 @@ impl Optimizer {
     /// An optimiser of `vars` with learning rate `lr`.
     ///
     /// # Errors
-    /// Candle errors creating Adam's state.
+    /// None at present (kept fallible for optimisers that allocate state up front).
     pub fn new(config: OptimizerConfig, vars: Vec<Var>, lr: f64) -> Result<Self> {
-        let adam = match config {
-            OptimizerConfig::Adam { beta1, beta2, eps } => {
-                Some(AdamW::new(vars.clone(), ParamsAdamW { lr, beta1, beta2, eps, weight_decay: 0.0 })?)
-            }
-            _ => None,
-        };
         let state = vec![None; vars.len()];
-        Ok(Self { config, vars, state, adam, lr })
+        Ok(Self { config, vars, state, steps: 0, lr })
     }
 
     /// The learning rate.
@@ -80,9 +75,6 @@ impl Optimizer {
     /// Sets the learning rate (for schedules).
     pub fn set_learning_rate(&mut self, lr: f64) {
         self.lr = lr;
-        if let Some(a) = self.adam.as_mut() {
-            a.set_learning_rate(lr);
-        }
     }
 
     /// The per-variable state, in the order of the variables (for checkpoints).
@@ -90,14 +82,40 @@ impl Optimizer {
         &self.state
     }
 
+    /// Restores the state saved by [`Optimizer::state`] after `steps` steps.
+    ///
+    /// # Errors
+    /// A message when the number of entries or a shape does not fit the variables.
+    pub fn restore_state(
+        &mut self,
+        state: Vec<Option<Tensor>>,
+        steps: usize,
+    ) -> std::result::Result<(), String> {
+        if state.len() != self.vars.len() {
+            return Err(format!("{} optimiser states for {} variables", state.len(), self.vars.len()));
+        }
+        for (i, (s, v)) in state.iter().zip(&self.vars).enumerate() {
+            if let Some(s) = s {
+                let expect: Vec<usize> = match self.config {
+                    OptimizerConfig::Adam { .. } => [&[2][..], v.dims()].concat(),
+                    _ => v.dims().to_vec(),
+                };
+                if s.dims() != expect.as_slice() {
+                    return Err(format!("state {i} has shape {:?}, expected {expect:?}", s.dims()));
+                }
+            }
+        }
+        self.state = state;
+        self.steps = steps;
+        Ok(())
+    }
+
     /// Applies one update from the gradients; variables without a gradient are left alone.
     ///
     /// # Errors
     /// Candle errors.
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
-        if let Some(a) = self.adam.as_mut() {
-            return a.step(grads);
-        }
+        self.steps += 1;
         for (var, state) in self.vars.iter().zip(self.state.iter_mut()) {
             let Some(g) = grads.get(var) else { continue };
             match self.config {
@@ -118,7 +136,21 @@ impl Optimizer {
                     var.set(&(var.as_tensor() - (&buf * self.lr)?)?)?;
                     *state = Some(buf);
                 }
-                OptimizerConfig::Adam { .. } => {} // stepped above
+                OptimizerConfig::Adam { beta1, beta2, eps } => {
+                    let (m, v) = match state.take() {
+                        Some(s) => (
+                            ((s.get(0)? * beta1)? + (g * (1.0 - beta1))?)?,
+                            ((s.get(1)? * beta2)? + (g.sqr()? * (1.0 - beta2))?)?,
+                        ),
+                        None => ((g * (1.0 - beta1))?, (g.sqr()? * (1.0 - beta2))?),
+                    };
+                    let t = self.steps as i32;
+                    let m_hat = (&m / (1.0 - beta1.powi(t)))?;
+                    let v_hat = (&v / (1.0 - beta2.powi(t)))?;
+                    let update = (m_hat / (v_hat.sqrt()? + eps)?)?;
+                    var.set(&(var.as_tensor() - (update * self.lr)?)?)?;
+                    *state = Some(Tensor::stack(&[m, v], 0)?);
+                }
             }
         }
         Ok(())

@@ -3,10 +3,13 @@
 //! - `lrnn run`: run a model description on given weights and inputs, writing the output and
 //!   every captured per-direction hidden map (SPEC §8).
 //! - `lrnn init`: write freshly initialised weights for a model description.
+//! - `lrnn info`, `lrnn dataset`: a network's layer table; a dataset's counts and contact sheet.
+//! - `lrnn train`, `lrnn eval`: train a network with checkpoints; score a checkpoint.
 //! - `lrnn demo`: a headless demonstration on a bundled photo: what each scan direction of an
 //!   L-RNN module carries across the image.
 
 mod demo;
+mod train_cmd;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -69,14 +72,45 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Backend::Auto)]
         backend: Backend,
     },
+    /// Train a network (checkpoints in --out; Ctrl-C stops cleanly; --resume continues).
+    Train(train_cmd::TrainArgs),
+    /// Top-1 error of a trained checkpoint on a split.
+    Eval {
+        /// A run folder (its latest checkpoint) or a checkpoint folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// `cifar10`, `fashion-mnist` or `context`.
+        #[arg(long)]
+        data: String,
+        /// The dataset's folder (not needed for `context`).
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// `train`, `val` or `test`.
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Images per batch.
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+    },
+    /// Describe a dataset: image count, shape, images per class; optionally a contact sheet.
+    Dataset {
+        /// `cifar10`, `fashion-mnist` or `context` (generated; `--path` not needed).
+        #[arg(long)]
+        format: String,
+        /// The dataset's folder (`cifar-10-batches-bin`, or the folder of the IDX files).
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// Write a contact sheet PNG of the training images (10 per class) here.
+        #[arg(long)]
+        sheet: Option<PathBuf>,
+    },
     /// Print a network's layer table and its number of trainable parameters.
     Info {
         /// A CIFAR network name (e.g. `E-RNN-Max`, see SPEC §5) or a JSON model description.
         #[arg(long)]
         model: String,
     },
-    /// Write freshly initialised weights for a model description (candle's CPU random numbers
-    /// cannot be seeded, so each call draws new ones).
+    /// Write freshly initialised weights for a model description (reproducible from --seed).
     Init {
         /// JSON model description.
         #[arg(long)]
@@ -84,6 +118,9 @@ enum Command {
         /// Where to write the safetensors weights (atomically).
         #[arg(long)]
         output: PathBuf,
+        /// Seed of the initialisation.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Show, on a photo, what each scan direction of an L-RNN module carries across the image.
     Demo {
@@ -108,8 +145,13 @@ fn main() -> ExitCode {
         Command::Run { model, weights, input, output, backend } => {
             run(&model, &weights, &input, &output, backend)
         }
-        Command::Init { model, output } => init(&model, &output),
+        Command::Init { model, output, seed } => init(&model, &output, seed),
         Command::Info { model } => info(&model),
+        Command::Train(args) => train_cmd::train(&args),
+        Command::Eval { run, data, path, split, batch } => {
+            train_cmd::eval(&run, &data, path.as_deref(), &split, batch)
+        }
+        Command::Dataset { format, path, sheet } => dataset(&format, path.as_deref(), sheet.as_deref()),
         Command::Demo { image, out, width, decay } => demo::demo(image.as_deref(), &out, width, decay),
     };
     match result {
@@ -158,6 +200,47 @@ fn run(
         println!("  {name:<12} {:?}", t.dims());
     }
     println!("wrote {}", output.display());
+    Ok(())
+}
+
+fn dataset(
+    format: &str,
+    path: Option<&std::path::Path>,
+    sheet: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let format = lrnn_core::data::Format::parse(format).map_err(anyhow::Error::msg)?;
+    let path = match (format, path) {
+        (lrnn_core::data::Format::Context, _) => std::path::Path::new(""),
+        (_, Some(p)) => p,
+        (_, None) => bail!("--path is needed for this format (the dataset's folder)"),
+    };
+    let splits = lrnn_core::data::load(format, path)?;
+    let (c, h, w) = splits.train.shape;
+    let total = splits.train.len() + splits.val.len() + splits.test.len();
+    println!("images: {total}");
+    println!(
+        "split: train {}, validation {}, test {}",
+        splits.train.len(),
+        splits.val.len(),
+        splits.test.len()
+    );
+    println!("shape: {c}x{h}x{w}");
+    let mut counts = splits.train.class_counts();
+    for set in [&splits.val, &splits.test] {
+        for (a, b) in counts.iter_mut().zip(set.class_counts()) {
+            *a += b;
+        }
+    }
+    for (name, count) in splits.train.classes.iter().zip(counts) {
+        println!("label {name}: {count}");
+    }
+    if let Some(p) = sheet {
+        let img = splits.train.contact_sheet(10);
+        let mut bytes = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
+        lrnn_core::io::write_atomic(p, &bytes)?;
+        println!("wrote {}", p.display());
+    }
     Ok(())
 }
 
@@ -211,9 +294,9 @@ fn info(model: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init(model_path: &std::path::Path, output: &std::path::Path) -> anyhow::Result<()> {
+fn init(model_path: &std::path::Path, output: &std::path::Path, seed: u64) -> anyhow::Result<()> {
     let dev = Device::Cpu;
-    let model = Model::new(ModelDesc::load(model_path)?, &dev)?;
+    let model = Model::new_seeded(ModelDesc::load(model_path)?, &dev, seed)?;
     model.save_weights(output)?;
     let weights = model.weights()?;
     let count: usize = weights.values().map(candle_core::Tensor::elem_count).sum();

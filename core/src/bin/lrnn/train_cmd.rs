@@ -1,0 +1,201 @@
+//! `lrnn train` and `lrnn eval`: the library's training loop with progress bars, a line per
+//! epoch, and Ctrl-C handled (the first stops after the current step and writes a checkpoint; a
+//! second one exits at once).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use anyhow::{bail, Context};
+use candle_core::Device;
+use indicatif::{ProgressBar, ProgressStyle};
+use lrnn_core::data::{self, Augment};
+use lrnn_core::io::ModelDesc;
+use lrnn_core::train::trainer::{evaluate, latest_checkpoint, load_checkpoint};
+use lrnn_core::train::{spawn, DataSource, Event, OptimizerConfig, Schedule, TrainConfig};
+
+/// Options of `lrnn train`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// A CIFAR network name (e.g. `E-RNN-Max`) or a JSON model description.
+    #[arg(long)]
+    model: String,
+    /// `cifar10`, `fashion-mnist` or `context`.
+    #[arg(long)]
+    data: String,
+    /// The dataset's folder (not needed for `context`).
+    #[arg(long)]
+    path: Option<PathBuf>,
+    /// The run's folder (checkpoints).
+    #[arg(long)]
+    out: PathBuf,
+    /// Epochs in all.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// `rmsprop` (the paper's), `sgd` (momentum 0.9) or `adam`.
+    #[arg(long, default_value = "rmsprop")]
+    optimizer: String,
+    /// Learning rate at each restart.
+    #[arg(long, default_value_t = 1e-3)]
+    lr_max: f64,
+    /// Learning rate at the end of each period.
+    #[arg(long, default_value_t = 1e-5)]
+    lr_min: f64,
+    /// Epochs between restarts (the paper: 60 or 80; default: the whole run).
+    #[arg(long)]
+    restart_every: Option<f64>,
+    /// No flips, rotations or scaling.
+    #[arg(long)]
+    no_augment: bool,
+    /// Use only the first N training images.
+    #[arg(long)]
+    max_train: Option<usize>,
+    /// Use only the first N validation images.
+    #[arg(long)]
+    max_val: Option<usize>,
+    /// Seed of data order, augmentation and dropout.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Continue the run in `--out` from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+}
+
+fn data_source(format: &str, path: Option<&Path>) -> anyhow::Result<DataSource> {
+    let format = data::Format::parse(format).map_err(anyhow::Error::msg)?;
+    let path = match (format, path) {
+        (data::Format::Context, _) => PathBuf::new(),
+        (_, Some(p)) => p.to_path_buf(),
+        (_, None) => bail!("--path is needed for this dataset (its folder)"),
+    };
+    Ok(DataSource { format, path, context: None })
+}
+
+/// Runs `lrnn train`.
+pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
+    let mut model = ModelDesc::from_name_or_file(&a.model)?;
+    let data = data_source(&a.data, a.path.as_deref())?;
+    // Grey datasets feed networks named on the command line with one input channel (and the
+    // context task has two classes).
+    if let ModelDesc::Cifar(cfg) = &mut model {
+        if !a.model.ends_with(".json") {
+            match data.format {
+                data::Format::FashionMnist => cfg.in_channels = 1,
+                data::Format::Context => (cfg.in_channels, cfg.classes) = (1, 2),
+                data::Format::Cifar10 => {}
+            }
+        }
+    }
+    let optimizer = match a.optimizer.as_str() {
+        "rmsprop" => OptimizerConfig::PAPER_RMSPROP,
+        "sgd" => OptimizerConfig::Sgd { momentum: 0.9 },
+        "adam" => OptimizerConfig::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+        other => bail!("unknown optimiser `{other}`; known: rmsprop, sgd, adam"),
+    };
+    let config = TrainConfig {
+        model,
+        data,
+        epochs: a.epochs,
+        batch_size: a.batch,
+        optimizer,
+        schedule: Schedule::Restarts {
+            max: a.lr_max,
+            min: a.lr_min,
+            period_epochs: a.restart_every.unwrap_or(a.epochs.max(1) as f64),
+        },
+        augment: (!a.no_augment).then(Augment::default),
+        subtract_mean: true,
+        seed: a.seed,
+        max_train_images: a.max_train,
+        max_val_images: a.max_val,
+        max_steps: None,
+        out: a.out.clone(),
+    };
+    let handle = spawn(config, a.resume)?;
+    let stop = handle.stop_flag();
+    ctrlc::set_handler(move || {
+        if stop.swap(true, Ordering::SeqCst) {
+            eprintln!("\nlrnn: second Ctrl-C: exiting without a checkpoint of the current step");
+            std::process::exit(130);
+        }
+        eprintln!("\nlrnn: stopping after this step (Ctrl-C again to exit at once)…");
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    let style =
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} steps, loss {msg} ({eta})")
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .progress_chars("=> ");
+    let mut bar: Option<ProgressBar> = None;
+    let mut steps = 0u64;
+    let mut outcome = Ok(());
+    for event in &handle.events {
+        match event {
+            Event::Started { steps_per_epoch, parameters, resumed_at } => {
+                steps = steps_per_epoch as u64;
+                println!(
+                    "{} parameters, {steps_per_epoch} steps per epoch, starting at step {resumed_at}",
+                    parameters
+                );
+            }
+            Event::Step { epoch, step, loss, lr } => {
+                let b = bar.get_or_insert_with(|| {
+                    let b = ProgressBar::new(steps).with_style(style.clone());
+                    b.set_prefix((epoch + 1).to_string());
+                    b
+                });
+                b.set_position(step as u64 + 1);
+                b.set_message(format!("{loss:.4}, lr {lr:.2e}"));
+            }
+            Event::Epoch(s) => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+                println!(
+                    "epoch {:>3}: train loss {:.4}, train error {:.2}%, validation error {:.2}%, {:.1} s",
+                    s.epoch + 1,
+                    s.train_loss,
+                    100.0 * s.train_error,
+                    100.0 * s.val_error,
+                    s.seconds
+                );
+            }
+            Event::Checkpoint(p) => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+                println!("checkpoint {}", p.display());
+            }
+            Event::Finished => println!("finished"),
+            Event::Stopped => println!("stopped on request; resume with --resume"),
+            Event::Failed(msg) => outcome = Err(anyhow::anyhow!(msg)),
+        }
+    }
+    handle.join();
+    outcome
+}
+
+/// Runs `lrnn eval`: top-1 error of a checkpoint on a split.
+pub fn eval(run: &Path, data: &str, path: Option<&Path>, split: &str, batch: usize) -> anyhow::Result<()> {
+    let dir = if run.join("weights.safetensors").exists() {
+        run.to_path_buf()
+    } else {
+        latest_checkpoint(run)?
+            .with_context(|| format!("{}: no checkpoint here (no latest.json)", run.display()))?
+    };
+    let (model, state) = load_checkpoint(&dir, &Device::Cpu)?;
+    let source = data_source(data, path)?;
+    let splits = data::load(source.format, &source.path)?;
+    let set = match split {
+        "train" => &splits.train,
+        "val" | "validation" => &splits.val,
+        "test" => &splits.test,
+        other => bail!("unknown split `{other}`; known: train, val, test"),
+    };
+    let mean = state.config.subtract_mean.then(|| splits.train.mean_image());
+    let error = evaluate(&model, set, mean.as_deref(), batch)?;
+    println!("checkpoint {} after {} steps", dir.display(), state.global_step);
+    println!("{split}: {} images, top-1 error {:.2}%", set.len(), 100.0 * error);
+    Ok(())
+}

@@ -1,0 +1,462 @@
+//! The training loop shared by the CLI and the app: it runs on a named background thread and
+//! reports through an event channel; a shared flag stops it after the current step.
+//!
+//! Order of events: `Started`, then per step `Step`, per epoch `Epoch` followed by `Checkpoint`,
+//! and finally exactly one of `Finished`, `Stopped` or `Failed`.
+//!
+//! Reproducible and resumable: the order of the training images in epoch `e` and the random
+//! numbers of step `s` (augmentation, dropout) are derived from the seed, `e` and `s`, so a run
+//! resumed from a checkpoint continues exactly as the uninterrupted run would have.
+//!
+//! Checkpoints: each is a folder `step-NNNNNNNN/` inside the run's folder holding `model.json`,
+//! `weights.safetensors`, `optimizer.safetensors` and `state.json`, every file written atomically,
+//! and `latest.json` (written atomically last) names the newest complete one. A stopped or failed
+//! run therefore always leaves the last good checkpoint; older ones are pruned.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::optim::{Optimizer, OptimizerConfig};
+use super::schedule::Schedule;
+use crate::data::augment::{Augment, Rng};
+use crate::data::{self, ImageSet, Splits};
+use crate::error::{Error, Result};
+use crate::io::{self, ModelDesc};
+use crate::models::{is_running_statistic, Model};
+use crate::nn::Forward;
+
+/// Where the training images come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSource {
+    /// The format.
+    pub format: data::Format,
+    /// The dataset's folder (unused for the generated task).
+    pub path: PathBuf,
+    /// Parameters of the generated task (`None`: its defaults).
+    #[serde(default)]
+    pub context: Option<data::context::ContextTask>,
+}
+
+/// Everything a training run needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The network.
+    pub model: ModelDesc,
+    /// The data.
+    pub data: DataSource,
+    /// Epochs to train (in all, counting those of a resumed run).
+    pub epochs: usize,
+    /// Images per step.
+    pub batch_size: usize,
+    /// The optimiser.
+    pub optimizer: OptimizerConfig,
+    /// The learning rate over time.
+    pub schedule: Schedule,
+    /// On-the-fly augmentation of training images (`None`: none).
+    pub augment: Option<Augment>,
+    /// Subtract the mean training image from every input (SPEC §5).
+    pub subtract_mean: bool,
+    /// Seed of the data order, augmentation and dropout.
+    pub seed: u64,
+    /// Use only the first this many training images (quick runs); `None`: all.
+    pub max_train_images: Option<usize>,
+    /// Use only the first this many validation images; `None`: all.
+    pub max_val_images: Option<usize>,
+    /// Stop after this many steps in all (tests and demos); `None`: train every epoch.
+    pub max_steps: Option<usize>,
+    /// The run's folder (checkpoints).
+    pub out: PathBuf,
+}
+
+/// What the loop reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The run began (`resumed_at`: the global step it resumed from).
+    Started {
+        /// Steps per epoch.
+        steps_per_epoch: usize,
+        /// Trainable parameters.
+        parameters: usize,
+        /// The global step the run starts at (0 for a fresh run).
+        resumed_at: usize,
+    },
+    /// One optimisation step finished.
+    Step {
+        /// Epoch (0-based).
+        epoch: usize,
+        /// Step within the epoch (0-based).
+        step: usize,
+        /// Mean loss of the batch.
+        loss: f32,
+        /// Learning rate used.
+        lr: f64,
+    },
+    /// An epoch finished.
+    Epoch(EpochStats),
+    /// A checkpoint was written.
+    Checkpoint(PathBuf),
+    /// All epochs are done.
+    Finished,
+    /// The run stopped on request (after writing a checkpoint).
+    Stopped,
+    /// The run failed; the message says why and names the last good checkpoint.
+    Failed(String),
+}
+
+/// The numbers of one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// Epoch (0-based).
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f32,
+    /// Training top-1 error (on the augmented batches, in training mode).
+    pub train_error: f32,
+    /// Validation top-1 error.
+    pub val_error: f32,
+    /// Wall time of the epoch in seconds (training and validation).
+    pub seconds: f64,
+}
+
+/// The state saved with a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// The configuration of the run.
+    pub config: TrainConfig,
+    /// Global steps done.
+    pub global_step: usize,
+    /// Epoch of the next step.
+    pub epoch: usize,
+    /// Step within that epoch of the next step.
+    pub step_in_epoch: usize,
+    /// Finished epochs' numbers.
+    pub history: Vec<EpochStats>,
+}
+
+/// A running training job.
+#[derive(Debug)]
+pub struct TrainHandle {
+    /// Events, in the documented order.
+    pub events: Receiver<Event>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TrainHandle {
+    /// Asks the loop to stop after its current step (it writes a checkpoint, then `Stopped`).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// The shared stop flag (e.g. for a Ctrl-C handler).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
+    /// Waits for the thread to end.
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts a run (or resumes the one in `config.out` when `resume`) on a thread named `lrnn-train`.
+///
+/// # Errors
+/// [`Error::Io`] when the thread cannot be spawned.
+pub fn spawn(config: TrainConfig, resume: bool) -> Result<TrainHandle> {
+    let (tx, rx) = channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let thread = std::thread::Builder::new()
+        .name("lrnn-train".into())
+        .spawn(move || {
+            let result = run(&config, resume, &flag, &tx);
+            let last = match result {
+                Ok(RunEnd::Finished) => Event::Finished,
+                Ok(RunEnd::Stopped) => Event::Stopped,
+                Err(e) => Event::Failed(e.to_string()),
+            };
+            let _ = tx.send(last);
+        })
+        .map_err(|e| Error::io("<thread lrnn-train>", e))?;
+    Ok(TrainHandle { events: rx, stop, thread: Some(thread) })
+}
+
+/// How a run ended without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Every epoch (or `max_steps`) done.
+    Finished,
+    /// Stopped on request.
+    Stopped,
+}
+
+fn derive(seed: u64, a: u64, b: u64) -> Rng {
+    let mut r = Rng(seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
+    r.next_u64();
+    r
+}
+
+/// The order of the training images in `epoch`.
+fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    derive(seed, 1 + epoch as u64, 0).shuffle(&mut order);
+    order
+}
+
+fn limit(set: &ImageSet, max: Option<usize>) -> ImageSet {
+    match max {
+        Some(m) if m < set.len() => set.slice(0..m),
+        _ => set.clone(),
+    }
+}
+
+/// Top-1 error of `model` on `set` (inference mode, batches of `batch`).
+///
+/// # Errors
+/// Candle errors.
+pub fn evaluate(model: &Model, set: &ImageSet, mean: Option<&[f32]>, batch: usize) -> Result<f32> {
+    if set.is_empty() {
+        return Ok(0.0);
+    }
+    let mut wrong = 0usize;
+    let idx: Vec<usize> = (0..set.len()).collect();
+    for chunk in idx.chunks(batch.max(1)) {
+        let (x, y) = set.batch(chunk, mean, None, model.device())?;
+        let logits = model.forward(&x, &mut Forward::eval())?;
+        let pred = logits.argmax(1)?.to_vec1::<u32>()?;
+        let truth = y.to_vec1::<u32>()?;
+        wrong += pred.iter().zip(&truth).filter(|(p, t)| p != t).count();
+    }
+    Ok(wrong as f32 / set.len() as f32)
+}
+
+/// Loads the data of a run, limited as configured.
+///
+/// # Errors
+/// The reader's errors.
+pub fn load_data(config: &TrainConfig) -> Result<Splits> {
+    let mut splits = match (config.data.format, config.data.context) {
+        (data::Format::Context, Some(task)) => data::context::generate(&task),
+        (format, _) => data::load(format, &config.data.path)?,
+    };
+    splits.train = limit(&splits.train, config.max_train_images);
+    splits.val = limit(&splits.val, config.max_val_images);
+    Ok(splits)
+}
+
+/// The training loop itself, on the calling thread.
+///
+/// # Errors
+/// Bad data or model, a NaN loss (the message names the last good checkpoint), I/O errors.
+pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sender<Event>) -> Result<RunEnd> {
+    let dev = Device::Cpu;
+    let splits = load_data(config)?;
+    if splits.train.is_empty() {
+        return Err(Error::file(&config.data.path, "no training images"));
+    }
+    if splits.train.shape.0 != config.model.in_channels() {
+        return Err(Error::file(
+            &config.data.path,
+            format!(
+                "images have {} channels, the model expects {}",
+                splits.train.shape.0,
+                config.model.in_channels()
+            ),
+        ));
+    }
+    std::fs::create_dir_all(&config.out).map_err(|e| Error::io(&config.out, e))?;
+    let (model, mut opt, mut state) = if resume {
+        restore(config, &dev)?
+    } else {
+        let model = Model::new_seeded(config.model.clone(), &dev, config.seed)?;
+        let opt = Optimizer::new(config.optimizer, trainable(&model)?, config.schedule.lr(0.0))?;
+        let state =
+            RunState { config: config.clone(), global_step: 0, epoch: 0, step_in_epoch: 0, history: vec![] };
+        (model, opt, state)
+    };
+    let mean = config.subtract_mean.then(|| splits.train.mean_image());
+    let bs = config.batch_size.max(1);
+    let steps_per_epoch = splits.train.len().div_ceil(bs);
+    let _ = events.send(Event::Started {
+        steps_per_epoch,
+        parameters: model.parameter_count()?,
+        resumed_at: state.global_step,
+    });
+    let mut last_good: Option<PathBuf> = latest_checkpoint(&config.out)?;
+    while state.epoch < config.epochs {
+        let epoch = state.epoch;
+        let order = epoch_order(splits.train.len(), config.seed, epoch);
+        let started = Instant::now();
+        let (mut loss_sum, mut wrong, mut seen) = (0f64, 0usize, 0usize);
+        while state.step_in_epoch < steps_per_epoch {
+            if stop.load(Ordering::SeqCst) || config.max_steps.is_some_and(|m| state.global_step >= m) {
+                let ckpt = save_checkpoint(&model, &opt, &state)?;
+                let _ = events.send(Event::Checkpoint(ckpt));
+                return Ok(if stop.load(Ordering::SeqCst) { RunEnd::Stopped } else { RunEnd::Finished });
+            }
+            let s = state.step_in_epoch;
+            let idx = &order[s * bs..((s + 1) * bs).min(order.len())];
+            let progress = epoch as f64 + s as f64 / steps_per_epoch as f64;
+            let lr = config.schedule.lr(progress);
+            opt.set_learning_rate(lr);
+            let mut rng = derive(config.seed, 1 + epoch as u64, 1 + s as u64);
+            let aug = config.augment.as_ref().map(|a| (a, &mut rng));
+            let (x, y) = splits.train.batch(idx, mean.as_deref(), aug, &dev)?;
+            let mut fwd =
+                Forward::train().with_rng(derive(config.seed, 1 + epoch as u64, (1 << 32) + s as u64));
+            let logits = model.forward(&x, &mut fwd)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+            let loss_value = loss.to_scalar::<f32>()?;
+            if !loss_value.is_finite() {
+                let where_ = last_good.as_ref().map_or("none yet".to_string(), |p| p.display().to_string());
+                return Err(Error::file(
+                    &config.out,
+                    format!(
+                        "the loss became {loss_value} at epoch {epoch}, step {s} (try a lower learning rate); \
+                         last good checkpoint: {where_}"
+                    ),
+                ));
+            }
+            let grads = loss.backward()?;
+            opt.step(&grads)?;
+            let pred = logits.argmax(1)?.to_vec1::<u32>()?;
+            wrong += pred.iter().zip(y.to_vec1::<u32>()?).filter(|(p, t)| **p != *t).count();
+            seen += idx.len();
+            loss_sum += f64::from(loss_value) * idx.len() as f64;
+            state.step_in_epoch += 1;
+            state.global_step += 1;
+            let _ = events.send(Event::Step { epoch, step: s, loss: loss_value, lr });
+        }
+        let val_error = evaluate(&model, &splits.val, mean.as_deref(), bs)?;
+        let stats = EpochStats {
+            epoch,
+            train_loss: (loss_sum / seen.max(1) as f64) as f32,
+            train_error: wrong as f32 / seen.max(1) as f32,
+            val_error,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        state.history.push(stats.clone());
+        state.epoch += 1;
+        state.step_in_epoch = 0;
+        let _ = events.send(Event::Epoch(stats));
+        let ckpt = save_checkpoint(&model, &opt, &state)?;
+        last_good = Some(ckpt.clone());
+        let _ = events.send(Event::Checkpoint(ckpt));
+    }
+    Ok(RunEnd::Finished)
+}
+
+fn trainable(model: &Model) -> Result<Vec<candle_core::Var>> {
+    let vars =
+        model.varmap().data().lock().map_err(|_| Error::file("<memory>", "model variables are poisoned"))?;
+    let mut named: Vec<(&String, &candle_core::Var)> =
+        vars.iter().filter(|(n, _)| !is_running_statistic(n)).collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    Ok(named.into_iter().map(|(_, v)| v.clone()).collect())
+}
+
+fn trainable_names(model: &Model) -> Result<Vec<String>> {
+    let mut names: Vec<String> = model.weights()?.into_keys().filter(|n| !is_running_statistic(n)).collect();
+    names.sort();
+    Ok(names)
+}
+
+#[derive(Serialize, Deserialize)]
+struct Latest {
+    checkpoint: String,
+}
+
+/// The newest complete checkpoint of a run folder, if any.
+///
+/// # Errors
+/// [`Error::File`] when `latest.json` exists but is unreadable.
+pub fn latest_checkpoint(out: &Path) -> Result<Option<PathBuf>> {
+    let p = out.join("latest.json");
+    if !p.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+    let latest: Latest =
+        serde_json::from_str(&text).map_err(|e| Error::file(&p, format!("not valid: {e}")))?;
+    Ok(Some(out.join(latest.checkpoint)))
+}
+
+fn save_checkpoint(model: &Model, opt: &Optimizer, state: &RunState) -> Result<PathBuf> {
+    let out = &state.config.out;
+    let name = format!("step-{:08}", state.global_step);
+    let dir = out.join(&name);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    model.desc().save(&dir.join("model.json"))?;
+    model.save_weights(&dir.join("weights.safetensors"))?;
+    let mut opt_state = BTreeMap::new();
+    for (n, t) in trainable_names(model)?.into_iter().zip(opt.state()) {
+        if let Some(t) = t {
+            opt_state.insert(n, t.clone());
+        }
+    }
+    io::write_tensors(&opt_state, &dir.join("optimizer.safetensors"))?;
+    let text = serde_json::to_string_pretty(state).map_err(|e| Error::file(&dir, e.to_string()))?;
+    io::write_atomic(&dir.join("state.json"), text.as_bytes())?;
+    let latest = serde_json::to_string(&Latest { checkpoint: name.clone() })
+        .map_err(|e| Error::file(out, e.to_string()))?;
+    io::write_atomic(&out.join("latest.json"), latest.as_bytes())?;
+    // Keep the newest two complete checkpoints.
+    if let Ok(entries) = std::fs::read_dir(out) {
+        let mut old: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("step-")) && *p != dir)
+            .collect();
+        old.sort();
+        for p in old.iter().rev().skip(1) {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+    Ok(dir)
+}
+
+/// Loads a checkpoint folder: the model and the run state.
+///
+/// # Errors
+/// Missing or malformed files, named.
+pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<(Model, RunState)> {
+    let desc = ModelDesc::load(&dir.join("model.json"))?;
+    let model = Model::load(desc, &dir.join("weights.safetensors"), device)?;
+    let p = dir.join("state.json");
+    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+    let state: RunState =
+        serde_json::from_str(&text).map_err(|e| Error::file(&p, format!("not valid: {e}")))?;
+    Ok((model, state))
+}
+
+fn restore(config: &TrainConfig, dev: &Device) -> Result<(Model, Optimizer, RunState)> {
+    let dir = latest_checkpoint(&config.out)?.ok_or_else(|| {
+        Error::file(config.out.join("latest.json"), "missing: there is no run to resume here")
+    })?;
+    let (model, mut state) = load_checkpoint(&dir, dev)?;
+    if state.config.model != config.model {
+        return Err(Error::file(
+            dir.join("model.json"),
+            "the checkpoint's model differs from the requested one",
+        ));
+    }
+    state.config = config.clone();
+    let mut opt = Optimizer::new(config.optimizer, trainable(&model)?, config.schedule.lr(0.0))?;
+    let opt_path = dir.join("optimizer.safetensors");
+    let saved = io::read_tensors(&opt_path, dev)?;
+    let names = trainable_names(&model)?;
+    let restored: Vec<Option<Tensor>> = names.iter().map(|n| saved.get(n).cloned()).collect();
+    opt.restore_state(restored, state.global_step).map_err(|problem| Error::file(&opt_path, problem))?;
+    Ok((model, opt, state))
+}

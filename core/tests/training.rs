@@ -1,0 +1,131 @@
+//! The training loop: the loss falls, a stopped run leaves a checkpoint and resumes exactly where
+//! it ended, a NaN loss stops the run with a clear message, events come in the documented order.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::channel;
+
+use candle_core::Device;
+use lrnn_core::data::context::ContextTask;
+use lrnn_core::data::{Augment, Format};
+use lrnn_core::io::ModelDesc;
+use lrnn_core::models::cifar::CifarConfig;
+use lrnn_core::train::trainer::{latest_checkpoint, load_checkpoint, run};
+use lrnn_core::train::{spawn, DataSource, Event, OptimizerConfig, RunEnd, Schedule, TrainConfig};
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lrnn-train-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// A small, fast run: A-Concat-RNN on 16x16 context images, 64 training images, batches of 16.
+fn config(name: &str) -> TrainConfig {
+    let model = ModelDesc::Cifar(CifarConfig {
+        in_channels: 1,
+        classes: 2,
+        ..CifarConfig::named("A-Concat-RNN-Max")
+    });
+    let task = ContextTask { size: 16, min_distance: 8, train: 64, val: 32, test: 8, seed: 5 };
+    TrainConfig {
+        model,
+        data: DataSource { format: Format::Context, path: PathBuf::new(), context: Some(task) },
+        epochs: 3,
+        batch_size: 16,
+        optimizer: OptimizerConfig::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+        schedule: Schedule::Constant { lr: 1e-3 },
+        augment: Some(Augment::default()),
+        subtract_mean: true,
+        seed: 1,
+        max_train_images: None,
+        max_val_images: None,
+        max_steps: None,
+        out: out_dir(name),
+    }
+}
+
+fn weights_of(out: &std::path::Path) -> Vec<(String, Vec<f32>)> {
+    let dir = latest_checkpoint(out).unwrap().unwrap();
+    let (model, _) = load_checkpoint(&dir, &Device::Cpu).unwrap();
+    model
+        .weights()
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1().unwrap()))
+        .collect()
+}
+
+#[test]
+fn loss_falls_and_events_come_in_order() {
+    let cfg = config("smoke");
+    let handle = spawn(cfg.clone(), false).unwrap();
+    let events: Vec<Event> = handle.events.iter().collect();
+    assert!(
+        matches!(events.first(), Some(Event::Started { steps_per_epoch: 4, resumed_at: 0, .. })),
+        "{events:?}"
+    );
+    assert_eq!(events.last(), Some(&Event::Finished));
+    let epochs: Vec<_> =
+        events.iter().filter_map(|e| if let Event::Epoch(s) = e { Some(s.clone()) } else { None }).collect();
+    assert_eq!(epochs.len(), 3);
+    assert!(epochs[2].train_loss < epochs[0].train_loss, "loss did not fall: {epochs:?}");
+    let steps = events.iter().filter(|e| matches!(e, Event::Step { .. })).count();
+    assert_eq!(steps, 12);
+    let (_, state) = load_checkpoint(&latest_checkpoint(&cfg.out).unwrap().unwrap(), &Device::Cpu).unwrap();
+    assert_eq!((state.global_step, state.epoch, state.history.len()), (12, 3, 3));
+}
+
+#[test]
+fn a_stopped_run_resumes_exactly_where_it_ended() {
+    // Uninterrupted: 6 steps (one and a half epochs).
+    let mut whole = config("whole");
+    whole.max_steps = Some(6);
+    let (tx, _rx) = channel();
+    assert_eq!(run(&whole, false, &AtomicBool::new(false), &tx).unwrap(), RunEnd::Finished);
+    // Interrupted after 3 steps (mid-epoch), then resumed to 6.
+    let mut part = config("part");
+    part.max_steps = Some(3);
+    run(&part, false, &AtomicBool::new(false), &tx).unwrap();
+    let (_, state) = load_checkpoint(&latest_checkpoint(&part.out).unwrap().unwrap(), &Device::Cpu).unwrap();
+    assert_eq!((state.global_step, state.epoch, state.step_in_epoch), (3, 0, 3));
+    part.max_steps = Some(6);
+    run(&part, true, &AtomicBool::new(false), &tx).unwrap();
+    let (a, b) = (weights_of(&whole.out), weights_of(&part.out));
+    assert_eq!(a.len(), b.len());
+    for ((na, va), (nb, vb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        assert_eq!(va, vb, "{na} differs after resuming");
+    }
+}
+
+#[test]
+fn stop_request_writes_a_checkpoint_and_reports_stopped() {
+    let cfg = config("stop");
+    let (tx, rx) = channel();
+    let stop = AtomicBool::new(true);
+    assert_eq!(run(&cfg, false, &stop, &tx).unwrap(), RunEnd::Stopped);
+    drop(tx);
+    assert!(rx.iter().any(|e| matches!(e, Event::Checkpoint(_))));
+    let dir = latest_checkpoint(&cfg.out).unwrap().unwrap();
+    assert!(load_checkpoint(&dir, &Device::Cpu).is_ok());
+}
+
+#[test]
+fn a_nan_loss_stops_with_a_clear_message() {
+    let mut cfg = config("nan");
+    cfg.optimizer = OptimizerConfig::Sgd { momentum: 0.0 };
+    cfg.schedule = Schedule::Constant { lr: 1e30 };
+    let handle = spawn(cfg, false).unwrap();
+    let last = handle.events.iter().last().unwrap();
+    let Event::Failed(msg) = last else { panic!("expected a failure, got {last:?}") };
+    assert!(msg.contains("the loss became") && msg.contains("last good checkpoint"), "{msg}");
+}
+
+#[test]
+fn resuming_without_a_run_names_the_missing_file() {
+    let cfg = config("none");
+    let (tx, _rx) = channel();
+    let err = run(&cfg, true, &AtomicBool::new(false), &tx).unwrap_err().to_string();
+    assert!(err.contains("latest.json") && err.contains("no run to resume"), "{err}");
+}
