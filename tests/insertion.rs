@@ -5,7 +5,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Conv2d, Conv2dConfig, Optimizer, VarBuilder, VarMap};
-use lrnn_core::nn::{Axis, ConvWithRnn, Forward, Layer, ScanBackend};
+use lrnn_core::nn::{Axis, Conv, ConvWithRnn, Forward, Layer, ScanBackend};
 
 const BACKENDS: [ScanBackend; 2] = [ScanBackend::Fused, ScanBackend::Reference];
 
@@ -58,11 +58,15 @@ fn inserted_pair_with_zero_recurrence_equals_the_convolution_exactly() {
     let net = pretrained(DType::F32);
     let vb = VarBuilder::from_varmap(&net.vm, DType::F32, &Device::Cpu);
     let x = randn(&[2, 3, 7, 9], DType::F32, 1);
-    let plain1 = x.apply(&net.fc1).unwrap().relu().unwrap();
-    let plain2 = plain1.apply(&net.fc2).unwrap().relu().unwrap();
+    // The CNN runs the same convolution the inserted layers use (the project's own).
+    let (c1, c2) = (Conv::from_candle(&net.fc1).unwrap(), Conv::from_candle(&net.fc2).unwrap());
+    let plain1 = x.apply(&c1).unwrap().relu().unwrap();
+    let plain2 = plain1.apply(&c2).unwrap().relu().unwrap();
     // A horizontal pair in fc1 and a vertical pair in fc2: a whole L-RNN module.
-    let l1 = ConvWithRnn::insert(net.fc1.clone(), Axis::Horizontal, &vb.pp("fc1")).unwrap();
-    let l2 = ConvWithRnn::insert(net.fc2.clone(), Axis::Vertical, &vb.pp("fc2")).unwrap();
+    let l1 =
+        ConvWithRnn::insert(Conv::from_candle(&net.fc1).unwrap(), Axis::Horizontal, &vb.pp("fc1")).unwrap();
+    let l2 =
+        ConvWithRnn::insert(Conv::from_candle(&net.fc2).unwrap(), Axis::Vertical, &vb.pp("fc2")).unwrap();
     for backend in BACKENDS {
         for capture in [false, true] {
             let mut fwd = Forward::eval().with_backend(backend);
@@ -118,10 +122,11 @@ fn app_b_gradient(xi: &Tensor, r: &Tensor, reverse: bool) -> Vec<f64> {
 fn first_gradient_of_v_is_the_one_of_appendix_b() {
     let net = pretrained(DType::F32);
     let vb = VarBuilder::from_varmap(&net.vm, DType::F32, &Device::Cpu);
-    let l1 = ConvWithRnn::insert(net.fc1.clone(), Axis::Horizontal, &vb.pp("fc1")).unwrap();
+    let l1 =
+        ConvWithRnn::insert(Conv::from_candle(&net.fc1).unwrap(), Axis::Horizontal, &vb.pp("fc1")).unwrap();
     let x = randn(&[2, 3, 5, 6], DType::F32, 2);
     let r = randn(&[2, 6, 5, 6], DType::F32, 3);
-    let xi = x.apply(&net.fc1).unwrap();
+    let xi = x.apply(&Conv::from_candle(&net.fc1).unwrap()).unwrap();
     let want_lr = app_b_gradient(&xi, &r, false);
     let want_rl = app_b_gradient(&xi, &r, true);
     assert!(want_lr.iter().any(|v| v.abs() > 1e-3), "degenerate case");
@@ -161,7 +166,8 @@ fn first_gradient_of_v_matches_finite_differences() {
     // In f64 through the composed reference (the fused op's gradient equals App. B above).
     let net = pretrained(DType::F64);
     let vb = VarBuilder::from_varmap(&net.vm, DType::F64, &Device::Cpu);
-    let l1 = ConvWithRnn::insert(net.fc1.clone(), Axis::Horizontal, &vb.pp("fc1")).unwrap();
+    let l1 =
+        ConvWithRnn::insert(Conv::from_candle(&net.fc1).unwrap(), Axis::Horizontal, &vb.pp("fc1")).unwrap();
     let x = randn(&[1, 3, 4, 5], DType::F64, 4);
     let r = randn(&[1, 6, 4, 5], DType::F64, 5);
     let v: Var = net.vm.data().lock().unwrap()["fc1.v_lr.weight"].clone();

@@ -13,9 +13,10 @@
 //! L-RNN direction `stage<s>.<i>.lrnn.<dir>`.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::nn::conv::Conv;
 use crate::nn::{
     dropout, Cell, CnnBlock, Forward, Fused, Fusion, GlobalPool, Layer, LayerRnn, LayerRnnConfig, Merge,
 };
@@ -191,7 +192,7 @@ pub struct LayerRow {
 pub struct CifarNet {
     config: CifarConfig,
     arch: CifarArch,
-    stem: Conv2d,
+    stem: Conv,
     stages: Vec<Vec<(String, Fused)>>,
     head: Linear,
     rows: Vec<LayerRow>,
@@ -210,8 +211,7 @@ impl CifarNet {
     /// An unknown name (as a candle error with the message), or tensors of other shapes in `vb`.
     pub fn new(config: &CifarConfig, vb: &VarBuilder) -> Result<Self> {
         let arch = CifarArch::from_name(&config.name).map_err(candle_core::Error::msg)?;
-        let stem_cfg = Conv2dConfig { padding: 1, ..Default::default() };
-        let stem = candle_nn::conv2d(config.in_channels, 64, 3, stem_cfg, vb.pp("stem"))?;
+        let stem = Conv::new(config.in_channels, 64, 3, 1, true, &vb.pp("stem"))?;
         let mut rows = vec![LayerRow {
             name: "stem".into(),
             kind: "conv3x3".into(),

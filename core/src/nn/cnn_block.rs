@@ -2,7 +2,9 @@
 //! BN-ReLU-conv3x3(in→w)-BN-ReLU-conv3x3(w→w), without convolution biases.
 
 use candle_core::{Result, Tensor};
-use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, ModuleT, VarBuilder};
+use candle_nn::{BatchNorm, ModuleT, VarBuilder};
+
+use super::conv::Conv;
 
 use super::forward::{Forward, Layer};
 
@@ -10,9 +12,9 @@ use super::forward::{Forward, Layer};
 #[derive(Debug, Clone)]
 pub struct CnnBlock {
     bn1: BatchNorm,
-    conv1: Conv2d,
+    conv1: Conv,
     bn2: BatchNorm,
-    conv2: Conv2d,
+    conv2: Conv,
 }
 
 impl CnnBlock {
@@ -22,12 +24,11 @@ impl CnnBlock {
     /// # Errors
     /// When `vb` holds tensors of other shapes.
     pub fn new(in_channels: usize, width: usize, vb: &VarBuilder) -> Result<Self> {
-        let cfg = Conv2dConfig { padding: 1, ..Default::default() };
         Ok(Self {
             bn1: candle_nn::batch_norm(in_channels, 1e-5, vb.pp("bn1"))?,
-            conv1: candle_nn::conv2d_no_bias(in_channels, width, 3, cfg, vb.pp("conv1"))?,
+            conv1: Conv::new(in_channels, width, 3, 1, false, &vb.pp("conv1"))?,
             bn2: candle_nn::batch_norm(width, 1e-5, vb.pp("bn2"))?,
-            conv2: candle_nn::conv2d_no_bias(width, width, 3, cfg, vb.pp("conv2"))?,
+            conv2: Conv::new(width, width, 3, 1, false, &vb.pp("conv2"))?,
         })
     }
 }

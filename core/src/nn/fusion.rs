@@ -2,7 +2,9 @@
 //! 1x1 projection when channel counts differ) or concat.
 
 use candle_core::{Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
+use candle_nn::VarBuilder;
+
+use super::conv::Conv;
 use serde::{Deserialize, Serialize};
 
 use super::forward::{Forward, Layer};
@@ -33,7 +35,7 @@ impl Fusion {
 pub struct Fused {
     inner: Box<dyn Layer + Send + Sync>,
     fusion: Fusion,
-    proj: Option<Conv2d>,
+    proj: Option<Conv>,
     out_channels: usize,
 }
 
@@ -60,13 +62,7 @@ impl Fused {
         vb: &VarBuilder,
     ) -> Result<Self> {
         let proj = if fusion == Fusion::Sum && in_channels != module_channels {
-            Some(candle_nn::conv2d_no_bias(
-                in_channels,
-                module_channels,
-                1,
-                Conv2dConfig::default(),
-                vb.pp("proj"),
-            )?)
+            Some(Conv::new(in_channels, module_channels, 1, 0, false, &vb.pp("proj"))?)
         } else {
             None
         };

@@ -8,7 +8,9 @@
 //! features first.
 
 use candle_core::{Result, Tensor};
-use candle_nn::{Conv2d, VarBuilder};
+use candle_nn::VarBuilder;
+
+use super::conv::Conv;
 
 use super::forward::{Forward, Layer};
 use super::spatial_rnn::{Merge, RnnPair};
@@ -17,7 +19,7 @@ use super::Axis;
 /// A convolution with an inserted bidirectional spatial RNN pair.
 #[derive(Debug, Clone)]
 pub struct ConvWithRnn {
-    conv: Conv2d,
+    conv: Conv,
     pair: RnnPair,
 }
 
@@ -28,7 +30,7 @@ impl ConvWithRnn {
     ///
     /// # Errors
     /// When `vb` holds recurrences of another shape.
-    pub fn insert(conv: Conv2d, axis: Axis, vb: &VarBuilder) -> Result<Self> {
+    pub fn insert(conv: Conv, axis: Axis, vb: &VarBuilder) -> Result<Self> {
         let hidden = conv.weight().dim(0)?;
         let pair = RnnPair::shared(axis, hidden, vb)?;
         Ok(Self { conv, pair })
@@ -40,7 +42,7 @@ impl ConvWithRnn {
     }
 
     /// The convolution (the pair's shared `U`).
-    pub fn conv(&self) -> &Conv2d {
+    pub fn conv(&self) -> &Conv {
         &self.conv
     }
 }

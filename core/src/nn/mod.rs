@@ -4,6 +4,7 @@
 pub mod buffers;
 pub mod cell;
 pub mod cnn_block;
+pub mod conv;
 pub mod forward;
 pub mod fusion;
 pub mod insert;
@@ -16,6 +17,7 @@ pub mod spatial_rnn;
 
 pub use cell::{Axis, Cell, Direction};
 pub use cnn_block::CnnBlock;
+pub use conv::{conv2d, Conv};
 pub use forward::{Forward, Layer};
 pub use fusion::{Fused, Fusion};
 pub use insert::ConvWithRnn;

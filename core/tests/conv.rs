@@ -1,0 +1,61 @@
+//! The fused CPU convolution against candle's own (the reference): outputs and the gradients of
+//! input, weight and bias, for several kernels, paddings and odd sizes; and against a
+//! hand-computed case.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use candle_core::{DType, Device, Tensor, Var};
+use common::{flat, rand_tensor};
+use lrnn_core::nn::conv2d;
+
+fn max_rel(a: &[f64], b: &[f64]) -> f64 {
+    let scale = b.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
+    a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+#[test]
+fn fused_convolution_should_match_candle_reference() {
+    for (i, &(b, c, h, w, o, k, pad)) in
+        [(2, 3, 7, 9, 4, 3, 1), (1, 5, 6, 5, 3, 1, 0), (3, 2, 8, 8, 6, 7, 3), (2, 4, 5, 7, 2, 3, 0)]
+            .iter()
+            .enumerate()
+    {
+        let seed = 10 * i as u64;
+        let x = Var::from_tensor(&rand_tensor(&[b, c, h, w], 1.0, seed, DType::F32)).unwrap();
+        let wt = Var::from_tensor(&rand_tensor(&[o, c, k, k], 0.5, seed + 1, DType::F32)).unwrap();
+        let bias = Var::from_tensor(&rand_tensor(&[o], 0.5, seed + 2, DType::F32)).unwrap();
+        let r = rand_tensor(&[b, o, h + 2 * pad + 1 - k, w + 2 * pad + 1 - k], 1.0, seed + 3, DType::F32);
+        let ours = conv2d(x.as_tensor(), wt.as_tensor(), Some(bias.as_tensor()), pad).unwrap();
+        let theirs = x
+            .as_tensor()
+            .conv2d(wt.as_tensor(), pad, 1, 1, 1)
+            .unwrap()
+            .broadcast_add(&bias.as_tensor().reshape((1, o, 1, 1)).unwrap())
+            .unwrap();
+        let tag = format!("case {i}");
+        assert!(max_rel(&flat(&ours), &flat(&theirs)) < 1e-5, "{tag}: output");
+        let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (theirs * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        for (name, v) in [("input", &x), ("weight", &wt), ("bias", &bias)] {
+            let e = max_rel(&flat(g1.get(v).unwrap()), &flat(g2.get(v).unwrap()));
+            assert!(e < 1e-5, "{tag}: grad {name}: relative error {e:e}");
+        }
+    }
+}
+
+#[test]
+fn convolution_by_hand() {
+    // One 3x3 image, a 2x2 kernel [[1, 2], [3, 4]], no padding, bias 0.5:
+    // x = [[1, 2, 3], [4, 5, 6], [7, 8, 9]] -> [[37.5, 47.5], [67.5, 77.5]].
+    let dev = Device::Cpu;
+    let x =
+        Tensor::new(&[1f32, 2., 3., 4., 5., 6., 7., 8., 9.], &dev).unwrap().reshape((1, 1, 3, 3)).unwrap();
+    let w = Tensor::new(&[1f32, 2., 3., 4.], &dev).unwrap().reshape((1, 1, 2, 2)).unwrap();
+    let b = Tensor::new(&[0.5f32], &dev).unwrap();
+    assert_eq!(flat(&conv2d(&x, &w, Some(&b), 0).unwrap()), [37.5, 47.5, 67.5, 77.5]);
+    // Padding 1 adds a border: the corner sees only x[0][0] under the kernel's 4.
+    let y = flat(&conv2d(&x, &w, None, 1).unwrap());
+    assert_eq!(y.len(), 16);
+    assert_eq!(y[0], 4.0);
+}
