@@ -6,6 +6,7 @@
 //! - [`models`]: whole models built from a JSON description, with their weights.
 //! - [`data`]: image sets and the readers of CIFAR-10, Fashion-MNIST and a generated context task.
 //! - [`io`]: safetensors weights and tensors, model descriptions, atomic writes.
+//! - [`probe`]: effective and theoretical receptive fields, recurrence spectra.
 //! - [`train`]: optimisers (and, to come, the training loop).
 //!
 //! Any forward pass can capture every per-direction hidden map (see [`nn::Forward`]).
@@ -15,6 +16,7 @@ pub mod error;
 pub mod io;
 pub mod models;
 pub mod nn;
+pub mod probe;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -1,0 +1,6 @@
+//! Probes: what the app shows and the CLI writes. Effective receptive fields (`erf`), theoretical
+//! receptive fields (`rf`) and the analysis of recurrence matrices (`recurrence`).
+
+pub mod erf;
+pub mod recurrence;
+pub mod rf;

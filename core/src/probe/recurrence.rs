@@ -1,0 +1,49 @@
+//! Analysis of a recurrence matrix `V` (SPEC §7): singular values, complex eigenvalues, spectral
+//! radius and the memory length it implies. With `h_t ≈ V h_{t-1}` (ReLU aside), a component
+//! along an eigenvector decays like `|λ|^t`; the memory length is the number of steps for the
+//! slowest one to fall to `1/e`, `-1 / ln ρ` for a spectral radius `ρ < 1` (infinite otherwise).
+
+use nalgebra::DMatrix;
+
+/// The analysis of one square matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spectrum {
+    /// Eigenvalues `(re, im)`, by decreasing modulus.
+    pub eigenvalues: Vec<(f64, f64)>,
+    /// Singular values, decreasing.
+    pub singular_values: Vec<f64>,
+    /// Largest eigenvalue modulus.
+    pub spectral_radius: f64,
+    /// Steps for the slowest mode to decay by `1/e`; `None` when it does not decay (`ρ ≥ 1`).
+    pub memory_length: Option<f64>,
+}
+
+/// Analyses a square matrix given row-major.
+///
+/// # Panics
+/// When `values.len() != n * n`.
+pub fn analyse(values: &[f32], n: usize) -> Spectrum {
+    assert_eq!(values.len(), n * n, "a square matrix");
+    let m = DMatrix::from_row_iterator(n, n, values.iter().map(|&v| f64::from(v)));
+    let mut eigenvalues: Vec<(f64, f64)> = m.complex_eigenvalues().iter().map(|c| (c.re, c.im)).collect();
+    eigenvalues.sort_by(|a, b| (b.0.hypot(b.1)).total_cmp(&a.0.hypot(a.1)));
+    let mut singular_values: Vec<f64> = m.singular_values().iter().copied().collect();
+    singular_values.sort_by(|a, b| b.total_cmp(a));
+    let spectral_radius = eigenvalues.first().map_or(0.0, |e| e.0.hypot(e.1));
+    let memory_length = if spectral_radius < 1.0 {
+        Some(if spectral_radius > 0.0 { -1.0 / spectral_radius.ln() } else { 0.0 })
+    } else {
+        None
+    };
+    Spectrum { eigenvalues, singular_values, spectral_radius, memory_length }
+}
+
+/// The per-gate blocks of a GRU recurrence `[3D, D]` (`W_z`, `W_r`, `W_h`), or the whole matrix
+/// of a vanilla cell `[D, D]`, each with its name.
+pub fn gate_blocks(values: &[f32], rows: usize, d: usize) -> Vec<(&'static str, &[f32])> {
+    if rows == 3 * d {
+        vec![("z", &values[..d * d]), ("r", &values[d * d..2 * d * d]), ("h", &values[2 * d * d..])]
+    } else {
+        vec![("v", values)]
+    }
+}

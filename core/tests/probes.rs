@@ -1,0 +1,104 @@
+//! Probes: effective receptive fields (a 3x3 convolution's is its kernel's footprint; inserting
+//! L-RNNs with V = 0 leaves it unchanged; a recurrence along rows spreads it along rows),
+//! theoretical receptive fields of VGG-16, and eigenvalues of known matrices.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use candle_core::{DType, Module, Tensor};
+use common::{builder, rand_tensor, set};
+use lrnn_core::nn::{Axis, Conv, ConvWithRnn, Layer};
+use lrnn_core::probe::erf::{erf, Mode, Unit};
+use lrnn_core::probe::recurrence::analyse;
+use lrnn_core::probe::rf::{receptive_field, vgg16_trunk, Geom};
+
+fn inputs() -> Vec<Tensor> {
+    (0..3).map(|i| rand_tensor(&[2, 2, 9, 11], 1.0, 40 + i, DType::F32)).collect()
+}
+
+#[test]
+fn erf_of_a_3x3_convolution_is_its_kernel_footprint() {
+    let (_vm, vb) = builder(DType::F32);
+    let conv = Conv::new(2, 3, 3, 1, true, &vb.pp("c")).unwrap();
+    let unit = Unit { channel: 1, y: 4, x: 5 };
+    let e = erf(|x, _| conv.forward(x), &inputs(), unit, Mode::Signed).unwrap();
+    assert_eq!(e.support(), Some(((3, 5), (4, 6))), "exactly the 3x3 around (4, 5)");
+    // Signed and linear: the ERF is Σ_k w[1, k, u, v], placed at (3 + u, 4 + v), up to the peak scale.
+    let w: Vec<f32> = conv.weight().get(1).unwrap().sum(0).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let peak = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for u in 0..3 {
+        for v in 0..3 {
+            let got = e.map[(3 + u) * 11 + 4 + v];
+            assert!((got - w[u * 3 + v] / peak).abs() < 1e-5, "({u}, {v}): {got} vs {}", w[u * 3 + v] / peak);
+        }
+    }
+    assert_eq!(e.mass_sides()[2], Some(3));
+}
+
+#[test]
+fn erf_with_zero_recurrence_equals_the_cnns_and_spreads_along_rows_once_v_is_set() {
+    let (vm, vb) = builder(DType::F32);
+    let conv = Conv::new(2, 4, 3, 1, true, &vb.pp("fc1")).unwrap();
+    let inserted = ConvWithRnn::insert(conv.clone(), Axis::Horizontal, &vb.pp("fc1")).unwrap();
+    let unit = Unit { channel: 2, y: 4, x: 5 };
+    let cnn = erf(|x, _| conv.forward(x)?.relu(), &inputs(), unit, Mode::Abs).unwrap();
+    let lrnn = erf(|x, f| inserted.forward(x, f), &inputs(), unit, Mode::Abs).unwrap();
+    assert_eq!(cnn, lrnn, "V = 0: the same ERF");
+    // A left-to-right recurrence carries the left part of the row to the unit.
+    let mut eye = vec![0f64; 16];
+    for i in 0..4 {
+        eye[i * 4 + i] = 0.8;
+    }
+    set(&vm, "fc1.v_lr.weight", &eye);
+    let spread = erf(|x, f| inserted.forward(x, f), &inputs(), unit, Mode::Abs).unwrap();
+    let ((r0, r1), (c0, c1)) = spread.support().unwrap();
+    assert_eq!((r0, r1), (3, 5), "rows unchanged: the scan runs along rows");
+    assert!(c0 < 4 && c1 == 6, "columns reach left of the 3x3 footprint: {c0}..{c1}");
+    assert!(
+        spread.mass_sides()[2] > cnn.mass_sides()[2],
+        "{:?} vs {:?}",
+        spread.mass_sides(),
+        cnn.mass_sides()
+    );
+}
+
+#[test]
+fn theoretical_receptive_fields_of_vgg16() {
+    for (layer, want) in [("pool3", 44), ("pool4", 100), ("conv5_3", 196), ("pool5", 212), ("conv1_1", 3)] {
+        let rf = receptive_field(&vgg16_trunk(layer).unwrap());
+        assert_eq!((rf.height, rf.width), (Some(want), Some(want)), "{layer}");
+    }
+    assert!(vgg16_trunk("fc6").is_err());
+    // An L-RNN pair after pool5: whole rows, then whole columns.
+    let mut layers = vgg16_trunk("pool5").unwrap();
+    layers.push(Geom::RowScan);
+    assert_eq!(receptive_field(&layers).width, None);
+    assert_eq!(receptive_field(&layers).height, Some(212));
+    layers.push(Geom::ColumnScan);
+    assert_eq!(receptive_field(&layers).height, None);
+}
+
+#[test]
+fn eigenvalues_of_known_matrices() {
+    // Rotation by 30° scaled by 0.9: eigenvalues 0.9 e^{±iπ/6}.
+    let (c, s) = (0.9 * (std::f32::consts::PI / 6.0).cos(), 0.9 * (std::f32::consts::PI / 6.0).sin());
+    let sp = analyse(&[c, -s, s, c], 2);
+    assert!((sp.spectral_radius - 0.9).abs() < 1e-6);
+    for (re, im) in &sp.eigenvalues {
+        assert!((re - f64::from(c)).abs() < 1e-6 && (im.abs() - f64::from(s)).abs() < 1e-6, "{re} {im}");
+    }
+    assert!((sp.memory_length.unwrap() - (-1.0 / 0.9f64.ln())).abs() < 1e-4);
+    // Diagonal: eigenvalues and singular values are the entries.
+    let sp = analyse(&[0.5, 0.0, 0.0, 0.0, -2.0, 0.0, 0.0, 0.0, 0.25], 3);
+    let re: Vec<f64> = sp.eigenvalues.iter().map(|e| e.0).collect();
+    assert_eq!(re.len(), 3);
+    for (a, b) in re.iter().zip([-2.0, 0.5, 0.25]) {
+        assert!((a - b).abs() < 1e-9);
+    }
+    assert!(sp.eigenvalues.iter().all(|e| e.1 == 0.0));
+    assert_eq!(sp.singular_values.len(), 3);
+    assert!((sp.singular_values[0] - 2.0).abs() < 1e-9);
+    assert_eq!(sp.memory_length, None, "radius 2: no decay");
+    // The zero matrix: no memory at all.
+    assert_eq!(analyse(&[0.0; 4], 2).memory_length, Some(0.0));
+}
