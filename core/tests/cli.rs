@@ -218,3 +218,60 @@ fn info_prints_the_layer_table_and_parameter_count() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown network `Z-RNN-Max`"));
 }
+
+#[test]
+fn probe_erf_and_recurrence_write_pictures_and_tables() {
+    let out = tmp("probe-erf");
+    let o = lrnn(&[
+        "probe",
+        "erf",
+        "--model",
+        "A-Concat-RNN-Max",
+        "--map",
+        "stage3.0",
+        "--random",
+        "1",
+        "--out",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("20% / 50% / 99%"), "{text}");
+    assert!(image::open(out.join("erf.png")).unwrap().width() >= 32);
+    let rows = std::fs::read_to_string(out.join("erf.csv")).unwrap();
+    assert_eq!(rows.lines().count(), 32);
+    assert_eq!(rows.lines().next().unwrap().split(',').count(), 32);
+    let o = lrnn(&[
+        "probe",
+        "erf",
+        "--model",
+        "A-Concat-RNN-Max",
+        "--map",
+        "nope",
+        "--random",
+        "1",
+        "--out",
+        s(&out),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no map `nope`"));
+    // The recurrences of the PyTorch fixture's GRU module: 4 matrices, 3 gates each.
+    let f = fixtures();
+    let rec = tmp("probe-rec");
+    let o = lrnn(&[
+        "probe",
+        "recurrence",
+        "--model",
+        s(&f.join("lrnn_gru_sum.json")),
+        "--weights",
+        s(&f.join("lrnn_gru_sum.weights.safetensors")),
+        "--out",
+        s(&rec),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary = std::fs::read_to_string(rec.join("recurrence.csv")).unwrap();
+    assert_eq!(summary.lines().count(), 1 + 4 * 3, "{summary}");
+    assert!(summary.contains("lr.v.weight,z,4,"));
+    let eig = std::fs::read_to_string(rec.join("eigenvalues.csv")).unwrap();
+    assert_eq!(eig.lines().count(), 1 + 4 * 3 * 4);
+}

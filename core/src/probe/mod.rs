@@ -3,4 +3,5 @@
 
 pub mod erf;
 pub mod recurrence;
+pub mod render;
 pub mod rf;

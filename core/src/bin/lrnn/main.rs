@@ -5,10 +5,12 @@
 //! - `lrnn init`: write freshly initialised weights for a model description.
 //! - `lrnn info`, `lrnn dataset`: a network's layer table; a dataset's counts and contact sheet.
 //! - `lrnn train`, `lrnn eval`: train a network with checkpoints; score a checkpoint.
+//! - `lrnn probe erf|recurrence`: receptive fields and recurrence spectra as PNG and CSV.
 //! - `lrnn demo`: a headless demonstration on a bundled photo: what each scan direction of an
 //!   L-RNN module carries across the image.
 
 mod demo;
+mod probe_cmd;
 mod train_cmd;
 
 use std::collections::BTreeMap;
@@ -72,6 +74,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Backend::Auto)]
         backend: Backend,
     },
+    /// Probe a model: effective receptive fields, recurrence spectra (PNG + CSV).
+    #[command(subcommand)]
+    Probe(probe_cmd::Probe),
     /// Train a network (checkpoints in --out; Ctrl-C stops cleanly; --resume continues).
     Train(train_cmd::TrainArgs),
     /// Top-1 error of a trained checkpoint on a split.
@@ -148,6 +153,7 @@ fn main() -> ExitCode {
         Command::Init { model, output, seed } => init(&model, &output, seed),
         Command::Info { model } => info(&model),
         Command::Train(args) => train_cmd::train(&args),
+        Command::Probe(p) => probe_cmd::probe(&p),
         Command::Eval { run, data, path, split, batch } => {
             train_cmd::eval(&run, &data, path.as_deref(), &split, batch)
         }

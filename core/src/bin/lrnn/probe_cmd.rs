@@ -1,0 +1,236 @@
+//! `lrnn probe erf|recurrence`: receptive fields and recurrence spectra as PNG and CSV, for papers
+//! and slides.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use candle_core::{Device, Tensor};
+use image::imageops::FilterType;
+use lrnn_core::io::{write_atomic, ModelDesc};
+use lrnn_core::models::Model;
+use lrnn_core::probe::erf::{erf, Mode, Unit};
+use lrnn_core::probe::recurrence::{analyse, gate_blocks};
+use lrnn_core::probe::render::{csv, heatmap};
+use lrnn_core::train::trainer::{latest_checkpoint, load_checkpoint};
+
+/// Which model to probe.
+#[derive(Debug, clap::Args)]
+pub struct ModelArgs {
+    /// A training run folder (its latest checkpoint) or a checkpoint folder.
+    #[arg(long)]
+    run: Option<PathBuf>,
+    /// A CIFAR network name or a JSON description (with --weights, or untrained from --seed).
+    #[arg(long)]
+    model: Option<String>,
+    /// safetensors weights for --model.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Seed of the initialisation when no weights are given.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// `lrnn probe` commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Probe {
+    /// Effective receptive field of one unit: erf.png (colour bar), erf.csv, mass numbers.
+    Erf {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Images to average over (resized to --size); default: --random inputs.
+        #[arg(long)]
+        image: Vec<PathBuf>,
+        /// Number of random inputs when no image is given.
+        #[arg(long, default_value_t = 8)]
+        random: usize,
+        /// Input side in pixels.
+        #[arg(long, default_value_t = 32)]
+        size: usize,
+        /// The map holding the unit: `output` or a captured name (`stage3.0`, `stage2.0.lrnn.lr`, …).
+        #[arg(long, default_value = "output")]
+        map: String,
+        /// Channel (or class) of the unit.
+        #[arg(long, default_value_t = 0)]
+        channel: usize,
+        /// Row of the unit in its map (default: the centre).
+        #[arg(long)]
+        y: Option<usize>,
+        /// Column of the unit in its map (default: the centre).
+        #[arg(long)]
+        x: Option<usize>,
+        /// `abs`, `signed` or `relu`.
+        #[arg(long, default_value = "abs")]
+        mode: String,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Every recurrence matrix: heatmaps, eigenvalues, singular values, spectral radius, memory.
+    Recurrence {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn load(m: &ModelArgs) -> anyhow::Result<(Model, String)> {
+    if let Some(run) = &m.run {
+        let dir = if run.join("weights.safetensors").exists() {
+            run.clone()
+        } else {
+            latest_checkpoint(run)?
+                .with_context(|| format!("{}: no checkpoint (no latest.json)", run.display()))?
+        };
+        let (model, state) = load_checkpoint(&dir, &Device::Cpu)?;
+        return Ok((model, format!("{} after {} steps", dir.display(), state.global_step)));
+    }
+    let Some(name) = &m.model else { bail!("give --run, or --model (with --weights)") };
+    let desc = ModelDesc::from_name_or_file(name)?;
+    Ok(match &m.weights {
+        Some(w) => (Model::load(desc, w, &Device::Cpu)?, format!("{name} with {}", w.display())),
+        None => {
+            (Model::new_seeded(desc, &Device::Cpu, m.seed)?, format!("{name}, untrained (seed {})", m.seed))
+        }
+    })
+}
+
+fn save_png(img: &image::RgbImage, path: &Path) -> anyhow::Result<()> {
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
+    write_atomic(path, &bytes)?;
+    Ok(())
+}
+
+/// An image as `[1, C, size, size]` in [-0.5, 0.5] (grey when `channels` is 1).
+fn load_image(path: &Path, size: usize, channels: usize) -> anyhow::Result<Tensor> {
+    let img = image::ImageReader::open(path)
+        .with_context(|| format!("{}: cannot open", path.display()))?
+        .with_guessed_format()?
+        .decode()
+        .with_context(|| format!("{}: not a readable image", path.display()))?
+        .resize_exact(size as u32, size as u32, FilterType::Triangle);
+    let data: Vec<f32> = if channels == 1 {
+        img.to_luma8().pixels().map(|p| f32::from(p[0]) / 255.0 - 0.5).collect()
+    } else {
+        let rgb = img.to_rgb8();
+        let mut planes = vec![0f32; 3 * size * size];
+        for (i, p) in rgb.pixels().enumerate() {
+            for c in 0..3 {
+                planes[c * size * size + i] = f32::from(p[c]) / 255.0 - 0.5;
+            }
+        }
+        planes
+    };
+    Ok(Tensor::from_vec(data, (1, channels, size, size), &Device::Cpu)?)
+}
+
+/// Runs a probe command.
+pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
+    match cmd {
+        Probe::Erf { model, image, random, size, map, channel, y, x, mode, out } => {
+            let (model, what) = load(model)?;
+            let c = model.desc().in_channels();
+            let inputs: Vec<Tensor> = if image.is_empty() {
+                (0..*random)
+                    .map(|_| Tensor::randn(0f32, 0.5, (1, c, *size, *size), &Device::Cpu))
+                    .collect::<candle_core::Result<_>>()?
+            } else {
+                image.iter().map(|p| load_image(p, *size, c)).collect::<anyhow::Result<_>>()?
+            };
+            let mode = match mode.as_str() {
+                "abs" => Mode::Abs,
+                "signed" => Mode::Signed,
+                "relu" => Mode::Relu,
+                other => bail!("unknown mode `{other}`; known: abs, signed, relu"),
+            };
+            let pick = |x: &Tensor, f: &mut lrnn_core::nn::Forward| -> candle_core::Result<Tensor> {
+                let mut fwd = lrnn_core::nn::Forward::eval().capturing();
+                fwd.backend = f.backend;
+                let y = model.forward(x, &mut fwd).map_err(candle_core::Error::wrap)?;
+                if map == "output" {
+                    return Ok(y);
+                }
+                let mut maps = fwd.take_captured();
+                maps.remove(map.as_str()).ok_or_else(|| {
+                    let names: Vec<String> = maps.keys().cloned().collect();
+                    candle_core::Error::msg(format!(
+                        "no map `{map}`; the model captures: output, {}",
+                        names.join(", ")
+                    ))
+                })
+            };
+            let shape = pick(&inputs[0], &mut lrnn_core::nn::Forward::eval())?.dims().to_vec();
+            let (my, mx) = match shape.as_slice() {
+                [_, _, h, w] => (*h, *w),
+                _ => (1, 1),
+            };
+            let unit = Unit { channel: *channel, y: y.unwrap_or(my / 2), x: x.unwrap_or(mx / 2) };
+            let e = erf(pick, &inputs, unit, mode)?;
+            std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+            let scale = (256 / e.width.max(1)).max(1) as u32;
+            save_png(&heatmap(&e.map, e.height, e.width, mode == Mode::Signed, scale), &out.join("erf.png"))?;
+            write_atomic(&out.join("erf.csv"), csv(&e.map, e.width).as_bytes())?;
+            let sides = e.mass_sides().map(|s| s.map_or("-".to_string(), |v| v.to_string()));
+            println!(
+                "ERF of {map}[{}, {}, {}] of {what}, over {} input(s), {mode:?}",
+                unit.channel,
+                unit.y,
+                unit.x,
+                inputs.len()
+            );
+            println!(
+                "centred square holding 20% / 50% / 99% of the mass: {} / {} / {} px",
+                sides[0], sides[1], sides[2]
+            );
+            println!("wrote {} and {}", out.join("erf.png").display(), out.join("erf.csv").display());
+        }
+        Probe::Recurrence { model, out } => {
+            let (model, what) = load(model)?;
+            std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+            let mut summary =
+                String::from("matrix,gate,size,spectral_radius,memory_length,largest_singular_value\n");
+            let mut eig = String::from("matrix,gate,re,im\n");
+            println!("recurrences of {what}");
+            let mut found = 0;
+            for (name, t) in model.weights()? {
+                // `<prefix>.<dir>.v.weight` (own projection) or `<layer>.v_<dir>.weight` (inserted).
+                let is_v = name.ends_with("v.weight") || name.contains(".v_");
+                if !is_v || t.rank() != 2 {
+                    continue;
+                }
+                found += 1;
+                let (rows, d) = t.dims2()?;
+                let values: Vec<f32> = t.flatten_all()?.to_vec1()?;
+                save_png(
+                    &heatmap(&values, rows, d, true, (256 / d.max(1)).max(1) as u32),
+                    &out.join(format!("{name}.png")),
+                )?;
+                for (gate, block) in gate_blocks(&values, rows, d) {
+                    let sp = analyse(block, d);
+                    let mem = sp.memory_length.map_or("inf".to_string(), |m| format!("{m:.3}"));
+                    summary.push_str(&format!(
+                        "{name},{gate},{d},{:.6},{mem},{:.6}\n",
+                        sp.spectral_radius,
+                        sp.singular_values.first().copied().unwrap_or(0.0)
+                    ));
+                    for (re, im) in &sp.eigenvalues {
+                        eig.push_str(&format!("{name},{gate},{re},{im}\n"));
+                    }
+                    println!(
+                        "  {name:<28} {gate}  spectral radius {:.4}, memory {mem} steps",
+                        sp.spectral_radius
+                    );
+                }
+            }
+            if found == 0 {
+                bail!("the model has no recurrence matrix");
+            }
+            write_atomic(&out.join("recurrence.csv"), summary.as_bytes())?;
+            write_atomic(&out.join("eigenvalues.csv"), eig.as_bytes())?;
+            println!("wrote {found} heatmaps, recurrence.csv and eigenvalues.csv to {}", out.display());
+        }
+    }
+    Ok(())
+}
