@@ -4,8 +4,12 @@
 //! Run: `cargo bench -p lrnn-core --bench cifar_step` (env `LRNN_BENCH_RUNS`, default 3;
 //! `LRNN_BENCH_NETS=E-RNN-Max,Baseline-CNN-Max`).
 
+mod common;
+
 use std::process::Command;
 use std::time::Instant;
+
+use common::{median, python};
 
 use candle_core::{Device, Tensor};
 use lrnn_core::io::ModelDesc;
@@ -13,21 +17,6 @@ use lrnn_core::models::cifar::CifarConfig;
 use lrnn_core::models::{is_running_statistic, Model};
 use lrnn_core::nn::Forward;
 use lrnn_core::train::{Optimizer, OptimizerConfig};
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn python() -> String {
-    std::env::var("LRNN_PYTHON").unwrap_or_else(|_| {
-        if std::path::Path::new("/usr/bin/python3").exists() {
-            "/usr/bin/python3".into()
-        } else {
-            "python3".into()
-        }
-    })
-}
 
 fn main() {
     let runs: usize = std::env::var("LRNN_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);

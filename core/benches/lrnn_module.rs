@@ -6,31 +6,16 @@
 //! Run: `cargo bench -p lrnn-core --bench lrnn_module` (env `LRNN_BENCH_RUNS`, default 7;
 //! `LRNN_BENCH_SHAPE=B,C,H,W,D` for another shape).
 
+mod common;
+
 use std::process::Command;
-use std::time::Instant;
+
+use common::{python, time_ms};
 
 use candle_core::{DType, Device, Tensor};
 use lrnn_core::io::ModelDesc;
 use lrnn_core::models::Model;
 use lrnn_core::nn::{Cell, Forward, LayerRnnConfig, Merge, ScanBackend};
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn time_ms(runs: usize, mut f: impl FnMut()) -> f64 {
-    f(); // warm-up
-    median(
-        (0..runs)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect(),
-    )
-}
 
 fn sgemm_gflops(m: usize, k: usize, n: usize, runs: usize) -> f64 {
     let dev = Device::Cpu;
@@ -40,18 +25,6 @@ fn sgemm_gflops(m: usize, k: usize, n: usize, runs: usize) -> f64 {
         a.matmul(&b).expect("matmul");
     });
     2.0 * (m * k * n) as f64 / (ms * 1e6)
-}
-
-/// The Python that runs the PyTorch side: `LRNN_PYTHON`, else Debian's (where `python3-torch`
-/// installs), else `python3` on the PATH.
-fn python() -> String {
-    std::env::var("LRNN_PYTHON").unwrap_or_else(|_| {
-        if std::path::Path::new("/usr/bin/python3").exists() {
-            "/usr/bin/python3".into()
-        } else {
-            "python3".into()
-        }
-    })
 }
 
 fn torch_side(shape: [usize; 5], runs: usize) -> Option<serde_json::Value> {

@@ -8,13 +8,12 @@
 //! thread) and one for the column gradient, folded back with col2im. Other devices and dtypes
 //! fall back to candle's `conv2d`.
 
-use candle_core::{
-    backend::BackendStorage, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor,
-};
+use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
 
 use super::buffers;
+use super::pair_op::cpu_f32;
 use super::scan_cpu::matmul;
 
 /// Sizes of one convolution.
@@ -96,17 +95,6 @@ struct ConvOp {
     pad: usize,
 }
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let data = match s {
-        CpuStorage::F32(v) => v.as_slice(),
-        other => candle_core::bail!("conv2d: {what} must be f32, got {:?}", other.dtype()),
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("conv2d: {what} must be contiguous"),
-    }
-}
-
 impl ConvOp {
     fn dims(&self, x: &[usize], w: &[usize]) -> Result<Dims> {
         let (&[b, c, h, ww], &[o, wc, kh, kw]) = (x, w) else {
@@ -137,8 +125,11 @@ impl CustomOp3 for ConvOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, bias) =
-            (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "weight")?, f32_slice(s3, l3, "bias")?);
+        let (x, w, bias) = (
+            cpu_f32(s1, l1, "conv2d: input")?,
+            cpu_f32(s2, l2, "conv2d: weight")?,
+            cpu_f32(s3, l3, "conv2d: bias")?,
+        );
         let d = self.dims(l1.dims(), l2.dims())?;
         let (rows, ohw) = (d.col_rows(), d.out_hw());
         let mut out = buffers::take(d.b * d.o * ohw);

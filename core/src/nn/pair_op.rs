@@ -219,14 +219,16 @@ fn matmul(
     scan_cpu::matmul((m, n, k), dst, acc, lhs, (lhs_rs, lhs_cs), rhs, (rhs_rs, rhs_cs));
 }
 
-fn cpu_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+/// The f32 elements of a contiguous CPU storage (the fused ops' inputs); `what` names the
+/// input in errors.
+pub(crate) fn cpu_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     let data = match s {
         CpuStorage::F32(v) => v.as_slice(),
-        other => candle_core::bail!("L-RNN pair: {what} must be f32, got {:?}", other.dtype()),
+        other => candle_core::bail!("{what} must be f32, got {:?}", other.dtype()),
     };
     match l.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("L-RNN pair: {what} must be contiguous"),
+        None => candle_core::bail!("{what} must be contiguous"),
     }
 }
 
@@ -242,7 +244,7 @@ impl CustomOp2 for PairOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, p) = (cpu_f32(s1, l1, "input")?, cpu_f32(s2, l2, "parameters")?);
+        let (x, p) = (cpu_f32(s1, l1, "L-RNN pair: input")?, cpu_f32(s2, l2, "L-RNN pair: parameters")?);
         let (b, c, h, w) = l1.shape().dims4()?;
         let expect_c = self.own_input.unwrap_or(self.gd());
         if c != expect_c || p.len() != self.packed_len() {

@@ -426,6 +426,20 @@ fn save_checkpoint(model: &Model, opt: &Optimizer, state: &RunState) -> Result<P
     Ok(dir)
 }
 
+/// The checkpoint a path names: a checkpoint folder itself (it holds `weights.safetensors`), or a
+/// run folder's latest checkpoint.
+///
+/// # Errors
+/// [`Error::File`] when the path is neither.
+pub fn resolve_checkpoint(path: &Path) -> Result<PathBuf> {
+    if path.join("weights.safetensors").exists() {
+        return Ok(path.to_path_buf());
+    }
+    latest_checkpoint(path)?.ok_or_else(|| {
+        Error::file(path, "neither a checkpoint (no weights.safetensors) nor a run folder (no latest.json)")
+    })
+}
+
 /// Loads a checkpoint folder: the model and the run state.
 ///
 /// # Errors

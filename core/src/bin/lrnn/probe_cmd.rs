@@ -11,7 +11,7 @@ use lrnn_core::models::Model;
 use lrnn_core::probe::erf::{erf, Mode, Unit};
 use lrnn_core::probe::recurrence::{analyse, gate_blocks};
 use lrnn_core::probe::render::{csv, heatmap};
-use lrnn_core::train::trainer::{latest_checkpoint, load_checkpoint};
+use lrnn_core::train::trainer::{load_checkpoint, resolve_checkpoint};
 
 /// Which model to probe.
 #[derive(Debug, clap::Args)]
@@ -77,12 +77,7 @@ pub enum Probe {
 
 fn load(m: &ModelArgs) -> anyhow::Result<(Model, String)> {
     if let Some(run) = &m.run {
-        let dir = if run.join("weights.safetensors").exists() {
-            run.clone()
-        } else {
-            latest_checkpoint(run)?
-                .with_context(|| format!("{}: no checkpoint (no latest.json)", run.display()))?
-        };
+        let dir = resolve_checkpoint(run)?;
         let (model, state) = load_checkpoint(&dir, &Device::Cpu)?;
         return Ok((model, format!("{} after {} steps", dir.display(), state.global_step)));
     }

@@ -10,7 +10,7 @@ use candle_core::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use lrnn_core::data::{self, Augment};
 use lrnn_core::io::ModelDesc;
-use lrnn_core::train::trainer::{evaluate, latest_checkpoint, load_checkpoint};
+use lrnn_core::train::trainer::{evaluate, load_checkpoint, resolve_checkpoint};
 use lrnn_core::train::{spawn, DataSource, Event, OptimizerConfig, Schedule, TrainConfig};
 
 /// Options of `lrnn train`.
@@ -178,12 +178,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
 
 /// Runs `lrnn eval`: top-1 error of a checkpoint on a split.
 pub fn eval(run: &Path, data: &str, path: Option<&Path>, split: &str, batch: usize) -> anyhow::Result<()> {
-    let dir = if run.join("weights.safetensors").exists() {
-        run.to_path_buf()
-    } else {
-        latest_checkpoint(run)?
-            .with_context(|| format!("{}: no checkpoint here (no latest.json)", run.display()))?
-    };
+    let dir = resolve_checkpoint(run)?;
     let (model, state) = load_checkpoint(&dir, &Device::Cpu)?;
     let source = data_source(data, path)?;
     let splits = data::load(source.format, &source.path)?;
