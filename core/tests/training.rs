@@ -72,8 +72,12 @@ fn loss_falls_and_events_come_in_order() {
     assert!(epochs[2].train_loss < epochs[0].train_loss, "loss did not fall: {epochs:?}");
     let steps = events.iter().filter(|e| matches!(e, Event::Step { .. })).count();
     assert_eq!(steps, 12);
-    let (_, state) = load_checkpoint(&latest_checkpoint(&cfg.out).unwrap().unwrap(), &Device::Cpu).unwrap();
+    let dir = latest_checkpoint(&cfg.out).unwrap().unwrap();
+    let (_, state) = load_checkpoint(&dir, &Device::Cpu).unwrap();
     assert_eq!((state.global_step, state.epoch, state.history.len()), (12, 3, 3));
+    let mean = lrnn_core::train::trainer::checkpoint_mean(&dir, &state).unwrap().unwrap();
+    let data = lrnn_core::train::trainer::load_data(&cfg).unwrap();
+    assert_eq!(mean, data.train.mean_image(), "the checkpoint keeps the training mean");
 }
 
 #[test]

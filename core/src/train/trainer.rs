@@ -301,7 +301,7 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
         let (mut loss_sum, mut wrong, mut seen) = (0f64, 0usize, 0usize);
         while state.step_in_epoch < steps_per_epoch {
             if stop.load(Ordering::SeqCst) || config.max_steps.is_some_and(|m| state.global_step >= m) {
-                let ckpt = save_checkpoint(&model, &opt, &state)?;
+                let ckpt = save_checkpoint(&model, &opt, &state, mean.as_deref())?;
                 let _ = events.send(Event::Checkpoint(ckpt));
                 return Ok(if stop.load(Ordering::SeqCst) { RunEnd::Stopped } else { RunEnd::Finished });
             }
@@ -350,7 +350,7 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
         state.epoch += 1;
         state.step_in_epoch = 0;
         let _ = events.send(Event::Epoch(stats));
-        let ckpt = save_checkpoint(&model, &opt, &state)?;
+        let ckpt = save_checkpoint(&model, &opt, &state, mean.as_deref())?;
         last_good = Some(ckpt.clone());
         let _ = events.send(Event::Checkpoint(ckpt));
     }
@@ -392,13 +392,22 @@ pub fn latest_checkpoint(out: &Path) -> Result<Option<PathBuf>> {
     Ok(Some(out.join(latest.checkpoint)))
 }
 
-fn save_checkpoint(model: &Model, opt: &Optimizer, state: &RunState) -> Result<PathBuf> {
+fn save_checkpoint(
+    model: &Model,
+    opt: &Optimizer,
+    state: &RunState,
+    mean: Option<&[f32]>,
+) -> Result<PathBuf> {
     let out = &state.config.out;
     let name = format!("step-{:08}", state.global_step);
     let dir = out.join(&name);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     model.desc().save(&dir.join("model.json"))?;
     model.save_weights(&dir.join("weights.safetensors"))?;
+    if let Some(m) = mean {
+        let t = Tensor::from_vec(m.to_vec(), m.len(), &Device::Cpu)?;
+        io::write_tensors(&BTreeMap::from([("mean".to_string(), t)]), &dir.join("mean.safetensors"))?;
+    }
     let mut opt_state = BTreeMap::new();
     for (n, t) in trainable_names(model)?.into_iter().zip(opt.state()) {
         if let Some(t) = t {
@@ -438,6 +447,24 @@ pub fn resolve_checkpoint(path: &Path) -> Result<PathBuf> {
     latest_checkpoint(path)?.ok_or_else(|| {
         Error::file(path, "neither a checkpoint (no weights.safetensors) nor a run folder (no latest.json)")
     })
+}
+
+/// The mean image a checkpoint's model was trained with (flattened `[C, H, W]`): from its
+/// `mean.safetensors`, or recomputed from the run's training data for checkpoints without one;
+/// `None` when the run did not subtract a mean.
+///
+/// # Errors
+/// A malformed mean file, or the run's data no longer readable.
+pub fn checkpoint_mean(dir: &Path, state: &RunState) -> Result<Option<Vec<f32>>> {
+    if !state.config.subtract_mean {
+        return Ok(None);
+    }
+    let p = dir.join("mean.safetensors");
+    if p.exists() {
+        let t = io::read_tensors(&p, &Device::Cpu)?;
+        return Ok(Some(io::require_tensor(&t, "mean", 1, &p)?.to_vec1()?));
+    }
+    Ok(Some(load_data(&state.config)?.train.mean_image()))
 }
 
 /// Loads a checkpoint folder: the model and the run state.

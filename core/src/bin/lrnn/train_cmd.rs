@@ -10,7 +10,7 @@ use candle_core::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use lrnn_core::data::{self, Augment};
 use lrnn_core::io::ModelDesc;
-use lrnn_core::train::trainer::{evaluate, load_checkpoint, resolve_checkpoint};
+use lrnn_core::train::trainer::{checkpoint_mean, evaluate, load_checkpoint, resolve_checkpoint};
 use lrnn_core::train::{spawn, DataSource, Event, OptimizerConfig, Schedule, TrainConfig};
 
 /// Options of `lrnn train`.
@@ -188,7 +188,7 @@ pub fn eval(run: &Path, data: &str, path: Option<&Path>, split: &str, batch: usi
         "test" => &splits.test,
         other => bail!("unknown split `{other}`; known: train, val, test"),
     };
-    let mean = state.config.subtract_mean.then(|| splits.train.mean_image());
+    let mean = checkpoint_mean(&dir, &state)?;
     let error = evaluate(&model, set, mean.as_deref(), batch)?;
     println!("checkpoint {} after {} steps", dir.display(), state.global_step);
     println!("{split}: {} images, top-1 error {:.2}%", set.len(), 100.0 * error);

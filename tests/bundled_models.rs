@@ -1,0 +1,28 @@
+//! The trained models bundled in `assets/models/` load as checkpoints and classify held-out
+//! Fashion-MNIST test images (a committed sample of 500) as well as recorded in RESULTS.md.
+
+use std::path::PathBuf;
+
+use candle_core::Device;
+use lrnn_core::data::fashion_mnist;
+use lrnn_core::train::trainer::{checkpoint_mean, evaluate, load_checkpoint};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn bundled_e_rnn_max_classifies_fashion_mnist() {
+    let dir = root().join("assets/models/e-rnn-max-fashion-mnist");
+    let (model, state) = load_checkpoint(&dir, &Device::Cpu).expect("the bundled checkpoint loads");
+    assert_eq!(model.parameter_count().expect("count"), 966_026, "E-RNN-Max with one input channel");
+    assert_eq!(state.global_step, 626);
+    let sample = fashion_mnist::read_pair(&root().join("tests/fixtures/fashion-mnist-sample"), "t10k")
+        .expect("the committed sample")
+        .pad_to(32, 32);
+    assert_eq!(sample.len(), 500);
+    let mean = checkpoint_mean(&dir, &state).expect("mean").expect("trained with a mean");
+    let error = evaluate(&model, &sample, Some(&mean), 100).expect("evaluate");
+    println!("bundled E-RNN-Max: top-1 error {:.1}% on the 500-image sample", 100.0 * error);
+    assert!(error < 0.2, "top-1 error {error} (16.1% on the whole test set when bundled)");
+}
