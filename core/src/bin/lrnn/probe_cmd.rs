@@ -11,7 +11,7 @@ use lrnn_core::models::Model;
 use lrnn_core::probe::erf::{erf, Mode, Unit};
 use lrnn_core::probe::recurrence::{analyse, gate_blocks};
 use lrnn_core::probe::render::{csv, heatmap};
-use lrnn_core::train::trainer::{load_checkpoint, resolve_checkpoint};
+use lrnn_core::train::trainer::{checkpoint_mean, load_checkpoint, resolve_checkpoint};
 
 /// Which model to probe.
 #[derive(Debug, clap::Args)]
@@ -75,18 +75,22 @@ pub enum Probe {
     },
 }
 
-fn load(m: &ModelArgs) -> anyhow::Result<(Model, String)> {
+/// The model, a description of it, and the mean image its inputs are centred with (a trained
+/// checkpoint's; `None`: pixels are centred at 0.5).
+fn load(m: &ModelArgs) -> anyhow::Result<(Model, String, Option<Vec<f32>>)> {
     if let Some(run) = &m.run {
         let dir = resolve_checkpoint(run)?;
         let (model, state) = load_checkpoint(&dir, &Device::Cpu)?;
-        return Ok((model, format!("{} after {} steps", dir.display(), state.global_step)));
+        let mean = checkpoint_mean(&dir, &state)?;
+        return Ok((model, format!("{} after {} steps", dir.display(), state.global_step), mean));
     }
     let Some(name) = &m.model else { bail!("give --run, or --model (with --weights)") };
     let desc = ModelDesc::from_name_or_file(name)?;
     Ok(match &m.weights {
-        Some(w) => (Model::load(desc, w, &Device::Cpu)?, format!("{name} with {}", w.display())),
+        Some(w) => (Model::load(desc, w, &Device::Cpu)?, format!("{name} with {}", w.display()), None),
         None => {
-            (Model::new_seeded(desc, &Device::Cpu, m.seed)?, format!("{name}, untrained (seed {})", m.seed))
+            let model = Model::new_seeded(desc, &Device::Cpu, m.seed)?;
+            (model, format!("{name}, untrained (seed {})", m.seed), None)
         }
     })
 }
@@ -98,26 +102,31 @@ fn save_png(img: &image::RgbImage, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// An image as `[1, C, size, size]` in [-0.5, 0.5] (grey when `channels` is 1).
-fn load_image(path: &Path, size: usize, channels: usize) -> anyhow::Result<Tensor> {
+/// An image as `[1, C, size, size]` in [0, 1] minus `mean` (when it fits) or minus 0.5 (grey when
+/// `channels` is 1).
+fn load_image(path: &Path, size: usize, channels: usize, mean: Option<&[f32]>) -> anyhow::Result<Tensor> {
     let img = image::ImageReader::open(path)
         .with_context(|| format!("{}: cannot open", path.display()))?
         .with_guessed_format()?
         .decode()
         .with_context(|| format!("{}: not a readable image", path.display()))?
         .resize_exact(size as u32, size as u32, FilterType::Triangle);
-    let data: Vec<f32> = if channels == 1 {
-        img.to_luma8().pixels().map(|p| f32::from(p[0]) / 255.0 - 0.5).collect()
+    let mut data: Vec<f32> = if channels == 1 {
+        img.to_luma8().pixels().map(|p| f32::from(p[0]) / 255.0).collect()
     } else {
         let rgb = img.to_rgb8();
         let mut planes = vec![0f32; 3 * size * size];
         for (i, p) in rgb.pixels().enumerate() {
             for c in 0..3 {
-                planes[c * size * size + i] = f32::from(p[c]) / 255.0 - 0.5;
+                planes[c * size * size + i] = f32::from(p[c]) / 255.0;
             }
         }
         planes
     };
+    match mean {
+        Some(m) if m.len() == data.len() => data.iter_mut().zip(m).for_each(|(v, m)| *v -= m),
+        _ => data.iter_mut().for_each(|v| *v -= 0.5),
+    }
     Ok(Tensor::from_vec(data, (1, channels, size, size), &Device::Cpu)?)
 }
 
@@ -125,14 +134,17 @@ fn load_image(path: &Path, size: usize, channels: usize) -> anyhow::Result<Tenso
 pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
     match cmd {
         Probe::Erf { model, image, random, size, map, channel, y, x, mode, out } => {
-            let (model, what) = load(model)?;
+            let (model, what, mean) = load(model)?;
             let c = model.desc().in_channels();
             let inputs: Vec<Tensor> = if image.is_empty() {
                 (0..*random)
                     .map(|_| Tensor::randn(0f32, 0.5, (1, c, *size, *size), &Device::Cpu))
                     .collect::<candle_core::Result<_>>()?
             } else {
-                image.iter().map(|p| load_image(p, *size, c)).collect::<anyhow::Result<_>>()?
+                image
+                    .iter()
+                    .map(|p| load_image(p, *size, c, mean.as_deref()))
+                    .collect::<anyhow::Result<_>>()?
             };
             let mode = match mode.as_str() {
                 "abs" => Mode::Abs,
@@ -182,7 +194,7 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
             println!("wrote {} and {}", out.join("erf.png").display(), out.join("erf.csv").display());
         }
         Probe::Recurrence { model, out } => {
-            let (model, what) = load(model)?;
+            let (model, what, _) = load(model)?;
             std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
             let mut summary =
                 String::from("matrix,gate,size,spectral_radius,memory_length,largest_singular_value\n");
