@@ -11,11 +11,11 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-#[test]
-fn bundled_e_rnn_max_classifies_fashion_mnist() {
-    let dir = root().join("assets/models/e-rnn-max-fashion-mnist");
+/// Loads a bundled Fashion-MNIST checkpoint and returns its top-1 error on the sample.
+fn sample_error(folder: &str, parameters: usize) -> f32 {
+    let dir = root().join("assets/models").join(folder);
     let (model, state) = load_checkpoint(&dir, &Device::Cpu).expect("the bundled checkpoint loads");
-    assert_eq!(model.parameter_count().expect("count"), 966_026, "E-RNN-Max with one input channel");
+    assert_eq!(model.parameter_count().expect("count"), parameters, "{folder}: one input channel");
     assert_eq!(state.global_step, 626);
     let sample = fashion_mnist::read_pair(&root().join("tests/fixtures/fashion-mnist-sample"), "t10k")
         .expect("the committed sample")
@@ -23,6 +23,18 @@ fn bundled_e_rnn_max_classifies_fashion_mnist() {
     assert_eq!(sample.len(), 500);
     let mean = checkpoint_mean(&dir, &state).expect("mean").expect("trained with a mean");
     let error = evaluate(&model, &sample, Some(&mean), 100).expect("evaluate");
-    println!("bundled E-RNN-Max: top-1 error {:.1}% on the 500-image sample", 100.0 * error);
+    println!("bundled {folder}: top-1 error {:.1}% on the 500-image sample", 100.0 * error);
+    error
+}
+
+#[test]
+fn bundled_e_rnn_max_classifies_fashion_mnist() {
+    let error = sample_error("e-rnn-max-fashion-mnist", 966_026);
     assert!(error < 0.2, "top-1 error {error} (16.1% on the whole test set when bundled)");
+}
+
+#[test]
+fn bundled_baseline_cnn_max_classifies_fashion_mnist() {
+    let error = sample_error("baseline-cnn-max-fashion-mnist", 1_555_850);
+    assert!(error < 0.2, "top-1 error {error} (15.4% on the whole test set when bundled)");
 }
