@@ -102,3 +102,44 @@ fn eigenvalues_of_known_matrices() {
     // The zero matrix: no memory at all.
     assert_eq!(analyse(&[0.0; 4], 2).memory_length, Some(0.0));
 }
+
+#[test]
+fn switching_off_one_direction_changes_only_what_depends_on_it() {
+    use lrnn_core::io::ModelDesc;
+    use lrnn_core::models::Model;
+    use lrnn_core::nn::{Cell, LayerRnnConfig, Merge};
+    use lrnn_core::probe::contribution::{direction_contributions, is_recurrence};
+    let cfg = LayerRnnConfig { in_channels: 2, hidden: 4, cell: Cell::Vanilla, merge: Merge::Sum };
+    let model = Model::new_seeded(ModelDesc::Lrnn(cfg), &candle_core::Device::Cpu, 3).unwrap();
+    let x = rand_tensor(&[1, 2, 5, 6], 1.0, 9, DType::F32);
+    let before = model.weights().unwrap();
+    // On the output every direction matters.
+    let out = direction_contributions(&model, &x, "output").unwrap();
+    let names: Vec<&str> = out.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["bt.v.weight", "lr.v.weight", "rl.v.weight", "tb.v.weight"]);
+    assert!(out.iter().all(|e| e.relative_change > 1e-4), "{out:?}");
+    // The left-to-right map depends on its own recurrence only.
+    let lr = direction_contributions(&model, &x, "lr").unwrap();
+    for e in &lr {
+        if e.name == "lr.v.weight" {
+            assert!(e.relative_change > 1e-4, "{e:?}");
+        } else {
+            assert_eq!(e.relative_change, 0.0, "{e:?}");
+        }
+    }
+    // The weights are restored.
+    let after = model.weights().unwrap();
+    for (n, t) in &before {
+        assert_eq!(common::flat(t), common::flat(&after[n]), "{n}");
+    }
+    assert!(
+        is_recurrence("fc1.v_lr.weight")
+            && is_recurrence("stage3.0.lrnn.tb.v.weight")
+            && is_recurrence("v.weight")
+    );
+    assert!(
+        !is_recurrence("lr.u.weight")
+            && !is_recurrence("fc1.weight")
+            && !is_recurrence("stage1.0.cnn.conv1.weight")
+    );
+}

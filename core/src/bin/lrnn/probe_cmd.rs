@@ -8,6 +8,7 @@ use candle_core::{Device, Tensor};
 use image::imageops::FilterType;
 use lrnn_core::io::{write_atomic, ModelDesc};
 use lrnn_core::models::Model;
+use lrnn_core::probe::contribution::{direction_contributions, is_recurrence};
 use lrnn_core::probe::erf::{erf, Mode, Unit};
 use lrnn_core::probe::recurrence::{analyse, gate_blocks};
 use lrnn_core::probe::render::{csv, heatmap};
@@ -64,6 +65,23 @@ pub enum Probe {
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// How much a map changes when each direction's recurrence is switched off (V = 0).
+    Directions {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The input image (resized to --size); default: one random input.
+        #[arg(long)]
+        image: Option<PathBuf>,
+        /// Input side in pixels.
+        #[arg(long, default_value_t = 32)]
+        size: usize,
+        /// `output` or a captured map.
+        #[arg(long, default_value = "output")]
+        map: String,
+        /// Where to write directions.csv (optional).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Every recurrence matrix: heatmaps, eigenvalues, singular values, spectral radius, memory.
     Recurrence {
@@ -193,6 +211,29 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
             );
             println!("wrote {} and {}", out.join("erf.png").display(), out.join("erf.csv").display());
         }
+        Probe::Directions { model, image, size, map, out } => {
+            let (model, what, mean) = load(model)?;
+            let c = model.desc().in_channels();
+            let x = match image {
+                Some(p) => load_image(p, *size, c, mean.as_deref())?,
+                None => Tensor::randn(0f32, 0.5, (1, c, *size, *size), &Device::Cpu)?,
+            };
+            let effects = direction_contributions(&model, &x, map)?;
+            if effects.is_empty() {
+                bail!("the model has no recurrence matrix");
+            }
+            println!("change of `{map}` when one recurrence is switched off ({what}):");
+            let mut table = String::from("recurrence,relative_change\n");
+            for e in &effects {
+                println!("  {:<32} {:>8.4}%", e.name, 100.0 * e.relative_change);
+                table.push_str(&format!("{},{}\n", e.name, e.relative_change));
+            }
+            if let Some(out) = out {
+                std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+                write_atomic(&out.join("directions.csv"), table.as_bytes())?;
+                println!("wrote {}", out.join("directions.csv").display());
+            }
+        }
         Probe::Recurrence { model, out } => {
             let (model, what, _) = load(model)?;
             std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
@@ -202,9 +243,7 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
             println!("recurrences of {what}");
             let mut found = 0;
             for (name, t) in model.weights()? {
-                // `<prefix>.<dir>.v.weight` (own projection) or `<layer>.v_<dir>.weight` (inserted).
-                let is_v = name.ends_with("v.weight") || name.contains(".v_");
-                if !is_v || t.rank() != 2 {
+                if !is_recurrence(&name) || t.rank() != 2 {
                     continue;
                 }
                 found += 1;
