@@ -14,7 +14,7 @@ use common::{median, python};
 use candle_core::{Device, Tensor};
 use lrnn_core::io::ModelDesc;
 use lrnn_core::models::cifar::CifarConfig;
-use lrnn_core::models::{is_running_statistic, Model};
+use lrnn_core::models::Model;
 use lrnn_core::nn::Forward;
 use lrnn_core::train::{Optimizer, OptimizerConfig};
 
@@ -29,12 +29,8 @@ fn main() {
     println!("|---|---:|---:|---:|");
     for name in nets.split(',') {
         let model = Model::new_seeded(ModelDesc::Cifar(CifarConfig::named(name)), &dev, 0).expect("model");
-        let vars: Vec<candle_core::Var> = {
-            let data = model.varmap().data().lock().expect("vars");
-            let mut v: Vec<_> = data.iter().filter(|(n, _)| !is_running_statistic(n)).collect();
-            v.sort_by(|a, b| a.0.cmp(b.0));
-            v.into_iter().map(|(_, v)| v.clone()).collect()
-        };
+        let vars: Vec<candle_core::Var> =
+            model.trainable_vars().expect("vars").into_iter().map(|(_, v)| v).collect();
         let mut opt = Optimizer::new(OptimizerConfig::PAPER_RMSPROP, vars, 1e-3).expect("optimizer");
         let x = Tensor::randn(0f32, 1.0, (batch, 3, 32, 32), &dev).expect("x");
         let y = Tensor::new((0..batch as u32).map(|i| i % 10).collect::<Vec<_>>(), &dev).expect("y");

@@ -96,6 +96,47 @@ impl Model {
         Ok(self.net.forward(x, fwd)?)
     }
 
+    /// Runs the network in inference mode with `backend` and returns one map: `output`, or a map it
+    /// captures (`stem`, `stage3.0`, `stage2.0.lrnn.lr`, `lr`, …).
+    ///
+    /// # Errors
+    /// An unknown map name (the message lists the known ones); shape mismatches.
+    pub fn forward_map(&self, x: &Tensor, map: &str, backend: crate::nn::ScanBackend) -> Result<Tensor> {
+        let mut fwd = Forward::eval().capturing().with_backend(backend);
+        let y = self.forward(x, &mut fwd)?;
+        if map == "output" {
+            return Ok(y);
+        }
+        let mut maps = fwd.take_captured();
+        maps.remove(map).ok_or_else(|| {
+            let names: Vec<String> = maps.keys().cloned().collect();
+            crate::Error::Candle(candle_core::Error::msg(format!(
+                "no map `{map}`; the model captures: output, {}",
+                names.join(", ")
+            )))
+        })
+    }
+
+    /// The trainable variables (every weight but BatchNorm running statistics) with their names,
+    /// in name order (the order optimiser state is saved in).
+    ///
+    /// # Errors
+    /// Never in practice (a poisoned lock).
+    pub fn trainable_vars(&self) -> Result<Vec<(String, candle_core::Var)>> {
+        let vars = self
+            .varmap
+            .data()
+            .lock()
+            .map_err(|_| crate::Error::file("<memory>", "model variables are poisoned"))?;
+        let mut named: Vec<(String, candle_core::Var)> = vars
+            .iter()
+            .filter(|(n, _)| !is_running_statistic(n))
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(named)
+    }
+
     /// The weights by name.
     ///
     /// # Errors
@@ -114,12 +155,7 @@ impl Model {
     /// # Errors
     /// Never in practice (a poisoned lock).
     pub fn parameter_count(&self) -> Result<usize> {
-        Ok(self
-            .weights()?
-            .iter()
-            .filter(|(name, _)| !is_running_statistic(name))
-            .map(|(_, t)| t.elem_count())
-            .sum())
+        Ok(self.trainable_vars()?.iter().map(|(_, v)| v.elem_count()).sum())
     }
 
     /// Saves the weights to a safetensors file, atomically.

@@ -6,7 +6,7 @@ use candle_core::{DType, Tensor};
 
 use crate::error::Result;
 use crate::models::Model;
-use crate::nn::Forward;
+use crate::nn::ScanBackend;
 
 /// The effect of switching off one recurrence.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,22 +25,6 @@ pub fn is_recurrence(name: &str) -> bool {
         || matches!(last_two.as_slice(), ["weight", p] if p.starts_with("v_"))
 }
 
-fn target(model: &Model, x: &Tensor, map: &str) -> Result<Tensor> {
-    let mut fwd = Forward::eval().capturing();
-    let y = model.forward(x, &mut fwd)?;
-    if map == "output" {
-        return Ok(y);
-    }
-    let mut maps = fwd.take_captured();
-    maps.remove(map).ok_or_else(|| {
-        let names: Vec<String> = maps.keys().cloned().collect();
-        crate::Error::Candle(candle_core::Error::msg(format!(
-            "no map `{map}`; the model captures: output, {}",
-            names.join(", ")
-        )))
-    })
-}
-
 fn norm(t: &Tensor) -> Result<f64> {
     Ok(t.to_dtype(DType::F64)?.sqr()?.sum_all()?.sqrt()?.to_scalar::<f64>()?)
 }
@@ -51,7 +35,7 @@ fn norm(t: &Tensor) -> Result<f64> {
 /// # Errors
 /// An unknown map; candle errors.
 pub fn direction_contributions(model: &Model, x: &Tensor, map: &str) -> Result<Vec<DirectionEffect>> {
-    let base = target(model, x, map)?;
+    let base = model.forward_map(x, map, ScanBackend::Auto)?;
     let scale = norm(&base)?.max(f64::MIN_POSITIVE);
     let vars: Vec<(String, candle_core::Var)> = {
         let data = model.varmap().data().lock().map_err(|_| crate::Error::file("<memory>", "poisoned"))?;
@@ -64,7 +48,7 @@ pub fn direction_contributions(model: &Model, x: &Tensor, map: &str) -> Result<V
     for (name, var) in vars {
         let saved = var.as_tensor().copy()?;
         var.set(&saved.zeros_like()?)?;
-        let changed = target(model, x, map);
+        let changed = model.forward_map(x, map, ScanBackend::Auto);
         var.set(&saved)?;
         let changed = changed?;
         out.push(DirectionEffect { name, relative_change: norm(&(changed - &base)?)? / scale });

@@ -30,7 +30,7 @@ use crate::data::augment::{Augment, Rng};
 use crate::data::{self, ImageSet, Splits};
 use crate::error::{Error, Result};
 use crate::io::{self, ModelDesc};
-use crate::models::{is_running_statistic, Model};
+use crate::models::Model;
 use crate::nn::Forward;
 
 /// Where the training images come from.
@@ -358,18 +358,7 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
 }
 
 fn trainable(model: &Model) -> Result<Vec<candle_core::Var>> {
-    let vars =
-        model.varmap().data().lock().map_err(|_| Error::file("<memory>", "model variables are poisoned"))?;
-    let mut named: Vec<(&String, &candle_core::Var)> =
-        vars.iter().filter(|(n, _)| !is_running_statistic(n)).collect();
-    named.sort_by(|a, b| a.0.cmp(b.0));
-    Ok(named.into_iter().map(|(_, v)| v.clone()).collect())
-}
-
-fn trainable_names(model: &Model) -> Result<Vec<String>> {
-    let mut names: Vec<String> = model.weights()?.into_keys().filter(|n| !is_running_statistic(n)).collect();
-    names.sort();
-    Ok(names)
+    Ok(model.trainable_vars()?.into_iter().map(|(_, v)| v).collect())
 }
 
 #[derive(Serialize, Deserialize)]
@@ -409,7 +398,7 @@ fn save_checkpoint(
         io::write_tensors(&BTreeMap::from([("mean".to_string(), t)]), &dir.join("mean.safetensors"))?;
     }
     let mut opt_state = BTreeMap::new();
-    for (n, t) in trainable_names(model)?.into_iter().zip(opt.state()) {
+    for ((n, _), t) in model.trainable_vars()?.into_iter().zip(opt.state()) {
         if let Some(t) = t {
             opt_state.insert(n, t.clone());
         }
@@ -496,8 +485,8 @@ fn restore(config: &TrainConfig, dev: &Device) -> Result<(Model, Optimizer, RunS
     let mut opt = Optimizer::new(config.optimizer, trainable(&model)?, config.schedule.lr(0.0))?;
     let opt_path = dir.join("optimizer.safetensors");
     let saved = io::read_tensors(&opt_path, dev)?;
-    let names = trainable_names(&model)?;
-    let restored: Vec<Option<Tensor>> = names.iter().map(|n| saved.get(n).cloned()).collect();
+    let restored: Vec<Option<Tensor>> =
+        model.trainable_vars()?.iter().map(|(n, _)| saved.get(n).cloned()).collect();
     opt.restore_state(restored, state.global_step).map_err(|problem| Error::file(&opt_path, problem))?;
     Ok((model, opt, state))
 }

@@ -171,20 +171,7 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
                 other => bail!("unknown mode `{other}`; known: abs, signed, relu"),
             };
             let pick = |x: &Tensor, f: &mut lrnn_core::nn::Forward| -> candle_core::Result<Tensor> {
-                let mut fwd = lrnn_core::nn::Forward::eval().capturing();
-                fwd.backend = f.backend;
-                let y = model.forward(x, &mut fwd).map_err(candle_core::Error::wrap)?;
-                if map == "output" {
-                    return Ok(y);
-                }
-                let mut maps = fwd.take_captured();
-                maps.remove(map.as_str()).ok_or_else(|| {
-                    let names: Vec<String> = maps.keys().cloned().collect();
-                    candle_core::Error::msg(format!(
-                        "no map `{map}`; the model captures: output, {}",
-                        names.join(", ")
-                    ))
-                })
+                model.forward_map(x, map, f.backend).map_err(candle_core::Error::wrap)
             };
             let shape = pick(&inputs[0], &mut lrnn_core::nn::Forward::eval())?.dims().to_vec();
             let (my, mx) = match shape.as_slice() {
