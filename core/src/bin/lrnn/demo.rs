@@ -16,6 +16,8 @@ use lrnn_core::io::ModelDesc;
 use lrnn_core::models::Model;
 use lrnn_core::nn::{Cell, Forward, LayerRnnConfig, Merge};
 
+use crate::save_png;
+
 /// The bundled default photo (CC0, see assets/photos/LICENSES.md).
 const DEFAULT_PHOTO: &[u8] = include_bytes!("../../../../assets/photos/chelsea.png");
 
@@ -57,13 +59,6 @@ fn to_image(t: &Tensor) -> anyhow::Result<RgbImage> {
         let at = |c: usize| (v[(c * h + y as usize) * w + x as usize] / max * 255.0).clamp(0.0, 255.0) as u8;
         Rgb([at(0), at(1), at(2)])
     }))
-}
-
-fn save_png(img: &RgbImage, path: &Path) -> anyhow::Result<()> {
-    let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
-    lrnn_core::io::write_atomic(path, &bytes)?;
-    Ok(())
 }
 
 /// Runs the demo and writes `input.png`, `lr.png`, `rl.png`, `tb.png`, `bt.png`, `output.png`

@@ -221,13 +221,8 @@ fn dataset(
     path: Option<&std::path::Path>,
     sheet: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
-    let format = lrnn_core::data::Format::parse(format).map_err(anyhow::Error::msg)?;
-    let path = match (format, path) {
-        (lrnn_core::data::Format::Context, _) => std::path::Path::new(""),
-        (_, Some(p)) => p,
-        (_, None) => bail!("--path is needed for this format (the dataset's folder)"),
-    };
-    let splits = lrnn_core::data::load(format, path)?;
+    let source = train_cmd::data_source(format, path)?;
+    let splits = lrnn_core::data::load(source.format, &source.path)?;
     let (c, h, w) = splits.train.shape;
     let total = splits.train.len() + splits.val.len() + splits.test.len();
     println!("images: {total}");
@@ -248,12 +243,17 @@ fn dataset(
         println!("label {name}: {count}");
     }
     if let Some(p) = sheet {
-        let img = splits.train.contact_sheet(10);
-        let mut bytes = Vec::new();
-        img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
-        lrnn_core::io::write_atomic(p, &bytes)?;
+        save_png(&splits.train.contact_sheet(10), p)?;
         println!("wrote {}", p.display());
     }
+    Ok(())
+}
+
+/// Writes a PNG atomically (temp file + rename).
+pub(crate) fn save_png(img: &image::RgbImage, path: &std::path::Path) -> anyhow::Result<()> {
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
+    lrnn_core::io::write_atomic(path, &bytes)?;
     Ok(())
 }
 

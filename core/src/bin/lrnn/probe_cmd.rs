@@ -14,6 +14,8 @@ use lrnn_core::probe::recurrence::{analyse, gate_blocks};
 use lrnn_core::probe::render::{csv, heatmap};
 use lrnn_core::train::trainer::{checkpoint_mean, load_checkpoint, resolve_checkpoint};
 
+use crate::save_png;
+
 /// Which model to probe.
 #[derive(Debug, clap::Args)]
 pub struct ModelArgs {
@@ -111,13 +113,6 @@ fn load(m: &ModelArgs) -> anyhow::Result<(Model, String, Option<Vec<f32>>)> {
             (model, format!("{name}, untrained (seed {})", m.seed), None)
         }
     })
-}
-
-fn save_png(img: &image::RgbImage, path: &Path) -> anyhow::Result<()> {
-    let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
-    write_atomic(path, &bytes)?;
-    Ok(())
 }
 
 /// An image as `[1, C, size, size]` in [0, 1] minus `mean` (when it fits) or minus 0.5 (grey when

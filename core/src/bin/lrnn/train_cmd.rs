@@ -63,7 +63,8 @@ pub struct TrainArgs {
     resume: bool,
 }
 
-fn data_source(format: &str, path: Option<&Path>) -> anyhow::Result<DataSource> {
+/// The data a command names: a format and, except for the generated task, a folder.
+pub fn data_source(format: &str, path: Option<&Path>) -> anyhow::Result<DataSource> {
     let format = data::Format::parse(format).map_err(anyhow::Error::msg)?;
     let path = match (format, path) {
         (data::Format::Context, _) => PathBuf::new(),
