@@ -31,6 +31,9 @@ pub enum Error {
         /// What is wrong, in words.
         problem: String,
     },
+    /// A request does not fit the model (inserting into a layer that does not exist, …).
+    #[error("{0}")]
+    Invalid(String),
     /// A computation failed (shape mismatch, device error).
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

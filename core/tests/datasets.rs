@@ -121,7 +121,7 @@ fn fashion_mnist_bad_files_are_named() {
 
 #[test]
 fn context_task_labels_say_which_far_mark_is_brighter() {
-    let task = ContextTask { size: 32, min_distance: 16, train: 200, val: 10, test: 10, seed: 3 };
+    let task = ContextTask { size: 32, min_distance: 16, margin: 4, train: 200, val: 10, test: 10, seed: 3 };
     let s = generate(&task);
     assert_eq!(generate(&task).train, s.train, "the same seed gives the same images");
     let counts = s.train.class_counts();
@@ -134,9 +134,20 @@ fn context_task_labels_say_which_far_mark_is_brighter() {
             (0..32).filter(|&x| col_max[x] > 60 && (x == 0 || col_max[x - 1] <= 60)).collect();
         assert_eq!(marks.len(), 2, "image {i}: two marks");
         assert!(marks[1] - marks[0] >= 16, "image {i}: marks {marks:?} too close");
+        assert!(marks[0] >= 4 && marks[1] + 3 <= 32 - 4, "image {i}: marks {marks:?} within the margin");
+        let rows = |x: usize| -> Vec<usize> { (0..32).filter(|&y| img[y * 32 + x] > 60).collect() };
+        assert_eq!(rows(marks[0]), rows(marks[1]), "image {i}: both marks on one row");
         let right_brighter = col_max[marks[1]] > col_max[marks[0]];
         assert_eq!(s.train.labels[i], u8::from(right_brighter), "image {i}");
     }
+}
+
+#[test]
+fn the_context_task_is_never_flipped_photographs_are() {
+    use lrnn_core::data::Format;
+    assert_eq!(Format::Context.label_preserving_augment(), None, "a flip would swap the label");
+    assert_eq!(Format::FashionMnist.label_preserving_augment(), Some(Augment::default()));
+    assert_eq!(Format::Cifar10.label_preserving_augment(), Some(Augment::default()));
 }
 
 #[test]

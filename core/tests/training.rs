@@ -27,7 +27,7 @@ fn config(name: &str) -> TrainConfig {
         classes: 2,
         ..CifarConfig::named("A-Concat-RNN-Max")
     });
-    let task = ContextTask { size: 16, min_distance: 8, train: 64, val: 32, test: 8, seed: 5 };
+    let task = ContextTask { size: 16, min_distance: 8, margin: 2, train: 64, val: 32, test: 8, seed: 5 };
     TrainConfig {
         model,
         data: DataSource { format: Format::Context, path: PathBuf::new(), context: Some(task) },
@@ -42,6 +42,8 @@ fn config(name: &str) -> TrainConfig {
         max_val_images: None,
         max_steps: None,
         out: out_dir(name),
+        init_from: None,
+        time_budget_s: None,
     }
 }
 
@@ -132,4 +134,47 @@ fn resuming_without_a_run_names_the_missing_file() {
     let (tx, _rx) = channel();
     let err = run(&cfg, true, &AtomicBool::new(false), &tx).unwrap_err().to_string();
     assert!(err.contains("latest.json") && err.contains("no run to resume"), "{err}");
+}
+
+#[test]
+fn a_time_budget_ends_the_run_with_a_validation_and_a_checkpoint() {
+    let mut cfg = config("budget");
+    cfg.epochs = 1000;
+    cfg.time_budget_s = Some(1.5);
+    cfg.schedule = Schedule::Restarts { max: 1e-3, min: 1e-5, period_epochs: 1000.0 };
+    let (tx, rx) = channel();
+    let started = std::time::Instant::now();
+    let end = run(&cfg, false, &AtomicBool::new(false), &tx).unwrap();
+    assert_eq!(end, RunEnd::Finished);
+    assert!(started.elapsed().as_secs_f64() < 30.0, "the budget was not kept");
+    let lrs: Vec<f64> =
+        rx.try_iter().filter_map(|e| if let Event::Step { lr, .. } = e { Some(lr) } else { None }).collect();
+    assert!(
+        lrs.len() >= 2 && lrs.windows(2).all(|w| w[1] <= w[0]),
+        "the rate falls over the budget: {lrs:?}"
+    );
+    assert!(lrs.last().unwrap() < &1e-3, "{lrs:?}");
+    let (_, state) = load_checkpoint(&latest_checkpoint(&cfg.out).unwrap().unwrap(), &Device::Cpu).unwrap();
+    assert!(state.trained_seconds >= 1.5, "{}", state.trained_seconds);
+    assert!(state.epoch < 1000);
+    let steps: usize = state.history.iter().map(|h| h.steps).sum();
+    assert_eq!(steps, state.global_step, "every step is counted in the history, the last epoch partly");
+}
+
+#[test]
+fn a_run_can_start_from_another_runs_weights() {
+    let first = config("init-source");
+    run(&first, false, &AtomicBool::new(false), &channel().0).unwrap();
+    let mut second = config("init-target");
+    second.init_from = Some(first.out.clone());
+    second.max_steps = Some(0);
+    run(&second, false, &AtomicBool::new(false), &channel().0).unwrap();
+    assert_eq!(
+        weights_of(&second.out),
+        weights_of(&first.out),
+        "the fine-tuning run starts from the weights"
+    );
+    second.init_from = Some(out_dir("nowhere"));
+    let err = run(&second, false, &AtomicBool::new(false), &channel().0).unwrap_err().to_string();
+    assert!(err.contains("nowhere"), "{err}");
 }

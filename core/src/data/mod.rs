@@ -39,6 +39,16 @@ impl Format {
             _ => Err(format!("unknown dataset format `{s}`; known: cifar10, fashion-mnist, context")),
         }
     }
+
+    /// The on-the-fly augmentation that keeps this data's labels true: flips, rotations and
+    /// scaling for photographs; none for the generated context task, whose label a horizontal
+    /// flip would invert (and which has no shortage of images).
+    pub fn label_preserving_augment(self) -> Option<augment::Augment> {
+        match self {
+            Format::Cifar10 | Format::FashionMnist => Some(augment::Augment::default()),
+            Format::Context => None,
+        }
+    }
 }
 
 /// Loads the train / validation / test splits of a dataset.

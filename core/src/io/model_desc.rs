@@ -5,6 +5,9 @@
 //! A CIFAR network of the paper (SPEC §5):
 //! `{"kind": "cifar", "name": "E-RNN-Max", "classes": 10, "in_channels": 3, "dropout": 0.5}`
 //! (all but `name` optional).
+//! A plain convolutional network with inserted L-RNN pairs (see [`crate::models::convnet`]):
+//! `{"kind": "convnet", "name": "Context-LRNN", "in_channels": 1, "classes": 2, "input_size": 64,
+//! "layers": [...], "insert": [{"layer": "conv5", "axis": "horizontal"}]}`.
 //! Unknown fields are an error, so a typo never silently falls back to a default.
 
 use std::path::Path;
@@ -12,7 +15,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::models::cifar::{CifarArch, CifarConfig};
+use crate::models::cifar::{CifarArch, CifarConfig, NETWORK_NAMES};
+use crate::models::convnet::{ConvNetConfig, PRESET_NAMES};
 use crate::nn::LayerRnnConfig;
 
 /// A model description.
@@ -23,6 +27,8 @@ pub enum ModelDesc {
     Lrnn(LayerRnnConfig),
     /// A CIFAR network of the paper, by name.
     Cifar(CifarConfig),
+    /// A plain convolutional network, possibly with inserted L-RNN pairs.
+    Convnet(ConvNetConfig),
 }
 
 impl ModelDesc {
@@ -61,17 +67,51 @@ impl ModelDesc {
         match self {
             ModelDesc::Lrnn(c) => c.in_channels,
             ModelDesc::Cifar(c) => c.in_channels,
+            ModelDesc::Convnet(c) => c.in_channels,
         }
     }
 
-    /// A description from a CIFAR network name or a JSON file's path: `name_or_path` is a file
-    /// when it ends in `.json`.
+    /// Number of classes the model scores (`None` for a lone L-RNN module).
+    pub fn classes(&self) -> Option<usize> {
+        match self {
+            ModelDesc::Lrnn(_) => None,
+            ModelDesc::Cifar(c) => Some(c.classes),
+            ModelDesc::Convnet(c) => Some(c.classes),
+        }
+    }
+
+    /// A short name for people: the network's name, or `L-RNN module`.
+    pub fn display_name(&self) -> String {
+        match self {
+            ModelDesc::Lrnn(c) => {
+                format!("L-RNN module ({} -> {}, {})", c.in_channels, c.hidden, c.cell.name())
+            }
+            ModelDesc::Cifar(c) => c.name.clone(),
+            ModelDesc::Convnet(c) => c.name.clone(),
+        }
+    }
+
+    /// A description from a built-in network's name (the CIFAR networks, `Context-CNN`,
+    /// `Context-LRNN`) or a JSON file's path: `name_or_path` is a file when it ends in `.json`.
     ///
     /// # Errors
     /// As [`ModelDesc::load`], or an unknown network name.
     pub fn from_name_or_file(name_or_path: &str) -> Result<Self> {
         if std::path::Path::new(name_or_path).extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
             return Self::load(Path::new(name_or_path));
+        }
+        if let Some(config) = ConvNetConfig::preset(name_or_path) {
+            return Ok(ModelDesc::Convnet(config));
+        }
+        if CifarArch::from_name(name_or_path).is_err() {
+            return Err(Error::file(
+                name_or_path,
+                format!(
+                    "not a JSON file nor a known network; known: {}, {} (or -Avg)",
+                    PRESET_NAMES.join(", "),
+                    NETWORK_NAMES.join(", ")
+                ),
+            ));
         }
         let desc = ModelDesc::Cifar(CifarConfig::named(name_or_path));
         desc.validate().map_err(|problem| Error::file(name_or_path, problem))?;
@@ -94,6 +134,7 @@ impl ModelDesc {
                 }
                 Ok(())
             }
+            ModelDesc::Convnet(c) => c.validate(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! initialised, loaded, run with capture, and saved.
 
 pub mod cifar;
+pub mod convnet;
 pub mod init;
 
 use std::collections::BTreeMap;
@@ -42,8 +43,32 @@ impl Model {
         let net: Box<dyn Layer + Send + Sync> = match &desc {
             ModelDesc::Lrnn(cfg) => Box::new(LayerRnn::new(*cfg, &vb)?),
             ModelDesc::Cifar(cfg) => Box::new(cifar::CifarNet::new(cfg, &vb)?),
+            ModelDesc::Convnet(cfg) => Box::new(convnet::ConvNet::new(cfg, &vb)?),
         };
-        Ok(Self { desc, varmap, net, device: device.clone() })
+        let model = Self { desc, varmap, net, device: device.clone() };
+        model.init_inserted_recurrences()?;
+        Ok(model)
+    }
+
+    /// Sets every inserted pair's `V` to its `v_init` times the identity (they are created at zero).
+    fn init_inserted_recurrences(&self) -> Result<()> {
+        let ModelDesc::Convnet(cfg) = &self.desc else { return Ok(()) };
+        let vars = self
+            .varmap
+            .data()
+            .lock()
+            .map_err(|_| crate::Error::Invalid("model variables are poisoned".into()))?;
+        for ins in cfg.insert.iter().filter(|i| i.v_init != 0.0) {
+            for dir in ins.axis.directions() {
+                let name = format!("{}.v_{}.weight", ins.layer, dir.name());
+                if let Some(var) = vars.get(&name) {
+                    let d = var.dim(0)?;
+                    let eye = (Tensor::eye(d, DType::F32, &self.device)? * f64::from(ins.v_init))?;
+                    var.set(&eye)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Builds the model with weights drawn from `seed` (reproducible; see [`init`]).
@@ -60,6 +85,7 @@ impl Model {
                 .map_err(|_| crate::Error::file("<memory>", "model variables are poisoned"))?;
             init::reinit_seeded(&vars, seed)?;
         }
+        model.init_inserted_recurrences()?;
         Ok(model)
     }
 
@@ -156,6 +182,40 @@ impl Model {
     /// Never in practice (a poisoned lock).
     pub fn parameter_count(&self) -> Result<usize> {
         Ok(self.trainable_vars()?.iter().map(|(_, v)| v.elem_count()).sum())
+    }
+
+    /// The same model with L-RNN pairs inserted into convolutions (SPEC §4, paper App. B): every
+    /// weight is kept and each new recurrence starts at its `v_init` times the identity; with the
+    /// paper's zero the outputs are bit-for-bit unchanged until the recurrences are trained.
+    ///
+    /// # Errors
+    /// [`crate::Error::Invalid`] when the model is not a `convnet` or an insertion does not fit it.
+    pub fn with_insertions(&self, insert: &[convnet::Insertion]) -> Result<Model> {
+        let ModelDesc::Convnet(cfg) = &self.desc else {
+            return Err(crate::Error::Invalid(format!(
+                "L-RNNs can be inserted only into a plain convnet model, not into {}",
+                self.desc.display_name()
+            )));
+        };
+        let mut cfg = cfg.clone();
+        cfg.insert.extend(insert.iter().cloned());
+        cfg.validate().map_err(crate::Error::Invalid)?;
+        let model = Model::new(ModelDesc::Convnet(cfg), &self.device)?;
+        let old = self.weights()?;
+        {
+            let vars = model
+                .varmap
+                .data()
+                .lock()
+                .map_err(|_| crate::Error::Invalid("model variables are poisoned".into()))?;
+            // Tensors the old model lacks are the new recurrences, already at their start values.
+            for (name, var) in vars.iter() {
+                if let Some(t) = old.get(name) {
+                    var.set(t)?;
+                }
+            }
+        }
+        Ok(model)
     }
 
     /// Saves the weights to a safetensors file, atomically.

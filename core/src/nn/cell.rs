@@ -34,8 +34,9 @@ impl Cell {
     }
 }
 
-/// The axis a bidirectional pair scans along.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The axis a bidirectional pair scans along (`"horizontal"` or `"vertical"` in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Axis {
     /// Along rows (left↔right): sequences are rows, time is the column index.
     Horizontal,

@@ -22,6 +22,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
+
 use serde::{Deserialize, Serialize};
 
 use super::optim::{Optimizer, OptimizerConfig};
@@ -74,6 +75,15 @@ pub struct TrainConfig {
     pub max_steps: Option<usize>,
     /// The run's folder (checkpoints).
     pub out: PathBuf,
+    /// Start a fresh run from this checkpoint's weights (a checkpoint or run folder) instead of
+    /// from random ones: fine-tuning, e.g. after inserting L-RNNs. The optimiser starts afresh.
+    #[serde(default)]
+    pub init_from: Option<PathBuf>,
+    /// Train for this many seconds of wall time (validation included) instead of a number of
+    /// epochs: the learning-rate schedule then runs over the budget as if it were `epochs` epochs
+    /// long, and the run ends with a validation and a checkpoint when the budget is spent.
+    #[serde(default)]
+    pub time_budget_s: Option<f64>,
 }
 
 /// What the loop reports.
@@ -124,6 +134,9 @@ pub struct EpochStats {
     pub val_error: f32,
     /// Wall time of the epoch in seconds (training and validation).
     pub seconds: f64,
+    /// Training steps in the epoch (fewer than an epoch's when a time budget ended it).
+    #[serde(default)]
+    pub steps: usize,
 }
 
 /// The state saved with a checkpoint.
@@ -137,8 +150,11 @@ pub struct RunState {
     pub epoch: usize,
     /// Step within that epoch of the next step.
     pub step_in_epoch: usize,
-    /// Finished epochs' numbers.
+    /// Finished epochs' numbers (and, for a run with a time budget, the last partial epoch's).
     pub history: Vec<EpochStats>,
+    /// Wall time spent training so far, over every resumed part of the run.
+    #[serde(default)]
+    pub trained_seconds: f64,
 }
 
 /// A running training job.
@@ -262,27 +278,27 @@ pub fn load_data(config: &TrainConfig) -> Result<Splits> {
 pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sender<Event>) -> Result<RunEnd> {
     let dev = Device::Cpu;
     let splits = load_data(config)?;
-    if splits.train.is_empty() {
-        return Err(Error::file(&config.data.path, "no training images"));
-    }
-    if splits.train.shape.0 != config.model.in_channels() {
-        return Err(Error::file(
-            &config.data.path,
-            format!(
-                "images have {} channels, the model expects {}",
-                splits.train.shape.0,
-                config.model.in_channels()
-            ),
-        ));
-    }
+    check_data_fits(config, &splits)?;
     std::fs::create_dir_all(&config.out).map_err(|e| Error::io(&config.out, e))?;
     let (model, mut opt, mut state) = if resume {
         restore(config, &dev)?
     } else {
-        let model = Model::new_seeded(config.model.clone(), &dev, config.seed)?;
+        let model = match &config.init_from {
+            Some(from) => {
+                let dir = resolve_checkpoint(from)?;
+                Model::load(config.model.clone(), &dir.join("weights.safetensors"), &dev)?
+            }
+            None => Model::new_seeded(config.model.clone(), &dev, config.seed)?,
+        };
         let opt = Optimizer::new(config.optimizer, trainable(&model)?, config.schedule.lr(0.0))?;
-        let state =
-            RunState { config: config.clone(), global_step: 0, epoch: 0, step_in_epoch: 0, history: vec![] };
+        let state = RunState {
+            config: config.clone(),
+            global_step: 0,
+            epoch: 0,
+            step_in_epoch: 0,
+            history: vec![],
+            trained_seconds: 0.0,
+        };
         (model, opt, state)
     };
     let mean = config.subtract_mean.then(|| splits.train.mean_image());
@@ -294,20 +310,43 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
         resumed_at: state.global_step,
     });
     let mut last_good: Option<PathBuf> = latest_checkpoint(&config.out)?;
-    while state.epoch < config.epochs {
+    let budget = config.time_budget_s;
+    let (clock, trained_before) = (Instant::now(), state.trained_seconds);
+    let trained = || trained_before + clock.elapsed().as_secs_f64();
+    while budget.is_some() || state.epoch < config.epochs {
         let epoch = state.epoch;
         let order = epoch_order(splits.train.len(), config.seed, epoch);
         let started = Instant::now();
-        let (mut loss_sum, mut wrong, mut seen) = (0f64, 0usize, 0usize);
+        let (mut loss_sum, mut wrong, mut seen, mut steps) = (0f64, 0usize, 0usize, 0usize);
         while state.step_in_epoch < steps_per_epoch {
-            if stop.load(Ordering::SeqCst) || config.max_steps.is_some_and(|m| state.global_step >= m) {
+            let spent = budget.is_some_and(|b| trained() >= b);
+            if spent
+                || stop.load(Ordering::SeqCst)
+                || config.max_steps.is_some_and(|m| state.global_step >= m)
+            {
+                if spent && steps > 0 {
+                    let stats = EpochStats {
+                        epoch,
+                        train_loss: (loss_sum / seen.max(1) as f64) as f32,
+                        train_error: wrong as f32 / seen.max(1) as f32,
+                        val_error: evaluate(&model, &splits.val, mean.as_deref(), bs)?,
+                        seconds: started.elapsed().as_secs_f64(),
+                        steps,
+                    };
+                    state.history.push(stats.clone());
+                    let _ = events.send(Event::Epoch(stats));
+                }
+                state.trained_seconds = trained();
                 let ckpt = save_checkpoint(&model, &opt, &state, mean.as_deref())?;
                 let _ = events.send(Event::Checkpoint(ckpt));
                 return Ok(if stop.load(Ordering::SeqCst) { RunEnd::Stopped } else { RunEnd::Finished });
             }
             let s = state.step_in_epoch;
             let idx = &order[s * bs..((s + 1) * bs).min(order.len())];
-            let progress = epoch as f64 + s as f64 / steps_per_epoch as f64;
+            let progress = match budget {
+                Some(b) => (trained() / b).min(1.0) * config.epochs as f64,
+                None => epoch as f64 + s as f64 / steps_per_epoch as f64,
+            };
             let lr = config.schedule.lr(progress);
             opt.set_learning_rate(lr);
             let mut rng = derive(config.seed, 1 + epoch as u64, 1 + s as u64);
@@ -333,6 +372,7 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
             let pred = logits.argmax(1)?.to_vec1::<u32>()?;
             wrong += pred.iter().zip(y.to_vec1::<u32>()?).filter(|(p, t)| **p != *t).count();
             seen += idx.len();
+            steps += 1;
             loss_sum += f64::from(loss_value) * idx.len() as f64;
             state.step_in_epoch += 1;
             state.global_step += 1;
@@ -345,16 +385,47 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
             train_error: wrong as f32 / seen.max(1) as f32,
             val_error,
             seconds: started.elapsed().as_secs_f64(),
+            steps,
         };
         state.history.push(stats.clone());
         state.epoch += 1;
         state.step_in_epoch = 0;
+        state.trained_seconds = trained();
         let _ = events.send(Event::Epoch(stats));
         let ckpt = save_checkpoint(&model, &opt, &state, mean.as_deref())?;
         last_good = Some(ckpt.clone());
         let _ = events.send(Event::Checkpoint(ckpt));
     }
     Ok(RunEnd::Finished)
+}
+
+/// Checks that the data's images and labels fit the model.
+fn check_data_fits(config: &TrainConfig, splits: &Splits) -> Result<()> {
+    if splits.train.is_empty() {
+        return Err(Error::file(&config.data.path, "no training images"));
+    }
+    if splits.train.shape.0 != config.model.in_channels() {
+        return Err(Error::file(
+            &config.data.path,
+            format!(
+                "images have {} channels, the model expects {}",
+                splits.train.shape.0,
+                config.model.in_channels()
+            ),
+        ));
+    }
+    if let Some(classes) = config.model.classes() {
+        if splits.train.classes.len() > classes {
+            return Err(Error::file(
+                &config.data.path,
+                format!(
+                    "the data has {} classes, the model scores only {classes}",
+                    splits.train.classes.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn trainable(model: &Model) -> Result<Vec<candle_core::Var>> {
@@ -436,6 +507,39 @@ pub fn resolve_checkpoint(path: &Path) -> Result<PathBuf> {
     latest_checkpoint(path)?.ok_or_else(|| {
         Error::file(path, "neither a checkpoint (no weights.safetensors) nor a run folder (no latest.json)")
     })
+}
+
+/// Inserts L-RNN pairs into the model of the checkpoint `from` (a checkpoint or run folder) and
+/// writes the result as a new run folder `out` (one checkpoint at step 0 with the same mean image
+/// and data source): every weight kept, the new recurrences exactly zero, so it scores exactly as
+/// the original until fine-tuned (`TrainConfig::init_from`). Returns the checkpoint's folder.
+///
+/// # Errors
+/// Unreadable checkpoints, or insertions that do not fit the model ([`Error::Invalid`]).
+pub fn insert_into_checkpoint(
+    from: &Path,
+    insert: &[crate::models::convnet::Insertion],
+    out: &Path,
+) -> Result<PathBuf> {
+    let dir = resolve_checkpoint(from)?;
+    let (model, state) = load_checkpoint(&dir, &Device::Cpu)?;
+    let mean = checkpoint_mean(&dir, &state)?;
+    let model = model.with_insertions(insert)?;
+    let mut config = state.config.clone();
+    config.model = model.desc().clone();
+    config.out = out.to_path_buf();
+    config.init_from = Some(dir);
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let opt = Optimizer::new(config.optimizer, trainable(&model)?, config.schedule.lr(0.0))?;
+    let state = RunState {
+        config,
+        global_step: 0,
+        epoch: 0,
+        step_in_epoch: 0,
+        history: vec![],
+        trained_seconds: 0.0,
+    };
+    save_checkpoint(&model, &opt, &state, mean.as_deref())
 }
 
 /// The mean image a checkpoint's model was trained with (flattened `[C, H, W]`): from its

@@ -109,9 +109,26 @@ enum Command {
         #[arg(long)]
         sheet: Option<PathBuf>,
     },
+    /// Insert L-RNN pairs into a trained convnet's convolutions (V = 0, so it scores exactly as
+    /// before); writes a new run folder to fine-tune with `lrnn train --init-from`.
+    Insert {
+        /// The trained model: a run folder (its latest checkpoint) or a checkpoint folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// A convolution and the axis of its pair, e.g. `conv5=horizontal` (repeat the option).
+        #[arg(long = "layer", required = true)]
+        layers: Vec<String>,
+        /// The new run folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Each new V starts as this times the identity: 0 (the paper's) keeps the output exactly;
+        /// 0.9 carries context from the first step (see RESULTS.md).
+        #[arg(long, default_value_t = 0.0)]
+        v_init: f32,
+    },
     /// Print a network's layer table and its number of trainable parameters.
     Info {
-        /// A CIFAR network name (e.g. `E-RNN-Max`, see SPEC §5) or a JSON model description.
+        /// A built-in network's name (e.g. `E-RNN-Max`, `Context-CNN`) or a JSON model description.
         #[arg(long)]
         model: String,
     },
@@ -159,6 +176,7 @@ fn main() -> ExitCode {
         }
         Command::Init { model, output, seed } => init(&model, &output, seed),
         Command::Info { model } => info(&model),
+        Command::Insert { run, layers, out, v_init } => insert(&run, &layers, &out, v_init),
         Command::Train(args) => train_cmd::train(&args),
         Command::Probe(p) => probe_cmd::probe(&p),
         Command::Eval { run, data, path, split, batch } => {
@@ -270,31 +288,43 @@ fn info(model: &str) -> anyhow::Result<()> {
             .map(|(_, t)| t.elem_count())
             .sum()
     };
+    let table = |rows: Vec<(String, String, usize, usize, usize)>| {
+        println!(
+            "{:<10} {:<34} {:>6} {:>6} {:>7} {:>11}",
+            "layer", "kind", "in", "out", "size", "parameters"
+        );
+        for (name, kind, cin, cout, size) in rows {
+            let params = params_under(&name);
+            println!("{name:<10} {kind:<34} {cin:>6} {cout:>6} {:>7} {params:>11}", format!("{size}x{size}"));
+        }
+    };
+    let zeros = candle_nn::VarBuilder::zeros(candle_core::DType::F32, &Device::Cpu);
     match &desc {
         ModelDesc::Cifar(cfg) => {
-            let net = lrnn_core::models::cifar::CifarNet::new(
-                cfg,
-                &candle_nn::VarBuilder::zeros(candle_core::DType::F32, &Device::Cpu),
-            )?;
+            let net = lrnn_core::models::cifar::CifarNet::new(cfg, &zeros)?;
             println!(
                 "{} ({} classes, {} input channels, 32x32 input)",
                 cfg.name, cfg.classes, cfg.in_channels
             );
-            println!(
-                "{:<10} {:<34} {:>6} {:>6} {:>6} {:>11}",
-                "layer", "kind", "in", "out", "size", "parameters"
+            table(
+                net.layers()
+                    .iter()
+                    .map(|r| (r.name.clone(), r.kind.clone(), r.in_channels, r.out_channels, r.size))
+                    .collect(),
             );
-            for row in net.layers() {
-                println!(
-                    "{:<10} {:<34} {:>6} {:>6} {:>6} {:>11}",
-                    row.name,
-                    row.kind,
-                    row.in_channels,
-                    row.out_channels,
-                    format!("{0}x{0}", row.size),
-                    params_under(&row.name)
-                );
-            }
+        }
+        ModelDesc::Convnet(cfg) => {
+            let net = lrnn_core::models::convnet::ConvNet::new(cfg, &zeros)?;
+            println!(
+                "{} (plain convnet; {} classes, {} input channels, {}x{} input)",
+                cfg.name, cfg.classes, cfg.in_channels, cfg.input_size, cfg.input_size
+            );
+            table(
+                net.layers()
+                    .iter()
+                    .map(|r| (r.name.clone(), r.kind.clone(), r.in_channels, r.out_channels, r.size))
+                    .collect(),
+            );
         }
         ModelDesc::Lrnn(cfg) => {
             println!("lone L-RNN module: {cfg:?}");
@@ -304,6 +334,43 @@ fn info(model: &str) -> anyhow::Result<()> {
         }
     }
     println!("parameters: {}", model.parameter_count()?);
+    Ok(())
+}
+
+fn insert(
+    run: &std::path::Path,
+    layers: &[String],
+    out: &std::path::Path,
+    v_init: f32,
+) -> anyhow::Result<()> {
+    use lrnn_core::models::convnet::Insertion;
+    use lrnn_core::nn::Axis;
+    let insert = layers
+        .iter()
+        .map(|spec| {
+            let (layer, axis) = spec.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("--layer `{spec}`: expected LAYER=horizontal or LAYER=vertical")
+            })?;
+            let axis = match axis {
+                "horizontal" | "h" => Axis::Horizontal,
+                "vertical" | "v" => Axis::Vertical,
+                other => bail!("--layer `{spec}`: unknown axis `{other}`; known: horizontal, vertical"),
+            };
+            Ok(Insertion { layer: layer.to_string(), axis, v_init })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let dir = lrnn_core::train::trainer::insert_into_checkpoint(run, &insert, out)?;
+    let model = Model::load(
+        ModelDesc::load(&dir.join("model.json"))?,
+        &dir.join("weights.safetensors"),
+        &Device::Cpu,
+    )?;
+    let start = if v_init == 0.0 {
+        "every inserted V is zero: the model scores exactly as before".to_string()
+    } else {
+        format!("every inserted V is {v_init} I: the model's output has changed")
+    };
+    println!("wrote {} ({} parameters; {start})", dir.display(), model.parameter_count()?);
     Ok(())
 }
 

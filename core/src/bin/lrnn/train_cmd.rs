@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use anyhow::{bail, Context};
 use candle_core::Device;
 use indicatif::{ProgressBar, ProgressStyle};
-use lrnn_core::data::{self, Augment};
+use lrnn_core::data;
 use lrnn_core::io::ModelDesc;
 use lrnn_core::train::trainer::{checkpoint_mean, evaluate, load_checkpoint, resolve_checkpoint};
 use lrnn_core::train::{spawn, DataSource, Event, OptimizerConfig, Schedule, TrainConfig};
@@ -16,9 +16,10 @@ use lrnn_core::train::{spawn, DataSource, Event, OptimizerConfig, Schedule, Trai
 /// Options of `lrnn train`.
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
-    /// A CIFAR network name (e.g. `E-RNN-Max`) or a JSON model description.
+    /// A built-in network's name (e.g. `E-RNN-Max`, `Context-CNN`) or a JSON model description;
+    /// with --init-from, defaults to that checkpoint's model.
     #[arg(long)]
-    model: String,
+    model: Option<String>,
     /// `cifar10`, `fashion-mnist` or `context`.
     #[arg(long)]
     data: String,
@@ -46,9 +47,17 @@ pub struct TrainArgs {
     /// Epochs between restarts (the paper: 60 or 80; default: the whole run).
     #[arg(long)]
     restart_every: Option<f64>,
-    /// No flips, rotations or scaling.
+    /// No flips, rotations or scaling (the context task never has them: a flip swaps its label).
     #[arg(long)]
     no_augment: bool,
+    /// Start from this checkpoint's weights (a checkpoint or run folder): fine-tuning, e.g. after
+    /// `lrnn insert`. The optimiser and the schedule start afresh.
+    #[arg(long)]
+    init_from: Option<PathBuf>,
+    /// Train for this many minutes of wall time instead of --epochs epochs; the learning rate then
+    /// falls over the budget as it would over --epochs epochs.
+    #[arg(long)]
+    time_budget: Option<f64>,
     /// Use only the first N training images.
     #[arg(long)]
     max_train: Option<usize>,
@@ -76,12 +85,19 @@ pub fn data_source(format: &str, path: Option<&Path>) -> anyhow::Result<DataSour
 
 /// Runs `lrnn train`.
 pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
-    let mut model = ModelDesc::from_name_or_file(&a.model)?;
+    let (mut model, named) = match (&a.model, &a.init_from) {
+        (Some(m), _) => (ModelDesc::from_name_or_file(m)?, !m.ends_with(".json")),
+        (None, Some(from)) => (ModelDesc::load(&resolve_checkpoint(from)?.join("model.json"))?, false),
+        (None, None) => bail!("--model is needed (or --init-from, to fine-tune a checkpoint's model)"),
+    };
+    if a.time_budget.is_some_and(|m| m.is_nan() || m <= 0.0) {
+        bail!("--time-budget must be a positive number of minutes");
+    }
     let data = data_source(&a.data, a.path.as_deref())?;
     // Grey datasets feed networks named on the command line with one input channel (and the
     // context task has two classes).
     if let ModelDesc::Cifar(cfg) = &mut model {
-        if !a.model.ends_with(".json") {
+        if named {
             match data.format {
                 data::Format::FashionMnist => cfg.in_channels = 1,
                 data::Format::Context => (cfg.in_channels, cfg.classes) = (1, 2),
@@ -95,6 +111,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
         "adam" => OptimizerConfig::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
         other => bail!("unknown optimiser `{other}`; known: rmsprop, sgd, adam"),
     };
+    let augment = if a.no_augment { None } else { data.format.label_preserving_augment() };
     let config = TrainConfig {
         model,
         data,
@@ -106,13 +123,15 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
             min: a.lr_min,
             period_epochs: a.restart_every.unwrap_or(a.epochs.max(1) as f64),
         },
-        augment: (!a.no_augment).then(Augment::default),
+        augment,
         subtract_mean: true,
         seed: a.seed,
         max_train_images: a.max_train,
         max_val_images: a.max_val,
         max_steps: None,
         out: a.out.clone(),
+        init_from: a.init_from.clone(),
+        time_budget_s: a.time_budget.map(|m| m * 60.0),
     };
     let handle = spawn(config, a.resume)?;
     let stop = handle.stop_flag();
@@ -153,8 +172,13 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
                 if let Some(b) = bar.take() {
                     b.finish_and_clear();
                 }
+                let partial = if s.steps < steps as usize {
+                    format!(" (time budget spent after {} of {steps} steps)", s.steps)
+                } else {
+                    String::new()
+                };
                 println!(
-                    "epoch {:>3}: train loss {:.4}, train error {:.2}%, validation error {:.2}%, {:.1} s",
+                    "epoch {:>3}: train loss {:.4}, train error {:.2}%, validation error {:.2}%, {:.1} s{partial}",
                     s.epoch + 1,
                     s.train_loss,
                     100.0 * s.train_error,
