@@ -275,3 +275,66 @@ fn probe_erf_and_recurrence_write_pictures_and_tables() {
     let eig = std::fs::read_to_string(rec.join("eigenvalues.csv")).unwrap();
     assert_eq!(eig.lines().count(), 1 + 4 * 3 * 4);
 }
+
+#[test]
+fn insert_then_probe_activations_of_the_inserted_model() {
+    // A run to insert into: Context-CNN's checkpoint at step 0 on the generated task.
+    let run = tmp("ctx-run");
+    let config = lrnn_core::train::TrainConfig {
+        model: lrnn_core::io::ModelDesc::from_name_or_file("Context-CNN").unwrap(),
+        data: lrnn_core::train::DataSource {
+            format: lrnn_core::data::Format::Context,
+            path: PathBuf::new(),
+            context: None,
+        },
+        epochs: 1,
+        batch_size: 8,
+        optimizer: lrnn_core::train::OptimizerConfig::PAPER_RMSPROP,
+        schedule: lrnn_core::train::Schedule::Constant { lr: 1e-3 },
+        augment: None,
+        subtract_mean: true,
+        seed: 1,
+        max_train_images: Some(16),
+        max_val_images: Some(16),
+        max_steps: Some(0),
+        out: run.clone(),
+        init_from: None,
+        time_budget_s: None,
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    lrnn_core::train::trainer::run(&config, false, &stop, &std::sync::mpsc::channel().0).unwrap();
+
+    let inserted = tmp("ctx-inserted");
+    let o = lrnn(&[
+        "insert",
+        "--run",
+        s(&run),
+        "--layer",
+        "conv5=horizontal",
+        "--layer",
+        "conv6=v",
+        "--out",
+        s(&inserted),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("9914 parameters; every inserted V is zero"));
+    let o = lrnn(&["insert", "--run", s(&run), "--layer", "pool1=horizontal", "--out", s(&tmp("bad-ins"))]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot insert into `pool1`"));
+    assert!(!tmp("bad-ins").join("latest.json").exists(), "no output on error");
+
+    let out = tmp("activations");
+    let o = lrnn(&["probe", "activations", "--run", s(&inserted), "--out", s(&out)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table = std::fs::read_to_string(out.join("layers.csv")).unwrap();
+    assert_eq!(table.lines().count(), 14, "{table}");
+    assert!(table.contains("conv5.lr,direction,32,24,24"), "{table}");
+    for name in ["conv1", "conv5.lr", "conv6.bt", "output"] {
+        assert!(out.join(format!("{name}.png")).exists(), "{name}.png");
+        let csv = std::fs::read_to_string(out.join(format!("{name}.csv"))).unwrap();
+        assert!(csv.starts_with("channel,y,x,value\n"), "{name}.csv");
+    }
+    let o =
+        lrnn(&["probe", "activations", "--run", s(&inserted), "--image", "/no/such.png", "--out", s(&out)]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/no/such.png"));
+}

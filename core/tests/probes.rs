@@ -1,13 +1,16 @@
 //! Probes: effective receptive fields (a 3x3 convolution's is its kernel's footprint; inserting
 //! L-RNNs with V = 0 leaves it unchanged; a recurrence along rows spreads it along rows),
-//! theoretical receptive fields of VGG-16, and eigenvalues of known matrices.
+//! theoretical receptive fields of VGG-16, eigenvalues of known matrices, and activations in
+//! forward order.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
-use candle_core::{DType, Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 use common::{builder, rand_tensor, set};
-use lrnn_core::nn::{Axis, Conv, ConvWithRnn, Layer};
+use lrnn_core::io::ModelDesc;
+use lrnn_core::models::Model;
+use lrnn_core::nn::{Axis, Conv, ConvWithRnn, Layer, ScanBackend};
 use lrnn_core::probe::erf::{erf, Mode, Unit};
 use lrnn_core::probe::recurrence::analyse;
 use lrnn_core::probe::rf::{receptive_field, vgg16_trunk, Geom};
@@ -142,4 +145,37 @@ fn switching_off_one_direction_changes_only_what_depends_on_it() {
             && !is_recurrence("fc1.weight")
             && !is_recurrence("stage1.0.cnn.conv1.weight")
     );
+}
+
+#[test]
+fn activations_come_in_forward_order_with_every_direction() {
+    use lrnn_core::probe::activations::{activations, channel_grid, MapKind};
+    let model =
+        Model::new_seeded(ModelDesc::from_name_or_file("Context-LRNN").unwrap(), &Device::Cpu, 2).unwrap();
+    let x = Tensor::randn(0f32, 1.0, (1, 1, 24, 40), &Device::Cpu).unwrap();
+    let maps = activations(&model, &x, ScanBackend::Auto).unwrap();
+    let names: Vec<&str> = maps.iter().map(|a| a.name.as_str()).collect();
+    let want = [
+        "conv1", "conv2", "pool1", "conv3", "conv4", "pool2", "conv5.lr", "conv5.rl", "conv5", "conv6.tb",
+        "conv6.bt", "conv6", "output",
+    ];
+    assert_eq!(names, want);
+    for a in &maps {
+        let kind = match a.name.as_str() {
+            "output" => MapKind::Output,
+            n if n.contains(".") => MapKind::Direction,
+            _ => MapKind::Layer,
+        };
+        assert_eq!(a.kind, kind, "{}", a.name);
+        let again = model.forward_map(&x, &a.name, ScanBackend::Auto).unwrap();
+        assert_eq!(again.dims(), a.tensor.dims(), "{}", a.name);
+    }
+    assert_eq!(maps[6].tensor.dims(), &[1, 32, 6, 10], "conv5.lr after two pools");
+    // Two 2x2 channels, two columns: [a b] gap [c d] / [e f] gap [g h].
+    let values = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+    let (grid, gh, gw) = channel_grid(&values, (2, 2, 2), 2);
+    assert_eq!((gh, gw), (2, 5));
+    let shown: Vec<String> =
+        grid.iter().map(|v| if v.is_nan() { "-".into() } else { v.to_string() }).collect();
+    assert_eq!(shown, ["1", "2", "-", "5", "6", "3", "4", "-", "7", "8"]);
 }

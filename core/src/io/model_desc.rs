@@ -71,6 +71,14 @@ impl ModelDesc {
         }
     }
 
+    /// The side of the images the model was made for (32 for the CIFAR networks and a lone module).
+    pub fn input_size(&self) -> usize {
+        match self {
+            ModelDesc::Lrnn(_) | ModelDesc::Cifar(_) => 32,
+            ModelDesc::Convnet(c) => c.input_size,
+        }
+    }
+
     /// Number of classes the model scores (`None` for a lone L-RNN module).
     pub fn classes(&self) -> Option<usize> {
         match self {

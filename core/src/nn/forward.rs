@@ -19,6 +19,8 @@ pub struct Forward {
     /// trainer sets one per step so that runs and resumed runs are reproducible.
     pub rng: Option<Rng>,
     captured: Option<BTreeMap<String, Tensor>>,
+    /// Names in the order they were first recorded (the forward order).
+    order: Vec<String>,
 }
 
 impl Forward {
@@ -64,13 +66,23 @@ impl Forward {
     /// Whatever `make` returns.
     pub fn record(&mut self, name: &str, make: impl FnOnce() -> Result<Tensor>) -> Result<()> {
         if let Some(map) = self.captured.as_mut() {
-            map.insert(name.to_string(), make()?);
+            if map.insert(name.to_string(), make()?).is_none() {
+                self.order.push(name.to_string());
+            }
         }
         Ok(())
     }
 
+    /// The maps captured so far in the order the pass recorded them (empty when not capturing).
+    pub fn take_captured_in_order(&mut self) -> Vec<(String, Tensor)> {
+        let order = std::mem::take(&mut self.order);
+        let mut maps = self.take_captured();
+        order.into_iter().filter_map(|n| maps.remove(&n).map(|t| (n, t))).collect()
+    }
+
     /// The maps captured so far, by name (empty when not capturing).
     pub fn take_captured(&mut self) -> BTreeMap<String, Tensor> {
+        self.order.clear();
         self.captured.as_mut().map(std::mem::take).unwrap_or_default()
     }
 }

@@ -1,6 +1,8 @@
-//! Probes: what the app shows and the CLI writes. Effective receptive fields (`erf`), theoretical
+//! Probes: what the app shows and the CLI writes. Every map of a forward pass (`activations`),
+//! effective receptive fields (`erf`), theoretical
 //! receptive fields (`rf`) and the analysis of recurrence matrices (`recurrence`).
 
+pub mod activations;
 pub mod contribution;
 pub mod erf;
 pub mod recurrence;

@@ -31,12 +31,15 @@ fn diverging(t: f32) -> [u8; 3] {
 }
 
 /// Renders `values` (`[h, w]` row-major) scaled up by `scale`, with a colour bar on the right:
-/// signed maps use a diverging map over `±max|v|`, others viridis over `[min, max]`.
+/// signed maps use a diverging map over `±max|v|`, others viridis over `[min, max]`; NaN values
+/// (gaps between tiles) are white.
 pub fn heatmap(values: &[f32], h: usize, w: usize, signed: bool, scale: u32) -> RgbImage {
     let (lo, hi) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
     let peak = lo.abs().max(hi.abs()).max(f32::MIN_POSITIVE);
     let colour = |v: f32| {
-        if signed {
+        if v.is_nan() {
+            [255, 255, 255]
+        } else if signed {
             diverging(v / peak)
         } else {
             viridis(if hi > lo { (v - lo) / (hi - lo) } else { 0.0 })

@@ -1,5 +1,5 @@
-//! `lrnn probe erf|recurrence`: receptive fields and recurrence spectra as PNG and CSV, for papers
-//! and slides.
+//! `lrnn probe activations|erf|directions|recurrence`: every map of a forward pass, receptive
+//! fields, per-direction contributions and recurrence spectra as PNG and CSV, for papers and slides.
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +36,24 @@ pub struct ModelArgs {
 /// `lrnn probe` commands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Probe {
+    /// Every map of one forward pass (each layer's output and each scan direction's hidden
+    /// states): a channel-grid PNG with a colour bar and a CSV per map, and layers.csv.
+    Activations {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The input image (resized to --size); default: one random input.
+        #[arg(long)]
+        image: Option<PathBuf>,
+        /// Input side in pixels (default: the model's).
+        #[arg(long)]
+        size: Option<usize>,
+        /// Channels per map in the PNG grids (the CSVs hold them all).
+        #[arg(long, default_value_t = 16)]
+        max_channels: usize,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Effective receptive field of one unit: erf.png (colour bar), erf.csv, mass numbers.
     Erf {
         #[command(flatten)]
@@ -46,9 +64,9 @@ pub enum Probe {
         /// Number of random inputs when no image is given.
         #[arg(long, default_value_t = 8)]
         random: usize,
-        /// Input side in pixels.
-        #[arg(long, default_value_t = 32)]
-        size: usize,
+        /// Input side in pixels (default: the model's, 32 for the CIFAR networks).
+        #[arg(long)]
+        size: Option<usize>,
         /// The map holding the unit: `output` or a captured name (`stage3.0`, `stage2.0.lrnn.lr`, …).
         #[arg(long, default_value = "output")]
         map: String,
@@ -75,9 +93,9 @@ pub enum Probe {
         /// The input image (resized to --size); default: one random input.
         #[arg(long)]
         image: Option<PathBuf>,
-        /// Input side in pixels.
-        #[arg(long, default_value_t = 32)]
-        size: usize,
+        /// Input side in pixels (default: the model's).
+        #[arg(long)]
+        size: Option<usize>,
         /// `output` or a captured map.
         #[arg(long, default_value = "output")]
         map: String,
@@ -146,9 +164,21 @@ fn load_image(path: &Path, size: usize, channels: usize, mean: Option<&[f32]>) -
 /// Runs a probe command.
 pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
     match cmd {
+        Probe::Activations { model, image, size, max_channels, out } => {
+            let (model, what, mean) = load(model)?;
+            let c = model.desc().in_channels();
+            let size = size.unwrap_or_else(|| model.desc().input_size());
+            let x = match image {
+                Some(p) => load_image(p, size, c, mean.as_deref())?,
+                None => Tensor::randn(0f32, 0.5, (1, c, size, size), &Device::Cpu)?,
+            };
+            write_activations(&model, &x, *max_channels, out)?;
+            println!("({what}, {size}x{size} input)");
+        }
         Probe::Erf { model, image, random, size, map, channel, y, x, mode, out } => {
             let (model, what, mean) = load(model)?;
             let c = model.desc().in_channels();
+            let size = &size.unwrap_or_else(|| model.desc().input_size());
             let inputs: Vec<Tensor> = if image.is_empty() {
                 (0..*random)
                     .map(|_| Tensor::randn(0f32, 0.5, (1, c, *size, *size), &Device::Cpu))
@@ -196,6 +226,7 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
         Probe::Directions { model, image, size, map, out } => {
             let (model, what, mean) = load(model)?;
             let c = model.desc().in_channels();
+            let size = &size.unwrap_or_else(|| model.desc().input_size());
             let x = match image {
                 Some(p) => load_image(p, *size, c, mean.as_deref())?,
                 None => Tensor::randn(0f32, 0.5, (1, c, *size, *size), &Device::Cpu)?,
@@ -260,5 +291,47 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
             println!("wrote {found} heatmaps, recurrence.csv and eigenvalues.csv to {}", out.display());
         }
     }
+    Ok(())
+}
+
+/// Writes `<map>.png` (channel grid, colour bar) and `<map>.csv` (`channel,y,x,value`) for every
+/// map of one forward pass, and `layers.csv`; prints the layer list.
+fn write_activations(model: &Model, x: &Tensor, max_channels: usize, out: &Path) -> anyhow::Result<()> {
+    use lrnn_core::probe::activations::{activations, channel_grid, MapKind};
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let maps = activations(model, x, lrnn_core::nn::ScanBackend::Auto)?;
+    let mut table = String::from("name,kind,channels,height,width,min,max,mean\n");
+    println!("{:<28} {:<10} {:>16} {:>10} {:>10}", "map", "kind", "shape (C,H,W)", "min", "max");
+    for a in &maps {
+        let t = a.tensor.get(0)?; // the first image
+        let (c, h, w) = match t.dims() {
+            [c, h, w] => (*c, *h, *w),
+            [c] => (*c, 1, 1),
+            other => bail!("map {} has an unexpected shape {other:?}", a.name),
+        };
+        let values: Vec<f32> = t.flatten_all()?.to_vec1()?;
+        let (lo, hi) =
+            values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+        let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len().max(1) as f64;
+        let kind = match a.kind {
+            MapKind::Layer => "layer",
+            MapKind::Direction => "direction",
+            MapKind::Output => "output",
+        };
+        println!("{:<28} {kind:<10} {:>16} {lo:>10.4} {hi:>10.4}", a.name, format!("{c},{h},{w}"));
+        table.push_str(&format!("{},{kind},{c},{h},{w},{lo},{hi},{mean}\n", a.name));
+        let shown = c.min(max_channels.max(1));
+        let cols = (shown as f64).sqrt().ceil() as usize;
+        let (grid, gh, gw) = channel_grid(&values[..shown * h * w], (shown, h, w), cols);
+        let scale = (512 / gw.max(gh).max(1)).clamp(1, 16) as u32;
+        save_png(&heatmap(&grid, gh, gw, false, scale), &out.join(format!("{}.png", a.name)))?;
+        let mut rows = String::from("channel,y,x,value\n");
+        for (i, v) in values.iter().enumerate() {
+            rows.push_str(&format!("{},{},{},{v}\n", i / (h * w), (i / w) % h, i % w));
+        }
+        write_atomic(&out.join(format!("{}.csv", a.name)), rows.as_bytes())?;
+    }
+    write_atomic(&out.join("layers.csv"), table.as_bytes())?;
+    println!("wrote {} maps (PNG + CSV) and layers.csv to {}", maps.len(), out.display());
     Ok(())
 }
