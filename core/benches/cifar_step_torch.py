@@ -80,7 +80,7 @@ class Unit(nn.Module):
         return torch.cat([x, y], 1) if self.concat else y
 
 
-def network(name):
+def network(name, cin=3):
     if name.startswith("E-RNN"):
         stages = [[Unit(Cnn(64, 64), True)],
                   [Unit(Lrnn(128, 128), False), Unit(Cnn(128, 128), True)],
@@ -95,7 +95,7 @@ def network(name):
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.stem = nn.Conv2d(3, 64, 3, padding=1)
+            self.stem = nn.Conv2d(cin, 64, 3, padding=1)
             self.stages = nn.ModuleList(nn.Sequential(*s) for s in stages)
             self.head = nn.Linear(out, 10)
 

@@ -73,3 +73,54 @@ pub fn csv(values: &[f32], w: usize) -> String {
     }
     s
 }
+
+/// An effective receptive field over a grey picture: `background` (`[h, w]` in [0, 1]) dimmed,
+/// with `erf`'s magnitude (`[h, w]`, peak 1) laid over it in viridis, opaque where the ERF is
+/// strong and clear where it vanishes (`sqrt` of the magnitude, so faint tails stay visible),
+/// scaled up by `scale`.
+pub fn erf_overlay(background: &[f32], erf: &[f32], h: usize, w: usize, scale: u32) -> RgbImage {
+    let peak = erf.iter().fold(0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE);
+    let mut img = RgbImage::new(w as u32 * scale, h as u32 * scale);
+    for (x, y, p) in img.enumerate_pixels_mut() {
+        let i = (y / scale) as usize * w + (x / scale) as usize;
+        let a = (erf[i].abs() / peak).sqrt();
+        let grey = 0.6 * background[i].clamp(0.0, 1.0) * 255.0;
+        let c = viridis(a);
+        *p = Rgb(std::array::from_fn(|k| (grey * (1.0 - a) + f32::from(c[k]) * a) as u8));
+    }
+    img
+}
+
+/// Draws the outline of the rectangle `rows` x `cols` (pixel ranges, inclusive, before `scale`)
+/// onto `img`, two pixels wide.
+pub fn outline(img: &mut RgbImage, rows: (usize, usize), cols: (usize, usize), scale: u32, colour: [u8; 3]) {
+    let (w, h) = img.dimensions();
+    let (y0, y1) = (rows.0 as u32 * scale, ((rows.1 + 1) as u32 * scale).min(h) - 1);
+    let (x0, x1) = (cols.0 as u32 * scale, ((cols.1 + 1) as u32 * scale).min(w) - 1);
+    for t in 0..2 {
+        for x in x0..=x1 {
+            for y in [y0 + t, y1.saturating_sub(t)] {
+                img.put_pixel(x, y.min(h - 1), Rgb(colour));
+            }
+        }
+        for y in y0..=y1 {
+            for x in [x0 + t, x1.saturating_sub(t)] {
+                img.put_pixel(x.min(w - 1), y, Rgb(colour));
+            }
+        }
+    }
+}
+
+/// Pictures side by side on white, `gap` pixels apart, top-aligned.
+pub fn side_by_side(pictures: &[RgbImage], gap: u32) -> RgbImage {
+    let width =
+        pictures.iter().map(RgbImage::width).sum::<u32>() + gap * pictures.len().saturating_sub(1) as u32;
+    let height = pictures.iter().map(RgbImage::height).max().unwrap_or(0);
+    let mut out = RgbImage::from_pixel(width.max(1), height.max(1), Rgb([255, 255, 255]));
+    let mut left = 0;
+    for p in pictures {
+        image::imageops::replace(&mut out, p, i64::from(left), 0);
+        left += p.width() + gap;
+    }
+    out
+}

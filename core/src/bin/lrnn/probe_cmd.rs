@@ -86,6 +86,32 @@ pub enum Probe {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Effective receptive fields of several models side by side over a photo, with the
+    /// theoretical receptive field outlined (e.g. a CNN and the same CNN after L-RNN fine-tuning).
+    ErfCompare {
+        /// The models: run or checkpoint folders, in the order shown (repeat the option).
+        #[arg(long = "run", required = true)]
+        runs: Vec<PathBuf>,
+        /// Photos to average the ERF over (resized to the first model's input size); the first is
+        /// the background.
+        #[arg(long = "image", required = true)]
+        images: Vec<PathBuf>,
+        /// The map holding the unit (`conv6`, `stage3.0`, …; default `output`).
+        #[arg(long, default_value = "output")]
+        map: String,
+        /// Channel of the unit (default: the sum over every channel).
+        #[arg(long)]
+        channel: Option<usize>,
+        /// Row of the unit in its map (default: the centre).
+        #[arg(long)]
+        y: Option<usize>,
+        /// Column of the unit in its map (default: the centre).
+        #[arg(long)]
+        x: Option<usize>,
+        /// The PNG to write (a CSV of the mass numbers is written beside it).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// How much a map changes when each direction's recurrence is switched off (V = 0).
     Directions {
         #[command(flatten)]
@@ -223,6 +249,9 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
             );
             println!("wrote {} and {}", out.join("erf.png").display(), out.join("erf.csv").display());
         }
+        Probe::ErfCompare { runs, images, map, channel, y, x, out } => {
+            erf_compare(runs, images, map, *channel, (*y, *x), out)?;
+        }
         Probe::Directions { model, image, size, map, out } => {
             let (model, what, mean) = load(model)?;
             let c = model.desc().in_channels();
@@ -333,5 +362,102 @@ fn write_activations(model: &Model, x: &Tensor, max_channels: usize, out: &Path)
     }
     write_atomic(&out.join("layers.csv"), table.as_bytes())?;
     println!("wrote {} maps (PNG + CSV) and layers.csv to {}", maps.len(), out.display());
+    Ok(())
+}
+
+/// `lrnn probe erf-compare`.
+fn erf_compare(
+    runs: &[PathBuf],
+    images: &[PathBuf],
+    map: &str,
+    channel: Option<usize>,
+    (uy, ux): (Option<usize>, Option<usize>),
+    out: &Path,
+) -> anyhow::Result<()> {
+    use lrnn_core::probe::render::{erf_overlay, outline, side_by_side};
+    use lrnn_core::probe::rf::receptive_field;
+    let mut panels = Vec::new();
+    let mut table =
+        String::from("run,map,unit_y,unit_x,side_20,side_50,side_99,theoretical_height,theoretical_width\n");
+    let mut size = None;
+    for run in runs {
+        let (model, what, mean) =
+            load(&ModelArgs { run: Some(run.clone()), model: None, weights: None, seed: 0 })?;
+        let n = *size.get_or_insert(model.desc().input_size());
+        let c = model.desc().in_channels();
+        let inputs: Vec<Tensor> =
+            images.iter().map(|p| load_image(p, n, c, mean.as_deref())).collect::<anyhow::Result<_>>()?;
+        let pick = |x: &Tensor, f: &mut lrnn_core::nn::Forward| -> candle_core::Result<Tensor> {
+            let m = model.forward_map(x, map, f.backend).map_err(candle_core::Error::wrap)?;
+            match channel {
+                Some(_) => Ok(m),
+                None => m.sum_keepdim(1),
+            }
+        };
+        let dims = pick(&inputs[0], &mut lrnn_core::nn::Forward::eval())?.dims().to_vec();
+        let (mh, mw) = match dims.as_slice() {
+            [_, _, h, w] => (*h, *w),
+            _ => (1, 1),
+        };
+        let unit = Unit { channel: channel.unwrap_or(0), y: uy.unwrap_or(mh / 2), x: ux.unwrap_or(mw / 2) };
+        let e = erf(pick, &inputs, unit, Mode::Abs)?;
+        // The background: the first photo in grey, without the mean subtracted.
+        let grey = load_image(&images[0], n, 1, None)?.flatten_all()?.to_vec1::<f32>()?;
+        let background: Vec<f32> = grey.iter().map(|v| v + 0.5).collect();
+        let scale = (384 / n.max(1)).max(1) as u32;
+        let mut panel = erf_overlay(&background, &e.map, n, n, scale);
+        let geometry = match model.desc() {
+            ModelDesc::Convnet(cfg) => cfg.geometry(map.split('.').next().unwrap_or(map)),
+            _ => None,
+        };
+        let rf = geometry.map(|g| receptive_field(&g));
+        if let Some(rf) = rf {
+            let span = |extent: Option<usize>, centre: f32| match extent {
+                Some(r) => {
+                    let lo = (centre - r as f32 / 2.0 + 0.5).floor().max(0.0) as usize;
+                    (lo, (lo + r - 1).min(n - 1))
+                }
+                None => (0, n - 1),
+            };
+            outline(
+                &mut panel,
+                span(rf.height, e.centre.0),
+                span(rf.width, e.centre.1),
+                scale,
+                [255, 255, 255],
+            );
+        }
+        panels.push(panel);
+        let sides = e.mass_sides().map(|s| s.map_or("-".to_string(), |v| v.to_string()));
+        let theo = |v: Option<Option<usize>>| match v {
+            Some(Some(r)) => r.to_string(),
+            Some(None) => "whole".into(),
+            None => "-".into(),
+        };
+        let (th, tw) = (theo(rf.map(|r| r.height)), theo(rf.map(|r| r.width)));
+        println!(
+            "{what}: ERF of {map}[{}, {}] over {} photo(s): 20% / 50% / 99% of the mass within {} / {} / {} px; \
+             theoretical {th} x {tw}",
+            unit.y,
+            unit.x,
+            inputs.len(),
+            sides[0],
+            sides[1],
+            sides[2]
+        );
+        table.push_str(&format!(
+            "{},{map},{},{},{},{},{},{th},{tw}\n",
+            run.display(),
+            unit.y,
+            unit.x,
+            sides[0],
+            sides[1],
+            sides[2]
+        ));
+    }
+    save_png(&side_by_side(&panels, 12), out)?;
+    let csv_path = out.with_extension("csv");
+    write_atomic(&csv_path, table.as_bytes())?;
+    println!("wrote {} and {}", out.display(), csv_path.display());
     Ok(())
 }
