@@ -1,6 +1,7 @@
 //! The time of one effective receptive field (one forward and one backward pass of a single
 //! image, as `lrnn probe erf` and the app compute it) for the architectures of the bundled models,
-//! next to the forward pass alone. `cargo bench -p lrnn-core --bench erf`.
+//! next to the forward pass alone; and for VGG-16 FCN-8s-LRNN at 384x384 (the class-0 score of the
+//! centre pixel). `cargo bench -p lrnn-core --bench erf`.
 
 mod common;
 
@@ -19,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("Baseline-CNN-Max (bundled, Fashion-MNIST)", grey("Baseline-CNN-Max"), "stage3.0"),
         ("Context-CNN (bundled, context task)", ModelDesc::from_name_or_file("Context-CNN")?, "conv6"),
         ("Context-LRNN (bundled, context task)", ModelDesc::from_name_or_file("Context-LRNN")?, "conv6"),
+        ("VGG-16 FCN-8s-LRNN, n = 1024 (random weights)", ModelDesc::from_name_or_file("FCN-8s-LRNN")?, "output"),
     ];
     let threads = rayon::current_num_threads();
     println!("One ERF (1 image, forward + backward to the input), {threads} threads, median of 9");
@@ -32,7 +34,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             model.forward_map(x, map, f.backend).map_err(candle_core::Error::wrap)
         };
         let dims = pick(&x, &mut Forward::eval())?.dims().to_vec();
-        let unit = Unit { channel: 0, y: dims[2] / 2, x: dims[3] / 2 };
+        let unit = match dims.as_slice() {
+            [_, _, h, w] => Unit { channel: 0, y: h / 2, x: w / 2 },
+            _ => Unit { channel: 0, y: 0, x: 0 },
+        };
         let forward = time_ms(9, || {
             model.forward_map(&x, map, ScanBackend::Auto).expect("forward");
         });
@@ -41,6 +46,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
         println!("| {label} | {n}x{n} | {map} | {forward:.1} | {one:.1} |");
     }
-    println!("(VGG-16 FCN-8s-LRNN at 384x384: not built yet, issue #4.)");
     Ok(())
 }

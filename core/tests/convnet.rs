@@ -25,11 +25,13 @@ fn presets_have_the_documented_parameter_counts() {
     // conv1 1*8*9+8, conv2 8*8*9+8, conv3 8*16*9+16, conv4 16*16*9+16, conv5 16*32+32,
     // conv6 32*32+32, head 32*2+2; the L-RNN adds four 32x32 recurrences.
     let cnn = 80 + 584 + 1168 + 2320 + 544 + 1056 + 66;
-    let cases = [("Context-CNN", cnn), ("Context-LRNN", cnn + 4 * 32 * 32)];
+    let wide = 80 + 584 + 1168 + 2320 + (16 * 66 + 66) + (66 * 66 + 66) + (66 * 2 + 2);
+    let cases = [("Context-CNN", cnn), ("Context-LRNN", cnn + 4 * 32 * 32), ("Context-CNN-Wide", wide)];
     for (name, want) in cases {
         let model = Model::new(preset(name), &Device::Cpu).unwrap();
         assert_eq!(model.parameter_count().unwrap(), want, "{name}");
     }
+    assert_eq!(wide, 9830);
 }
 
 #[test]

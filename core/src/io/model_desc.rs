@@ -5,6 +5,7 @@
 //! A CIFAR network of the paper (SPEC §5):
 //! `{"kind": "cifar", "name": "E-RNN-Max", "classes": 10, "in_channels": 3, "dropout": 0.5}`
 //! (all but `name` optional).
+//! A segmentation network (SPEC §6): `{"kind": "fcn", "variant": "8s", "heads": 1024, "lrnn": true}`.
 //! A plain convolutional network with inserted L-RNN pairs (see [`crate::models::convnet`]):
 //! `{"kind": "convnet", "name": "Context-LRNN", "in_channels": 1, "classes": 2, "input_size": 64,
 //! "layers": [...], "insert": [{"layer": "conv5", "axis": "horizontal"}]}`.
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::models::cifar::{CifarArch, CifarConfig, NETWORK_NAMES};
 use crate::models::convnet::{ConvNetConfig, PRESET_NAMES};
+use crate::models::fcn::{FcnConfig, FCN_NAMES};
 use crate::nn::LayerRnnConfig;
 
 /// A model description.
@@ -29,6 +31,8 @@ pub enum ModelDesc {
     Cifar(CifarConfig),
     /// A plain convolutional network, possibly with inserted L-RNN pairs.
     Convnet(ConvNetConfig),
+    /// A VGG-16 FCN for segmentation (SPEC §6).
+    Fcn(FcnConfig),
 }
 
 impl ModelDesc {
@@ -68,6 +72,7 @@ impl ModelDesc {
             ModelDesc::Lrnn(c) => c.in_channels,
             ModelDesc::Cifar(c) => c.in_channels,
             ModelDesc::Convnet(c) => c.in_channels,
+            ModelDesc::Fcn(_) => 3,
         }
     }
 
@@ -76,6 +81,17 @@ impl ModelDesc {
         match self {
             ModelDesc::Lrnn(_) | ModelDesc::Cifar(_) => 32,
             ModelDesc::Convnet(c) => c.input_size,
+            ModelDesc::Fcn(_) => 384,
+        }
+    }
+
+    /// The geometry of every layer up to the captured map `map`, for theoretical receptive
+    /// fields (plain convnets and FCNs; `None` for other models or unknown maps).
+    pub fn geometry(&self, map: &str) -> Option<Vec<crate::probe::rf::Geom>> {
+        match self {
+            ModelDesc::Convnet(c) => c.geometry(map.split('.').next().unwrap_or(map)),
+            ModelDesc::Fcn(c) => c.geometry(map),
+            ModelDesc::Lrnn(_) | ModelDesc::Cifar(_) => None,
         }
     }
 
@@ -85,6 +101,7 @@ impl ModelDesc {
             ModelDesc::Lrnn(_) => None,
             ModelDesc::Cifar(c) => Some(c.classes),
             ModelDesc::Convnet(c) => Some(c.classes),
+            ModelDesc::Fcn(c) => Some(c.classes),
         }
     }
 
@@ -96,6 +113,7 @@ impl ModelDesc {
             }
             ModelDesc::Cifar(c) => c.name.clone(),
             ModelDesc::Convnet(c) => c.name.clone(),
+            ModelDesc::Fcn(c) => c.display_name(),
         }
     }
 
@@ -111,12 +129,16 @@ impl ModelDesc {
         if let Some(config) = ConvNetConfig::preset(name_or_path) {
             return Ok(ModelDesc::Convnet(config));
         }
+        if let Some(config) = FcnConfig::named(name_or_path) {
+            return Ok(ModelDesc::Fcn(config));
+        }
         if CifarArch::from_name(name_or_path).is_err() {
             return Err(Error::file(
                 name_or_path,
                 format!(
-                    "not a JSON file nor a known network; known: {}, {} (or -Avg)",
+                    "not a JSON file nor a known network; known: {}, {}, {} (or -Avg)",
                     PRESET_NAMES.join(", "),
+                    FCN_NAMES.join(", "),
                     NETWORK_NAMES.join(", ")
                 ),
             ));
@@ -143,6 +165,7 @@ impl ModelDesc {
                 Ok(())
             }
             ModelDesc::Convnet(c) => c.validate(),
+            ModelDesc::Fcn(c) => c.validate(),
         }
     }
 }

@@ -108,7 +108,7 @@ pub struct ConvNetConfig {
 }
 
 /// The names of the built-in networks.
-pub const PRESET_NAMES: [&str; 2] = ["Context-CNN", "Context-LRNN"];
+pub const PRESET_NAMES: [&str; 3] = ["Context-CNN", "Context-CNN-Wide", "Context-LRNN"];
 
 impl ConvNetConfig {
     /// A built-in network by name: `Context-CNN` (3x3 convolutions of 8, 8, 16 and 16 channels with
@@ -141,6 +141,10 @@ impl ConvNetConfig {
         };
         match name {
             "Context-CNN" => {}
+            "Context-CNN-Wide" => {
+                config.layers[6] = fc("conv5", 66);
+                config.layers[7] = fc("conv6", 66);
+            }
             "Context-LRNN" => {
                 config.insert = vec![
                     Insertion { layer: "conv5".into(), axis: Axis::Horizontal, v_init: 0.9 },

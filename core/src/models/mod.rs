@@ -3,6 +3,7 @@
 
 pub mod cifar;
 pub mod convnet;
+pub mod fcn;
 pub mod init;
 
 use std::collections::BTreeMap;
@@ -44,6 +45,7 @@ impl Model {
             ModelDesc::Lrnn(cfg) => Box::new(LayerRnn::new(*cfg, &vb)?),
             ModelDesc::Cifar(cfg) => Box::new(cifar::CifarNet::new(cfg, &vb)?),
             ModelDesc::Convnet(cfg) => Box::new(convnet::ConvNet::new(cfg, &vb)?),
+            ModelDesc::Fcn(cfg) => Box::new(fcn::Fcn::new(cfg, &vb)?),
         };
         let model = Self { desc, varmap, net, device: device.clone() };
         model.init_inserted_recurrences()?;

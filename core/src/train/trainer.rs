@@ -401,6 +401,11 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
 
 /// Checks that the data's images and labels fit the model.
 fn check_data_fits(config: &TrainConfig, splits: &Splits) -> Result<()> {
+    if let ModelDesc::Fcn(_) = &config.model {
+        return Err(Error::Invalid(
+            "segmentation networks are not trained by this loop yet (VOC training is issue #4)".into(),
+        ));
+    }
     if splits.train.is_empty() {
         return Err(Error::file(&config.data.path, "no training images"));
     }

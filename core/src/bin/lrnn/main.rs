@@ -326,6 +326,20 @@ fn info(model: &str) -> anyhow::Result<()> {
                     .collect(),
             );
         }
+        ModelDesc::Fcn(cfg) => {
+            println!(
+                "{} (segmentation; {} classes, 3 input channels, 384x384 input)",
+                cfg.display_name(),
+                cfg.classes
+            );
+            let mut names: Vec<String> =
+                weights.keys().filter_map(|n| n.split('.').next()).map(String::from).collect();
+            names.dedup();
+            println!("{:<10} {:>11}", "layer", "parameters");
+            for name in names {
+                println!("{name:<10} {:>11}", params_under(&name));
+            }
+        }
         ModelDesc::Lrnn(cfg) => {
             println!("lone L-RNN module: {cfg:?}");
             for dir in ["lr", "rl", "tb", "bt"] {

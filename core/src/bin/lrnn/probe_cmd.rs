@@ -406,11 +406,7 @@ fn erf_compare(
         let background: Vec<f32> = grey.iter().map(|v| v + 0.5).collect();
         let scale = (384 / n.max(1)).max(1) as u32;
         let mut panel = erf_overlay(&background, &e.map, n, n, scale);
-        let geometry = match model.desc() {
-            ModelDesc::Convnet(cfg) => cfg.geometry(map.split('.').next().unwrap_or(map)),
-            _ => None,
-        };
-        let rf = geometry.map(|g| receptive_field(&g));
+        let rf = model.desc().geometry(map).map(|g| receptive_field(&g));
         if let Some(rf) = rf {
             let span = |extent: Option<usize>, centre: f32| match extent {
                 Some(r) => {

@@ -1,0 +1,302 @@
+//! The segmentation networks of the paper (SPEC §6): a VGG-16 trunk, FCN-32s or FCN-8s heads with
+//! `n` channels, and, in the `-LRNN` variants, L-RNN pairs inserted into the heads (a horizontal
+//! pair on fc1, fc4, fc7; a vertical pair on fc2, fc5, fc8), their `V` starting at zero.
+//!
+//! Names: `FCN-32s`, `FCN-8s`, `FCN-32s-LRNN`, `FCN-8s-LRNN` (n = 1024) or JSON
+//! `{"kind": "fcn", "variant": "8s", "heads": 2048, "lrnn": true}`. Weights: `conv1_1.weight`
+//! … `conv5_3.bias` (VGG-16, `[O, I, 3, 3]`), `fc1.weight` … `fc9.bias`, and for an inserted pair
+//! `fc1.v_lr.weight`, … (SPEC §8). Captured maps: every trunk layer (`conv1_1` … `pool5`), every
+//! head layer (`fc1` … `fc9`), each inserted direction (`fc1.lr`, …), and the scores before
+//! upsampling (`score`, at 1/32 for FCN-32s and 1/8 for FCN-8s). The output is `[B, classes, H, W]`
+//! at the input's size.
+//!
+//! Upsampling is bilinear (PyTorch's `align_corners = False`), written as two small matrix
+//! products so that gradients flow through it (candle's own bilinear op has no backward).
+
+use candle_core::{DType, Module, Result, Tensor};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::nn::{Axis, Conv, ConvWithRnn, Forward, Layer};
+use crate::probe::rf::{vgg16_trunk, Geom};
+
+/// FCN-32s or FCN-8s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Variant {
+    /// Scores from pool5 only, upsampled x32.
+    #[serde(rename = "32s")]
+    Fcn32s,
+    /// Scores from pool5, pool4 and pool3, fused coarse to fine.
+    #[serde(rename = "8s")]
+    Fcn8s,
+}
+
+/// A segmentation network (`{"kind": "fcn", ...}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FcnConfig {
+    /// FCN-32s or FCN-8s.
+    pub variant: Variant,
+    /// Channels `n` of fc1 and fc2 (the paper: 512, 1024, 2048 or 4096).
+    #[serde(default = "default_heads")]
+    pub heads: usize,
+    /// Whether L-RNN pairs are inserted into the heads.
+    #[serde(default)]
+    pub lrnn: bool,
+    /// Number of classes (21 for PASCAL VOC: background and 20 objects).
+    #[serde(default = "default_classes")]
+    pub classes: usize,
+}
+
+fn default_heads() -> usize {
+    1024
+}
+fn default_classes() -> usize {
+    21
+}
+
+/// The names of the built-in segmentation networks (n = 1024).
+pub const FCN_NAMES: [&str; 4] = ["FCN-32s", "FCN-8s", "FCN-32s-LRNN", "FCN-8s-LRNN"];
+
+/// The VGG-16 convolutions: (name, input channels, output channels), with a pool after each block.
+const VGG16: [(&str, usize, usize); 13] = [
+    ("conv1_1", 3, 64),
+    ("conv1_2", 64, 64),
+    ("conv2_1", 64, 128),
+    ("conv2_2", 128, 128),
+    ("conv3_1", 128, 256),
+    ("conv3_2", 256, 256),
+    ("conv3_3", 256, 256),
+    ("conv4_1", 256, 512),
+    ("conv4_2", 512, 512),
+    ("conv4_3", 512, 512),
+    ("conv5_1", 512, 512),
+    ("conv5_2", 512, 512),
+    ("conv5_3", 512, 512),
+];
+
+impl FcnConfig {
+    /// A built-in network by name (see [`FCN_NAMES`]).
+    pub fn named(name: &str) -> Option<Self> {
+        let (variant, lrnn) = match name {
+            "FCN-32s" => (Variant::Fcn32s, false),
+            "FCN-8s" => (Variant::Fcn8s, false),
+            "FCN-32s-LRNN" => (Variant::Fcn32s, true),
+            "FCN-8s-LRNN" => (Variant::Fcn8s, true),
+            _ => return None,
+        };
+        Some(Self { variant, heads: default_heads(), lrnn, classes: default_classes() })
+    }
+
+    /// A name for people, e.g. `FCN-8s-LRNN (n = 1024)`.
+    pub fn display_name(&self) -> String {
+        let v = match self.variant {
+            Variant::Fcn32s => "32s",
+            Variant::Fcn8s => "8s",
+        };
+        format!("FCN-{v}{} (n = {})", if self.lrnn { "-LRNN" } else { "" }, self.heads)
+    }
+
+    /// Checks the sizes.
+    ///
+    /// # Errors
+    /// What is wrong, in words.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.heads == 0 || self.classes == 0 {
+            return Err("heads and classes must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The geometry of every layer up to `map` (`conv1_1` … `pool5`, `fc1` … `fc9`, with an
+    /// optional direction suffix) for theoretical receptive fields; `None` for an unknown map.
+    pub fn geometry(&self, map: &str) -> Option<Vec<Geom>> {
+        let layer = map.split('.').next().unwrap_or(map);
+        if let Ok(trunk) = vgg16_trunk(layer) {
+            return Some(trunk);
+        }
+        let (base, kernel, axis) = match layer {
+            "fc1" => ("pool5", 7, Axis::Horizontal),
+            "fc2" => ("fc1", 1, Axis::Vertical),
+            "fc3" => ("fc2", 1, Axis::Vertical),
+            "fc4" => ("pool4", 1, Axis::Horizontal),
+            "fc5" => ("fc4", 1, Axis::Vertical),
+            "fc6" => ("fc5", 1, Axis::Vertical),
+            "fc7" => ("pool3", 1, Axis::Horizontal),
+            "fc8" => ("fc7", 1, Axis::Vertical),
+            "fc9" => ("fc8", 1, Axis::Vertical),
+            _ => return None,
+        };
+        if self.variant == Variant::Fcn32s && !matches!(layer, "fc1" | "fc2" | "fc3") {
+            return None;
+        }
+        let mut g = self.geometry(base)?;
+        g.push(Geom::Window { kernel, stride: 1 });
+        if self.lrnn && !matches!(layer, "fc3" | "fc6" | "fc9") {
+            g.push(match axis {
+                Axis::Horizontal => Geom::RowScan,
+                Axis::Vertical => Geom::ColumnScan,
+            });
+        }
+        Some(g)
+    }
+}
+
+/// A head convolution, with its inserted pair in the `-LRNN` variants.
+enum HeadConv {
+    Plain { conv: Conv, relu: bool },
+    Inserted(ConvWithRnn),
+}
+
+impl HeadConv {
+    fn new(
+        cin: usize,
+        cout: usize,
+        kernel: usize,
+        relu: bool,
+        insert: Option<Axis>,
+        vb: &VarBuilder,
+    ) -> Result<Self> {
+        let conv = Conv::new(cin, cout, kernel, kernel / 2, true, vb)?;
+        Ok(match insert {
+            Some(axis) => HeadConv::Inserted(ConvWithRnn::insert(conv, axis, vb)?),
+            None => HeadConv::Plain { conv, relu },
+        })
+    }
+
+    fn forward(&self, x: &Tensor, fwd: &mut Forward) -> Result<Tensor> {
+        match self {
+            HeadConv::Plain { conv, relu: true } => conv.forward(x)?.relu(),
+            HeadConv::Plain { conv, relu: false } => conv.forward(x),
+            HeadConv::Inserted(layer) => layer.forward(x, fwd),
+        }
+    }
+}
+
+/// One scoring branch: two ReLU layers (the pairs go there) and a linear scoring layer.
+struct Branch {
+    names: [&'static str; 3],
+    layers: [HeadConv; 3],
+}
+
+impl Branch {
+    fn forward(&self, x: &Tensor, fwd: &mut Forward) -> Result<Tensor> {
+        let mut h = x.clone();
+        for (name, layer) in self.names.iter().zip(&self.layers) {
+            h = layer.forward(&h, fwd)?;
+            fwd.record(name, || Ok(h.clone()))?;
+        }
+        Ok(h)
+    }
+}
+
+/// A VGG-16 FCN.
+pub struct Fcn {
+    config: FcnConfig,
+    trunk: Vec<(&'static str, Conv)>,
+    branches: Vec<Branch>,
+}
+
+impl std::fmt::Debug for Fcn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fcn").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Fcn {
+    /// Builds the network.
+    ///
+    /// # Errors
+    /// An invalid configuration, or tensors of other shapes in `vb`.
+    pub fn new(config: &FcnConfig, vb: &VarBuilder) -> Result<Self> {
+        config.validate().map_err(candle_core::Error::msg)?;
+        let trunk = VGG16
+            .iter()
+            .map(|&(name, cin, cout)| Ok((name, Conv::new(cin, cout, 3, 1, true, &vb.pp(name))?)))
+            .collect::<Result<Vec<_>>>()?;
+        let (n, k) = (config.heads, config.classes);
+        let pair = |axis| config.lrnn.then_some(axis);
+        let branch = |names: [&'static str; 3], cin: usize, width: usize, kernel: usize| -> Result<Branch> {
+            Ok(Branch {
+                names,
+                layers: [
+                    HeadConv::new(cin, width, kernel, true, pair(Axis::Horizontal), &vb.pp(names[0]))?,
+                    HeadConv::new(width, width, 1, true, pair(Axis::Vertical), &vb.pp(names[1]))?,
+                    HeadConv::new(width, k, 1, false, None, &vb.pp(names[2]))?,
+                ],
+            })
+        };
+        let mut branches = vec![branch(["fc1", "fc2", "fc3"], 512, n, 7)?];
+        if config.variant == Variant::Fcn8s {
+            branches.push(branch(["fc4", "fc5", "fc6"], 512, 1024, 1)?);
+            branches.push(branch(["fc7", "fc8", "fc9"], 256, 1024, 1)?);
+        }
+        Ok(Self { config: config.clone(), trunk, branches })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FcnConfig {
+        &self.config
+    }
+}
+
+/// The `[n_out, n_in]` matrix of bilinear interpolation from `n_in` to `n_out` samples with
+/// PyTorch's `align_corners = False` (source coordinate `(i + 0.5) · n_in / n_out − 0.5`,
+/// clamped at 0).
+pub fn bilinear_matrix(n_in: usize, n_out: usize) -> Vec<f32> {
+    let mut m = vec![0f32; n_out * n_in];
+    let scale = n_in as f64 / n_out as f64;
+    for i in 0..n_out {
+        let src = ((i as f64 + 0.5) * scale - 0.5).max(0.0);
+        let i0 = (src.floor() as usize).min(n_in - 1);
+        let i1 = (i0 + 1).min(n_in - 1);
+        let w1 = (src - i0 as f64) as f32;
+        m[i * n_in + i0] += 1.0 - w1;
+        m[i * n_in + i1] += w1;
+    }
+    m
+}
+
+/// Bilinear upsampling of `[B, C, H, W]` to `[B, C, h, w]`, differentiable.
+///
+/// # Errors
+/// When `x` is not 4-dimensional.
+pub fn upsample_bilinear(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
+    let (_, _, hi, wi) = x.dims4()?;
+    let dev = x.device();
+    let aw = Tensor::from_vec(bilinear_matrix(wi, w), (w, wi), dev)?.to_dtype(x.dtype())?;
+    let ah = Tensor::from_vec(bilinear_matrix(hi, h), (h, hi), dev)?.to_dtype(x.dtype())?;
+    let rows = x.contiguous()?.broadcast_matmul(&aw.t()?)?; // [B, C, hi, w]
+    ah.broadcast_matmul(&rows) // [h, hi] x [B, C, hi, w] -> [B, C, h, w]
+}
+
+impl Layer for Fcn {
+    /// `[B, 3, H, W]` (H, W divisible by 32) to scores `[B, classes, H, W]`.
+    fn forward(&self, x: &Tensor, fwd: &mut Forward) -> Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        if h % 32 != 0 || w % 32 != 0 {
+            candle_core::bail!("FCN input {h}x{w}: both sides must be multiples of 32");
+        }
+        let mut t = x.clone();
+        let mut pools = Vec::new();
+        for (i, (name, conv)) in self.trunk.iter().enumerate() {
+            t = conv.forward(&t)?.relu()?;
+            fwd.record(name, || Ok(t.clone()))?;
+            if matches!(i, 1 | 3 | 6 | 9 | 12) {
+                t = t.max_pool2d(2)?;
+                let pool = format!("pool{}", pools.len() + 1);
+                fwd.record(&pool, || Ok(t.clone()))?;
+                pools.push(t.clone());
+            }
+        }
+        let mut score = self.branches[0].forward(&pools[4], fwd)?;
+        if self.config.variant == Variant::Fcn8s {
+            for (branch, pool) in self.branches[1..].iter().zip([&pools[3], &pools[2]]) {
+                let (_, _, ph, pw) = pool.dims4()?;
+                score = (upsample_bilinear(&score, ph, pw)? + branch.forward(pool, fwd)?)?;
+            }
+        }
+        fwd.record("score", || Ok(score.clone()))?;
+        upsample_bilinear(&score, h, w)?.to_dtype(DType::F32)
+    }
+}
