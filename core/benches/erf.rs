@@ -20,7 +20,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("Baseline-CNN-Max (bundled, Fashion-MNIST)", grey("Baseline-CNN-Max"), "stage3.0"),
         ("Context-CNN (bundled, context task)", ModelDesc::from_name_or_file("Context-CNN")?, "conv6"),
         ("Context-LRNN (bundled, context task)", ModelDesc::from_name_or_file("Context-LRNN")?, "conv6"),
-        ("VGG-16 FCN-8s-LRNN, n = 1024 (random weights)", ModelDesc::from_name_or_file("FCN-8s-LRNN")?, "output"),
+        (
+            "VGG-16 FCN-8s-LRNN, n = 1024 (random weights)",
+            ModelDesc::from_name_or_file("FCN-8s-LRNN")?,
+            "output",
+        ),
     ];
     let threads = rayon::current_num_threads();
     println!("One ERF (1 image, forward + backward to the input), {threads} threads, median of 9");

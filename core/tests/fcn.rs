@@ -45,7 +45,7 @@ fn parameter_counts_follow_the_spec() {
         .weights()
         .unwrap()
         .iter()
-        .filter(|(n, _)| n.starts_with("conv"))
+        .filter(|(n, _)| n.starts_with("features."))
         .map(|(_, t)| t.elem_count())
         .sum();
     assert_eq!(trunk, VGG16_CONV_PARAMETERS);

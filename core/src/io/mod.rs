@@ -2,7 +2,9 @@
 
 pub mod atomic;
 pub mod model_desc;
+pub mod onnx;
 pub mod tensors;
+pub mod vgg16;
 
 pub use atomic::write_atomic;
 pub use model_desc::ModelDesc;

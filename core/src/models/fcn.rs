@@ -3,9 +3,11 @@
 //! pair on fc1, fc4, fc7; a vertical pair on fc2, fc5, fc8), their `V` starting at zero.
 //!
 //! Names: `FCN-32s`, `FCN-8s`, `FCN-32s-LRNN`, `FCN-8s-LRNN` (n = 1024) or JSON
-//! `{"kind": "fcn", "variant": "8s", "heads": 2048, "lrnn": true}`. Weights: `conv1_1.weight`
-//! … `conv5_3.bias` (VGG-16, `[O, I, 3, 3]`), `fc1.weight` … `fc9.bias`, and for an inserted pair
-//! `fc1.v_lr.weight`, … (SPEC §8). Captured maps: every trunk layer (`conv1_1` … `pool5`), every
+//! `{"kind": "fcn", "variant": "8s", "heads": 2048, "lrnn": true}`. Weights: the trunk under
+//! torchvision's VGG-16 names (`features.0.weight` for conv1_1 … `features.28.bias` for conv5_3,
+//! `[O, I, 3, 3]`, see [`VGG16`]), so that `lrnn fetch vgg16` and torchvision's own file load as
+//! they are; the heads `fc1.weight` … `fc9.bias`, and for an inserted pair `fc1.v_lr.weight`, …
+//! (SPEC §8). Captured maps: every trunk layer (`conv1_1` … `pool5`), every
 //! head layer (`fc1` … `fc9`), each inserted direction (`fc1.lr`, …), and the scores before
 //! upsampling (`score`, at 1/32 for FCN-32s and 1/8 for FCN-8s). The output is `[B, classes, H, W]`
 //! at the input's size.
@@ -58,21 +60,22 @@ fn default_classes() -> usize {
 /// The names of the built-in segmentation networks (n = 1024).
 pub const FCN_NAMES: [&str; 4] = ["FCN-32s", "FCN-8s", "FCN-32s-LRNN", "FCN-8s-LRNN"];
 
-/// The VGG-16 convolutions: (name, input channels, output channels), with a pool after each block.
-const VGG16: [(&str, usize, usize); 13] = [
-    ("conv1_1", 3, 64),
-    ("conv1_2", 64, 64),
-    ("conv2_1", 64, 128),
-    ("conv2_2", 128, 128),
-    ("conv3_1", 128, 256),
-    ("conv3_2", 256, 256),
-    ("conv3_3", 256, 256),
-    ("conv4_1", 256, 512),
-    ("conv4_2", 512, 512),
-    ("conv4_3", 512, 512),
-    ("conv5_1", 512, 512),
-    ("conv5_2", 512, 512),
-    ("conv5_3", 512, 512),
+/// The VGG-16 convolutions: (name, torchvision's weight prefix, input channels, output
+/// channels); a 2x2 max-pool follows conv1_2, conv2_2, conv3_3, conv4_3 and conv5_3.
+pub const VGG16: [(&str, &str, usize, usize); 13] = [
+    ("conv1_1", "features.0", 3, 64),
+    ("conv1_2", "features.2", 64, 64),
+    ("conv2_1", "features.5", 64, 128),
+    ("conv2_2", "features.7", 128, 128),
+    ("conv3_1", "features.10", 128, 256),
+    ("conv3_2", "features.12", 256, 256),
+    ("conv3_3", "features.14", 256, 256),
+    ("conv4_1", "features.17", 256, 512),
+    ("conv4_2", "features.19", 512, 512),
+    ("conv4_3", "features.21", 512, 512),
+    ("conv5_1", "features.24", 512, 512),
+    ("conv5_2", "features.26", 512, 512),
+    ("conv5_3", "features.28", 512, 512),
 ];
 
 impl FcnConfig {
@@ -212,7 +215,7 @@ impl Fcn {
         config.validate().map_err(candle_core::Error::msg)?;
         let trunk = VGG16
             .iter()
-            .map(|&(name, cin, cout)| Ok((name, Conv::new(cin, cout, 3, 1, true, &vb.pp(name))?)))
+            .map(|&(name, prefix, cin, cout)| Ok((name, Conv::new(cin, cout, 3, 1, true, &vb.pp(prefix))?)))
             .collect::<Result<Vec<_>>>()?;
         let (n, k) = (config.heads, config.classes);
         let pair = |axis| config.lrnn.then_some(axis);

