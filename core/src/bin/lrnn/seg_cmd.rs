@@ -35,3 +35,38 @@ pub fn score(pred: &Path, voc: &Path, split: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Runs `lrnn predict`: a palette PNG `<id>.png` per image, at the image's own size.
+pub fn predict(
+    model: &lrnn_core::models::Model,
+    images: &[(String, std::path::PathBuf)],
+    size: usize,
+    out: &Path,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use lrnn_core::data::voc::{write_label_png, LabelMap};
+    use lrnn_core::io::vgg16::caffe_input;
+    use lrnn_core::nn::Forward;
+    if !matches!(model.desc(), lrnn_core::io::ModelDesc::Fcn(_)) {
+        anyhow::bail!("{} is not a segmentation network (FCN-32s, FCN-8s, …)", model.desc().display_name());
+    }
+    if size % 32 != 0 {
+        anyhow::bail!("--size {size}: an FCN needs a multiple of 32");
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let bar = indicatif::ProgressBar::new(images.len() as u64);
+    for (id, path) in images {
+        let photo = image::open(path).with_context(|| format!("{}: not a readable image", path.display()))?;
+        let x = caffe_input(&photo, size)?;
+        let scores = model.forward(&x, &mut Forward::eval())?;
+        let labels: Vec<u8> =
+            scores.argmax(1)?.flatten_all()?.to_vec1::<u32>()?.into_iter().map(|l| l as u8).collect();
+        let map = LabelMap { width: size, height: size, labels }
+            .resize_nearest(photo.width() as usize, photo.height() as usize);
+        write_label_png(&out.join(format!("{id}.png")), &map)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    println!("wrote {} label PNGs to {}", images.len(), out.display());
+    Ok(())
+}
