@@ -1,6 +1,7 @@
 //! Helpers shared by the benchmarks: medians and the Python that runs the PyTorch side.
 #![allow(dead_code)]
 
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 /// The median of some timings.
@@ -33,4 +34,34 @@ pub fn python() -> String {
             "python3".into()
         }
     })
+}
+
+/// Runs `cmd`, returning its stdout, its wall time in s and its peak RSS in MiB.
+pub fn run_child(cmd: &mut Command) -> Result<(String, f64, f64), Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let pid = child.id() as libc::pid_t;
+    // Read the output on threads so that a full pipe never blocks the child.
+    let mut stdout = child.stdout.ok_or("no stdout")?;
+    let mut stderr = child.stderr.ok_or("no stderr")?;
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut s).map(|_| s)
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).map(|_| s)
+    });
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value; wait4 fills it for our own child `pid`.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is a child of this process that nobody else waits for.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let seconds = started.elapsed().as_secs_f64();
+    let out = out.join().map_err(|_| "reader panicked")??;
+    let err = err.join().map_err(|_| "reader panicked")??;
+    if r != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(format!("{cmd:?} failed:\n{out}\n{err}").into());
+    }
+    Ok((out, seconds, usage.ru_maxrss as f64 / 1024.0))
 }
