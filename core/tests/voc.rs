@@ -179,3 +179,36 @@ fn lrnn_predict_writes_palette_pngs_that_lrnn_score_reads() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("multiple of 32"));
 }
+
+#[test]
+fn lrnn_dataset_describes_a_voc_tree() {
+    let root = tmp("describe-tree");
+    voc_tree(&root);
+    let sheet = root.join("sheet.png");
+    let o = Command::new(env!("CARGO_BIN_EXE_lrnn"))
+        .args([
+            "dataset",
+            "--format",
+            "voc",
+            "--path",
+            root.to_str().unwrap(),
+            "--sheet",
+            sheet.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for line in [
+        "split val: 2 images",
+        "images: 2",
+        "shape: 3x10x12",
+        "label background: 2",
+        "label cat: 1",
+        "label person: 1",
+        "label dog: 0",
+    ] {
+        assert!(out.lines().any(|l| l == line), "no line `{line}` in:\n{out}");
+    }
+    assert_eq!(image::open(&sheet).unwrap().width(), 324);
+}

@@ -101,7 +101,7 @@ enum Command {
     },
     /// Describe a dataset: image count, shape, images per class; optionally a contact sheet.
     Dataset {
-        /// `cifar10`, `fashion-mnist` or `context` (generated; `--path` not needed).
+        /// `cifar10`, `fashion-mnist`, `context` (generated; `--path` not needed) or `voc`.
         #[arg(long)]
         format: String,
         /// The dataset's folder (`cifar-10-batches-bin`, or the folder of the IDX files).
@@ -323,6 +323,10 @@ fn dataset(
     path: Option<&std::path::Path>,
     sheet: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
+    if format == "voc" {
+        let Some(root) = path else { bail!("--path is needed for VOC (the folder holding JPEGImages)") };
+        return seg_cmd::describe_voc(root, sheet);
+    }
     let source = train_cmd::data_source(format, path)?;
     let splits = lrnn_core::data::load(source.format, &source.path)?;
     let (c, h, w) = splits.train.shape;

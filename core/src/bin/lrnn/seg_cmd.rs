@@ -70,3 +70,69 @@ pub fn predict(
     println!("wrote {} label PNGs to {}", images.len(), out.display());
     Ok(())
 }
+
+/// `lrnn dataset --format voc`: images per split, images holding each class (train and val
+/// together), and optionally a sheet of the first labelled images beside their label maps.
+pub fn describe_voc(root: &Path, sheet: Option<&Path>) -> anyhow::Result<()> {
+    use lrnn_core::data::voc::palette;
+    let mut per_class = [0usize; 21];
+    let mut total = 0;
+    let mut sizes = std::collections::BTreeSet::new();
+    let mut shown: Vec<image::RgbImage> = Vec::new();
+    for split in ["train", "val"] {
+        let Ok(s) = VocSplit::open(root, split) else {
+            println!("split {split}: none (no ImageSets/Segmentation/{split}.txt)");
+            continue;
+        };
+        println!("split {split}: {} images", s.ids.len());
+        for id in &s.ids {
+            let label = s.label(id, None)?;
+            total += 1;
+            sizes.insert((label.width, label.height));
+            let mut present = [false; 21];
+            for &l in &label.labels {
+                if let Some(p) = present.get_mut(usize::from(l)) {
+                    *p = true;
+                }
+            }
+            for (count, seen) in per_class.iter_mut().zip(present) {
+                *count += usize::from(seen);
+            }
+            if sheet.is_some() && shown.len() < 8 {
+                let colours = palette();
+                let img = image::RgbImage::from_fn(label.width as u32, label.height as u32, |x, y| {
+                    image::Rgb(colours[usize::from(label.labels[y as usize * label.width + x as usize])])
+                });
+                let photo = image::open(s.image_path(id))
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", s.image_path(id).display()))?
+                    .to_rgb8();
+                let thumb = |i: &image::RgbImage| {
+                    image::imageops::resize(i, 160, 120, image::imageops::FilterType::Nearest)
+                };
+                shown.push(thumb(&photo));
+                shown.push(thumb(&img));
+            }
+        }
+    }
+    println!("images: {total}");
+    let shape = match (sizes.len(), sizes.iter().next()) {
+        (1, Some((w, h))) => format!("3x{h}x{w}"),
+        _ => format!("3xHxW, {} different sizes", sizes.len()),
+    };
+    println!("shape: {shape}");
+    for (name, count) in VOC_CLASSES.iter().zip(per_class) {
+        println!("label {name}: {count}");
+    }
+    if let Some(p) = sheet {
+        let rows: Vec<image::RgbImage> =
+            shown.chunks(2).map(|pair| lrnn_core::probe::render::side_by_side(pair, 4)).collect();
+        let mut out =
+            image::RgbImage::from_pixel(324, (124 * rows.len()).max(1) as u32, image::Rgb([255, 255, 255]));
+        for (i, r) in rows.iter().enumerate() {
+            image::imageops::replace(&mut out, r, 0, (i * 124) as i64);
+        }
+        crate::save_png(&out, p)?;
+        println!("wrote {}", p.display());
+    }
+    Ok(())
+}
