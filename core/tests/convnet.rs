@@ -129,5 +129,10 @@ fn receptive_fields_follow_the_layers_and_the_inserted_scans() {
     let rf = receptive_field(&lrnn.geometry("conv6").unwrap());
     assert_eq!((rf.height, rf.width), (None, None), "both pairs see the whole image");
     assert_eq!(cnn.geometry("conv9"), None);
+    let desc = ModelDesc::Convnet(lrnn.clone());
+    let rf = receptive_field(&desc.geometry("conv5.rl").unwrap());
+    assert_eq!((rf.width, rf.open), (Some(16), [false, true, false, false]), "right-to-left sees the right");
+    let rf = receptive_field(&desc.geometry("conv6.tb").unwrap());
+    assert_eq!((rf.height, rf.width, rf.open), (Some(16), None, [true, true, true, false]));
     assert!(ConvNetConfig::preset("Nope").is_none());
 }

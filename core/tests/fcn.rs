@@ -126,7 +126,14 @@ fn head_receptive_fields() {
     assert_eq!(side(&plain, "pool5"), (Some(212), Some(212)));
     assert_eq!(side(&plain, "fc1"), (Some(404), Some(404)));
     assert_eq!(side(&plain, "fc3"), (Some(404), Some(404)));
-    assert_eq!(side(&lrnn, "fc1.lr"), (Some(404), None), "a horizontal pair sees whole rows");
+    assert_eq!(side(&lrnn, "fc1"), (Some(404), None), "a horizontal pair sees whole rows");
+    // One direction alone: the rest of the row on its scanned side.
+    let desc = ModelDesc::Fcn(lrnn.clone());
+    let rf = receptive_field(&desc.geometry("fc1.lr").unwrap());
+    assert_eq!((rf.height, rf.width, rf.open), (Some(404), Some(404), [true, false, false, false]));
+    let rf = receptive_field(&desc.geometry("fc2.bt").unwrap());
+    assert_eq!((rf.height, rf.width, rf.open), (Some(404), None, [true, true, false, true]));
+    assert_eq!(desc.geometry("conv5_3.lr"), None, "no pair there");
     assert_eq!(side(&lrnn, "fc2"), (None, None));
     assert_eq!(side(&lrnn, "fc4"), (Some(100), None), "pool4 is 100 px");
     assert_eq!(side(&lrnn, "fc9"), (None, None));

@@ -87,12 +87,25 @@ impl ModelDesc {
 
     /// The geometry of every layer up to the captured map `map`, for theoretical receptive
     /// fields (plain convnets and FCNs; `None` for other models or unknown maps).
+    /// A direction map (`conv5.lr`) ends with that direction alone instead of its pair.
     pub fn geometry(&self, map: &str) -> Option<Vec<crate::probe::rf::Geom>> {
-        match self {
-            ModelDesc::Convnet(c) => c.geometry(map.split('.').next().unwrap_or(map)),
-            ModelDesc::Fcn(c) => c.geometry(map),
-            ModelDesc::Lrnn(_) | ModelDesc::Cifar(_) => None,
+        use crate::probe::rf::Geom;
+        let (layer, direction) = match map.rsplit_once('.') {
+            Some((layer, d)) => (layer, Some(crate::nn::Direction::from_name(d)?)),
+            None => (map, None),
+        };
+        let mut g = match self {
+            ModelDesc::Convnet(c) => c.geometry(layer)?,
+            ModelDesc::Fcn(c) => c.geometry(layer)?,
+            ModelDesc::Lrnn(_) | ModelDesc::Cifar(_) => return None,
+        };
+        if let Some(d) = direction {
+            match g.last_mut() {
+                Some(last @ (Geom::RowScan | Geom::ColumnScan)) => *last = Geom::Scan(d),
+                _ => return None, // not a layer with an inserted pair
+            }
         }
+        Some(g)
     }
 
     /// Number of classes the model scores (`None` for a lone L-RNN module).

@@ -111,10 +111,9 @@ impl FcnConfig {
         Ok(())
     }
 
-    /// The geometry of every layer up to `map` (`conv1_1` … `pool5`, `fc1` … `fc9`, with an
-    /// optional direction suffix) for theoretical receptive fields; `None` for an unknown map.
-    pub fn geometry(&self, map: &str) -> Option<Vec<Geom>> {
-        let layer = map.split('.').next().unwrap_or(map);
+    /// The geometry of every layer up to `layer` (`conv1_1` … `pool5`, `fc1` … `fc9`) for
+    /// theoretical receptive fields; `None` for an unknown layer.
+    pub fn geometry(&self, layer: &str) -> Option<Vec<Geom>> {
         if let Ok(trunk) = vgg16_trunk(layer) {
             return Some(trunk);
         }

@@ -82,6 +82,11 @@ impl Direction {
         }
     }
 
+    /// The direction named `lr`, `rl`, `tb` or `bt`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.name() == name)
+    }
+
     /// The axis this direction scans along.
     pub fn axis(self) -> Axis {
         match self {

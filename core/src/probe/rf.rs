@@ -1,7 +1,9 @@
 //! Theoretical receptive fields from the architecture (SPEC §7): kernel sizes and strides give
 //! `r_out = r_in + (k - 1) · j_in` and `j_out = j_in · s` (Araujo et al. 2019); an L-RNN scan
-//! direction reaches the border of the map on its scanned side, and a whole L-RNN module (both
-//! pairs) sees the whole map.
+//! direction reaches the border of the map on its scanned side, a pair the whole row or column,
+//! and a whole L-RNN module (both pairs) the whole map.
+
+use crate::nn::Direction;
 
 /// One layer's geometry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,10 +19,14 @@ pub enum Geom {
     RowScan,
     /// A vertical L-RNN pair: every unit sees its whole column.
     ColumnScan,
+    /// One scan direction alone (a captured direction map): every unit sees the rest of its row
+    /// or column on the scanned side, up to the border (`LeftRight`: everything to its left).
+    Scan(Direction),
 }
 
 /// The receptive field of a unit, in input pixels, per axis; `None` means the whole image along
-/// that axis.
+/// that axis. A side in `open` reaches the border: after a single scan direction the extent is
+/// the local window on one side and the rest of the row or column on the other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rf {
     /// Extent along rows (height), or `None` for the whole height.
@@ -29,19 +35,42 @@ pub struct Rf {
     pub width: Option<usize>,
     /// Distance in input pixels between neighbouring units (the jump).
     pub jump: usize,
+    /// Sides the field reaches the border on, `[left, right, top, bottom]` (both sides of an
+    /// axis whose extent is `None`; one side after a single scan direction).
+    pub open: [bool; 4],
 }
 
 /// The receptive field after a stack of layers (a unit of the last layer).
 pub fn receptive_field(layers: &[Geom]) -> Rf {
-    let mut rf = Rf { height: Some(1), width: Some(1), jump: 1 };
+    let mut rf = Rf { height: Some(1), width: Some(1), jump: 1, open: [false; 4] };
     for g in layers {
         match *g {
             Geom::Window { kernel, stride } => {
                 let grow = |r: Option<usize>| r.map(|r| r + (kernel - 1) * rf.jump);
-                rf = Rf { height: grow(rf.height), width: grow(rf.width), jump: rf.jump * stride };
+                rf = Rf {
+                    height: grow(rf.height),
+                    width: grow(rf.width),
+                    jump: rf.jump * stride,
+                    open: rf.open,
+                };
             }
-            Geom::RowScan => rf.width = None,
-            Geom::ColumnScan => rf.height = None,
+            Geom::RowScan => rf.open[0..2].copy_from_slice(&[true, true]),
+            Geom::ColumnScan => rf.open[2..4].copy_from_slice(&[true, true]),
+            Geom::Scan(d) => {
+                let side = match d {
+                    Direction::LeftRight => 0,
+                    Direction::RightLeft => 1,
+                    Direction::TopBottom => 2,
+                    Direction::BottomTop => 3,
+                };
+                rf.open[side] = true;
+            }
+        }
+        if rf.open[0] && rf.open[1] {
+            rf.width = None;
+        }
+        if rf.open[2] && rf.open[3] {
+            rf.height = None;
         }
     }
     rf

@@ -408,29 +408,30 @@ fn erf_compare(
         let mut panel = erf_overlay(&background, &e.map, n, n, scale);
         let rf = model.desc().geometry(map).map(|g| receptive_field(&g));
         if let Some(rf) = rf {
-            let span = |extent: Option<usize>, centre: f32| match extent {
+            // The window around the unit, stretched to the border on every open side.
+            let span = |extent: Option<usize>, centre: f32, (low, high): (bool, bool)| match extent {
                 Some(r) => {
                     let lo = (centre - r as f32 / 2.0 + 0.5).floor().max(0.0) as usize;
-                    (lo, (lo + r - 1).min(n - 1))
+                    let hi = (lo + r - 1).min(n - 1);
+                    (if low { 0 } else { lo }, if high { n - 1 } else { hi })
                 }
                 None => (0, n - 1),
             };
-            outline(
-                &mut panel,
-                span(rf.height, e.centre.0),
-                span(rf.width, e.centre.1),
-                scale,
-                [255, 255, 255],
-            );
+            let rows = span(rf.height, e.centre.0, (rf.open[2], rf.open[3]));
+            let cols = span(rf.width, e.centre.1, (rf.open[0], rf.open[1]));
+            outline(&mut panel, rows, cols, scale, [255, 255, 255]);
         }
         panels.push(panel);
         let sides = e.mass_sides().map(|s| s.map_or("-".to_string(), |v| v.to_string()));
-        let theo = |v: Option<Option<usize>>| match v {
-            Some(Some(r)) => r.to_string(),
-            Some(None) => "whole".into(),
+        let theo = |v: Option<(Option<usize>, bool, bool)>| match v {
+            Some((Some(r), false, false)) => r.to_string(),
+            Some((Some(r), true, _)) => format!("{r} + border before"),
+            Some((Some(r), false, true)) => format!("{r} + border after"),
+            Some((None, _, _)) => "whole".into(),
             None => "-".into(),
         };
-        let (th, tw) = (theo(rf.map(|r| r.height)), theo(rf.map(|r| r.width)));
+        let th = theo(rf.map(|r| (r.height, r.open[2], r.open[3])));
+        let tw = theo(rf.map(|r| (r.width, r.open[0], r.open[1])));
         println!(
             "{what}: ERF of {map}[{}, {}] over {} photo(s): 20% / 50% / 99% of the mass within {} / {} / {} px; \
              theoretical {th} x {tw}",
