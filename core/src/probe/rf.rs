@@ -40,6 +40,30 @@ pub struct Rf {
     pub open: [bool; 4],
 }
 
+impl Rf {
+    /// The rows and columns (inclusive ranges) the field covers in an input of `height x width`
+    /// pixels around a unit centred at `centre` (`(y, x)` in input pixels): the window, stretched
+    /// to the border on every open side, clipped to the input.
+    pub fn span(
+        &self,
+        centre: (f32, f32),
+        (height, width): (usize, usize),
+    ) -> ((usize, usize), (usize, usize)) {
+        let along = |extent: Option<usize>, c: f32, n: usize, (low, high): (bool, bool)| match extent {
+            Some(r) => {
+                let lo = (c - r as f32 / 2.0 + 0.5).floor().max(0.0) as usize;
+                let hi = (lo + r.max(1) - 1).min(n.max(1) - 1);
+                (if low { 0 } else { lo.min(n.max(1) - 1) }, if high { n.max(1) - 1 } else { hi })
+            }
+            None => (0, n.max(1) - 1),
+        };
+        (
+            along(self.height, centre.0, height, (self.open[2], self.open[3])),
+            along(self.width, centre.1, width, (self.open[0], self.open[1])),
+        )
+    }
+}
+
 /// The receptive field after a stack of layers (a unit of the last layer).
 pub fn receptive_field(layers: &[Geom]) -> Rf {
     let mut rf = Rf { height: Some(1), width: Some(1), jump: 1, open: [false; 4] };

@@ -408,17 +408,7 @@ fn erf_compare(
         let mut panel = erf_overlay(&background, &e.map, n, n, scale);
         let rf = model.desc().geometry(map).map(|g| receptive_field(&g));
         if let Some(rf) = rf {
-            // The window around the unit, stretched to the border on every open side.
-            let span = |extent: Option<usize>, centre: f32, (low, high): (bool, bool)| match extent {
-                Some(r) => {
-                    let lo = (centre - r as f32 / 2.0 + 0.5).floor().max(0.0) as usize;
-                    let hi = (lo + r - 1).min(n - 1);
-                    (if low { 0 } else { lo }, if high { n - 1 } else { hi })
-                }
-                None => (0, n - 1),
-            };
-            let rows = span(rf.height, e.centre.0, (rf.open[2], rf.open[3]));
-            let cols = span(rf.width, e.centre.1, (rf.open[0], rf.open[1]));
+            let (rows, cols) = rf.span(e.centre, (n, n));
             outline(&mut panel, rows, cols, scale, [255, 255, 255]);
         }
         panels.push(panel);
