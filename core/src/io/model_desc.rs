@@ -149,7 +149,7 @@ impl ModelDesc {
             return Err(Error::file(
                 name_or_path,
                 format!(
-                    "not a JSON file nor a known network; known: {}, {}, {} (or -Avg)",
+                    "unknown network `{name_or_path}` (and not a .json file); known: {}, {}, {} (or -Avg)",
                     PRESET_NAMES.join(", "),
                     FCN_NAMES.join(", "),
                     NETWORK_NAMES.join(", ")
