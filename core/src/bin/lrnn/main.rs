@@ -376,14 +376,17 @@ fn info(model: &str) -> anyhow::Result<()> {
             .map(|(_, t)| t.elem_count())
             .sum()
     };
-    let table = |rows: Vec<(String, String, usize, usize, usize)>| {
+    let table = |rows: &[lrnn_core::models::LayerRow]| {
         println!(
             "{:<10} {:<34} {:>6} {:>6} {:>7} {:>11}",
             "layer", "kind", "in", "out", "size", "parameters"
         );
-        for (name, kind, cin, cout, size) in rows {
-            let params = params_under(&name);
-            println!("{name:<10} {kind:<34} {cin:>6} {cout:>6} {:>7} {params:>11}", format!("{size}x{size}"));
+        for r in rows {
+            let (params, size) = (params_under(&r.name), format!("{0}x{0}", r.size));
+            println!(
+                "{:<10} {:<34} {:>6} {:>6} {size:>7} {params:>11}",
+                r.name, r.kind, r.in_channels, r.out_channels
+            );
         }
     };
     let zeros = candle_nn::VarBuilder::zeros(candle_core::DType::F32, &Device::Cpu);
@@ -394,12 +397,7 @@ fn info(model: &str) -> anyhow::Result<()> {
                 "{} ({} classes, {} input channels, 32x32 input)",
                 cfg.name, cfg.classes, cfg.in_channels
             );
-            table(
-                net.layers()
-                    .iter()
-                    .map(|r| (r.name.clone(), r.kind.clone(), r.in_channels, r.out_channels, r.size))
-                    .collect(),
-            );
+            table(net.layers());
         }
         ModelDesc::Convnet(cfg) => {
             let net = lrnn_core::models::convnet::ConvNet::new(cfg, &zeros)?;
@@ -407,12 +405,7 @@ fn info(model: &str) -> anyhow::Result<()> {
                 "{} (plain convnet; {} classes, {} input channels, {}x{} input)",
                 cfg.name, cfg.classes, cfg.in_channels, cfg.input_size, cfg.input_size
             );
-            table(
-                net.layers()
-                    .iter()
-                    .map(|r| (r.name.clone(), r.kind.clone(), r.in_channels, r.out_channels, r.size))
-                    .collect(),
-            );
+            table(net.layers());
         }
         ModelDesc::Fcn(cfg) => {
             println!(
