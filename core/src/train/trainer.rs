@@ -318,6 +318,17 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
         let order = epoch_order(splits.train.len(), config.seed, epoch);
         let started = Instant::now();
         let (mut loss_sum, mut wrong, mut seen, mut steps) = (0f64, 0usize, 0usize, 0usize);
+        // The epoch's numbers with a fresh validation (at its end, or where a time budget ends it).
+        let close_epoch = |loss_sum: f64, wrong: usize, seen: usize, steps: usize| -> Result<EpochStats> {
+            Ok(EpochStats {
+                epoch,
+                train_loss: (loss_sum / seen.max(1) as f64) as f32,
+                train_error: wrong as f32 / seen.max(1) as f32,
+                val_error: evaluate(&model, &splits.val, mean.as_deref(), bs)?,
+                seconds: started.elapsed().as_secs_f64(),
+                steps,
+            })
+        };
         while state.step_in_epoch < steps_per_epoch {
             let spent = budget.is_some_and(|b| trained() >= b);
             if spent
@@ -325,14 +336,7 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
                 || config.max_steps.is_some_and(|m| state.global_step >= m)
             {
                 if spent && steps > 0 {
-                    let stats = EpochStats {
-                        epoch,
-                        train_loss: (loss_sum / seen.max(1) as f64) as f32,
-                        train_error: wrong as f32 / seen.max(1) as f32,
-                        val_error: evaluate(&model, &splits.val, mean.as_deref(), bs)?,
-                        seconds: started.elapsed().as_secs_f64(),
-                        steps,
-                    };
+                    let stats = close_epoch(loss_sum, wrong, seen, steps)?;
                     state.history.push(stats.clone());
                     let _ = events.send(Event::Epoch(stats));
                 }
@@ -378,15 +382,7 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
             state.global_step += 1;
             let _ = events.send(Event::Step { epoch, step: s, loss: loss_value, lr });
         }
-        let val_error = evaluate(&model, &splits.val, mean.as_deref(), bs)?;
-        let stats = EpochStats {
-            epoch,
-            train_loss: (loss_sum / seen.max(1) as f64) as f32,
-            train_error: wrong as f32 / seen.max(1) as f32,
-            val_error,
-            seconds: started.elapsed().as_secs_f64(),
-            steps,
-        };
+        let stats = close_epoch(loss_sum, wrong, seen, steps)?;
         state.history.push(stats.clone());
         state.epoch += 1;
         state.step_in_epoch = 0;
