@@ -300,6 +300,7 @@ fn insert_then_probe_activations_of_the_inserted_model() {
         out: run.clone(),
         init_from: None,
         time_budget_s: None,
+        checkpoint_every: None,
     };
     let stop = std::sync::atomic::AtomicBool::new(false);
     lrnn_core::train::trainer::run(&config, false, &stop, &std::sync::mpsc::channel().0).unwrap();

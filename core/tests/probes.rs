@@ -179,3 +179,48 @@ fn activations_come_in_forward_order_with_every_direction() {
         grid.iter().map(|v| if v.is_nan() { "-".into() } else { v.to_string() }).collect();
     assert_eq!(shown, ["1", "2", "-", "5", "6", "3", "4", "-", "7", "8"]);
 }
+
+#[test]
+fn the_recurrence_scale_goes_from_the_plain_cnn_to_the_trained_model_and_back_exactly() {
+    use lrnn_core::models::convnet::Insertion;
+    use lrnn_core::nn::Axis;
+    use lrnn_core::probe::contribution::RecurrenceScale;
+    let cnn =
+        Model::new_seeded(ModelDesc::from_name_or_file("Context-CNN").unwrap(), &Device::Cpu, 4).unwrap();
+    let insert = [Insertion { layer: "conv5".into(), axis: Axis::Horizontal, v_init: 0.8 }];
+    let lrnn = cnn.with_insertions(&insert).unwrap();
+    let x = Tensor::randn(0f32, 1.0, (2, 1, 32, 32), &Device::Cpu).unwrap();
+    let score = |m: &Model| common::flat(&m.forward_map(&x, "output", ScanBackend::Auto).unwrap());
+    let (plain, trained) = (score(&cnn), score(&lrnn));
+    assert_ne!(plain, trained, "V = 0.8 I changes the scores");
+    let mut s = RecurrenceScale::of(&lrnn).unwrap();
+    assert_eq!(s.len(), 2, "one pair: left-to-right and right-to-left");
+    s.set(0.0).unwrap();
+    assert_eq!(score(&lrnn), plain, "scale 0 is exactly the CNN the pair was inserted into");
+    s.set(0.5).unwrap();
+    let half = score(&lrnn);
+    assert!(half != plain && half != trained);
+    s.restore().unwrap();
+    assert_eq!(score(&lrnn), trained, "scale 1 is exactly the trained model again");
+    assert!(RecurrenceScale::of(&cnn).unwrap().is_empty());
+}
+
+#[test]
+fn colour_maps_cover_their_range_and_keep_zero_white_when_diverging() {
+    use lrnn_core::probe::render::ColourMap;
+    let values = [-2.0f32, 0.0, 1.0, f32::NAN];
+    assert_eq!(ColourMap::Viridis.range(&values), (-2.0, 1.0));
+    assert_eq!(ColourMap::Diverging.range(&values), (-2.0, 2.0));
+    let r = ColourMap::Diverging.range(&values);
+    assert_eq!(ColourMap::Diverging.colour(0.0, r), [255, 255, 255]);
+    assert_eq!(ColourMap::Diverging.colour(-2.0, r), [0, 0, 255]);
+    assert_eq!(ColourMap::Diverging.colour(2.0, r), [255, 0, 0]);
+    let r = ColourMap::Grey.range(&values);
+    assert_eq!(ColourMap::Grey.colour(-2.0, r), [0, 0, 0]);
+    assert_eq!(ColourMap::Grey.colour(1.0, r), [255, 255, 255]);
+    assert_eq!(ColourMap::Viridis.colour(-2.0, r), [68, 1, 84], "viridis starts dark purple");
+    assert_eq!(ColourMap::Viridis.colour(1.0, r), [253, 231, 37], "and ends yellow");
+    assert_eq!(ColourMap::Viridis.colour(f32::NAN, r), [255, 255, 255], "gaps are white");
+    assert_eq!(ColourMap::Grey.paint(&[-2.0, 1.0], r), vec![0, 0, 0, 255, 255, 255]);
+    assert_eq!(ColourMap::Viridis.range(&[f32::NAN]), (0.0, 0.0));
+}

@@ -44,6 +44,7 @@ fn config(name: &str) -> TrainConfig {
         out: out_dir(name),
         init_from: None,
         time_budget_s: None,
+        checkpoint_every: None,
     }
 }
 
@@ -177,4 +178,33 @@ fn a_run_can_start_from_another_runs_weights() {
     second.init_from = Some(out_dir("nowhere"));
     let err = run(&second, false, &AtomicBool::new(false), &channel().0).unwrap_err().to_string();
     assert!(err.contains("nowhere"), "{err}");
+}
+
+#[test]
+fn snapshots_every_n_steps_are_written_and_all_kept() {
+    let mut cfg = config("snapshots");
+    cfg.checkpoint_every = Some(3);
+    let (tx, rx) = channel();
+    run(&cfg, false, &AtomicBool::new(false), &tx).unwrap();
+    let announced: Vec<String> = rx
+        .try_iter()
+        .filter_map(|e| match e {
+            Event::Checkpoint(p) => Some(p.file_name().unwrap().to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    // 4 steps per epoch, 3 epochs: every 3rd step and every epoch's end, once each.
+    let want: Vec<String> = [3, 4, 6, 8, 9, 12].iter().map(|s| format!("step-{s:08}")).collect();
+    assert_eq!(announced, want);
+    let mut on_disk: Vec<String> = std::fs::read_dir(&cfg.out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("step-"))
+        .collect();
+    on_disk.sort();
+    assert_eq!(on_disk, want, "a run with snapshots keeps every one");
+    // A snapshot taken inside an epoch resumes where it was taken.
+    let (_, state) = load_checkpoint(&cfg.out.join("step-00000003"), &Device::Cpu).unwrap();
+    assert_eq!((state.global_step, state.epoch, state.step_in_epoch), (3, 0, 3));
 }

@@ -28,6 +28,15 @@ pub enum Format {
 }
 
 impl Format {
+    /// The class names of this format's labels.
+    pub fn class_names(self) -> &'static [&'static str] {
+        match self {
+            Format::Cifar10 => &cifar10::CLASSES,
+            Format::FashionMnist => &fashion_mnist::CLASSES,
+            Format::Context => &context::CLASSES,
+        }
+    }
+
     /// Parses a format name.
     ///
     /// # Errors

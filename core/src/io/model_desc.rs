@@ -125,7 +125,11 @@ impl ModelDesc {
                 format!("L-RNN module ({} -> {}, {})", c.in_channels, c.hidden, c.cell.name())
             }
             ModelDesc::Cifar(c) => c.name.clone(),
-            ModelDesc::Convnet(c) => c.name.clone(),
+            ModelDesc::Convnet(c) if c.insert.is_empty() => c.name.clone(),
+            ModelDesc::Convnet(c) => {
+                let layers: Vec<&str> = c.insert.iter().map(|i| i.layer.as_str()).collect();
+                format!("{} + L-RNN pairs in {}", c.name, layers.join(", "))
+            }
             ModelDesc::Fcn(c) => c.display_name(),
         }
     }

@@ -30,6 +30,72 @@ fn diverging(t: f32) -> [u8; 3] {
     }
 }
 
+/// A colour map for a map's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColourMap {
+    /// Viridis over `[min, max]` (perceptually ordered; the default).
+    #[default]
+    Viridis,
+    /// Black to white over `[min, max]`.
+    Grey,
+    /// Blue — white — red over `±max|v|`, zero always white: for signed maps.
+    Diverging,
+}
+
+impl ColourMap {
+    /// Every colour map, for menus.
+    pub const ALL: [ColourMap; 3] = [ColourMap::Viridis, ColourMap::Grey, ColourMap::Diverging];
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColourMap::Viridis => "viridis",
+            ColourMap::Grey => "grey",
+            ColourMap::Diverging => "diverging (0 = white)",
+        }
+    }
+
+    /// The value range a map of `values` is coloured over (NaN ignored): `[min, max]`, or
+    /// `[-peak, peak]` for the diverging map.
+    pub fn range(self, values: &[f32]) -> (f32, f32) {
+        let (lo, hi) = values
+            .iter()
+            .filter(|v| !v.is_nan())
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        if lo > hi {
+            return (0.0, 0.0);
+        }
+        match self {
+            ColourMap::Diverging => {
+                let peak = lo.abs().max(hi.abs());
+                (-peak, peak)
+            }
+            _ => (lo, hi),
+        }
+    }
+
+    /// The colour of `v` in the range `(lo, hi)`; NaN (gaps between tiles) is white.
+    pub fn colour(self, v: f32, (lo, hi): (f32, f32)) -> [u8; 3] {
+        if v.is_nan() {
+            return [255, 255, 255];
+        }
+        let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
+        match self {
+            ColourMap::Viridis => viridis(t),
+            ColourMap::Grey => {
+                let g = (255.0 * t.clamp(0.0, 1.0)) as u8;
+                [g, g, g]
+            }
+            ColourMap::Diverging => diverging(2.0 * t - 1.0),
+        }
+    }
+
+    /// `values` (`[h, w]`) coloured over `range` as RGB bytes, one pixel per value.
+    pub fn paint(self, values: &[f32], range: (f32, f32)) -> Vec<u8> {
+        values.iter().flat_map(|&v| self.colour(v, range)).collect()
+    }
+}
+
 /// Renders `values` (`[h, w]` row-major) scaled up by `scale`, with a colour bar on the right:
 /// signed maps use a diverging map over `±max|v|`, others viridis over `[min, max]`; NaN values
 /// (gaps between tiles) are white.

@@ -84,6 +84,10 @@ pub struct TrainConfig {
     /// long, and the run ends with a validation and a checkpoint when the budget is spent.
     #[serde(default)]
     pub time_budget_s: Option<f64>,
+    /// Also write a checkpoint every this many steps (besides each epoch's end): the snapshots of
+    /// a fine-tuning run that the app's timeline scrubs through. `None`: at epoch ends only.
+    #[serde(default)]
+    pub checkpoint_every: Option<usize>,
 }
 
 /// What the loop reports.
@@ -106,6 +110,8 @@ pub enum Event {
         step: usize,
         /// Mean loss of the batch.
         loss: f32,
+        /// Top-1 error on the batch (training mode, augmented images).
+        error: f32,
         /// Learning rate used.
         lr: f64,
     },
@@ -340,9 +346,15 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
                     state.history.push(stats.clone());
                     let _ = events.send(Event::Epoch(stats));
                 }
-                state.trained_seconds = trained();
-                let ckpt = save_checkpoint(&model, &opt, &state, mean.as_deref())?;
-                let _ = events.send(Event::Checkpoint(ckpt));
+                // A snapshot of this very step may already be on disk (`checkpoint_every`).
+                let already = last_good.as_ref().filter(|p| {
+                    p.file_name().is_some_and(|n| *n == *format!("step-{:08}", state.global_step))
+                });
+                if already.is_none() || (spent && steps > 0) {
+                    state.trained_seconds = trained();
+                    let ckpt = save_checkpoint(&model, &opt, &state, mean.as_deref())?;
+                    let _ = events.send(Event::Checkpoint(ckpt));
+                }
                 return Ok(if stop.load(Ordering::SeqCst) { RunEnd::Stopped } else { RunEnd::Finished });
             }
             let s = state.step_in_epoch;
@@ -374,13 +386,22 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
             let grads = loss.backward()?;
             opt.step(&grads)?;
             let pred = logits.argmax(1)?.to_vec1::<u32>()?;
-            wrong += pred.iter().zip(y.to_vec1::<u32>()?).filter(|(p, t)| **p != *t).count();
+            let wrong_here = pred.iter().zip(y.to_vec1::<u32>()?).filter(|(p, t)| **p != *t).count();
+            wrong += wrong_here;
             seen += idx.len();
             steps += 1;
             loss_sum += f64::from(loss_value) * idx.len() as f64;
             state.step_in_epoch += 1;
             state.global_step += 1;
-            let _ = events.send(Event::Step { epoch, step: s, loss: loss_value, lr });
+            let error = wrong_here as f32 / idx.len().max(1) as f32;
+            let _ = events.send(Event::Step { epoch, step: s, loss: loss_value, error, lr });
+            let ends_epoch = state.step_in_epoch == steps_per_epoch;
+            if !ends_epoch && config.checkpoint_every.is_some_and(|k| k > 0 && state.global_step % k == 0) {
+                state.trained_seconds = trained();
+                let ckpt = save_checkpoint(&model, &opt, &state, mean.as_deref())?;
+                last_good = Some(ckpt.clone());
+                let _ = events.send(Event::Checkpoint(ckpt));
+            }
         }
         let stats = close_epoch(loss_sum, wrong, seen, steps)?;
         state.history.push(stats.clone());
@@ -481,8 +502,9 @@ fn save_checkpoint(
     let latest = serde_json::to_string(&Latest { checkpoint: name.clone() })
         .map_err(|e| Error::file(out, e.to_string()))?;
     io::write_atomic(&out.join("latest.json"), latest.as_bytes())?;
-    // Keep the newest two complete checkpoints.
-    if let Ok(entries) = std::fs::read_dir(out) {
+    // Keep the newest two complete checkpoints (all of them when the run asked for snapshots).
+    let keep_all = state.config.checkpoint_every.is_some();
+    if let (false, Ok(entries)) = (keep_all, std::fs::read_dir(out)) {
         let mut old: Vec<PathBuf> = entries
             .flatten()
             .map(|e| e.path())

@@ -58,6 +58,9 @@ pub struct TrainArgs {
     /// falls over the budget as it would over --epochs epochs.
     #[arg(long)]
     time_budget: Option<f64>,
+    /// Also write a checkpoint every N steps and keep them all (a timeline of snapshots).
+    #[arg(long, value_name = "N")]
+    checkpoint_every: Option<usize>,
     /// Use only the first N training images.
     #[arg(long)]
     max_train: Option<usize>,
@@ -132,6 +135,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
         out: a.out.clone(),
         init_from: a.init_from.clone(),
         time_budget_s: a.time_budget.map(|m| m * 60.0),
+        checkpoint_every: a.checkpoint_every,
     };
     let handle = spawn(config, a.resume)?;
     let stop = handle.stop_flag();
@@ -159,7 +163,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
                     parameters
                 );
             }
-            Event::Step { epoch, step, loss, lr } => {
+            Event::Step { epoch, step, loss, lr, .. } => {
                 let b = bar.get_or_insert_with(|| {
                     let b = ProgressBar::new(steps).with_style(style.clone());
                     b.set_prefix((epoch + 1).to_string());
