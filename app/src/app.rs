@@ -1,13 +1,16 @@
-//! The app's state and views: the layer list, the selected map's channels with a colour bar,
-//! and the effective receptive field of a clicked unit over the photo.
+//! The app's state, its top bar (model, photo, the V slider, view tabs) and its input handling
+//! (keys, drag and drop, dialogs). Each view draws itself in `views/`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use eframe::egui::{self, Color32, ColorImage, TextureHandle, TextureOptions};
-use image::RgbImage;
+use eframe::egui::{self, Color32};
+use lrnn_core::nn::Axis;
 use lrnn_core::probe::activations::MapKind;
+use lrnn_core::probe::render::ColourMap;
 
-use crate::worker::{Job, MapView, Reply, Worker};
+use crate::views::finetune::FineTune;
+use crate::views::View;
+use crate::worker::{Analysis, ErfPicture, Job, Reply, UnitRef, Worker};
 
 /// What the app opens.
 #[derive(Debug, Clone)]
@@ -16,48 +19,72 @@ pub struct StudioOptions {
     pub model: PathBuf,
     /// A photo.
     pub image: PathBuf,
+    /// Where runs made in the app go (fine-tuning, insertions).
+    pub work_dir: PathBuf,
+}
+
+/// The folder of the bundled assets.
+pub fn assets_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets")
 }
 
 impl StudioOptions {
     /// The bundled defaults: the context-task CNN with L-RNNs inserted and fine-tuned, and the
-    /// astronaut photo (both in `assets/`).
+    /// astronaut photo (both in `assets/`); runs go to `~/.cache/lrnn/studio`.
     pub fn bundled() -> Self {
-        let assets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets");
+        let assets = assets_dir();
         Self {
             model: assets.join("models/context-lrnn-finetuned"),
             image: assets.join("photos/astronaut.png"),
+            work_dir: lrnn_core::io::vgg16::default_cache().join("studio"),
         }
     }
 }
 
-struct Shown {
-    view: MapView,
-    texture: TextureHandle,
-}
+/// The bundled models the model menu offers.
+pub const BUNDLED_MODELS: [(&str, &str); 5] = [
+    ("context-lrnn-finetuned", "Context-CNN + inserted L-RNNs, fine-tuned"),
+    ("context-lrnn", "Context-LRNN, trained from scratch"),
+    ("context-cnn", "Context-CNN (no L-RNN)"),
+    ("e-rnn-max-fashion-mnist", "E-RNN (Fashion-MNIST)"),
+    ("baseline-cnn-max-fashion-mnist", "Baseline-CNN (Fashion-MNIST)"),
+];
 
-struct ErfShown {
-    unit: String,
-    texture: TextureHandle,
-    mass: [Option<usize>; 3],
-    theoretical: String,
+/// Sides of the centred squares holding 20%, 50% and 99% of an ERF's mass.
+pub type MassSides = [Option<usize>; 3];
+
+/// The ERF on show.
+pub(crate) struct ErfShown {
+    pub unit: UnitRef,
+    pub size: usize,
+    pub model: ErfPicture,
+    pub cnn: Option<ErfPicture>,
+    pub theoretical: Option<((usize, usize), (usize, usize))>,
+    pub theoretical_cnn: Option<((usize, usize), (usize, usize))>,
+    pub scale: f64,
 }
 
 /// The app.
 pub struct StudioApp {
-    worker: Worker,
-    options: StudioOptions,
-    model: Option<String>,
-    input: Option<TextureHandle>,
-    maps: Vec<Shown>,
-    selected: usize,
-    erf: Option<ErfShown>,
-    busy: Option<String>,
-    error: Option<String>,
-}
-
-fn texture(ctx: &egui::Context, name: &str, img: &RgbImage) -> TextureHandle {
-    let size = [img.width() as usize, img.height() as usize];
-    ctx.load_texture(name, ColorImage::from_rgb(size, img.as_raw()), TextureOptions::NEAREST)
+    pub(crate) worker: Worker,
+    pub(crate) options: StudioOptions,
+    pub(crate) analysis: Option<Box<Analysis>>,
+    pub(crate) view: View,
+    pub(crate) selected: usize,
+    pub(crate) first_channel: usize,
+    pub(crate) colour_map: ColourMap,
+    pub(crate) scale: f64,
+    pub(crate) erf: Option<ErfShown>,
+    pub(crate) recurrence: usize,
+    pub(crate) finetune: FineTune,
+    pub(crate) pending: usize,
+    pub(crate) busy: String,
+    pub(crate) error: Option<String>,
+    pub(crate) notice: Option<String>,
+    pub(crate) browse: Vec<PathBuf>,
+    pub(crate) insert_layer: usize,
+    pub(crate) insert_axis: Axis,
+    pub(crate) textures: crate::views::TextureCache,
 }
 
 impl StudioApp {
@@ -68,27 +95,38 @@ impl StudioApp {
         let mut app = Self {
             worker,
             options,
-            model: None,
-            input: None,
-            maps: Vec::new(),
+            analysis: None,
+            view: View::Layers,
             selected: 0,
+            first_channel: 0,
+            colour_map: ColourMap::Viridis,
+            scale: 1.0,
             erf: None,
-            busy: None,
+            recurrence: 0,
+            finetune: FineTune::default(),
+            pending: 0,
+            busy: String::new(),
             error: None,
+            notice: None,
+            browse: Vec::new(),
+            insert_layer: 0,
+            insert_axis: Axis::Horizontal,
+            textures: Default::default(),
         };
-        app.load();
+        let (model, photo) = (app.options.model.clone(), app.options.image.clone());
+        app.send(Job::Load { model: Some(model), photo: Some(photo) }, "loading the model and the photo");
         app
     }
 
-    fn load(&mut self) {
-        self.busy =
-            Some(format!("loading {} and {}…", self.options.model.display(), self.options.image.display()));
-        self.worker.send(Job::Load { run: self.options.model.clone(), photo: self.options.image.clone() });
+    pub(crate) fn send(&mut self, job: Job, what: &str) {
+        self.pending += 1;
+        self.busy = format!("{what}…");
+        self.worker.send(job);
     }
 
     /// Whether the worker is still computing something.
     pub fn is_busy(&self) -> bool {
-        self.busy.is_some()
+        self.pending > 0
     }
 
     /// The last error shown to the user, if any.
@@ -98,162 +136,369 @@ impl StudioApp {
 
     /// The names of the maps in the layer list.
     pub fn map_names(&self) -> Vec<String> {
-        self.maps.iter().map(|m| m.view.name.clone()).collect()
+        self.analysis.as_ref().map(|a| a.maps.iter().map(|m| m.name.clone()).collect()).unwrap_or_default()
+    }
+
+    /// The selected map's name.
+    pub fn selected_map(&self) -> Option<&str> {
+        self.analysis.as_ref().and_then(|a| a.maps.get(self.selected)).map(|m| m.name.as_str())
+    }
+
+    /// The view on show.
+    pub fn view(&self) -> View {
+        self.view
+    }
+
+    /// Shows another view.
+    pub fn show_view(&mut self, view: View) {
+        self.view = view;
+    }
+
+    /// The ERF on show: its unit and the sides of the squares holding 20/50/99% of its mass,
+    /// with the model as it is and with `V = 0`.
+    pub fn erf_summary(&self) -> Option<(UnitRef, MassSides, Option<MassSides>)> {
+        self.erf.as_ref().map(|e| (e.unit.clone(), e.model.mass, e.cnn.as_ref().map(|c| c.mass)))
+    }
+
+    /// The analysis on show.
+    pub fn analysis(&self) -> Option<&Analysis> {
+        self.analysis.as_deref()
+    }
+
+    /// The fine-tuning state.
+    pub fn finetune(&self) -> &FineTune {
+        &self.finetune
+    }
+
+    /// The fine-tuning settings and run, to change.
+    pub fn finetune_mut(&mut self) -> &mut FineTune {
+        &mut self.finetune
     }
 
     /// Opens another photo (keeps the model).
-    pub fn open_image(&mut self, path: PathBuf) {
-        self.options.image = path;
-        self.erf = None;
-        self.load();
+    pub fn open_image(&mut self, path: impl Into<PathBuf>) {
+        let path = path.into();
+        self.send(
+            Job::Load { model: None, photo: Some(path.clone()) },
+            &format!("reading {}", path.display()),
+        );
     }
 
-    fn drain(&mut self, ctx: &egui::Context) {
+    /// Opens another model (a run or checkpoint folder; keeps the photo).
+    pub fn open_model(&mut self, path: impl Into<PathBuf>) {
+        let path = path.into();
+        self.send(
+            Job::Load { model: Some(path.clone()), photo: None },
+            &format!("loading {}", path.display()),
+        );
+    }
+
+    /// Opens a folder of photos (or a VOC tree: its `JPEGImages`) for browsing with Left/Right, and
+    /// shows its first photo.
+    pub fn open_folder(&mut self, dir: &Path) {
+        match list_photos(dir) {
+            Ok(list) if !list.is_empty() => {
+                let first = list[0].clone();
+                self.notice =
+                    Some(format!("{} photos in {} (Left/Right to browse)", list.len(), dir.display()));
+                self.browse = list;
+                self.open_image(first);
+            }
+            Ok(_) => {
+                self.error =
+                    Some(format!("{}: no photos (png, jpg, jpeg, bmp) in this folder", dir.display()));
+            }
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// Steps through the browsed folder (`+1` next, `-1` previous).
+    pub fn step_photo(&mut self, by: isize) {
+        if self.browse.is_empty() {
+            return;
+        }
+        let cur =
+            self.analysis.as_ref().and_then(|a| self.browse.iter().position(|p| *p == a.photo)).unwrap_or(0);
+        let n = self.browse.len() as isize;
+        let next = (cur as isize + by).rem_euclid(n) as usize;
+        self.open_image(self.browse[next].clone());
+    }
+
+    /// Selects a map by name.
+    pub fn select_map(&mut self, name: &str) -> bool {
+        match self.analysis.as_ref().and_then(|a| a.maps.iter().position(|m| m.name == name)) {
+            Some(i) => {
+                self.selected = i;
+                self.first_channel = 0;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sets the scale of every `V` (0: the plain CNN, 1: as trained); maps and the ERF update.
+    pub fn set_scale(&mut self, scale: f64) {
+        self.scale = scale.clamp(0.0, 1.0);
+        self.send(Job::Scale(self.scale), &format!("scaling every V by {:.2}", self.scale));
+        if let Some(e) = &self.erf {
+            let unit = e.unit.clone();
+            self.request_erf(unit);
+        }
+    }
+
+    /// Computes the ERF of a unit (as the model is, and with `V = 0`).
+    pub fn request_erf(&mut self, unit: UnitRef) {
+        let what = format!("computing the ERF of {unit}");
+        self.send(Job::Erf(unit), &what);
+    }
+
+    /// Inserts an L-RNN pair (V = 0) into a convolution of the loaded model.
+    pub fn insert(&mut self, layer: &str, axis: Axis) {
+        let stamp =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let out = self.options.work_dir.join(format!("inserted-{layer}-{stamp}"));
+        self.send(
+            Job::Insert { layer: layer.to_string(), axis, out },
+            &format!("inserting an L-RNN pair into {layer}"),
+        );
+    }
+
+    /// The unit whose ERF the app shows first: the centre of the last map with an extent.
+    fn default_unit(a: &Analysis) -> Option<UnitRef> {
+        let m = a.maps.iter().rev().find(|m| m.shape.1 > 1 && m.kind != MapKind::Direction)?;
+        Some(UnitRef { map: m.name.clone(), channel: 0, y: m.shape.1 / 2, x: m.shape.2 / 2 })
+    }
+
+    fn drain(&mut self) {
         while let Ok(reply) = self.worker.replies.try_recv() {
-            self.busy = None;
+            self.pending = self.pending.saturating_sub(1);
             match reply {
-                Reply::Loaded { model, input, maps } => {
-                    self.model = Some(model);
-                    self.input = Some(texture(ctx, "input", &input));
-                    let keep = self.maps.get(self.selected).map(|m| m.view.name.clone());
-                    self.maps = maps
-                        .into_iter()
-                        .map(|view| {
-                            let texture = texture(ctx, &view.name, &view.picture);
-                            Shown { view, texture }
-                        })
-                        .collect();
+                Reply::Loaded(a) => {
+                    let keep = self.selected_map().map(str::to_string);
+                    let model_changed = self.analysis.as_ref().is_none_or(|old| old.model_dir != a.model_dir);
+                    let photo_changed = self.analysis.as_ref().is_none_or(|old| old.photo != a.photo);
+                    self.scale = a.scale;
+                    self.analysis = Some(a);
+                    self.textures.clear();
+                    let a = self.analysis.as_deref().expect("just set");
                     self.selected = keep
-                        .and_then(|k| self.maps.iter().position(|m| m.view.name == k))
-                        .or_else(|| self.maps.iter().position(|m| m.view.kind == MapKind::Direction))
+                        .and_then(|k| a.maps.iter().position(|m| m.name == k))
+                        .or_else(|| a.maps.iter().position(|m| m.kind == MapKind::Direction))
                         .unwrap_or(0);
+                    self.recurrence = self.recurrence.min(a.recurrences.len().saturating_sub(1));
                     self.error = None;
+                    if model_changed {
+                        self.finetune.adopt_history(&a.state);
+                    }
+                    // A new photo or model: the ERF follows (same unit if the map is still there).
+                    let unit = match &self.erf {
+                        Some(e) if a.maps.iter().any(|m| m.name == e.unit.map) => Some(e.unit.clone()),
+                        _ => Self::default_unit(a),
+                    };
+                    if let Some(u) = unit.filter(|_| model_changed || photo_changed) {
+                        self.request_erf(u);
+                    }
                 }
-                Reply::Erf { unit, picture, mass, theoretical } => {
-                    self.erf =
-                        Some(ErfShown { unit, texture: texture(ctx, "erf", &picture), mass, theoretical });
+                Reply::Erf { unit, size, model, cnn, theoretical, theoretical_cnn, scale } => {
+                    self.erf = Some(ErfShown { unit, size, model, cnn, theoretical, theoretical_cnn, scale });
                 }
+                Reply::Snapshot { step, unit, erf } => self.finetune.add_snapshot(step, unit, erf),
                 Reply::Failed(message) => self.error = Some(message),
             }
         }
+        if self.pending == 0 {
+            self.busy.clear();
+        }
     }
 
-    fn layer_list(&mut self, ui: &mut egui::Ui) {
-        ui.heading("Layers");
-        ui.label("↑/↓ step through them");
-        egui::ScrollArea::vertical().show(ui, |ui| {
-            for (i, m) in self.maps.iter().enumerate() {
-                let (c, h, w) = m.view.shape;
-                let indent = if m.view.kind == MapKind::Direction { "    " } else { "" };
-                let text = format!("{indent}{}  {c}×{h}×{w}", m.view.name);
-                if ui.selectable_label(i == self.selected, text).clicked() {
-                    self.selected = i;
+    fn keys(&mut self, ctx: &egui::Context) {
+        if ctx.memory(|m| m.focused().is_some()) {
+            return;
+        }
+        let (up, down, left, right) = ctx.input(|i| {
+            (
+                i.key_pressed(egui::Key::ArrowUp),
+                i.key_pressed(egui::Key::ArrowDown),
+                i.key_pressed(egui::Key::ArrowLeft),
+                i.key_pressed(egui::Key::ArrowRight),
+            )
+        });
+        let n = self.analysis.as_ref().map_or(0, |a| a.maps.len());
+        if n > 0 && (up || down) {
+            self.selected = if up { self.selected.saturating_sub(1) } else { (self.selected + 1).min(n - 1) };
+            self.first_channel = 0;
+        }
+        if left || right {
+            self.step_photo(if right { 1 } else { -1 });
+        }
+    }
+
+    fn dropped(&mut self, ctx: &egui::Context) {
+        let files: Vec<PathBuf> =
+            ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
+        for path in files {
+            if path.is_dir() {
+                if path.join("weights.safetensors").exists() || path.join("latest.json").exists() {
+                    self.open_model(path);
+                } else {
+                    self.open_folder(&path);
                 }
+            } else {
+                self.open_image(path);
+            }
+        }
+    }
+
+    fn top_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal_wrapped(|ui| {
+            ui.strong("L-RNN Studio");
+            ui.separator();
+            ui.menu_button("Photo", |ui| {
+                if ui.button("Open a photo…").clicked() {
+                    ui.close();
+                    if let Some(p) = rfd::FileDialog::new()
+                        .add_filter("images", &["png", "jpg", "jpeg", "bmp"])
+                        .pick_file()
+                    {
+                        self.open_image(p);
+                    }
+                }
+                if ui.button("Open a folder or VOC tree (Left/Right browse)…").clicked() {
+                    ui.close();
+                    if let Some(d) = rfd::FileDialog::new().pick_folder() {
+                        self.open_folder(&d);
+                    }
+                }
+                ui.separator();
+                ui.label("Bundled photos");
+                for name in ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"] {
+                    if ui.button(name).clicked() {
+                        ui.close();
+                        self.open_image(assets_dir().join("photos").join(name));
+                    }
+                }
+            });
+            ui.menu_button("Model", |ui| {
+                ui.label("Bundled models");
+                for (dir, what) in BUNDLED_MODELS {
+                    if ui.button(what).clicked() {
+                        ui.close();
+                        self.open_model(assets_dir().join("models").join(dir));
+                    }
+                }
+                ui.separator();
+                if ui.button("Open a checkpoint or run folder…").clicked() {
+                    ui.close();
+                    if let Some(d) = rfd::FileDialog::new().pick_folder() {
+                        self.open_model(d);
+                    }
+                }
+                ui.label(
+                    "VGG-16 / FCN models: `lrnn fetch vgg16`, then `lrnn init --model FCN-8s --trunk …`",
+                );
+            });
+            ui.separator();
+            let mut s = self.scale;
+            let slider = ui.add_enabled(
+                self.analysis.as_ref().is_some_and(|a| !a.recurrences.is_empty()),
+                egui::Slider::new(&mut s, 0.0..=1.0).text("V scale (0 = the CNN)").fixed_decimals(2),
+            );
+            if slider.changed() {
+                self.scale = s;
+            }
+            if slider.drag_stopped() || (slider.changed() && !slider.dragged()) {
+                self.set_scale(s);
+            }
+            if !self.busy.is_empty() {
+                ui.separator();
+                ui.spinner();
+                ui.label(&self.busy);
             }
         });
-    }
-
-    fn map_view(&mut self, ui: &mut egui::Ui) {
-        let Some(shown) = self.maps.get(self.selected) else { return };
-        let v = &shown.view;
-        let (c, h, w) = v.shape;
-        let kind = match v.kind {
-            MapKind::Layer => "layer output",
-            MapKind::Direction => "one scan direction's hidden states",
-            MapKind::Output => "class scores",
-        };
-        ui.heading(&v.name);
-        ui.label(format!(
-            "{kind}: {c} channels of {h}×{w} (first {} shown, {} per row); viridis over [{:.3}, {:.3}], colour bar on the right",
-            v.shown.0, v.shown.1, v.range.0, v.range.1
-        ));
-        let response = ui.add(egui::Image::new(&shown.texture).sense(egui::Sense::click()));
-        if h > 1 && w > 1 {
-            ui.label("Click a unit in the first channel's tile to see its effective receptive field.");
-        }
-        if let Some(pos) = response.interact_pointer_pos().filter(|_| response.clicked()) {
-            // The grid's first tile is channel 0; map the click to its unit.
-            let rect = response.rect;
-            let (shown_c, cols) = v.shown;
-            let rows = shown_c.div_ceil(cols.max(1));
-            let bar = 18.0 / (v.picture.width() as f32) * rect.width(); // colour bar and gap
-            let grid_w = rect.width() - bar;
-            let tile_w = grid_w / (cols * (w + 1) - 1) as f32 * w as f32;
-            let tile_h = rect.height() / (rows * (h + 1) - 1) as f32 * h as f32;
-            let (dx, dy) = (pos.x - rect.left(), pos.y - rect.top());
-            if dx < tile_w && dy < tile_h && h > 1 && w > 1 {
-                let x = ((dx / tile_w) * w as f32) as usize;
-                let y = ((dy / tile_h) * h as f32) as usize;
-                self.busy = Some(format!("computing the ERF of {} at ({y}, {x})…", v.name));
-                self.worker.send(Job::Erf { map: v.name.clone(), y: y.min(h - 1), x: x.min(w - 1) });
-            }
-        }
-    }
-
-    fn erf_view(&self, ui: &mut egui::Ui) {
-        ui.heading("Effective receptive field");
-        match &self.erf {
-            Some(e) => {
-                ui.label(&e.unit);
-                ui.add(egui::Image::new(&e.texture));
-                let side = |s: Option<usize>| s.map_or("-".to_string(), |v| format!("{v} px"));
-                ui.label(format!(
-                    "centred squares holding 20% / 50% / 99% of the gradient: {} / {} / {}",
-                    side(e.mass[0]),
-                    side(e.mass[1]),
-                    side(e.mass[2])
-                ));
-                ui.label(format!("theoretical receptive field: {}", e.theoretical));
-            }
-            None => {
-                if let Some(input) = &self.input {
-                    ui.add(egui::Image::new(input).fit_to_exact_size(egui::vec2(384.0, 384.0)));
+        ui.horizontal(|ui| {
+            for v in View::ALL {
+                if ui.selectable_label(self.view == v, v.title()).clicked() {
+                    self.view = v;
                 }
-                ui.label("No unit chosen yet: click a map.");
             }
+            ui.separator();
+            if let Some(a) = &self.analysis {
+                ui.label(format!("{} · photo: {}", a.model, display_path(&a.photo)));
+            }
+        });
+        if let Some(e) = self.error.clone() {
+            ui.horizontal(|ui| {
+                ui.add(
+                    egui::Label::new(
+                        egui::RichText::new(format!("Error: {e}")).color(Color32::from_rgb(220, 50, 50)),
+                    )
+                    .wrap(),
+                );
+                if ui.small_button("dismiss").clicked() {
+                    self.error = None;
+                }
+            });
+        }
+        if let Some(n) = &self.notice {
+            ui.label(n);
         }
     }
+}
+
+/// A path as the user reads it: bundled files relative to `assets/`, others in full.
+pub fn display_path(p: &Path) -> String {
+    let assets = assets_dir().canonicalize().unwrap_or_else(|_| assets_dir());
+    let full = p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    match full.strip_prefix(&assets) {
+        Ok(rel) => format!("bundled {}", rel.display()),
+        Err(_) => p.display().to_string(),
+    }
+}
+
+/// The photos of a folder, sorted; for a VOC tree (a folder with `JPEGImages/`), its photos.
+///
+/// # Errors
+/// The folder cannot be read (the message names it).
+pub fn list_photos(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let dir = if dir.join("JPEGImages").is_dir() { dir.join("JPEGImages") } else { dir.to_path_buf() };
+    let entries =
+        std::fs::read_dir(&dir).map_err(|e| format!("{}: cannot read the folder: {e}", dir.display()))?;
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg" | "bmp")
+                })
+        })
+        .collect();
+    out.sort();
+    Ok(out)
 }
 
 impl eframe::App for StudioApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
-        self.drain(&ctx);
-        if !self.maps.is_empty() {
-            let (up, down) =
-                ctx.input(|i| (i.key_pressed(egui::Key::ArrowUp), i.key_pressed(egui::Key::ArrowDown)));
-            if up {
-                self.selected = self.selected.saturating_sub(1);
-            }
-            if down {
-                self.selected = (self.selected + 1).min(self.maps.len() - 1);
-            }
+        self.drain();
+        self.finetune_poll();
+        self.keys(&ctx);
+        self.dropped(&ctx);
+        egui::Panel::top("top").show(ui, |ui| self.top_bar(ui));
+        if self.view == View::Layers {
+            egui::Panel::left("layers").default_size(250.0).show(ui, |ui| self.layer_list(ui));
         }
-        egui::Panel::top("status").show(ui, |ui| {
-            ui.horizontal(|ui| {
-                ui.strong("L-RNN Studio");
-                ui.separator();
-                ui.label(self.model.as_deref().unwrap_or("no model"));
-                ui.separator();
-                ui.label(format!("photo: {}", self.options.image.display()));
-                if let Some(b) = &self.busy {
-                    ui.separator();
-                    ui.spinner();
-                    ui.label(b);
-                }
-            });
-            if let Some(e) = &self.error {
-                ui.colored_label(Color32::from_rgb(200, 40, 40), format!("Error: {e}"));
-            }
-            ui.label(
-                "Built so far: layers, channel maps, each scan direction's hidden states, ERFs. Not built yet: \
-                 model/photo dialogs, the V slider, recurrence spectra, fine-tuning, segmentation views (issue #7).",
-            );
-        });
-        egui::Panel::left("layers").default_size(260.0).show(ui, |ui| self.layer_list(ui));
-        egui::Panel::right("erf").default_size(420.0).show(ui, |ui| self.erf_view(ui));
         egui::CentralPanel::default().show(ui, |ui| {
-            egui::ScrollArea::both().show(ui, |ui| self.map_view(ui));
+            egui::ScrollArea::both().auto_shrink([false, false]).show(ui, |ui| match self.view {
+                View::Layers => self.layers_view(ui),
+                View::Field => self.field_view(ui),
+                View::Recurrence => self.recurrence_view(ui),
+                View::FineTune => self.finetune_view(ui),
+                View::Segmentation => self.segmentation_view(ui),
+            });
         });
+        if self.finetune.is_running() || self.is_busy() {
+            ctx.request_repaint_after(std::time::Duration::from_millis(100));
+        }
     }
 }

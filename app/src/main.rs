@@ -1,9 +1,10 @@
-//! `lrnn-studio`: opens the app on a bundled model and photo (or those given).
+//! `lrnn-studio`: opens the app on a bundled model and photo (or those given), or renders one
+//! view to a PNG without a window (`--screenshot`).
 
 use clap::Parser;
-use lrnn_studio::{StudioApp, StudioOptions};
+use lrnn_studio::{StudioApp, StudioOptions, View};
 
-/// L-RNN Studio.
+/// L-RNN Studio: layers, receptive fields, recurrences and fine-tuning of L-RNN networks.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -14,6 +15,12 @@ struct Args {
     /// A photo (default: the bundled astronaut).
     #[arg(long)]
     image: Option<std::path::PathBuf>,
+    /// Render one view to this PNG file without a window, then exit.
+    #[arg(long, value_name = "FILE")]
+    screenshot: Option<std::path::PathBuf>,
+    /// The view to render or open: layers, field, recurrence, finetune, segmentation.
+    #[arg(long, default_value = "layers", value_parser = View::parse)]
+    view: View,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -25,10 +32,26 @@ fn main() -> anyhow::Result<()> {
     if let Some(i) = args.image {
         options.image = i;
     }
+    if let Some(out) = args.screenshot {
+        lrnn_studio::screenshot::screenshot(options, args.view, &out).map_err(|e| anyhow::anyhow!(e))?;
+        println!("wrote {}", out.display());
+        return Ok(());
+    }
     let native = eframe::NativeOptions {
-        viewport: eframe::egui::ViewportBuilder::default().with_inner_size([1200.0, 760.0]),
+        viewport: eframe::egui::ViewportBuilder::default()
+            .with_inner_size([1280.0, 860.0])
+            .with_drag_and_drop(true),
         ..Default::default()
     };
-    eframe::run_native("L-RNN Studio", native, Box::new(move |cc| Ok(Box::new(StudioApp::new(cc, options)))))
-        .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+    let view = args.view;
+    eframe::run_native(
+        "L-RNN Studio",
+        native,
+        Box::new(move |cc| {
+            let mut app = StudioApp::new(cc, options);
+            app.show_view(view);
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }

@@ -1,79 +1,199 @@
-//! The app's background worker: model runs and ERFs never happen on the UI thread. The UI sends a
-//! [`Job`]; the worker answers with a [`Reply`] and asks for a repaint.
+//! The app's background worker: model runs, probes and checkpoint loading never happen on the UI
+//! thread. The UI sends a [`Job`]; the worker answers with a [`Reply`] and asks for a repaint.
+//! The worker owns the loaded model and photo; a failed job leaves them as they were.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 
 use candle_core::{Device, Tensor};
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
+use lrnn_core::io::ModelDesc;
+use lrnn_core::models::convnet::{Insertion, LayerSpec};
 use lrnn_core::models::Model;
-use lrnn_core::nn::{Forward, ScanBackend};
-use lrnn_core::probe::activations::{activations, channel_grid, MapKind};
+use lrnn_core::nn::{Axis, Forward, ScanBackend};
+use lrnn_core::probe::activations::{activations, MapKind};
+use lrnn_core::probe::contribution::{recurrence_vars, RecurrenceScale};
 use lrnn_core::probe::erf::{erf, Mode, Unit};
-use lrnn_core::probe::render::{erf_overlay, heatmap, outline};
-use lrnn_core::probe::rf::receptive_field;
-use lrnn_core::train::trainer::{checkpoint_mean, load_checkpoint, resolve_checkpoint};
+use lrnn_core::probe::recurrence::{analyse, gate_blocks, Spectrum};
+use lrnn_core::probe::rf::{receptive_field, Geom};
+use lrnn_core::train::trainer::{
+    checkpoint_mean, insert_into_checkpoint, load_checkpoint, resolve_checkpoint, RunState,
+};
+
+/// The most channels of one map the worker sends to the UI.
+pub const MAX_CHANNELS: usize = 64;
 
 /// What the UI asks for.
 #[derive(Debug, Clone)]
 pub enum Job {
-    /// Load a model (a run or checkpoint folder) and a photo, and compute every map.
+    /// Load a model (a run or checkpoint folder) and/or a photo, keeping what is not given, and
+    /// compute every map. Nothing changes when either fails.
     Load {
         /// The run or checkpoint folder.
-        run: PathBuf,
+        model: Option<PathBuf>,
         /// The photo.
-        photo: PathBuf,
+        photo: Option<PathBuf>,
     },
-    /// The effective receptive field of the unit at `(y, x)` of `map` (summed over channels).
-    Erf {
-        /// The map's capture name.
-        map: String,
-        /// Row in the map.
-        y: usize,
-        /// Column in the map.
-        x: usize,
+    /// Scale every recurrence `V` by this factor (0: the plain CNN, 1: as trained) and recompute.
+    Scale(f64),
+    /// The ERF of one unit, with the model as it is and with every `V` at zero.
+    Erf(UnitRef),
+    /// Insert an L-RNN pair (V = 0) into a convolution of the loaded model; the result is written
+    /// as a run folder under `out` and loaded.
+    Insert {
+        /// The convolution.
+        layer: String,
+        /// Horizontal (left-right pair) or vertical (top-bottom pair).
+        axis: Axis,
+        /// Where the new run folder goes.
+        out: PathBuf,
+    },
+    /// The ERF of `unit` under a fine-tuning snapshot's weights (for the timeline).
+    Snapshot {
+        /// The snapshot's checkpoint folder.
+        checkpoint: PathBuf,
+        /// Its global step.
+        step: usize,
+        /// The unit.
+        unit: UnitRef,
     },
 }
 
-/// One map ready to show.
+/// One unit of one map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitRef {
+    /// The map's capture name.
+    pub map: String,
+    /// Channel.
+    pub channel: usize,
+    /// Row.
+    pub y: usize,
+    /// Column.
+    pub x: usize,
+}
+
+impl std::fmt::Display for UnitRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} channel {} at row {}, column {}", self.map, self.channel, self.y, self.x)
+    }
+}
+
+/// One map of the forward pass.
 #[derive(Debug, Clone)]
-pub struct MapView {
+pub struct MapData {
     /// Capture name.
     pub name: String,
     /// Layer, direction or output.
     pub kind: MapKind,
     /// `(channels, height, width)`.
     pub shape: (usize, usize, usize),
-    /// Value range over the shown channels.
-    pub range: (f32, f32),
-    /// Channels shown in the grid and the grid's columns.
-    pub shown: (usize, usize),
-    /// The channel grid, colour-mapped, with its colour bar.
-    pub picture: RgbImage,
+    /// The first `MAX_CHANNELS` channels, `[c, h, w]` row-major.
+    pub values: Vec<f32>,
+}
+
+impl MapData {
+    /// Channels held in `values`.
+    pub fn held_channels(&self) -> usize {
+        self.shape.0.min(MAX_CHANNELS)
+    }
+
+    /// The value of `channel` at `(y, x)`, if held.
+    pub fn value(&self, channel: usize, y: usize, x: usize) -> Option<f32> {
+        let (_, h, w) = self.shape;
+        (channel < self.held_channels() && y < h && x < w).then(|| self.values[(channel * h + y) * w + x])
+    }
+
+    /// One channel, `[h, w]`.
+    pub fn channel(&self, channel: usize) -> &[f32] {
+        let (_, h, w) = self.shape;
+        let c = channel.min(self.held_channels().saturating_sub(1));
+        &self.values[c * h * w..(c + 1) * h * w]
+    }
+}
+
+/// One recurrence matrix (one gate's block for a GRU) with its spectrum.
+#[derive(Debug, Clone)]
+pub struct RecurrenceInfo {
+    /// The weight's name (`conv5.v_lr.weight`, `stage3.0.lrnn.tb.v.weight`).
+    pub name: String,
+    /// The gate (`v` for a vanilla cell; `z`, `r`, `h` for a GRU).
+    pub gate: &'static str,
+    /// Its side.
+    pub size: usize,
+    /// Row-major values at the current scale.
+    pub values: Vec<f32>,
+    /// The analysis.
+    pub spectrum: Spectrum,
+}
+
+/// Everything the views show about one model on one photo.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// The model, in words.
+    pub model: String,
+    /// The checkpoint folder it came from.
+    pub model_dir: PathBuf,
+    /// The photo's file.
+    pub photo: PathBuf,
+    /// The photo as read (any size), as RGB, for overlays.
+    pub original: RgbImage,
+    /// The photo as the model sees it (model input size; grey models see grey).
+    pub input: RgbImage,
+    /// Every map, in forward order.
+    pub maps: Vec<MapData>,
+    /// Class names and probabilities (empty for models without class scores).
+    pub classes: Vec<(String, f32)>,
+    /// Every recurrence matrix (empty for a plain CNN).
+    pub recurrences: Vec<RecurrenceInfo>,
+    /// The `V` scale in force.
+    pub scale: f64,
+    /// Convolutions an L-RNN pair can be inserted into (plain convnets only).
+    pub insertable: Vec<String>,
+    /// The model description (for the fine-tuning view).
+    pub state: RunState,
+}
+
+/// The ERF of one unit as values over the model input, with its mass numbers.
+#[derive(Debug, Clone)]
+pub struct ErfPicture {
+    /// `[n, n]`, peak magnitude 1.
+    pub values: Vec<f32>,
+    /// Sides of the centred squares holding 20%, 50% and 99% of the gradient.
+    pub mass: [Option<usize>; 3],
+    /// The unit's centre in input pixels `(y, x)`.
+    pub centre: (f32, f32),
 }
 
 /// What the worker sends back.
 #[derive(Debug, Clone)]
 pub enum Reply {
-    /// A model and photo are loaded and every map computed.
-    Loaded {
-        /// The model, in words.
-        model: String,
-        /// The photo as the model sees it (grey or colour, model input size).
-        input: RgbImage,
-        /// Every map in forward order.
-        maps: Vec<MapView>,
-    },
-    /// An ERF.
+    /// A model and photo are loaded (or re-scaled) and every map computed.
+    Loaded(Box<Analysis>),
+    /// An ERF: as the model is and with `V = 0`.
     Erf {
-        /// Which unit, in words.
-        unit: String,
-        /// The ERF over the photo, theoretical field outlined.
-        picture: RgbImage,
-        /// Sides of the centred squares holding 20%, 50%, 99% of the mass.
-        mass: [Option<usize>; 3],
-        /// The theoretical field, in words.
-        theoretical: String,
+        /// The unit.
+        unit: UnitRef,
+        /// Input side (square).
+        size: usize,
+        /// With the recurrences at the current scale.
+        model: ErfPicture,
+        /// With every recurrence at zero (`None` when the model has none: it is the CNN).
+        cnn: Option<ErfPicture>,
+        /// The theoretical field, `(rows, cols)` inclusive, `None` when not known.
+        theoretical: Option<((usize, usize), (usize, usize))>,
+        /// The theoretical field of the CNN (the scans left out).
+        theoretical_cnn: Option<((usize, usize), (usize, usize))>,
+        /// The scale the ERF was computed at.
+        scale: f64,
+    },
+    /// A fine-tuning snapshot's ERF.
+    Snapshot {
+        /// Global step.
+        step: usize,
+        /// The unit.
+        unit: UnitRef,
+        /// The ERF.
+        erf: ErfPicture,
     },
     /// Something failed; the message says what and names the file.
     Failed(String),
@@ -86,14 +206,23 @@ pub struct Worker {
     pub replies: Receiver<Reply>,
 }
 
-/// The most channels a grid shows.
-pub const GRID_CHANNELS: usize = 16;
-
 struct Loaded {
     model: Model,
-    x: Tensor,
-    grey: Vec<f32>,
-    size: usize,
+    dir: PathBuf,
+    state: RunState,
+    mean: Option<Vec<f32>>,
+    scale: RecurrenceScale,
+}
+
+struct Photo {
+    path: PathBuf,
+    original: RgbImage,
+}
+
+#[derive(Default)]
+struct WorkerState {
+    model: Option<Loaded>,
+    photo: Option<Photo>,
 }
 
 impl Worker {
@@ -102,9 +231,9 @@ impl Worker {
         let (jobs, job_rx) = channel::<Job>();
         let (reply_tx, replies) = channel();
         let spawned = std::thread::Builder::new().name("lrnn-studio-worker".into()).spawn(move || {
-            let mut loaded: Option<Loaded> = None;
+            let mut state = WorkerState::default();
             for job in job_rx {
-                let reply = match run_job(&job, &mut loaded) {
+                let reply = match run_job(&job, &mut state) {
                     Ok(r) => r,
                     Err(e) => Reply::Failed(format!("{e:#}")),
                 };
@@ -128,100 +257,240 @@ impl Worker {
     }
 }
 
-fn run_job(job: &Job, loaded: &mut Option<Loaded>) -> anyhow::Result<Reply> {
-    match job {
-        Job::Load { run, photo } => {
-            let dir = resolve_checkpoint(run)?;
-            let (model, state) = load_checkpoint(&dir, &Device::Cpu)?;
-            let mean = checkpoint_mean(&dir, &state)?;
-            let size = model.desc().input_size();
-            let channels = model.desc().in_channels();
-            let img = image::open(photo)
-                .map_err(|e| anyhow::anyhow!("{}: not a readable image: {e}", photo.display()))?;
-            let img = img.resize_exact(size as u32, size as u32, image::imageops::FilterType::Triangle);
-            let (mut data, input): (Vec<f32>, RgbImage) = if channels == 1 {
-                let g = img.to_luma8();
-                let rgb = image::DynamicImage::ImageLuma8(g.clone()).to_rgb8();
-                (g.pixels().map(|p| f32::from(p[0]) / 255.0).collect(), rgb)
-            } else {
-                let rgb = img.to_rgb8();
-                let mut planes = vec![0f32; 3 * size * size];
-                for (i, p) in rgb.pixels().enumerate() {
-                    for c in 0..3 {
-                        planes[c * size * size + i] = f32::from(p[c]) / 255.0;
-                    }
-                }
-                (planes, rgb)
-            };
-            let grey: Vec<f32> = image::DynamicImage::ImageRgb8(input.clone())
-                .to_luma8()
-                .pixels()
-                .map(|p| f32::from(p[0]) / 255.0)
-                .collect();
-            match mean.as_deref() {
-                Some(m) if m.len() == data.len() => data.iter_mut().zip(m).for_each(|(v, m)| *v -= m),
-                _ => data.iter_mut().for_each(|v| *v -= 0.5),
+/// Reads a photo of any size, grey, RGBA or 16-bit, as 8-bit RGB; the error names the file.
+///
+/// # Errors
+/// The file is missing or not a readable image.
+pub fn read_photo(path: &Path) -> anyhow::Result<RgbImage> {
+    let img = image::ImageReader::open(path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot open: {e}", path.display()))?
+        .with_guessed_format()
+        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?
+        .decode()
+        .map_err(|e| anyhow::anyhow!("{}: not a readable image: {e}", path.display()))?;
+    if img.width() == 0 || img.height() == 0 {
+        anyhow::bail!("{}: the image is empty", path.display());
+    }
+    Ok(img.to_rgb8())
+}
+
+fn load_model(path: &Path) -> anyhow::Result<Loaded> {
+    let dir = resolve_checkpoint(path)?;
+    let (model, state) = load_checkpoint(&dir, &Device::Cpu)?;
+    let mean = checkpoint_mean(&dir, &state)?;
+    let scale = RecurrenceScale::of(&model)?;
+    Ok(Loaded { model, dir, state, mean, scale })
+}
+
+/// The model's input tensor for a photo: resized to the model's input size, grey or colour,
+/// less the training mean (or 0.5 when the run kept none).
+fn input_tensor(m: &Loaded, original: &RgbImage) -> anyhow::Result<(Tensor, RgbImage)> {
+    let size = m.model.desc().input_size();
+    let channels = m.model.desc().in_channels();
+    let img =
+        image::imageops::resize(original, size as u32, size as u32, image::imageops::FilterType::Triangle);
+    let n = size * size;
+    let (mut data, seen): (Vec<f32>, RgbImage) = if channels == 1 {
+        let g = image::DynamicImage::ImageRgb8(img).to_luma8();
+        let seen = image::DynamicImage::ImageLuma8(g.clone()).to_rgb8();
+        (g.pixels().map(|p| f32::from(p[0]) / 255.0).collect(), seen)
+    } else {
+        let mut planes = vec![0f32; 3 * n];
+        for (i, p) in img.pixels().enumerate() {
+            for c in 0..3 {
+                planes[c * n + i] = f32::from(p[c]) / 255.0;
             }
-            let x = Tensor::from_vec(data, (1, channels, size, size), &Device::Cpu)?;
-            let mut maps = Vec::new();
-            for a in activations(&model, &x, ScanBackend::Auto)? {
-                let t = a.tensor.get(0)?;
-                let (c, h, w) = match t.dims() {
-                    [c, h, w] => (*c, *h, *w),
-                    [c] => (*c, 1, 1),
-                    _ => continue,
-                };
-                let values: Vec<f32> = t.flatten_all()?.to_vec1()?;
-                let shown = c.min(GRID_CHANNELS);
-                let cols = (shown as f64).sqrt().ceil() as usize;
-                let (grid, gh, gw) = channel_grid(&values[..shown * h * w], (shown, h, w), cols);
-                let range = grid
-                    .iter()
-                    .filter(|v| !v.is_nan())
-                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, u), &v| (l.min(v), u.max(v)));
-                let scale = (384 / gw.max(gh).max(1)).clamp(1, 16) as u32;
-                maps.push(MapView {
-                    name: a.name,
-                    kind: a.kind,
-                    shape: (c, h, w),
-                    range,
-                    shown: (shown, cols),
-                    picture: heatmap(&grid, gh, gw, false, scale),
-                });
-            }
-            let name = format!("{} ({})", model.desc().display_name(), dir.display());
-            *loaded = Some(Loaded { model, x, grey, size });
-            Ok(Reply::Loaded { model: name, input, maps })
         }
-        Job::Erf { map, y, x } => {
-            let l = loaded.as_ref().ok_or_else(|| anyhow::anyhow!("no model is loaded"))?;
-            let pick = |t: &Tensor, f: &mut Forward| -> candle_core::Result<Tensor> {
-                let m = l.model.forward_map(t, map, f.backend).map_err(candle_core::Error::wrap)?;
-                if m.rank() == 4 {
-                    m.sum_keepdim(1)
-                } else {
-                    Ok(m)
-                }
-            };
-            let e = erf(pick, std::slice::from_ref(&l.x), Unit { channel: 0, y: *y, x: *x }, Mode::Abs)?;
-            let scale = (384 / l.size.max(1)).max(1) as u32;
-            let mut picture = erf_overlay(&l.grey, &e.map, l.size, l.size, scale);
-            let rf = l.model.desc().geometry(map).map(|g| receptive_field(&g));
-            let n = l.size;
-            let theoretical = match rf {
-                Some(rf) => {
-                    let (rows, cols) = rf.span(e.centre, (n, n));
-                    outline(&mut picture, rows, cols, scale, [255, 255, 255]);
-                    format!("rows {}-{}, columns {}-{} (outlined)", rows.0, rows.1, cols.0, cols.1)
-                }
-                None => "not known for this model".into(),
-            };
-            Ok(Reply::Erf {
-                unit: format!("{map} at ({y}, {x}), summed over channels"),
-                picture,
-                mass: e.mass_sides(),
-                theoretical,
+        (planes, img)
+    };
+    match m.mean.as_deref() {
+        Some(mean) if mean.len() == data.len() => data.iter_mut().zip(mean).for_each(|(v, m)| *v -= m),
+        _ => data.iter_mut().for_each(|v| *v -= 0.5),
+    }
+    Ok((Tensor::from_vec(data, (1, channels, size, size), &Device::Cpu)?, seen))
+}
+
+fn analysis(m: &Loaded, p: &Photo) -> anyhow::Result<Analysis> {
+    let (x, input) = input_tensor(m, &p.original)?;
+    let mut maps = Vec::new();
+    let mut classes = Vec::new();
+    for a in activations(&m.model, &x, ScanBackend::Auto)? {
+        let t = a.tensor.get(0)?;
+        let (c, h, w) = match t.dims() {
+            [c, h, w] => (*c, *h, *w),
+            [c] => (*c, 1, 1),
+            _ => continue,
+        };
+        let held = c.min(MAX_CHANNELS);
+        let values: Vec<f32> = t.narrow(0, 0, held)?.flatten_all()?.to_vec1()?;
+        if a.kind == MapKind::Output && h == 1 {
+            let probs: Vec<f32> = candle_nn::ops::softmax(&t, 0)?.to_vec1()?;
+            let names = m.state.config.data.format.class_names();
+            classes = probs
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (names.get(i).map_or_else(|| format!("class {i}"), |s| (*s).to_string()), *p))
+                .collect();
+        }
+        maps.push(MapData { name: a.name, kind: a.kind, shape: (c, h, w), values });
+    }
+    let insertable = match m.model.desc() {
+        ModelDesc::Convnet(cfg) => cfg
+            .layers
+            .iter()
+            .filter_map(|l| match l {
+                LayerSpec::Conv { name, .. } if cfg.inserted(name).is_none() => Some(name.clone()),
+                _ => None,
             })
+            .collect(),
+        _ => vec![],
+    };
+    Ok(Analysis {
+        model: format!("{} ({})", m.model.desc().display_name(), crate::app::display_path(&m.dir)),
+        model_dir: m.dir.clone(),
+        photo: p.path.clone(),
+        original: p.original.clone(),
+        input,
+        maps,
+        classes,
+        recurrences: recurrences(&m.model)?,
+        scale: m.scale.scale(),
+        insertable,
+        state: m.state.clone(),
+    })
+}
+
+fn recurrences(model: &Model) -> anyhow::Result<Vec<RecurrenceInfo>> {
+    let mut out = Vec::new();
+    for (name, var) in recurrence_vars(model)? {
+        let t = var.as_tensor();
+        if t.rank() != 2 {
+            continue;
+        }
+        let (rows, d) = t.dims2()?;
+        let values: Vec<f32> = t.flatten_all()?.to_vec1()?;
+        for (gate, block) in gate_blocks(&values, rows, d) {
+            out.push(RecurrenceInfo {
+                name: name.clone(),
+                gate,
+                size: d,
+                values: block.to_vec(),
+                spectrum: analyse(block, d),
+            });
         }
     }
+    Ok(out)
+}
+
+fn erf_of(model: &Model, x: &Tensor, unit: &UnitRef) -> anyhow::Result<ErfPicture> {
+    let pick = |t: &Tensor, f: &mut Forward| -> candle_core::Result<Tensor> {
+        model.forward_map(t, &unit.map, f.backend).map_err(candle_core::Error::wrap)
+    };
+    let e =
+        erf(pick, std::slice::from_ref(x), Unit { channel: unit.channel, y: unit.y, x: unit.x }, Mode::Abs)?;
+    let mass = e.mass_sides();
+    Ok(ErfPicture { values: e.map, mass, centre: e.centre })
+}
+
+fn need<'a, T>(what: &'a Option<T>, name: &str) -> anyhow::Result<&'a T> {
+    what.as_ref().ok_or_else(|| anyhow::anyhow!("no {name} is loaded"))
+}
+
+fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
+    match job {
+        Job::Load { model, photo } => {
+            let new_model = model.as_deref().map(load_model).transpose()?;
+            let new_photo = match photo {
+                Some(p) => Some(Photo { path: p.clone(), original: read_photo(p)? }),
+                None => None,
+            };
+            let m = new_model.as_ref().or(state.model.as_ref());
+            let p = new_photo.as_ref().or(state.photo.as_ref());
+            let (Some(m), Some(p)) = (m, p) else { anyhow::bail!("a model and a photo are needed") };
+            let a = analysis(m, p)?;
+            if let Some(nm) = new_model {
+                state.model = Some(nm);
+            }
+            if let Some(np) = new_photo {
+                state.photo = Some(np);
+            }
+            Ok(Reply::Loaded(Box::new(a)))
+        }
+        Job::Scale(s) => {
+            let m = state.model.as_mut().ok_or_else(|| anyhow::anyhow!("no model is loaded"))?;
+            m.scale.set(*s)?;
+            let (m, p) = (need(&state.model, "model")?, need(&state.photo, "photo")?);
+            Ok(Reply::Loaded(Box::new(analysis(m, p)?)))
+        }
+        Job::Erf(unit) => {
+            let (m, p) = (need(&state.model, "model")?, need(&state.photo, "photo")?);
+            let (x, _) = input_tensor(m, &p.original)?;
+            let size = m.model.desc().input_size();
+            let model_erf = erf_of(&m.model, &x, unit)?;
+            let s = m.scale.scale();
+            let cnn = if m.scale.is_empty() {
+                None
+            } else {
+                let scale = state.model.as_mut().map(|m| &mut m.scale);
+                let scale = scale.ok_or_else(|| anyhow::anyhow!("no model is loaded"))?;
+                scale.set(0.0)?;
+                let m = need(&state.model, "model")?;
+                let cnn = erf_of(&m.model, &x, unit);
+                state.model.as_mut().map(|m| m.scale.set(s)).transpose()?;
+                Some(cnn?)
+            };
+            let m = need(&state.model, "model")?;
+            let geometry = m.model.desc().geometry(&unit.map);
+            let theoretical =
+                geometry.as_ref().map(|g| receptive_field(g).span(model_erf.centre, (size, size)));
+            let theoretical_cnn = geometry.map(|g| {
+                let windows: Vec<Geom> = g.into_iter().filter(|g| matches!(g, Geom::Window { .. })).collect();
+                receptive_field(&windows).span(model_erf.centre, (size, size))
+            });
+            Ok(Reply::Erf {
+                unit: unit.clone(),
+                size,
+                model: model_erf,
+                cnn,
+                theoretical,
+                theoretical_cnn,
+                scale: s,
+            })
+        }
+        Job::Insert { layer, axis, out } => {
+            let m = need(&state.model, "model")?;
+            let ins = Insertion { layer: layer.clone(), axis: *axis, v_init: 0.0 };
+            let dir = insert_into_checkpoint(&m.dir, &[ins], out)?;
+            let nm = load_model(&dir)?;
+            let a = analysis(&nm, need(&state.photo, "photo")?)?;
+            state.model = Some(nm);
+            Ok(Reply::Loaded(Box::new(a)))
+        }
+        Job::Snapshot { checkpoint, step, unit } => {
+            let p = need(&state.photo, "photo")?;
+            let snap = load_model(checkpoint)?;
+            let (x, _) = input_tensor(&snap, &p.original)?;
+            Ok(Reply::Snapshot { step: *step, unit: unit.clone(), erf: erf_of(&snap.model, &x, unit)? })
+        }
+    }
+}
+
+/// The ERF drawn over the original photo (any aspect; the model saw it resized to a square),
+/// at most `max_side` pixels on its longer side: grey photo, ERF magnitude in red–yellow.
+pub fn overlay_on_original(original: &RgbImage, erf: &[f32], n: usize, max_side: u32) -> RgbImage {
+    let (w0, h0) = original.dimensions();
+    let k = (max_side as f32 / w0.max(h0) as f32).min(1.0);
+    let (w, h) = (((w0 as f32 * k).round() as u32).max(1), ((h0 as f32 * k).round() as u32).max(1));
+    let grey: GrayImage = image::imageops::resize(
+        &image::DynamicImage::ImageRgb8(original.clone()).to_luma8(),
+        w,
+        h,
+        image::imageops::FilterType::Triangle,
+    );
+    let map: image::ImageBuffer<image::Luma<f32>, Vec<f32>> =
+        image::ImageBuffer::from_raw(n as u32, n as u32, erf.iter().map(|v| v.abs()).collect())
+            .unwrap_or_else(|| image::ImageBuffer::new(n as u32, n as u32));
+    let map = image::imageops::resize(&map, w, h, image::imageops::FilterType::Triangle);
+    let bg: Vec<f32> = grey.pixels().map(|p| f32::from(p[0]) / 255.0).collect();
+    lrnn_core::probe::render::erf_overlay(&bg, map.as_raw(), h as usize, w as usize, 1)
 }

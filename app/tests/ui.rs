@@ -1,88 +1,278 @@
 //! The app driven as a person drives it, rendered through wgpu (lavapipe in CI): it opens the
-//! bundled model and photo with real content, steps through layers with the keys, shows a scan
-//! direction's hidden states, computes an ERF when a unit is clicked, and shows an error for a
-//! corrupt photo while keeping what it had. Snapshots land in `app/tests/snapshots/`.
+//! bundled model and photo with real content in every view, steps through layers with the keys,
+//! computes an ERF when a unit is clicked, scales every V with the slider, inserts an L-RNN pair,
+//! runs, stops and saves a short fine-tuning run, exports views, and shows errors for a corrupt
+//! photo and a checkpoint that does not fit while keeping what it had. Snapshots of each view
+//! land in `app/tests/snapshots/` (compared with the committed ones; `UPDATE_SNAPSHOTS=1`
+//! rewrites them); renders that change from run to run (fine-tuning) go to
+//! `target/ui-renders/`.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use eframe::egui;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
-use lrnn_studio::{StudioApp, StudioOptions};
+use lrnn_studio::screenshot::{harness, settle};
+use lrnn_studio::{StudioApp, StudioOptions, View};
 
-fn harness() -> Harness<'static, StudioApp> {
-    Harness::builder()
-        .with_size(eframe::egui::vec2(1280.0, 800.0))
-        .wgpu()
-        .build_eframe(|cc| StudioApp::new(cc, StudioOptions::bundled()))
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lrnn-studio-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }
 
-/// Steps frames until the worker has answered (at most 120 s: lavapipe and a debug build).
-fn settle(h: &mut Harness<'static, StudioApp>) {
-    let start = Instant::now();
-    while h.state().is_busy() {
-        assert!(start.elapsed() < Duration::from_secs(120), "the worker did not answer");
-        std::thread::sleep(Duration::from_millis(20));
-        h.step();
+fn options(name: &str) -> StudioOptions {
+    StudioOptions { work_dir: temp(name), ..StudioOptions::bundled() }
+}
+
+fn open(name: &str) -> Harness<'static, StudioApp> {
+    let mut h = harness(options(name), (1280.0, 860.0));
+    settle(&mut h, Duration::from_secs(300)).unwrap();
+    assert_eq!(h.state().error(), None);
+    h
+}
+
+fn click(h: &mut Harness<'static, StudioApp>, at: egui::Pos2) {
+    h.hover_at(at);
+    for pressed in [true, false] {
+        h.event(egui::Event::PointerButton {
+            pos: at,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: Default::default(),
+        });
     }
-    h.run_steps(3);
+    h.step();
+}
+
+fn save_render(h: &mut Harness<'static, StudioApp>, name: &str) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/ui-renders");
+    std::fs::create_dir_all(&dir).unwrap();
+    h.render().unwrap().save(dir.join(format!("{name}.png"))).unwrap();
 }
 
 #[test]
-fn opens_the_bundled_model_steps_layers_and_computes_an_erf() {
-    let mut h = harness();
-    settle(&mut h);
-    assert_eq!(h.state().error(), None);
+fn opens_the_bundled_model_with_every_view_showing_real_content() {
+    let mut h = open("views");
     let names = h.state().map_names();
     assert_eq!(names.first().map(String::as_str), Some("conv1"));
-    assert!(names.contains(&"conv5.lr".to_string()) && names.contains(&"output".to_string()), "{names:?}");
-    // Opens on the first scan direction.
-    h.get_by_label("conv5.lr");
-    h.snapshot("direction_map");
+    for want in ["conv5.lr", "conv5.rl", "conv5", "conv6.tb", "conv6.bt", "conv6", "output"] {
+        assert!(names.contains(&want.to_string()), "{want} missing from {names:?}");
+    }
+    // Opens on the first scan direction, with the module strip and an ERF already computed.
+    assert_eq!(h.state().selected_map(), Some("conv5.lr"));
+    h.get_by_label_contains("The L-RNN module");
+    let (unit, model, cnn) = h.state().erf_summary().expect("an ERF on start");
+    assert_eq!(unit.map, "conv6", "the default unit is the centre of the last map");
+    let (model, cnn) = (model[2].unwrap(), cnn.unwrap()[2].unwrap());
+    assert!(model > cnn, "the L-RNN's 99% square ({model} px) is wider than its CNN's ({cnn} px)");
+    h.snapshot("layers");
 
-    // Step with the keys: down to conv5 (after conv5.lr, conv5.rl).
-    h.key_press(eframe::egui::Key::ArrowDown);
-    h.key_press(eframe::egui::Key::ArrowDown);
+    for view in [View::Field, View::Recurrence, View::FineTune, View::Segmentation] {
+        h.state_mut().show_view(view);
+        h.run_steps(3);
+        h.snapshot(view.key());
+    }
+    // Real content: the recurrence view lists all four matrices with their radii; the fine-tune
+    // view plots the checkpoint's own history; the segmentation view says plainly it is not built.
+    h.state_mut().show_view(View::Recurrence);
     h.run_steps(2);
-    assert!(h.query_by_label_contains("layer output: 32 channels of 24×24").is_some());
-
-    // Click the centre of the first tile: an ERF with its mass numbers.
-    let image = h.get_by_role(eframe::egui::accesskit::Role::Image);
-    let r = image.rect();
-    let tile = (r.width() - 18.0 * r.width() / 500.0) / 6.0;
-    let at = eframe::egui::pos2(r.left() + tile * 0.5, r.top() + tile * 0.5);
-    h.hover_at(at);
-    h.event(eframe::egui::Event::PointerButton {
-        pos: at,
-        button: eframe::egui::PointerButton::Primary,
-        pressed: true,
-        modifiers: Default::default(),
-    });
-    h.event(eframe::egui::Event::PointerButton {
-        pos: at,
-        button: eframe::egui::PointerButton::Primary,
-        pressed: false,
-        modifiers: Default::default(),
-    });
-    h.step();
-    assert!(h.state().is_busy(), "a click on a unit starts an ERF");
-    settle(&mut h);
-    assert!(h.query_by_label_contains("holding 20% / 50% / 99%").is_some());
-    h.snapshot("erf");
+    assert_eq!(h.state().analysis().unwrap().recurrences.len(), 4);
+    h.get_by_label_contains("spectral radius ρ =");
+    h.state_mut().show_view(View::Segmentation);
+    h.run_steps(2);
+    h.get_by_label("Not built yet.");
+    assert_eq!(h.state().finetune().history.len(), 2);
 }
 
 #[test]
-fn a_corrupt_photo_shows_an_error_and_keeps_the_maps() {
-    let mut h = harness();
-    settle(&mut h);
+fn keys_step_through_layers_and_a_click_gives_that_units_erf() {
+    let mut h = open("keys");
+    // Down twice from conv5.lr: conv5.rl, then conv5 (the merged output).
+    h.key_press(egui::Key::ArrowDown);
+    h.key_press(egui::Key::ArrowDown);
+    h.run_steps(2);
+    assert_eq!(h.state().selected_map(), Some("conv5"));
+    h.get_by_label("layer output: 32 channels of 24×24");
+    h.key_press(egui::Key::ArrowUp);
+    h.run_steps(2);
+    assert_eq!(h.state().selected_map(), Some("conv5.rl"));
+    h.key_press(egui::Key::ArrowDown);
+    h.run_steps(2);
+
+    // Click the centre of the first tile (channel 0 of conv5, 24x24): that unit's ERF.
+    let image = h.get_all_by_role(egui::accesskit::Role::Image).next().unwrap().rect();
+    let tile = image.width() / (4.0 * 25.0 - 1.0) * 24.0; // 16 channels, 4 per row, 1-px gaps
+    let unit = tile / 24.0;
+    click(&mut h, egui::pos2(image.left() + 12.5 * unit, image.top() + 12.5 * unit));
+    assert!(h.state().is_busy(), "a click on a unit starts an ERF");
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    let (unit, _, _) = h.state().erf_summary().unwrap();
+    assert_eq!((unit.map.as_str(), unit.channel, unit.y, unit.x), ("conv5", 0, 12, 12));
+}
+
+#[test]
+fn the_v_slider_goes_from_the_cnn_to_the_trained_model() {
+    let mut h = open("slider");
+    let radius = |h: &Harness<'static, StudioApp>| {
+        h.state().analysis().unwrap().recurrences[0].spectrum.spectral_radius
+    };
+    let trained = radius(&h);
+    assert!(trained > 0.1, "{trained}");
+    h.state_mut().set_scale(0.0);
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    assert_eq!(radius(&h), 0.0, "V = 0 everywhere");
+    let (_, model, cnn) = h.state().erf_summary().unwrap();
+    assert_eq!(Some(model), cnn, "at scale 0 the model's ERF is its CNN's");
+    h.state_mut().set_scale(0.5);
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    assert!((radius(&h) - 0.5 * trained).abs() < 1e-4, "eigenvalues scale with V");
+    h.state_mut().set_scale(1.0);
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    assert!((radius(&h) - trained).abs() < 1e-9, "back to the trained values");
+}
+
+#[test]
+fn a_short_fine_tuning_run_plots_snapshots_and_saves_and_a_long_one_stops() {
+    let mut h = open("finetune");
+    h.state_mut().show_view(View::FineTune);
+    {
+        let ft = &mut h.state_mut().finetune_mut();
+        ft.steps = 4;
+        ft.every = 2;
+    }
+    h.state_mut().start_finetune();
+    assert!(h.state().finetune().is_running());
+    // The UI keeps drawing while the run goes.
+    let started = Instant::now();
+    let mut frames = 0;
+    while h.state().finetune().is_running() {
+        assert!(started.elapsed() < Duration::from_secs(300), "the run did not end");
+        h.step();
+        frames += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(frames > 3, "frames kept coming during the run");
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    assert_eq!(h.state().error(), None);
+    let ft = h.state().finetune();
+    assert_eq!(ft.losses.len(), 4);
+    let steps: Vec<usize> = ft.snapshots.iter().map(|s| s.step).collect();
+    assert_eq!(steps, [0, 2, 4], "the start and a snapshot every 2 steps");
+    h.get_by_label_contains("finished 4 steps");
+    save_render(&mut h, "finetune-finished");
+
+    let dest = temp("saved").join("finetuned");
+    h.state().save_finetuned(&dest).unwrap();
+    assert!(dest.join("weights.safetensors").exists() && dest.join("model.json").exists());
+    assert!(h.state().save_finetuned(&dest).unwrap_err().contains("already exists"));
+    h.state_mut().open_model(dest);
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    assert_eq!(h.state().error(), None, "the saved checkpoint opens");
+
+    // A long run stops on request, leaving a checkpoint.
+    h.state_mut().finetune_mut().steps = 10_000;
+    h.state_mut().start_finetune();
+    while h.state().finetune().losses.len() < 2 {
+        assert!(h.state().finetune().is_running(), "the run ended early: {:?}", h.state().error());
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.state_mut().stop_finetune();
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    let ft = h.state().finetune();
+    assert!(ft.status.contains("stopped"), "{}", ft.status);
+    assert!(ft.losses.len() < 100);
+    assert!(ft.last_checkpoint.as_ref().unwrap().join("weights.safetensors").exists());
+}
+
+#[test]
+fn inserting_a_pair_keeps_the_scores_and_adds_its_directions() {
+    let mut h = open("insert");
+    h.state_mut().open_model(lrnn_studio::app::assets_dir().join("models/context-cnn"));
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    let before = h.state().analysis().unwrap().classes.clone();
+    assert!(h.state().analysis().unwrap().recurrences.is_empty());
+    h.state_mut().insert("conv5", lrnn_core::nn::Axis::Horizontal);
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    assert_eq!(h.state().error(), None);
+    let a = h.state().analysis().unwrap();
+    assert_eq!(a.classes, before, "V = 0: exactly the CNN's scores");
+    assert_eq!(a.recurrences.len(), 2);
+    assert!(a.maps.iter().any(|m| m.name == "conv5.lr") && a.maps.iter().any(|m| m.name == "conv5.rl"));
+    assert!(a.recurrences.iter().all(|r| r.spectrum.spectral_radius == 0.0));
+}
+
+#[test]
+fn views_export_png_and_csv() {
+    let mut h = open("export");
+    let dir = temp("exported");
+    for view in [View::Layers, View::Field, View::Recurrence] {
+        h.state_mut().show_view(view);
+        h.run_steps(1);
+        let (png, csv) = h.state().export_to(&dir.join(view.key())).unwrap();
+        let img = image::open(&png).unwrap();
+        assert!(img.width() > 20 && img.height() > 20, "{view:?}");
+        let text = std::fs::read_to_string(&csv).unwrap();
+        assert!(text.lines().count() > 10, "{view:?}: {text:.200}");
+    }
+    let text = std::fs::read_to_string(dir.join("recurrence.csv")).unwrap();
+    assert!(text.starts_with("matrix,gate,kind,i,re,im\n") && text.contains(",eigenvalue,"));
+    h.state_mut().show_view(View::Segmentation);
+    assert!(h.state().export_to(&dir.join("seg")).unwrap_err().contains("nothing to export"));
+}
+
+#[test]
+fn a_corrupt_photo_and_an_unfit_checkpoint_show_errors_and_keep_what_was_there() {
+    let mut h = open("errors");
     let before = h.state().map_names();
-    let bad = std::env::temp_dir().join(format!("lrnn-studio-corrupt-{}.png", std::process::id()));
+    // A fixed path: the message is in the snapshot.
+    let dir = std::env::temp_dir().join("lrnn-studio-bad-input");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("corrupt.png");
     std::fs::write(&bad, b"\x89PNG\r\n\x1a\n this is not a picture").unwrap();
     h.state_mut().open_image(bad.clone());
-    settle(&mut h);
+    settle(&mut h, Duration::from_secs(60)).unwrap();
     let err = h.state().error().unwrap().to_string();
     assert!(err.contains(bad.to_str().unwrap()) && err.contains("not a readable image"), "{err}");
     assert_eq!(h.state().map_names(), before, "the maps of the last good photo stay");
-    assert!(h.query_by_label_contains("Error:").is_some());
+    h.get_by_label_contains("Error:");
     h.snapshot("corrupt_photo");
+
+    // A checkpoint whose weights belong to another model.
+    let ckpt = temp("unfit");
+    std::fs::create_dir_all(&ckpt).unwrap();
+    let assets = lrnn_studio::app::assets_dir().join("models");
+    for f in ["model.json", "state.json"] {
+        std::fs::copy(assets.join("context-lrnn").join(f), ckpt.join(f)).unwrap();
+    }
+    std::fs::copy(assets.join("context-cnn/weights.safetensors"), ckpt.join("weights.safetensors")).unwrap();
+    h.state_mut().open_model(ckpt.clone());
+    settle(&mut h, Duration::from_secs(60)).unwrap();
+    let err = h.state().error().unwrap().to_string();
+    assert!(err.contains("weights.safetensors"), "{err}");
+    assert_eq!(h.state().map_names(), before, "the last good model stays");
+
+    // A folder of photos browses with the arrow keys; the good photo comes back.
+    h.state_mut().open_folder(&lrnn_studio::app::assets_dir().join("photos"));
+    settle(&mut h, Duration::from_secs(60)).unwrap();
+    assert_eq!(h.state().error(), None);
+    let first = h.state().analysis().unwrap().photo.clone();
+    assert!(first.ends_with("astronaut.png"), "{first:?}");
+    h.key_press(egui::Key::ArrowRight);
+    settle(&mut h, Duration::from_secs(60)).unwrap();
+    assert!(h.state().analysis().unwrap().photo.ends_with("chelsea.png"));
+    h.state_mut().open_folder(&dir.join("no-such-folder"));
+    assert!(h.state().error().unwrap().contains("no-such-folder"));
+}
+
+#[test]
+fn the_screenshot_option_renders_a_view_to_a_png() {
+    let out = temp("shot").join("recurrence.png");
+    lrnn_studio::screenshot::screenshot(options("shot-work"), View::Recurrence, &out).unwrap();
+    let img = image::open(&out).unwrap();
+    assert!(img.width() >= 1280 && img.height() >= 860, "{}x{}", img.width(), img.height());
 }

@@ -1,0 +1,139 @@
+//! The Receptive field view: a unit's effective receptive field over the photo with its
+//! theoretical field outlined, beside the same unit's ERF with every `V` at zero (the CNN the
+//! L-RNNs were inserted into), with the mass numbers; a click on the map below picks the unit.
+
+use eframe::egui::{self, Color32, Stroke};
+
+use super::{color_image, painted, Export};
+use crate::worker::{overlay_on_original, ErfPicture, UnitRef};
+use crate::StudioApp;
+
+fn side(s: Option<usize>) -> String {
+    s.map_or("-".to_string(), |v| format!("{v} px"))
+}
+
+impl StudioApp {
+    pub(crate) fn field_view(&mut self, ui: &mut egui::Ui) {
+        let Some(a) = self.analysis.as_deref() else {
+            ui.label("Loading…");
+            return;
+        };
+        ui.heading("Effective receptive field");
+        ui.label(
+            "The gradient magnitude of one unit with respect to the input pixels (Luo et al. 2016), on \
+             this photo; the white box is the theoretical receptive field. Move the V slider to go from the \
+             plain CNN (0) to the trained L-RNN (1).",
+        );
+        let Some(e) = &self.erf else {
+            ui.label("No unit chosen yet: click one in the map below.");
+            self.unit_picker(ui);
+            return;
+        };
+        let (unit, size, theo) = (e.unit.clone(), e.size, e.theoretical);
+        let scale = e.scale;
+        let mut panels: Vec<(String, ErfPicture, _)> =
+            vec![(format!("this model (V × {scale:.2})"), e.model.clone(), e.theoretical)];
+        if let Some(c) = &e.cnn {
+            panels.push(("its CNN (every V = 0)".to_string(), c.clone(), e.theoretical_cnn));
+        }
+        ui.strong(unit.to_string());
+        ui.horizontal(|ui| {
+            for (i, (title, p, theo)) in panels.iter().enumerate() {
+                let img = overlay_on_original(&a.original, &p.values, size, 360);
+                let key = format!("erf/{i}/{unit}/{scale}");
+                let tex = self.textures.get(ui.ctx(), &key, || color_image(&img));
+                ui.vertical(|ui| {
+                    ui.label(title);
+                    let shown = egui::vec2(img.width() as f32, img.height() as f32);
+                    let r = ui.add(egui::Image::new(&tex).fit_to_exact_size(shown));
+                    let (kx, ky) = (r.rect.width() / size as f32, r.rect.height() / size as f32);
+                    if let Some(((r0, r1), (c0, c1))) = *theo {
+                        let rect = egui::Rect::from_min_max(
+                            r.rect.min + egui::vec2(c0 as f32 * kx, r0 as f32 * ky),
+                            r.rect.min + egui::vec2((c1 + 1) as f32 * kx, (r1 + 1) as f32 * ky),
+                        );
+                        ui.painter().rect_stroke(
+                            rect,
+                            0.0,
+                            Stroke::new(2.0, Color32::WHITE),
+                            egui::StrokeKind::Inside,
+                        );
+                    }
+                    let (cy, cx) = p.centre;
+                    let centre = r.rect.min + egui::vec2((cx + 0.5) * kx, (cy + 0.5) * ky);
+                    ui.painter().circle_stroke(centre, 4.0, Stroke::new(2.0, Color32::from_rgb(255, 60, 60)));
+                    ui.label(format!(
+                        "centred squares holding 20% / 50% / 99% of the gradient: {} / {} / {}",
+                        side(p.mass[0]),
+                        side(p.mass[1]),
+                        side(p.mass[2])
+                    ));
+                });
+            }
+        });
+        let words = |t: Option<((usize, usize), (usize, usize))>| {
+            t.map_or("not known for this map".to_string(), |((r0, r1), (c0, c1))| {
+                format!("rows {r0}–{r1}, columns {c0}–{c1} of the {size}×{size} input")
+            })
+        };
+        ui.label(format!("theoretical receptive field (white box): {}", words(theo)));
+        if e.cnn.is_some() {
+            ui.label(format!("the CNN's theoretical receptive field: {}", words(e.theoretical_cnn)));
+        }
+        if e.cnn.is_none() {
+            ui.label("This model has no recurrence: it is its own CNN.");
+        }
+        self.export_buttons(ui);
+        ui.separator();
+        self.unit_picker(ui);
+    }
+
+    /// The selected map's first channel (or the ERF's map), to click a unit on.
+    fn unit_picker(&mut self, ui: &mut egui::Ui) {
+        let Some(a) = self.analysis.as_deref() else { return };
+        let name = self.erf.as_ref().map(|e| e.unit.map.clone());
+        let m = name
+            .and_then(|n| a.maps.iter().find(|m| m.name == n))
+            .or_else(|| a.maps.get(self.selected))
+            .filter(|m| m.shape.1 > 1)
+            .or_else(|| a.maps.iter().rev().find(|m| m.shape.1 > 1));
+        let Some(m) = m.cloned() else { return };
+        let ch = self.erf.as_ref().filter(|e| e.unit.map == m.name).map_or(0, |e| e.unit.channel);
+        let (_, h, w) = m.shape;
+        ui.label(format!("Pick a unit: {} channel {ch} (other maps: Layers tab)", m.name));
+        let values = m.channel(ch);
+        let cmap = self.colour_map;
+        let range = cmap.range(values);
+        let key = format!("pick/{}/{ch}/{cmap:?}", m.name);
+        let tex = self.textures.get(ui.ctx(), &key, || painted(values, h, w, cmap, range));
+        let zoom = (240.0 / w.max(h) as f32).clamp(1.0, 24.0);
+        let r = ui.add(
+            egui::Image::new(&tex)
+                .fit_to_exact_size(egui::vec2(w as f32 * zoom, h as f32 * zoom))
+                .sense(egui::Sense::click()),
+        );
+        if let Some(p) = r.interact_pointer_pos().filter(|_| r.clicked()) {
+            let x = (((p.x - r.rect.left()) / zoom) as usize).min(w - 1);
+            let y = (((p.y - r.rect.top()) / zoom) as usize).min(h - 1);
+            self.request_erf(UnitRef { map: m.name.clone(), channel: ch, y, x });
+        }
+    }
+
+    pub(crate) fn field_export(&self) -> Option<Export> {
+        let a = self.analysis.as_deref()?;
+        let e = self.erf.as_ref()?;
+        let mut pictures = vec![overlay_on_original(&a.original, &e.model.values, e.size, 360)];
+        let mut csv = String::from("which,y,x,erf\n");
+        let mut rows = vec![("model", &e.model)];
+        if let Some(c) = &e.cnn {
+            pictures.push(overlay_on_original(&a.original, &c.values, e.size, 360));
+            rows.push(("cnn", c));
+        }
+        for (which, p) in rows {
+            for (i, v) in p.values.iter().enumerate() {
+                csv.push_str(&format!("{which},{},{},{v}\n", i / e.size, i % e.size));
+            }
+        }
+        Some(Export { picture: lrnn_core::probe::render::side_by_side(&pictures, 8), csv })
+    }
+}

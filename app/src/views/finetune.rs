@@ -1,0 +1,426 @@
+//! The Fine-tune view: short fine-tuning runs of the loaded model on its own data (the bundled
+//! context task for the bundled models) or a dataset folder, with live loss and error plots, a
+//! scrubbable timeline of snapshots showing one unit's ERF grow, stop at any time, and saving the
+//! result. Training runs on its own thread (`lrnn_core::train::trainer::spawn`); snapshots are
+//! loaded and probed on the worker.
+
+use std::path::{Path, PathBuf};
+
+use eframe::egui;
+use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+use lrnn_core::data::Format;
+use lrnn_core::train::schedule::Schedule;
+use lrnn_core::train::trainer::{spawn, Event, RunState, TrainHandle};
+
+use super::{color_image, Export};
+use crate::worker::{overlay_on_original, ErfPicture, Job, UnitRef};
+use crate::StudioApp;
+
+/// Where the training images come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataChoice {
+    /// The data the checkpoint was trained on (for the bundled models: the generated context
+    /// task, or Fashion-MNIST where it is downloaded).
+    Own,
+    /// A dataset folder in a known format.
+    Folder(Format, PathBuf),
+}
+
+/// One snapshot of a run: the tracked unit's ERF at a step.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Global step (0: the model before fine-tuning).
+    pub step: usize,
+    /// The unit.
+    pub unit: UnitRef,
+    /// Its ERF.
+    pub erf: ErfPicture,
+}
+
+/// The state of the fine-tuning view.
+pub struct FineTune {
+    /// Steps to run.
+    pub steps: usize,
+    /// Learning rate (constant over the run).
+    pub lr: f64,
+    /// A snapshot every this many steps.
+    pub every: usize,
+    /// The data.
+    pub data: DataChoice,
+    handle: Option<TrainHandle>,
+    /// The run's folder.
+    pub out: Option<PathBuf>,
+    /// `(step, loss)` of every step so far.
+    pub losses: Vec<[f64; 2]>,
+    /// `(step, batch error)`.
+    pub errors: Vec<[f64; 2]>,
+    /// `(step, validation error)` at epoch ends.
+    pub val: Vec<[f64; 2]>,
+    /// The loaded checkpoint's own history: `(epoch, train loss, validation error)`.
+    pub history: Vec<(usize, f32, f32)>,
+    /// Snapshots, by step.
+    pub snapshots: Vec<Snapshot>,
+    /// The snapshot on show.
+    pub scrub: usize,
+    /// The newest checkpoint of the run.
+    pub last_checkpoint: Option<PathBuf>,
+    /// What the run is doing, in words.
+    pub status: String,
+    unit: Option<UnitRef>,
+}
+
+impl Default for FineTune {
+    fn default() -> Self {
+        Self {
+            steps: 60,
+            lr: 1e-4,
+            every: 10,
+            data: DataChoice::Own,
+            handle: None,
+            out: None,
+            losses: vec![],
+            errors: vec![],
+            val: vec![],
+            history: vec![],
+            snapshots: vec![],
+            scrub: 0,
+            last_checkpoint: None,
+            status: "No run yet.".into(),
+            unit: None,
+        }
+    }
+}
+
+impl FineTune {
+    /// Whether a run is going.
+    pub fn is_running(&self) -> bool {
+        self.handle.is_some()
+    }
+
+    /// Shows a newly loaded checkpoint's own training history.
+    pub fn adopt_history(&mut self, state: &RunState) {
+        self.history = state.history.iter().map(|h| (h.epoch, h.train_loss, h.val_error)).collect();
+    }
+
+    pub(crate) fn add_snapshot(&mut self, step: usize, unit: UnitRef, erf: ErfPicture) {
+        let at = self.snapshots.partition_point(|s| s.step < step);
+        let following = self.scrub + 1 >= self.snapshots.len();
+        self.snapshots.insert(at, Snapshot { step, unit, erf });
+        if following {
+            self.scrub = self.snapshots.len() - 1;
+        }
+    }
+}
+
+fn step_of(checkpoint: &Path) -> Option<usize> {
+    checkpoint.file_name()?.to_str()?.strip_prefix("step-")?.parse().ok()
+}
+
+/// Copies a checkpoint folder to `dest` (a new folder), through a temporary folder renamed at
+/// the end, so `dest` is either complete or absent.
+///
+/// # Errors
+/// `dest` exists or cannot be written (the message names it).
+pub fn copy_checkpoint(from: &Path, dest: &Path) -> Result<(), String> {
+    if dest.exists() {
+        return Err(format!("{}: already exists; choose a new folder name", dest.display()));
+    }
+    let tmp = dest.with_file_name(format!(
+        ".{}.partial",
+        dest.file_name().map_or("checkpoint".into(), |n| n.to_string_lossy())
+    ));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: cannot create: {e}", tmp.display()))?;
+    let entries = std::fs::read_dir(from).map_err(|e| format!("{}: cannot read: {e}", from.display()))?;
+    for entry in entries.flatten() {
+        let p = entry.path();
+        if p.is_file() {
+            let to = tmp.join(entry.file_name());
+            std::fs::copy(&p, &to).map_err(|e| format!("{}: cannot write: {e}", to.display()))?;
+        }
+    }
+    std::fs::rename(&tmp, dest).map_err(|e| format!("{}: cannot write: {e}", dest.display()))
+}
+
+impl StudioApp {
+    /// Starts a fine-tuning run of the loaded model with the view's settings.
+    pub fn start_finetune(&mut self) {
+        let Some(a) = self.analysis.as_deref() else { return };
+        if self.finetune.is_running() {
+            return;
+        }
+        let stamp =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let out = self.options.work_dir.join(format!("finetune-{stamp}"));
+        let ft = &mut self.finetune;
+        let mut config = a.state.config.clone();
+        config.out = out.clone();
+        config.init_from = Some(a.model_dir.clone());
+        config.max_steps = Some(ft.steps.max(1));
+        config.epochs = ft.steps.max(1);
+        config.time_budget_s = None;
+        config.schedule = Schedule::Constant { lr: ft.lr };
+        config.checkpoint_every = Some(ft.every.max(1));
+        config.max_val_images = Some(config.max_val_images.unwrap_or(500).min(500));
+        if let DataChoice::Folder(format, path) = &ft.data {
+            config.data.format = *format;
+            config.data.path = path.clone();
+        }
+        let unit = self.erf.as_ref().map(|e| e.unit.clone());
+        match spawn(config, false) {
+            Ok(h) => {
+                ft.handle = Some(h);
+                ft.out = Some(out);
+                ft.losses.clear();
+                ft.errors.clear();
+                ft.val.clear();
+                ft.snapshots.clear();
+                ft.scrub = 0;
+                ft.last_checkpoint = None;
+                ft.unit = unit.clone();
+                ft.status = "loading the data…".into();
+            }
+            Err(e) => {
+                self.error = Some(format!("cannot start the run: {e}"));
+                return;
+            }
+        }
+        if let Some(u) = unit {
+            let dir = a.model_dir.clone();
+            self.send(Job::Snapshot { checkpoint: dir, step: 0, unit: u }, "probing the start");
+        }
+    }
+
+    /// Asks the run to stop after its current step (it writes a checkpoint first).
+    pub fn stop_finetune(&mut self) {
+        if let Some(h) = &self.finetune.handle {
+            h.stop();
+            self.finetune.status = "stopping after this step…".into();
+        }
+    }
+
+    /// Reads the run's events (every frame).
+    pub(crate) fn finetune_poll(&mut self) {
+        let Some(h) = &self.finetune.handle else { return };
+        let events: Vec<Event> = h.events.try_iter().collect();
+        let mut ended = false;
+        for ev in events {
+            let ft = &mut self.finetune;
+            match ev {
+                Event::Started { steps_per_epoch, parameters, .. } => {
+                    ft.status =
+                        format!("running: {parameters} parameters, {steps_per_epoch} steps per epoch");
+                }
+                Event::Step { epoch: _, step: _, loss, error, lr } => {
+                    let n = ft.losses.len() as f64 + 1.0;
+                    ft.losses.push([n, f64::from(loss)]);
+                    ft.errors.push([n, f64::from(error)]);
+                    ft.status = format!("step {} of {}: loss {loss:.4}, lr {lr:.1e}", n, ft.steps);
+                }
+                Event::Epoch(s) => {
+                    let n = ft.losses.len() as f64;
+                    ft.val.push([n, f64::from(s.val_error)]);
+                }
+                Event::Checkpoint(p) => {
+                    ft.last_checkpoint = Some(p.clone());
+                    if let (Some(step), Some(u)) = (step_of(&p), ft.unit.clone()) {
+                        self.send(Job::Snapshot { checkpoint: p, step, unit: u }, "probing a snapshot");
+                    }
+                }
+                Event::Finished => {
+                    ft.status = format!("finished {} steps", ft.losses.len());
+                    ended = true;
+                }
+                Event::Stopped => {
+                    ft.status = format!("stopped after {} steps (checkpoint written)", ft.losses.len());
+                    ended = true;
+                }
+                Event::Failed(m) => {
+                    ft.status = "failed".into();
+                    self.error = Some(m);
+                    ended = true;
+                }
+            }
+        }
+        if ended {
+            if let Some(h) = self.finetune.handle.take() {
+                h.join();
+            }
+        }
+    }
+
+    /// Saves the run's newest checkpoint to `dest` (a new folder).
+    ///
+    /// # Errors
+    /// No checkpoint yet, or `dest` cannot be written.
+    pub fn save_finetuned(&self, dest: &Path) -> Result<(), String> {
+        let from = self.finetune.last_checkpoint.as_ref().ok_or("no checkpoint yet: start a run first")?;
+        copy_checkpoint(from, dest)
+    }
+
+    pub(crate) fn finetune_view(&mut self, ui: &mut egui::Ui) {
+        let Some(a) = self.analysis.as_deref() else {
+            ui.label("Loading…");
+            return;
+        };
+        ui.heading("Fine-tune");
+        let data = &a.state.config.data;
+        let own = match data.format {
+            Format::Context => "the generated context task (no files needed)".to_string(),
+            f => format!("{f:?} from {}", data.path.display()),
+        };
+        let running = self.finetune.is_running();
+        ui.add_enabled_ui(!running, |ui| {
+            ui.horizontal(|ui| {
+                ui.label("data:");
+                ui.radio_value(&mut self.finetune.data, DataChoice::Own, format!("its own: {own}"));
+                if ui.button("a dataset folder…").clicked() {
+                    if let Some(d) = rfd::FileDialog::new().pick_folder() {
+                        let format = if d.join("data_batch_1.bin").exists()
+                            || d.join("cifar-10-batches-bin").exists()
+                        {
+                            Format::Cifar10
+                        } else {
+                            Format::FashionMnist
+                        };
+                        self.finetune.data = DataChoice::Folder(format, d);
+                    }
+                }
+                if let DataChoice::Folder(f, p) = &self.finetune.data {
+                    ui.label(format!("{f:?}: {}", p.display()));
+                }
+            });
+            ui.label("VOC segmentation data: fine-tuning FCNs is not built yet (issue #4).");
+            ui.horizontal(|ui| {
+                let l = ui.label("steps");
+                ui.add(egui::DragValue::new(&mut self.finetune.steps).range(1..=100_000)).labelled_by(l.id);
+                let l = ui.label("learning rate");
+                ui.add(
+                    egui::DragValue::new(&mut self.finetune.lr).range(1e-7..=1.0).speed(1e-4).max_decimals(6),
+                )
+                .labelled_by(l.id);
+                let l = ui.label("snapshot every");
+                ui.add(egui::DragValue::new(&mut self.finetune.every).range(1..=10_000)).labelled_by(l.id);
+                ui.label("steps");
+            });
+        });
+        let unit = self.erf.as_ref().map(|e| e.unit.clone());
+        ui.label(match (&self.finetune.unit, &unit) {
+            (Some(u), _) if running => format!("tracking the ERF of {u}"),
+            (_, Some(u)) => {
+                format!("the timeline will track the ERF of {u} (pick another in the Layers tab)")
+            }
+            _ => "pick a unit in the Layers tab to track its ERF".into(),
+        });
+        ui.horizontal(|ui| {
+            if ui.add_enabled(!running, egui::Button::new("Start")).clicked() {
+                self.start_finetune();
+            }
+            if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
+                self.stop_finetune();
+            }
+            let can_save = !running && self.finetune.last_checkpoint.is_some();
+            if ui.add_enabled(can_save, egui::Button::new("Save checkpoint…")).clicked() {
+                if let Some(d) = rfd::FileDialog::new().set_file_name("finetuned").save_file() {
+                    match self.save_finetuned(&d) {
+                        Ok(()) => self.notice = Some(format!("saved the checkpoint to {}", d.display())),
+                        Err(e) => self.error = Some(e),
+                    }
+                }
+            }
+            if ui.add_enabled(can_save, egui::Button::new("Open the result")).clicked() {
+                if let Some(out) = self.finetune.out.clone() {
+                    self.open_model(out);
+                }
+            }
+            self.export_buttons(ui);
+        });
+        ui.label(&self.finetune.status);
+        self.finetune_plots(ui);
+        self.finetune_timeline(ui);
+    }
+
+    fn finetune_plots(&mut self, ui: &mut egui::Ui) {
+        let ft = &self.finetune;
+        ui.horizontal_top(|ui| {
+            ui.vertical(|ui| {
+                if ft.losses.is_empty() && !ft.history.is_empty() {
+                    ui.label("this checkpoint's training so far (per epoch)");
+                    Plot::new("history").width(420.0).height(200.0).legend(Legend::default()).show(ui, |p| {
+                        let loss: Vec<[f64; 2]> =
+                            ft.history.iter().map(|h| [h.0 as f64 + 1.0, f64::from(h.1)]).collect();
+                        let val: Vec<[f64; 2]> =
+                            ft.history.iter().map(|h| [h.0 as f64 + 1.0, f64::from(h.2)]).collect();
+                        p.line(Line::new("training loss", PlotPoints::from(loss.clone())));
+                        p.points(Points::new("training loss ", PlotPoints::from(loss)).radius(3.0));
+                        p.line(Line::new("validation error", PlotPoints::from(val.clone())));
+                        p.points(Points::new("validation error ", PlotPoints::from(val)).radius(3.0));
+                    });
+                } else {
+                    ui.label("loss per step");
+                    Plot::new("loss").width(420.0).height(200.0).show(ui, |p| {
+                        p.line(Line::new("loss", PlotPoints::from(ft.losses.clone())));
+                    });
+                }
+            });
+            ui.vertical(|ui| {
+                ui.label("error: batch (training mode) and validation (at epoch ends)");
+                Plot::new("error")
+                    .width(420.0)
+                    .height(200.0)
+                    .include_y(0.0)
+                    .include_y(1.0)
+                    .legend(Legend::default())
+                    .show(ui, |p| {
+                        p.line(Line::new("batch error", PlotPoints::from(ft.errors.clone())));
+                        p.points(
+                            Points::new("validation error", PlotPoints::from(ft.val.clone())).radius(4.0),
+                        );
+                    });
+            });
+        });
+    }
+
+    fn finetune_timeline(&mut self, ui: &mut egui::Ui) {
+        let Some(a) = self.analysis.as_deref() else { return };
+        let n = self.finetune.snapshots.len();
+        if n == 0 {
+            return;
+        }
+        ui.separator();
+        ui.strong("ERF timeline");
+        let mut scrub = self.finetune.scrub.min(n - 1);
+        let step = self.finetune.snapshots[scrub].step;
+        ui.add(egui::Slider::new(&mut scrub, 0..=n - 1).text(format!("snapshot (step {step}; {n} so far)")));
+        self.finetune.scrub = scrub;
+        let s = &self.finetune.snapshots[scrub];
+        let size = a.input.width() as usize;
+        let img = overlay_on_original(&a.original, &s.erf.values, size, 320);
+        let key = format!("snap/{}/{}", s.step, s.unit);
+        let tex = self.textures.get(ui.ctx(), &key, || color_image(&img));
+        ui.label(format!("step {}: {}", s.step, s.unit));
+        ui.add(egui::Image::new(&tex));
+        let side = |v: Option<usize>| v.map_or("-".into(), |v| format!("{v} px"));
+        ui.label(format!(
+            "squares holding 20% / 50% / 99% of the gradient: {} / {} / {}",
+            side(s.erf.mass[0]),
+            side(s.erf.mass[1]),
+            side(s.erf.mass[2])
+        ));
+    }
+
+    pub(crate) fn finetune_export(&self) -> Option<Export> {
+        let a = self.analysis.as_deref()?;
+        let ft = &self.finetune;
+        let mut csv = String::from("step,loss,batch_error\n");
+        for (l, e) in ft.losses.iter().zip(&ft.errors) {
+            csv.push_str(&format!("{},{},{}\n", l[0], l[1], e[1]));
+        }
+        for s in &ft.snapshots {
+            csv.push_str(&format!("# snapshot step {} {}: mass sides {:?}\n", s.step, s.unit, s.erf.mass));
+        }
+        let s = ft.snapshots.get(ft.scrub)?;
+        let picture = overlay_on_original(&a.original, &s.erf.values, a.input.width() as usize, 320);
+        Some(Export { picture, csv })
+    }
+}

@@ -1,0 +1,275 @@
+//! The Layers view: the layer list, the selected map's channels as a grid with a colour map and
+//! a colour bar (hover reads values, a click asks for the unit's ERF), an L-RNN module's four
+//! direction maps beside its merged output, and class probabilities.
+
+use eframe::egui;
+use lrnn_core::probe::activations::{channel_grid, MapKind};
+use lrnn_core::probe::render::ColourMap;
+
+use super::{colour_bar, painted, painted_rgb, Export};
+use crate::worker::{overlay_on_original, MapData, UnitRef};
+use crate::StudioApp;
+
+/// Channels shown in one grid.
+pub const GRID: usize = 16;
+
+/// The grid of channels `first..first + GRID` of a map: values with NaN gaps, its size, columns.
+pub fn grid_of(m: &MapData, first: usize) -> (Vec<f32>, usize, usize, usize, usize) {
+    let (_, h, w) = m.shape;
+    let held = m.held_channels();
+    let first = first.min(held.saturating_sub(1));
+    let n = (held - first).min(GRID);
+    let cols = (n as f64).sqrt().ceil() as usize;
+    let (grid, gh, gw) = channel_grid(&m.values[first * h * w..(first + n) * h * w], (n, h, w), cols);
+    (grid, gh, gw, cols, n)
+}
+
+/// The maps of the L-RNN module a map belongs to: its directions and the merged map (`None`
+/// when the map is not part of one).
+pub fn module_of<'a>(maps: &'a [MapData], name: &str) -> Option<(Vec<&'a MapData>, &'a MapData)> {
+    let prefix = match maps.iter().find(|m| m.name == name)?.kind {
+        MapKind::Direction => name.rsplit_once('.')?.0,
+        _ => name,
+    };
+    let merged = maps.iter().find(|m| m.name == prefix)?;
+    let dirs: Vec<&MapData> = maps
+        .iter()
+        .filter(|m| m.kind == MapKind::Direction && m.name.rsplit_once('.').is_some_and(|(p, _)| p == prefix))
+        .collect();
+    (!dirs.is_empty()).then_some((dirs, merged))
+}
+
+impl StudioApp {
+    pub(crate) fn layer_list(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Layers");
+        ui.label("Up/Down step through them; Left/Right step through a folder's photos");
+        let Some(a) = &self.analysis else {
+            ui.label("Nothing loaded yet.");
+            return;
+        };
+        let mut clicked = None;
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            for (i, m) in a.maps.iter().enumerate() {
+                let (c, h, w) = m.shape;
+                let indent = if m.kind == MapKind::Direction { "    " } else { "" };
+                let text = if m.kind == MapKind::Output {
+                    format!("{} ({c} scores)", m.name)
+                } else {
+                    format!("{indent}{}  {c}×{h}×{w}", m.name)
+                };
+                let r = ui.selectable_label(i == self.selected, text);
+                if i == self.selected {
+                    r.scroll_to_me(None);
+                }
+                if r.clicked() {
+                    clicked = Some(i);
+                }
+            }
+        });
+        if let Some(i) = clicked {
+            self.selected = i;
+            self.first_channel = 0;
+        }
+        self.insert_panel(ui);
+    }
+
+    fn insert_panel(&mut self, ui: &mut egui::Ui) {
+        let Some(a) = &self.analysis else { return };
+        ui.separator();
+        ui.strong("Insert an L-RNN pair (V = 0)");
+        if a.insertable.is_empty() {
+            ui.label("This model takes no insertions here (plain convnets only; FCNs: `lrnn init`).");
+            return;
+        }
+        let layers = a.insertable.clone();
+        self.insert_layer = self.insert_layer.min(layers.len() - 1);
+        egui::ComboBox::from_label("into").selected_text(&layers[self.insert_layer]).show_ui(ui, |ui| {
+            for (i, l) in layers.iter().enumerate() {
+                ui.selectable_value(&mut self.insert_layer, i, l);
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.radio_value(&mut self.insert_axis, lrnn_core::nn::Axis::Horizontal, "left-right");
+            ui.radio_value(&mut self.insert_axis, lrnn_core::nn::Axis::Vertical, "top-bottom");
+        });
+        if ui.button("Insert").clicked() {
+            let layer = layers[self.insert_layer].clone();
+            self.insert(&layer, self.insert_axis);
+        }
+        ui.label("The new model scores exactly as this one until fine-tuned (Fine-tune tab).");
+    }
+
+    pub(crate) fn layers_view(&mut self, ui: &mut egui::Ui) {
+        let Some(a) = self.analysis.as_deref() else {
+            ui.label("Loading…");
+            return;
+        };
+        let Some(m) = a.maps.get(self.selected).cloned() else { return };
+        let (c, h, w) = m.shape;
+        let kind = match m.kind {
+            MapKind::Layer => "layer output",
+            MapKind::Direction => "one scan direction's hidden states",
+            MapKind::Output => "class scores",
+        };
+        ui.heading(&m.name);
+        ui.label(format!("{kind}: {c} channels of {h}×{w}"));
+        if m.kind == MapKind::Output && h == 1 {
+            self.class_scores(ui);
+            return;
+        }
+        ui.horizontal(|ui| {
+            egui::ComboBox::from_label("colour map").selected_text(self.colour_map.name()).show_ui(
+                ui,
+                |ui| {
+                    for cm in ColourMap::ALL {
+                        ui.selectable_value(&mut self.colour_map, cm, cm.name());
+                    }
+                },
+            );
+            let held = m.held_channels();
+            if held > GRID {
+                let mut first = self.first_channel;
+                ui.add(egui::Slider::new(&mut first, 0..=held - 1).text("first channel"));
+                self.first_channel = first;
+            }
+            self.export_buttons(ui);
+        });
+        let (grid, gh, gw, cols, n) = grid_of(&m, self.first_channel);
+        let range = self.colour_map.range(&grid);
+        let key = format!("grid/{}/{}/{:?}", m.name, self.first_channel, self.colour_map);
+        let cmap = self.colour_map;
+        let tex = self.textures.get(ui.ctx(), &key, || painted(&grid, gh, gw, cmap, range));
+        let zoom = (430.0 / gw.max(gh) as f32).clamp(1.0, 24.0);
+        let first = self.first_channel.min(m.held_channels().saturating_sub(1));
+        ui.label(format!(
+            "channels {first}–{} of {c}, {cols} per row; hover reads a value, a click shows that unit's receptive field",
+            first + n - 1
+        ));
+        let mut clicked_unit = None;
+        ui.horizontal_top(|ui| {
+            let size = egui::vec2(gw as f32 * zoom, gh as f32 * zoom);
+            let r = ui.add(egui::Image::new(&tex).fit_to_exact_size(size).sense(egui::Sense::click()));
+            colour_bar(ui, cmap, range, size.y.min(300.0));
+            let at = r.hover_pos().or(r.interact_pointer_pos()).and_then(|p| {
+                let (gx, gy) =
+                    (((p.x - r.rect.left()) / zoom) as usize, ((p.y - r.rect.top()) / zoom) as usize);
+                let (tile_x, x, tile_y, y) = (gx / (w + 1), gx % (w + 1), gy / (h + 1), gy % (h + 1));
+                let ch = first + tile_y * cols + tile_x;
+                (x < w && y < h && tile_x < cols && ch < first + n).then_some((ch, y, x))
+            });
+            if let Some((ch, y, x)) = at {
+                if let Some(v) = m.value(ch, y, x) {
+                    r.clone().on_hover_text(format!("channel {ch}, row {y}, column {x}: {v:.4}"));
+                }
+                if r.clicked() {
+                    clicked_unit = Some(UnitRef { map: m.name.clone(), channel: ch, y, x });
+                }
+            }
+            ui.add_space(16.0);
+            ui.vertical(|ui| self.erf_thumbnail(ui));
+        });
+        if let Some(u) = clicked_unit {
+            self.request_erf(u);
+        }
+        self.module_strip(ui, &m);
+    }
+
+    /// For a map inside an L-RNN module: each direction's hidden state and the merged output,
+    /// side by side, for the first shown channel.
+    fn module_strip(&mut self, ui: &mut egui::Ui, m: &MapData) {
+        let Some(a) = self.analysis.as_deref() else { return };
+        let Some((dirs, merged)) = module_of(&a.maps, &m.name) else { return };
+        let ch = self.first_channel;
+        ui.separator();
+        ui.strong(format!("The L-RNN module: each scan direction and the merged output (channel {ch})"));
+        let mut all: Vec<MapData> = dirs.into_iter().cloned().collect();
+        all.push(merged.clone());
+        let cmap = self.colour_map;
+        ui.horizontal(|ui| {
+            for d in &all {
+                let (_, h, w) = d.shape;
+                let values = d.channel(ch);
+                let range = cmap.range(values);
+                let key = format!("strip/{}/{ch}/{cmap:?}", d.name);
+                let tex = self.textures.get(ui.ctx(), &key, || painted(values, h, w, cmap, range));
+                let zoom = (150.0 / w.max(h) as f32).clamp(1.0, 16.0);
+                ui.vertical(|ui| {
+                    ui.label(&d.name);
+                    ui.add(
+                        egui::Image::new(&tex)
+                            .fit_to_exact_size(egui::vec2(w as f32 * zoom, h as f32 * zoom)),
+                    );
+                    ui.label(format!("[{:.2}, {:.2}]", range.0, range.1));
+                });
+            }
+        });
+    }
+
+    fn erf_thumbnail(&mut self, ui: &mut egui::Ui) {
+        let Some(a) = self.analysis.as_deref() else { return };
+        let Some(e) = &self.erf else { return };
+        ui.strong("Effective receptive field");
+        ui.label(e.unit.to_string());
+        let img = overlay_on_original(&a.original, &e.model.values, e.size, 300);
+        let key = format!("erf-thumb/{}/{}", e.unit, e.scale);
+        let tex = self.textures.get(ui.ctx(), &key, || super::color_image(&img));
+        ui.add(egui::Image::new(&tex));
+        ui.label("More in the Receptive field tab (with the CNN beside it).");
+    }
+
+    fn class_scores(&mut self, ui: &mut egui::Ui) {
+        let Some(a) = self.analysis.as_deref() else { return };
+        let best = a.classes.iter().enumerate().max_by(|x, y| x.1 .1.total_cmp(&y.1 .1)).map(|(i, _)| i);
+        for (i, (name, p)) in a.classes.iter().enumerate() {
+            ui.horizontal(|ui| {
+                let text = format!("{name}: {:.1}%", 100.0 * p);
+                let label = if Some(i) == best { egui::RichText::new(text).strong() } else { text.into() };
+                ui.add_sized([180.0, 18.0], egui::Label::new(label));
+                ui.add(egui::ProgressBar::new(*p).desired_width(260.0));
+            });
+        }
+        self.export_buttons(ui);
+    }
+
+    pub(crate) fn layers_export(&self) -> Option<Export> {
+        let a = self.analysis.as_deref()?;
+        let m = a.maps.get(self.selected)?;
+        let (c, h, w) = m.shape;
+        let mut csv = String::from("map,channel,y,x,value\n");
+        for ch in 0..m.held_channels() {
+            for y in 0..h {
+                for x in 0..w {
+                    csv.push_str(&format!("{},{ch},{y},{x},{}\n", m.name, m.values[(ch * h + y) * w + x]));
+                }
+            }
+        }
+        if m.kind == MapKind::Output && h == 1 {
+            csv = String::from("class,score,probability\n");
+            for (i, (name, p)) in a.classes.iter().enumerate() {
+                csv.push_str(&format!("{name},{},{p}\n", m.values.get(i).copied().unwrap_or(f32::NAN)));
+            }
+            let bars: Vec<f32> = a.classes.iter().map(|(_, p)| *p).collect();
+            let picture = painted_rgb(&bars, 1, c.max(1), ColourMap::Viridis, (0.0, 1.0));
+            return Some(Export {
+                picture: image::imageops::resize(
+                    &picture,
+                    40 * c as u32,
+                    40,
+                    image::imageops::FilterType::Nearest,
+                ),
+                csv,
+            });
+        }
+        let (grid, gh, gw, _, _) = grid_of(m, self.first_channel);
+        let range = self.colour_map.range(&grid);
+        let picture = painted_rgb(&grid, gh, gw, self.colour_map, range);
+        let zoom = (512 / gw.max(gh).max(1)).clamp(1, 16) as u32;
+        let picture = image::imageops::resize(
+            &picture,
+            gw as u32 * zoom,
+            gh as u32 * zoom,
+            image::imageops::FilterType::Nearest,
+        );
+        Some(Export { picture, csv })
+    }
+}

@@ -1,0 +1,199 @@
+//! The views, one file each, and what they share: the texture cache, the colour bar, and
+//! exporting a view as PNG and CSV.
+
+pub mod field;
+pub mod finetune;
+pub mod layers;
+pub mod recurrence;
+pub mod segmentation;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use eframe::egui::{self, Color32, ColorImage, TextureHandle, TextureOptions};
+use image::RgbImage;
+use lrnn_core::probe::render::ColourMap;
+
+use crate::StudioApp;
+
+/// The app's views (tabs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// Every layer's channels, hidden states per scan direction, class scores.
+    Layers,
+    /// Effective and theoretical receptive fields, the model against its CNN (V = 0).
+    Field,
+    /// Recurrence matrices and their spectra.
+    Recurrence,
+    /// Fine-tuning runs with live plots and an ERF timeline.
+    FineTune,
+    /// Segmentation checks (VOC).
+    Segmentation,
+}
+
+impl View {
+    /// Every view, in tab order.
+    pub const ALL: [View; 5] =
+        [View::Layers, View::Field, View::Recurrence, View::FineTune, View::Segmentation];
+
+    /// The tab's title.
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Layers => "Layers",
+            View::Field => "Receptive field",
+            View::Recurrence => "Recurrence",
+            View::FineTune => "Fine-tune",
+            View::Segmentation => "Segmentation",
+        }
+    }
+
+    /// The short name used by `--view` and in file names.
+    pub fn key(self) -> &'static str {
+        match self {
+            View::Layers => "layers",
+            View::Field => "field",
+            View::Recurrence => "recurrence",
+            View::FineTune => "finetune",
+            View::Segmentation => "segmentation",
+        }
+    }
+
+    /// Parses a `--view` name.
+    ///
+    /// # Errors
+    /// A message listing the names.
+    pub fn parse(s: &str) -> Result<View, String> {
+        View::ALL.into_iter().find(|v| v.key() == s).ok_or_else(|| {
+            let names: Vec<&str> = View::ALL.iter().map(|v| v.key()).collect();
+            format!("unknown view `{s}`; known: {}", names.join(", "))
+        })
+    }
+}
+
+/// Textures made from the current analysis, by key; cleared when the analysis changes.
+#[derive(Default)]
+pub struct TextureCache(HashMap<String, TextureHandle>);
+
+impl TextureCache {
+    /// Forgets every texture.
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// The texture under `key`, made by `make` the first time.
+    pub fn get(
+        &mut self,
+        ctx: &egui::Context,
+        key: &str,
+        make: impl FnOnce() -> ColorImage,
+    ) -> TextureHandle {
+        self.0
+            .entry(key.to_string())
+            .or_insert_with(|| ctx.load_texture(key, make(), TextureOptions::NEAREST))
+            .clone()
+    }
+}
+
+/// An RGB picture as an egui image.
+pub fn color_image(img: &RgbImage) -> ColorImage {
+    ColorImage::from_rgb([img.width() as usize, img.height() as usize], img.as_raw())
+}
+
+/// `[h, w]` values coloured with `cmap` over `range` as an egui image.
+pub fn painted(values: &[f32], h: usize, w: usize, cmap: ColourMap, range: (f32, f32)) -> ColorImage {
+    ColorImage::from_rgb([w, h], &cmap.paint(values, range))
+}
+
+/// `[h, w]` values coloured with `cmap` over `range` as a picture (for PNG export).
+pub fn painted_rgb(values: &[f32], h: usize, w: usize, cmap: ColourMap, range: (f32, f32)) -> RgbImage {
+    RgbImage::from_raw(w as u32, h as u32, cmap.paint(values, range)).unwrap_or_else(|| RgbImage::new(1, 1))
+}
+
+/// A vertical colour bar of `height` points with the range's ends written beside it.
+pub fn colour_bar(ui: &mut egui::Ui, cmap: ColourMap, range: (f32, f32), height: f32) {
+    ui.vertical(|ui| {
+        ui.label(format!("{:.3}", range.1));
+        let (rect, _) = ui.allocate_exact_size(egui::vec2(14.0, height), egui::Sense::hover());
+        let steps = 64;
+        for i in 0..steps {
+            let t = 1.0 - (i as f32 + 0.5) / steps as f32;
+            let v = range.0 + t * (range.1 - range.0);
+            let [r, g, b] = cmap.colour(v, range);
+            let y0 = rect.top() + rect.height() * i as f32 / steps as f32;
+            let y1 = rect.top() + rect.height() * (i + 1) as f32 / steps as f32;
+            let band = egui::Rect::from_x_y_ranges(rect.x_range(), y0..=y1);
+            ui.painter().rect_filled(band, 0.0, Color32::from_rgb(r, g, b));
+        }
+        ui.label(format!("{:.3}", range.0));
+    });
+}
+
+/// Writes a picture as PNG atomically (temp file, then rename).
+///
+/// # Errors
+/// The folder is not writable (the message names the file).
+pub fn save_png(img: &RgbImage, path: &Path) -> Result<(), String> {
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .map_err(|e| format!("{}: cannot encode: {e}", path.display()))?;
+    lrnn_core::io::write_atomic(path, &bytes).map_err(|e| e.to_string())
+}
+
+/// Writes text atomically.
+///
+/// # Errors
+/// The folder is not writable (the message names the file).
+pub fn save_text(text: &str, path: &Path) -> Result<(), String> {
+    lrnn_core::io::write_atomic(path, text.as_bytes()).map_err(|e| e.to_string())
+}
+
+/// What a view exports: a picture and a table.
+pub struct Export {
+    /// The view's main picture.
+    pub picture: RgbImage,
+    /// Its numbers as CSV.
+    pub csv: String,
+}
+
+impl StudioApp {
+    /// The current view's picture and numbers, if it shows any.
+    pub fn export(&self) -> Option<Export> {
+        match self.view {
+            View::Layers => self.layers_export(),
+            View::Field => self.field_export(),
+            View::Recurrence => self.recurrence_export(),
+            View::FineTune => self.finetune_export(),
+            View::Segmentation => None,
+        }
+    }
+
+    /// Saves the current view as `<stem>.png` and `<stem>.csv` next to `path` (its extension is
+    /// replaced). Returns the two files written.
+    ///
+    /// # Errors
+    /// Nothing to export, or the files cannot be written.
+    pub fn export_to(&self, path: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
+        let e = self
+            .export()
+            .ok_or_else(|| format!("the {} view has nothing to export yet", self.view.title()))?;
+        let (png, csv) = (path.with_extension("png"), path.with_extension("csv"));
+        save_png(&e.picture, &png)?;
+        save_text(&e.csv, &csv)?;
+        Ok((png, csv))
+    }
+
+    /// The export buttons every view shows.
+    pub(crate) fn export_buttons(&mut self, ui: &mut egui::Ui) {
+        if ui.button("Export PNG + CSV…").clicked() {
+            let name = format!("lrnn-{}.png", self.view.key());
+            if let Some(p) = rfd::FileDialog::new().set_file_name(name).save_file() {
+                match self.export_to(&p) {
+                    Ok((png, csv)) => {
+                        self.notice = Some(format!("wrote {} and {}", png.display(), csv.display()));
+                    }
+                    Err(e) => self.error = Some(e),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The Recurrence view: each recurrence matrix `V` (each gate's block for a GRU) as a heatmap,
+//! its eigenvalues on the complex plane with the unit circle, its spectral radius and the memory
+//! length it implies (SPEC §7), at the V slider's scale.
+
+use eframe::egui;
+use egui_plot::{Line, MarkerShape, Plot, PlotPoints, Points};
+use lrnn_core::probe::render::ColourMap;
+
+use super::{colour_bar, painted, painted_rgb, Export};
+use crate::StudioApp;
+
+impl StudioApp {
+    pub(crate) fn recurrence_view(&mut self, ui: &mut egui::Ui) {
+        let Some((recurrences, scale)) = self.analysis.as_deref().map(|a| (a.recurrences.clone(), a.scale))
+        else {
+            ui.label("Loading…");
+            return;
+        };
+        ui.heading("Recurrence matrices");
+        if recurrences.is_empty() {
+            ui.label("This model has no recurrence (a plain CNN). Insert an L-RNN pair in the Layers tab.");
+            return;
+        }
+        ui.label(format!(
+            "h_t = f(U x_t + V h_(t-1) + b): a mode along an eigenvector of V decays like |λ|^t, so the \
+             spectral radius ρ sets how far along a row or column the scan remembers (memory length \
+             -1/ln ρ steps). Shown at the V slider's scale ({:.2}).",
+            scale
+        ));
+        let names: Vec<String> = recurrences
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} [{}] {}×{}, ρ = {:.3}",
+                    r.name, r.gate, r.size, r.size, r.spectrum.spectral_radius
+                )
+            })
+            .collect();
+        let mut sel = self.recurrence.min(names.len() - 1);
+        egui::ComboBox::from_label("matrix").selected_text(&names[sel]).width(420.0).show_ui(ui, |ui| {
+            for (i, n) in names.iter().enumerate() {
+                ui.selectable_value(&mut sel, i, n);
+            }
+        });
+        self.recurrence = sel;
+        let r = recurrences[sel].clone();
+        let sp = &r.spectrum;
+        ui.horizontal(|ui| {
+            ui.label(format!("spectral radius ρ = {:.4}", sp.spectral_radius));
+            ui.separator();
+            ui.label(match sp.memory_length {
+                Some(m) => format!("memory length {m:.2} steps"),
+                None => "memory length: unbounded (ρ ≥ 1)".to_string(),
+            });
+            ui.separator();
+            ui.label(format!(
+                "largest singular value {:.4}",
+                sp.singular_values.first().copied().unwrap_or(0.0)
+            ));
+            ui.separator();
+            self.export_buttons(ui);
+        });
+        ui.horizontal_top(|ui| {
+            let cmap = ColourMap::Diverging;
+            let range = cmap.range(&r.values);
+            let key = format!("rec/{}/{}/{}", r.name, r.gate, scale);
+            let tex = self.textures.get(ui.ctx(), &key, || painted(&r.values, r.size, r.size, cmap, range));
+            ui.vertical(|ui| {
+                ui.label("V (row: to, column: from)");
+                let side = 320.0;
+                let resp = ui.add(
+                    egui::Image::new(&tex)
+                        .fit_to_exact_size(egui::vec2(side, side))
+                        .sense(egui::Sense::hover()),
+                );
+                if let Some(p) = resp.hover_pos() {
+                    let k = side / r.size as f32;
+                    let (col, row) =
+                        (((p.x - resp.rect.left()) / k) as usize, ((p.y - resp.rect.top()) / k) as usize);
+                    if row < r.size && col < r.size {
+                        resp.on_hover_text(format!("V[{row}, {col}] = {:.4}", r.values[row * r.size + col]));
+                    }
+                }
+            });
+            colour_bar(ui, cmap, range, 320.0);
+            ui.vertical(|ui| {
+                ui.label("eigenvalues λ on the complex plane, with the unit circle");
+                let circle: Vec<[f64; 2]> = (0..=128)
+                    .map(|i| {
+                        let t = std::f64::consts::TAU * f64::from(i) / 128.0;
+                        [t.cos(), t.sin()]
+                    })
+                    .collect();
+                let eig: Vec<[f64; 2]> = sp.eigenvalues.iter().map(|&(re, im)| [re, im]).collect();
+                Plot::new("eigenvalues")
+                    .data_aspect(1.0)
+                    .width(360.0)
+                    .height(340.0)
+                    .include_x(-1.1)
+                    .include_x(1.1)
+                    .include_y(-1.1)
+                    .include_y(1.1)
+                    .show(ui, |p| {
+                        p.line(Line::new("unit circle", PlotPoints::from(circle)).color(egui::Color32::GRAY));
+                        p.points(
+                            Points::new("eigenvalues", PlotPoints::from(eig))
+                                .radius(3.5)
+                                .shape(MarkerShape::Circle)
+                                .color(egui::Color32::from_rgb(220, 60, 40)),
+                        );
+                    });
+            });
+        });
+        ui.separator();
+        ui.strong("Every matrix");
+        egui::Grid::new("recurrence-table").striped(true).show(ui, |ui| {
+            ui.label("matrix");
+            ui.label("gate");
+            ui.label("size");
+            ui.label("ρ");
+            ui.label("memory (steps)");
+            ui.end_row();
+            for r in &recurrences {
+                ui.label(&r.name);
+                ui.label(r.gate);
+                ui.label(format!("{}", r.size));
+                ui.label(format!("{:.4}", r.spectrum.spectral_radius));
+                ui.label(r.spectrum.memory_length.map_or("unbounded".to_string(), |m| format!("{m:.2}")));
+                ui.end_row();
+            }
+        });
+    }
+
+    pub(crate) fn recurrence_export(&self) -> Option<Export> {
+        let a = self.analysis.as_deref()?;
+        let r = a.recurrences.get(self.recurrence)?;
+        let range = ColourMap::Diverging.range(&r.values);
+        let picture = painted_rgb(&r.values, r.size, r.size, ColourMap::Diverging, range);
+        let zoom = (320 / r.size.max(1)).max(1) as u32;
+        let picture = image::imageops::resize(
+            &picture,
+            r.size as u32 * zoom,
+            r.size as u32 * zoom,
+            image::imageops::FilterType::Nearest,
+        );
+        let mut csv = String::from("matrix,gate,kind,i,re,im\n");
+        for (i, (re, im)) in r.spectrum.eigenvalues.iter().enumerate() {
+            csv.push_str(&format!("{},{},eigenvalue,{i},{re},{im}\n", r.name, r.gate));
+        }
+        for (i, v) in r.values.iter().enumerate() {
+            csv.push_str(&format!("{},{},value,{i},{v},0\n", r.name, r.gate));
+        }
+        Some(Export { picture, csv })
+    }
+}
