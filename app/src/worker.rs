@@ -139,8 +139,8 @@ pub struct Analysis {
     pub original: RgbImage,
     /// The photo as the model sees it (model input size; grey models see grey).
     pub input: RgbImage,
-    /// Every map, in forward order.
-    pub maps: Vec<MapData>,
+    /// Every map, in forward order (shared: views hold them across frames without copying).
+    pub maps: Vec<std::sync::Arc<MapData>>,
     /// Class names and probabilities (empty for models without class scores).
     pub classes: Vec<(String, f32)>,
     /// Every recurrence matrix (empty for a plain CNN).
@@ -332,7 +332,7 @@ fn analysis(m: &Loaded, p: &Photo) -> anyhow::Result<Analysis> {
                 .map(|(i, p)| (names.get(i).map_or_else(|| format!("class {i}"), |s| (*s).to_string()), *p))
                 .collect();
         }
-        maps.push(MapData { name: a.name, kind: a.kind, shape: (c, h, w), values });
+        maps.push(std::sync::Arc::new(MapData { name: a.name, kind: a.kind, shape: (c, h, w), values }));
     }
     let insertable = match m.model.desc() {
         ModelDesc::Convnet(cfg) => cfg

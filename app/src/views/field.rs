@@ -39,12 +39,13 @@ impl StudioApp {
         ui.strong(unit.to_string());
         ui.horizontal(|ui| {
             for (i, (title, p, theo)) in panels.iter().enumerate() {
-                let img = overlay_on_original(&a.original, &p.values, size, 360);
                 let key = format!("erf/{i}/{unit}/{scale}");
-                let tex = self.textures.get(ui.ctx(), &key, || color_image(&img));
+                let tex = self.textures.get(ui.ctx(), &key, || {
+                    color_image(&overlay_on_original(&a.original, &p.values, size, 360))
+                });
                 ui.vertical(|ui| {
                     ui.label(title);
-                    let shown = egui::vec2(img.width() as f32, img.height() as f32);
+                    let shown = tex.size_vec2();
                     let r = ui.add(egui::Image::new(&tex).fit_to_exact_size(shown));
                     let (kx, ky) = (r.rect.width() / size as f32, r.rect.height() / size as f32);
                     if let Some(((r0, r1), (c0, c1))) = *theo {

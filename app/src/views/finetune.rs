@@ -395,9 +395,10 @@ impl StudioApp {
         self.finetune.scrub = scrub;
         let s = &self.finetune.snapshots[scrub];
         let size = a.input.width() as usize;
-        let img = overlay_on_original(&a.original, &s.erf.values, size, 320);
         let key = format!("snap/{}/{}", s.step, s.unit);
-        let tex = self.textures.get(ui.ctx(), &key, || color_image(&img));
+        let tex = self
+            .textures
+            .get(ui.ctx(), &key, || color_image(&overlay_on_original(&a.original, &s.erf.values, size, 320)));
         ui.label(format!("step {}: {}", s.step, s.unit));
         ui.add(egui::Image::new(&tex));
         let side = |v: Option<usize>| v.map_or("-".into(), |v| format!("{v} px"));

@@ -2,6 +2,8 @@
 //! a colour bar (hover reads values, a click asks for the unit's ERF), an L-RNN module's four
 //! direction maps beside its merged output, and class probabilities.
 
+use std::sync::Arc;
+
 use eframe::egui;
 use lrnn_core::probe::activations::{channel_grid, MapKind};
 use lrnn_core::probe::render::ColourMap;
@@ -26,7 +28,7 @@ pub fn grid_of(m: &MapData, first: usize) -> (Vec<f32>, usize, usize, usize, usi
 
 /// The maps of the L-RNN module a map belongs to: its directions and the merged map (`None`
 /// when the map is not part of one).
-pub fn module_of<'a>(maps: &'a [MapData], name: &str) -> Option<(Vec<&'a MapData>, &'a MapData)> {
+pub fn module_of<'a>(maps: &'a [Arc<MapData>], name: &str) -> Option<(Vec<&'a MapData>, &'a MapData)> {
     let prefix = match maps.iter().find(|m| m.name == name)?.kind {
         MapKind::Direction => name.rsplit_once('.')?.0,
         _ => name,
@@ -35,6 +37,7 @@ pub fn module_of<'a>(maps: &'a [MapData], name: &str) -> Option<(Vec<&'a MapData
     let dirs: Vec<&MapData> = maps
         .iter()
         .filter(|m| m.kind == MapKind::Direction && m.name.rsplit_once('.').is_some_and(|(p, _)| p == prefix))
+        .map(|m| &**m)
         .collect();
     (!dirs.is_empty()).then_some((dirs, merged))
 }
@@ -210,9 +213,10 @@ impl StudioApp {
         let Some(e) = &self.erf else { return };
         ui.strong("Effective receptive field");
         ui.label(e.unit.to_string());
-        let img = overlay_on_original(&a.original, &e.model.values, e.size, 300);
         let key = format!("erf-thumb/{}/{}", e.unit, e.scale);
-        let tex = self.textures.get(ui.ctx(), &key, || super::color_image(&img));
+        let tex = self.textures.get(ui.ctx(), &key, || {
+            super::color_image(&overlay_on_original(&a.original, &e.model.values, e.size, 300))
+        });
         ui.add(egui::Image::new(&tex));
         ui.label("More in the Receptive field tab (with the CNN beside it).");
     }
