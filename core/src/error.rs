@@ -34,6 +34,10 @@ pub enum Error {
     /// A request does not fit the model (inserting into a layer that does not exist, …).
     #[error("{0}")]
     Invalid(String),
+    /// The GPU path cannot run this (no adapter, a buffer beyond the adapter's limits, a model
+    /// kind not built for it yet, a lost device); callers fall back to the CPU path.
+    #[error("GPU: {0}")]
+    Gpu(String),
     /// A computation failed (shape mismatch, device error).
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -7,12 +7,14 @@
 //! - [`data`]: image sets and the readers of CIFAR-10, Fashion-MNIST and a generated context task.
 //! - [`io`]: safetensors weights and tensors, model descriptions, atomic writes.
 //! - [`probe`]: effective and theoretical receptive fields, recurrence spectra.
-//! - [`train`]: optimisers (and, to come, the training loop).
+//! - [`train`]: optimisers, schedules, the training loop, checkpoints.
+//! - [`gpu`]: inference through wgpu (WGSL kernels from `shaders/`).
 //!
 //! Any forward pass can capture every per-direction hidden map (see [`nn::Forward`]).
 
 pub mod data;
 pub mod error;
+pub mod gpu;
 pub mod io;
 pub mod models;
 pub mod nn;

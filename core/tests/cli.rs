@@ -339,3 +339,53 @@ fn insert_then_probe_activations_of_the_inserted_model() {
         lrnn(&["probe", "activations", "--run", s(&inserted), "--image", "/no/such.png", "--out", s(&out)]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("/no/such.png"));
 }
+
+#[test]
+fn run_on_wgpu_matches_the_cpu_and_falls_back_with_a_message() {
+    let desc = tmp("gpu.json");
+    lrnn_core::io::ModelDesc::from_name_or_file("Context-LRNN").unwrap().save(&desc).unwrap();
+    let w = tmp("gpu.safetensors");
+    assert!(lrnn(&["init", "--model", s(&desc), "--output", s(&w), "--seed", "3"]).status.success());
+    let x = tmp("gpu.in.safetensors");
+    let input = Tensor::randn(0f32, 1.0, (2, 1, 16, 24), &Device::Cpu).unwrap();
+    candle_core::safetensors::save(&HashMap::from([("input".to_string(), input)]), &x).unwrap();
+    let run = |device: &str, out: &Path| {
+        let o = lrnn(&[
+            "run",
+            "--model",
+            s(&desc),
+            "--weights",
+            s(&w),
+            "--input",
+            s(&x),
+            "--output",
+            s(out),
+            "--device",
+            device,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let (cpu_out, gpu_out) = (tmp("gpu.cpu.safetensors"), tmp("gpu.wgpu.safetensors"));
+    run("cpu", &cpu_out);
+    let said = run("wgpu", &gpu_out);
+    let require = std::env::var("LRNN_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    if said.contains("device: CPU (") && !require {
+        eprintln!("no GPU adapter: only the fall-back was checked: {said}");
+        return;
+    }
+    assert!(said.contains("through wgpu"), "{said}");
+    let (c, g) =
+        (read_tensors(&cpu_out, &Device::Cpu).unwrap(), read_tensors(&gpu_out, &Device::Cpu).unwrap());
+    let mut names: Vec<&String> = c.keys().collect();
+    names.sort();
+    let mut gnames: Vec<&String> = g.keys().collect();
+    gnames.sort();
+    assert_eq!(names, gnames);
+    for n in names {
+        assert!(max_rel(&g[n], &c[n]) < 1e-4, "{n}");
+    }
+    // On a software adapter `auto` prefers the CPU and says why.
+    let said = run("auto", &tmp("gpu.auto.safetensors"));
+    assert!(said.contains("through wgpu") || said.contains("software"), "{said}");
+}

@@ -35,6 +35,17 @@ struct Cli {
     command: Command,
 }
 
+/// Where `lrnn run` computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RunDevice {
+    /// A hardware GPU when there is one and the model runs on it, else the CPU.
+    Auto,
+    /// The candle CPU path.
+    Cpu,
+    /// wgpu on the best adapter, software ones included.
+    Wgpu,
+}
+
 /// Which scan implementation to use.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Backend {
@@ -72,9 +83,14 @@ enum Command {
         /// Where to write `output` and the per-direction maps (written atomically).
         #[arg(long)]
         output: PathBuf,
-        /// Scan implementation.
+        /// Scan implementation (CPU path).
         #[arg(long, value_enum, default_value_t = Backend::Auto)]
         backend: Backend,
+        /// Where to run: `auto` takes a hardware GPU through wgpu when there is one and the
+        /// model runs there, else the CPU; `wgpu` any adapter (a software one too); `cpu` the
+        /// candle CPU path. A GPU failure falls back to the CPU with a message.
+        #[arg(long, value_enum, default_value_t = RunDevice::Auto)]
+        device: RunDevice,
     },
     /// Probe a model: effective receptive fields, recurrence spectra (PNG + CSV).
     #[command(subcommand)]
@@ -228,8 +244,8 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { model, weights, input, output, backend } => {
-            run(&model, &weights, &input, &output, backend)
+        Command::Run { model, weights, input, output, backend, device } => {
+            run(&model, &weights, &input, &output, backend, device)
         }
         Command::Init { model, output, seed, trunk } => init(&model, &output, seed, trunk.as_deref()),
         Command::Info { model } => info(&model),
@@ -284,6 +300,7 @@ fn run(
     input: &std::path::Path,
     output: &std::path::Path,
     backend: Backend,
+    device: RunDevice,
 ) -> anyhow::Result<()> {
     let dev = Device::Cpu;
     let desc = ModelDesc::load(model_path)?;
@@ -300,11 +317,27 @@ fn run(
             model_path.display(),
         );
     }
-    let start = Instant::now();
-    let mut fwd = Forward::eval().capturing().with_backend(backend.into());
-    let y = model.forward(&x, &mut fwd).with_context(|| format!("running {}", model_path.display()))?;
-    let elapsed = start.elapsed();
-    let mut out: BTreeMap<String, candle_core::Tensor> = fwd.take_captured();
+    let gpu = match device {
+        RunDevice::Cpu => None,
+        RunDevice::Auto | RunDevice::Wgpu => match run_on_gpu(&model, &x, device == RunDevice::Wgpu) {
+            Ok(r) => Some(r),
+            Err(reason) => {
+                println!("device: CPU ({reason})");
+                None
+            }
+        },
+    };
+    let (y, mut out, elapsed) = match gpu {
+        Some(r) => r,
+        None => {
+            let start = Instant::now();
+            let mut fwd = Forward::eval().capturing().with_backend(backend.into());
+            let y =
+                model.forward(&x, &mut fwd).with_context(|| format!("running {}", model_path.display()))?;
+            let elapsed = start.elapsed();
+            (y, fwd.take_captured(), elapsed)
+        }
+    };
     if out.contains_key("output") {
         bail!("a captured map is named `output`, which would clash with the output");
     }
@@ -316,6 +349,29 @@ fn run(
     }
     println!("wrote {}", output.display());
     Ok(())
+}
+
+/// One forward pass through wgpu: the output, every captured map and the time (upload and
+/// read-back included). `any_adapter`: a software adapter is acceptable.
+fn run_on_gpu(
+    model: &Model,
+    x: &candle_core::Tensor,
+    any_adapter: bool,
+) -> Result<(candle_core::Tensor, BTreeMap<String, candle_core::Tensor>, std::time::Duration), String> {
+    use lrnn_core::gpu::{GpuContext, GpuModel};
+    let ctx = GpuContext::new().map_err(|e| e.to_string())?;
+    if ctx.is_software() && !any_adapter {
+        return Err(format!(
+            "the only GPU adapter is the software {}; --device wgpu uses it",
+            ctx.describe()
+        ));
+    }
+    let mut gpu = GpuModel::upload(&ctx, model).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let out = gpu.forward(&ctx, x, true).map_err(|e| e.to_string())?;
+    let elapsed = start.elapsed();
+    println!("device: {} through wgpu", ctx.describe());
+    Ok((out.scores, out.captured.into_iter().collect(), elapsed))
 }
 
 fn dataset(

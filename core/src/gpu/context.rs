@@ -1,0 +1,95 @@
+//! Choosing a GPU adapter and opening a device. Any Vulkan, Metal, DX12 or GL adapter works,
+//! including a software one (lavapipe); a missing adapter is an error the caller turns into a
+//! fall-back to the CPU path, never a panic.
+
+use crate::error::{Error, Result};
+
+/// An open wgpu device with its queue and the adapter it came from.
+pub struct GpuContext {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext").field("adapter", &self.describe()).finish_non_exhaustive()
+    }
+}
+
+fn gpu_error(what: impl std::fmt::Display) -> Error {
+    Error::Gpu(what.to_string())
+}
+
+impl GpuContext {
+    /// Opens the best adapter there is: a discrete GPU before an integrated one before a
+    /// software one; Vulkan, Metal or DX12 before GL.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when there is no adapter or the device cannot be opened (the message says
+    /// which adapters were seen).
+    pub fn new() -> Result<Self> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends.remove(wgpu::Backends::BROWSER_WEBGPU);
+        let instance = wgpu::Instance::new(desc);
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        if adapters.is_empty() {
+            return Err(gpu_error(
+                "no GPU adapter found (install a Vulkan driver, e.g. Debian's mesa-vulkan-drivers for the \
+                 software one)",
+            ));
+        }
+        let rank = |a: &wgpu::Adapter| {
+            let info = a.get_info();
+            let kind = match info.device_type {
+                wgpu::DeviceType::DiscreteGpu => 0,
+                wgpu::DeviceType::IntegratedGpu => 1,
+                wgpu::DeviceType::VirtualGpu | wgpu::DeviceType::Other => 2,
+                wgpu::DeviceType::Cpu => 3,
+            };
+            let backend = match info.backend {
+                wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+                _ => 1,
+            };
+            (kind, backend)
+        };
+        adapters.sort_by_key(rank);
+        let adapter = adapters.remove(0);
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let wanted = wgpu::Limits {
+            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+            max_buffer_size: limits.max_buffer_size,
+            ..wgpu::Limits::downlevel_defaults()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("lrnn"),
+            required_limits: wanted.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| gpu_error(format!("cannot open {} ({:?}): {e}", info.name, info.backend)))?;
+        // Errors inside a forward pass are caught by its error scopes; anything else is reported
+        // here instead of wgpu's default panic.
+        device.on_uncaptured_error(std::sync::Arc::new(|e| eprintln!("lrnn: GPU error: {e}")));
+        device.set_device_lost_callback(|reason, message| {
+            eprintln!("lrnn: the GPU device was lost ({reason:?}): {message}");
+        });
+        Ok(Self { device, queue, info, limits: wanted })
+    }
+
+    /// The adapter, in words: name, kind and backend.
+    pub fn describe(&self) -> String {
+        format!("{} ({:?}, {:?})", self.info.name, self.info.device_type, self.info.backend)
+    }
+
+    /// Whether the adapter is a software rasteriser (lavapipe, WARP, SwiftShader).
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// The largest buffer one binding may hold, in bytes.
+    pub fn max_binding(&self) -> u64 {
+        self.limits.max_storage_buffer_binding_size
+    }
+}

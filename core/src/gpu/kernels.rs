@@ -1,0 +1,108 @@
+//! The WGSL kernels (embedded from `shaders/` at build time), their pipelines, and one helper to
+//! record a dispatch.
+
+use wgpu::util::DeviceExt;
+
+/// The shaders' sources by name, as embedded.
+pub const SHADERS: [(&str, &str); 6] = [
+    ("conv2d", include_str!("../../../shaders/conv2d.wgsl")),
+    ("max_pool2", include_str!("../../../shaders/max_pool2.wgsl")),
+    ("scan_pair", include_str!("../../../shaders/scan_pair.wgsl")),
+    ("mean2", include_str!("../../../shaders/mean2.wgsl")),
+    ("global_pool", include_str!("../../../shaders/global_pool.wgsl")),
+    ("linear", include_str!("../../../shaders/linear.wgsl")),
+];
+
+/// The kernels, in the order of [`SHADERS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// `conv2d.wgsl`
+    Conv2d,
+    /// `max_pool2.wgsl`
+    MaxPool2,
+    /// `scan_pair.wgsl`
+    ScanPair,
+    /// `mean2.wgsl`
+    Mean2,
+    /// `global_pool.wgsl`
+    GlobalPool,
+    /// `linear.wgsl`
+    Linear,
+}
+
+/// The largest hidden size the scan kernel holds in workgroup memory.
+pub const MAX_HIDDEN: usize = 1024;
+
+/// Invocations per workgroup of the element-wise kernels.
+const GROUP: u32 = 64;
+
+/// One compiled kernel per shader.
+pub struct Kernels {
+    pipelines: Vec<wgpu::ComputePipeline>,
+}
+
+impl Kernels {
+    /// Compiles every shader.
+    pub fn new(device: &wgpu::Device) -> Self {
+        let pipelines = SHADERS
+            .iter()
+            .map(|(name, src)| {
+                let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(name),
+                    source: wgpu::ShaderSource::Wgsl((*src).into()),
+                });
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(name),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some("main"),
+                    compilation_options: wgpu::PipelineCompilationOptions::default(),
+                    cache: None,
+                })
+            })
+            .collect();
+        Self { pipelines }
+    }
+
+    /// Records one dispatch of `kernel` with a uniform block `params` (u32s) and storage
+    /// `buffers` at bindings 1.., over `groups` workgroups (`(x, y)`).
+    pub fn dispatch(
+        &self,
+        device: &wgpu::Device,
+        encoder: &mut wgpu::CommandEncoder,
+        kernel: Kernel,
+        params: &[u32],
+        buffers: &[&wgpu::Buffer],
+        groups: (u32, u32),
+    ) {
+        let pipeline = &self.pipelines[kernel as usize];
+        let name = SHADERS[kernel as usize].0;
+        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: &params.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
+        for (i, b) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
+        }
+        let bind = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(name),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let mut pass = encoder
+            .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(name), timestamp_writes: None });
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &bind, &[]);
+        pass.dispatch_workgroups(groups.0, groups.1, 1);
+    }
+}
+
+/// Workgroups `(x, y)` covering `n` invocations of an element-wise kernel (64 per group; `y`
+/// rows when `x` would pass the 65,535 limit).
+pub fn groups_for(n: usize) -> (u32, u32) {
+    let groups = n.div_ceil(GROUP as usize).max(1);
+    let x = groups.min(65_535);
+    (x as u32, groups.div_ceil(x) as u32)
+}

@@ -1,0 +1,11 @@
+//! Inference on any GPU through wgpu: the WGSL kernels in `shaders/` (embedded at build time),
+//! an adapter choice that prefers real GPUs and accepts a software one, and an executor that
+//! runs a model with its weights uploaded once. The candle CPU path stays the reference; the
+//! tests hold the two to a relative error below 1e-4.
+
+pub mod context;
+pub mod executor;
+pub mod kernels;
+
+pub use context::GpuContext;
+pub use executor::{GpuModel, GpuOutput};
