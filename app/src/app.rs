@@ -288,7 +288,7 @@ impl StudioApp {
                     self.recurrence = self.recurrence.min(a.recurrences.len().saturating_sub(1));
                     self.error = None;
                     if model_changed {
-                        self.finetune.adopt_history(&a.state);
+                        self.finetune.adopt_history(a.state.as_ref());
                     }
                     // A new photo or model: the ERF follows (same unit if the map is still there).
                     let unit = match &self.erf {

@@ -23,6 +23,9 @@ use lrnn_core::train::trainer::{
 /// The most channels of one map the worker sends to the UI.
 pub const MAX_CHANNELS: usize = 64;
 
+/// About the most values of one map the worker sends to the UI.
+pub const MAX_VALUES: usize = 1 << 22;
+
 /// What the UI asks for.
 #[derive(Debug, Clone)]
 pub enum Job {
@@ -94,7 +97,8 @@ pub struct MapData {
 impl MapData {
     /// Channels held in `values`.
     pub fn held_channels(&self) -> usize {
-        self.shape.0.min(MAX_CHANNELS)
+        let (c, h, w) = self.shape;
+        c.min(self.values.len() / (h * w).max(1))
     }
 
     /// The value of `channel` at `(y, x)`, if held.
@@ -149,8 +153,9 @@ pub struct Analysis {
     pub scale: f64,
     /// Convolutions an L-RNN pair can be inserted into (plain convnets only).
     pub insertable: Vec<String>,
-    /// The model description (for the fine-tuning view).
-    pub state: RunState,
+    /// The checkpoint's run state (its training configuration and history; `None` for a folder
+    /// holding only `model.json` and `weights.safetensors`).
+    pub state: Option<RunState>,
 }
 
 /// The ERF of one unit as values over the model input, with its mass numbers.
@@ -209,7 +214,7 @@ pub struct Worker {
 struct Loaded {
     model: Model,
     dir: PathBuf,
-    state: RunState,
+    state: Option<RunState>,
     mean: Option<Vec<f32>>,
     scale: RecurrenceScale,
 }
@@ -274,12 +279,23 @@ pub fn read_photo(path: &Path) -> anyhow::Result<RgbImage> {
     Ok(img.to_rgb8())
 }
 
+/// Loads a checkpoint or run folder, or a folder holding only `model.json` and
+/// `weights.safetensors` (what `lrnn init` writes).
 fn load_model(path: &Path) -> anyhow::Result<Loaded> {
+    let bare = path.join("model.json").exists()
+        && path.join("weights.safetensors").exists()
+        && !path.join("state.json").exists();
+    if bare {
+        let desc = ModelDesc::load(&path.join("model.json"))?;
+        let model = Model::load(desc, &path.join("weights.safetensors"), &Device::Cpu)?;
+        let scale = RecurrenceScale::of(&model)?;
+        return Ok(Loaded { model, dir: path.to_path_buf(), state: None, mean: None, scale });
+    }
     let dir = resolve_checkpoint(path)?;
     let (model, state) = load_checkpoint(&dir, &Device::Cpu)?;
     let mean = checkpoint_mean(&dir, &state)?;
     let scale = RecurrenceScale::of(&model)?;
-    Ok(Loaded { model, dir, state, mean, scale })
+    Ok(Loaded { model, dir, state: Some(state), mean, scale })
 }
 
 /// The model's input tensor for a photo: resized to the model's input size, grey or colour,
@@ -289,6 +305,11 @@ fn input_tensor(m: &Loaded, original: &RgbImage) -> anyhow::Result<(Tensor, RgbI
     let channels = m.model.desc().in_channels();
     let img =
         image::imageops::resize(original, size as u32, size as u32, image::imageops::FilterType::Triangle);
+    if let ModelDesc::Fcn(_) = m.model.desc() {
+        // VGG-16's own preprocessing: BGR, 0-255, less the Caffe means.
+        let x = lrnn_core::io::vgg16::caffe_input(&image::DynamicImage::ImageRgb8(original.clone()), size)?;
+        return Ok((x, img));
+    }
     let n = size * size;
     let (mut data, seen): (Vec<f32>, RgbImage) = if channels == 1 {
         let g = image::DynamicImage::ImageRgb8(img).to_luma8();
@@ -321,11 +342,12 @@ fn analysis(m: &Loaded, p: &Photo) -> anyhow::Result<Analysis> {
             [c] => (*c, 1, 1),
             _ => continue,
         };
-        let held = c.min(MAX_CHANNELS);
+        // At most MAX_CHANNELS channels and about 4 M values per map (VGG-16's early maps are big).
+        let held = c.min(MAX_CHANNELS).min((MAX_VALUES / (h * w).max(1)).max(1));
         let values: Vec<f32> = t.narrow(0, 0, held)?.flatten_all()?.to_vec1()?;
         if a.kind == MapKind::Output && h == 1 {
             let probs: Vec<f32> = candle_nn::ops::softmax(&t, 0)?.to_vec1()?;
-            let names = m.state.config.data.format.class_names();
+            let names = m.state.as_ref().map_or(&[][..], |s| s.config.data.format.class_names());
             classes = probs
                 .iter()
                 .enumerate()

@@ -276,3 +276,24 @@ fn the_screenshot_option_renders_a_view_to_a_png() {
     let img = image::open(&out).unwrap();
     assert!(img.width() >= 1280 && img.height() >= 860, "{}x{}", img.width(), img.height());
 }
+
+#[test]
+fn a_folder_with_a_description_and_weights_opens_but_is_not_fine_tuned() {
+    let mut h = open("bare");
+    let dir = temp("bare-model");
+    let desc = lrnn_core::io::ModelDesc::from_name_or_file("Context-LRNN").unwrap();
+    let model = lrnn_core::models::Model::new_seeded(desc.clone(), &candle_core::Device::Cpu, 5).unwrap();
+    desc.save(&dir.join("model.json")).unwrap();
+    model.save_weights(&dir.join("weights.safetensors")).unwrap();
+    h.state_mut().open_model(dir);
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    assert_eq!(h.state().error(), None);
+    assert!(h.state().analysis().unwrap().state.is_none());
+    assert_eq!(h.state().analysis().unwrap().recurrences.len(), 4);
+    h.state_mut().show_view(View::FineTune);
+    h.run_steps(2);
+    h.get_by_label_contains("no state.json");
+    h.state_mut().start_finetune();
+    assert!(h.state().error().unwrap().contains("no state.json"));
+    assert!(!h.state().finetune().is_running());
+}

@@ -98,8 +98,10 @@ impl FineTune {
     }
 
     /// Shows a newly loaded checkpoint's own training history.
-    pub fn adopt_history(&mut self, state: &RunState) {
-        self.history = state.history.iter().map(|h| (h.epoch, h.train_loss, h.val_error)).collect();
+    pub fn adopt_history(&mut self, state: Option<&RunState>) {
+        self.history = state
+            .map(|s| s.history.iter().map(|h| (h.epoch, h.train_loss, h.val_error)).collect())
+            .unwrap_or_default();
     }
 
     pub(crate) fn add_snapshot(&mut self, step: usize, unit: UnitRef, erf: ErfPicture) {
@@ -111,6 +113,10 @@ impl FineTune {
         }
     }
 }
+
+/// Why a model without a run state cannot be fine-tuned here.
+const NOT_A_CHECKPOINT: &str = "This model is a description and weights only (no state.json): fine-tuning starts from a \
+     training checkpoint, which names its data and optimiser (`lrnn train`, `lrnn insert`, or a bundled model).";
 
 fn step_of(checkpoint: &Path) -> Option<usize> {
     checkpoint.file_name()?.to_str()?.strip_prefix("step-")?.parse().ok()
@@ -149,11 +155,15 @@ impl StudioApp {
         if self.finetune.is_running() {
             return;
         }
+        let Some(state) = &a.state else {
+            self.error = Some(NOT_A_CHECKPOINT.to_string());
+            return;
+        };
         let stamp =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let out = self.options.work_dir.join(format!("finetune-{stamp}"));
         let ft = &mut self.finetune;
-        let mut config = a.state.config.clone();
+        let mut config = state.config.clone();
         config.out = out.clone();
         config.init_from = Some(a.model_dir.clone());
         config.max_steps = Some(ft.steps.max(1));
@@ -264,7 +274,11 @@ impl StudioApp {
             return;
         };
         ui.heading("Fine-tune");
-        let data = &a.state.config.data;
+        let Some(state) = &a.state else {
+            ui.label(NOT_A_CHECKPOINT);
+            return;
+        };
+        let data = &state.config.data;
         let own = match data.format {
             Format::Context => "the generated context task (no files needed)".to_string(),
             f => format!("{f:?} from {}", data.path.display()),

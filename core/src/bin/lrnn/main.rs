@@ -538,9 +538,18 @@ fn init(
     if let Some(trunk) = trunk {
         lrnn_core::io::vgg16::load_trunk(&model, trunk)?;
     }
+    if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("{}: cannot create", parent.display()))?;
+    }
     model.save_weights(output)?;
     let weights = model.weights()?;
     let count: usize = weights.values().map(candle_core::Tensor::elem_count).sum();
     println!("wrote {} ({} tensors, {count} parameters)", output.display(), weights.len());
+    // `DIR/weights.safetensors` also gets `DIR/model.json`: the folder then opens in the app.
+    if output.file_name().is_some_and(|n| n == "weights.safetensors") {
+        let desc = output.with_file_name("model.json");
+        model.desc().save(&desc)?;
+        println!("wrote {}", desc.display());
+    }
     Ok(())
 }
