@@ -31,7 +31,14 @@ pub fn settle(h: &mut Harness<'static, StudioApp>, limit: Duration) -> Result<()
             }
         }
         if start.elapsed() > limit {
-            return Err(format!("the app was still working after {} s", limit.as_secs()));
+            let s = h.state();
+            return Err(format!(
+                "the app was still working after {} s: {} job(s) pending ({}), fine-tuning running: {}",
+                limit.as_secs(),
+                s.pending,
+                s.busy,
+                s.finetune().is_running()
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -62,6 +62,19 @@ pub enum Job {
     },
 }
 
+impl Job {
+    /// The job, in words (for messages).
+    pub fn describe(&self) -> String {
+        match self {
+            Job::Load { model, photo } => format!("loading {model:?} / {photo:?}"),
+            Job::Scale(s) => format!("scaling every V by {s}"),
+            Job::Erf(u) => format!("computing the ERF of {u}"),
+            Job::Insert { layer, .. } => format!("inserting a pair into {layer}"),
+            Job::Snapshot { checkpoint, .. } => format!("probing {}", checkpoint.display()),
+        }
+    }
+}
+
 /// One unit of one map.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitRef {
@@ -238,9 +251,20 @@ impl Worker {
         let spawned = std::thread::Builder::new().name("lrnn-studio-worker".into()).spawn(move || {
             let mut state = WorkerState::default();
             for job in job_rx {
-                let reply = match run_job(&job, &mut state) {
-                    Ok(r) => r,
-                    Err(e) => Reply::Failed(format!("{e:#}")),
+                // A panic in a job (a bug) becomes an error message; the worker keeps serving.
+                let run =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_job(&job, &mut state)));
+                let reply = match run {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(e)) => Reply::Failed(format!("{e:#}")),
+                    Err(panic) => {
+                        let what = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+                            .unwrap_or_default();
+                        Reply::Failed(format!("internal error while {}: {what}", job.describe()))
+                    }
                 };
                 if reply_tx.send(reply).is_err() {
                     break;

@@ -1,7 +1,7 @@
 //! The app driven as a person drives it, rendered through wgpu (lavapipe in CI): it opens the
 //! bundled model and photo with real content in every view, steps through layers with the keys,
 //! computes an ERF when a unit is clicked, scales every V with the slider, inserts an L-RNN pair,
-//! runs, stops and saves a short fine-tuning run, exports views, and shows errors for a corrupt
+//! exports views (fine-tuning: `finetune.rs`), and shows errors for a corrupt
 //! photo and a checkpoint that does not fit while keeping what it had. Snapshots of each view
 //! land in `app/tests/snapshots/` (compared with the committed ones; `UPDATE_SNAPSHOTS=1`
 //! rewrites them); renders that change from run to run (fine-tuning) go to
@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use eframe::egui;
 use egui_kittest::kittest::Queryable;
@@ -46,12 +46,6 @@ fn click(h: &mut Harness<'static, StudioApp>, at: egui::Pos2) {
         });
     }
     h.step();
-}
-
-fn save_render(h: &mut Harness<'static, StudioApp>, name: &str) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/ui-renders");
-    std::fs::create_dir_all(&dir).unwrap();
-    h.render().unwrap().save(dir.join(format!("{name}.png"))).unwrap();
 }
 
 #[test]
@@ -136,60 +130,6 @@ fn the_v_slider_goes_from_the_cnn_to_the_trained_model() {
 }
 
 #[test]
-fn a_short_fine_tuning_run_plots_snapshots_and_saves_and_a_long_one_stops() {
-    let mut h = open("finetune");
-    h.state_mut().show_view(View::FineTune);
-    {
-        let ft = &mut h.state_mut().finetune_mut();
-        ft.steps = 4;
-        ft.every = 2;
-    }
-    h.state_mut().start_finetune();
-    assert!(h.state().finetune().is_running());
-    // The UI keeps drawing while the run goes.
-    let started = Instant::now();
-    let mut frames = 0;
-    while h.state().finetune().is_running() {
-        assert!(started.elapsed() < Duration::from_secs(300), "the run did not end");
-        h.step();
-        frames += 1;
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(frames > 3, "frames kept coming during the run");
-    settle(&mut h, Duration::from_secs(120)).unwrap();
-    assert_eq!(h.state().error(), None);
-    let ft = h.state().finetune();
-    assert_eq!(ft.losses.len(), 4);
-    let steps: Vec<usize> = ft.snapshots.iter().map(|s| s.step).collect();
-    assert_eq!(steps, [0, 2, 4], "the start and a snapshot every 2 steps");
-    h.get_by_label_contains("finished 4 steps");
-    save_render(&mut h, "finetune-finished");
-
-    let dest = temp("saved").join("finetuned");
-    h.state().save_finetuned(&dest).unwrap();
-    assert!(dest.join("weights.safetensors").exists() && dest.join("model.json").exists());
-    assert!(h.state().save_finetuned(&dest).unwrap_err().contains("already exists"));
-    h.state_mut().open_model(dest);
-    settle(&mut h, Duration::from_secs(120)).unwrap();
-    assert_eq!(h.state().error(), None, "the saved checkpoint opens");
-
-    // A long run stops on request, leaving a checkpoint.
-    h.state_mut().finetune_mut().steps = 10_000;
-    h.state_mut().start_finetune();
-    while h.state().finetune().losses.len() < 2 {
-        assert!(h.state().finetune().is_running(), "the run ended early: {:?}", h.state().error());
-        h.step();
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    h.state_mut().stop_finetune();
-    settle(&mut h, Duration::from_secs(120)).unwrap();
-    let ft = h.state().finetune();
-    assert!(ft.status.contains("stopped"), "{}", ft.status);
-    assert!(ft.losses.len() < 100);
-    assert!(ft.last_checkpoint.as_ref().unwrap().join("weights.safetensors").exists());
-}
-
-#[test]
 fn inserting_a_pair_keeps_the_scores_and_adds_its_directions() {
     let mut h = open("insert");
     h.state_mut().open_model(lrnn_studio::app::assets_dir().join("models/context-cnn"));
@@ -255,6 +195,26 @@ fn a_corrupt_photo_and_an_unfit_checkpoint_show_errors_and_keep_what_was_there()
     let err = h.state().error().unwrap().to_string();
     assert!(err.contains("weights.safetensors"), "{err}");
     assert_eq!(h.state().map_names(), before, "the last good model stays");
+
+    // Grey 16-bit and RGBA photos of odd sizes open (resized for the model, the original kept).
+    let grey16 = dir.join("grey16.png");
+    image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(37, 23, |x, y| {
+        image::Luma([(x * 1500 + y * 300) as u16])
+    })
+    .save(&grey16)
+    .unwrap();
+    let rgba = dir.join("rgba.png");
+    image::RgbaImage::from_fn(50, 81, |x, y| image::Rgba([x as u8 * 5, y as u8 * 3, 100, 128]))
+        .save(&rgba)
+        .unwrap();
+    for (p, size) in [(&grey16, (37, 23)), (&rgba, (50, 81))] {
+        h.state_mut().open_image(p.clone());
+        settle(&mut h, Duration::from_secs(60)).unwrap();
+        assert_eq!(h.state().error(), None, "{}", p.display());
+        let a = h.state().analysis().unwrap();
+        assert_eq!(a.original.dimensions(), size);
+        assert_eq!(a.input.dimensions(), (96, 96));
+    }
 
     // A folder of photos browses with the arrow keys; the good photo comes back.
     h.state_mut().open_folder(&lrnn_studio::app::assets_dir().join("photos"));

@@ -346,11 +346,12 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
                     state.history.push(stats.clone());
                     let _ = events.send(Event::Epoch(stats));
                 }
-                // A snapshot of this very step may already be on disk (`checkpoint_every`).
+                // A snapshot of this very step may already be on disk (`checkpoint_every`); a
+                // spent time budget still writes one (its clock moved on).
                 let already = last_good.as_ref().filter(|p| {
                     p.file_name().is_some_and(|n| *n == *format!("step-{:08}", state.global_step))
                 });
-                if already.is_none() || (spent && steps > 0) {
+                if already.is_none() || spent {
                     state.trained_seconds = trained();
                     let ckpt = save_checkpoint(&model, &opt, &state, mean.as_deref())?;
                     let _ = events.send(Event::Checkpoint(ckpt));
