@@ -143,3 +143,27 @@ fn models_the_gpu_path_does_not_run_yet_are_refused_with_a_message() {
     let err = gpu.forward(&ctx, &x, false).unwrap_err().to_string();
     assert!(err.contains("3 channels, the model takes 1"), "{err}");
 }
+
+#[test]
+fn colour_maps_on_the_gpu_match_the_cpu() {
+    use lrnn_core::gpu::GpuColourMap;
+    use lrnn_core::probe::render::ColourMap;
+    let Some(ctx) = context() else { return };
+    let painter = GpuColourMap::new(&ctx);
+    // 1,000 values (not a multiple of 64), a NaN gap, both signs.
+    let mut values: Vec<f32> = (0..1000).map(|i| ((i as f32) * 0.37).sin() * 3.0 - 0.5).collect();
+    values[17] = f32::NAN;
+    for map in ColourMap::ALL {
+        let range = map.range(&values);
+        let gpu = painter.paint(&ctx, &values, map, range).unwrap();
+        let cpu = map.paint(&values, range);
+        assert_eq!(gpu.len(), 4 * values.len());
+        for (i, (g, c)) in gpu.chunks(4).zip(cpu.chunks(3)).enumerate() {
+            assert_eq!(g[3], 255);
+            for k in 0..3 {
+                // The same formulas; float rounding may move a channel by one level.
+                assert!(g[k].abs_diff(c[k]) <= 1, "{map:?} value {i} ({}): gpu {g:?} cpu {c:?}", values[i]);
+            }
+        }
+    }
+}

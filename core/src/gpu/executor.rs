@@ -13,7 +13,7 @@ use candle_core::{Device, Tensor};
 use wgpu::util::DeviceExt;
 
 use super::context::GpuContext;
-use super::kernels::{groups_for, Kernel, Kernels, MAX_HIDDEN};
+use super::kernels::{groups_for, submit_and_read, Kernel, Kernels, MAX_HIDDEN};
 use crate::error::{Error, Result};
 use crate::io::ModelDesc;
 use crate::models::convnet::LayerSpec;
@@ -278,43 +278,10 @@ impl GpuModel {
         let mut wanted: Vec<(String, wgpu::Buffer, Vec<usize>)> =
             vec![("scores".into(), scores, vec![b, classes])];
         wanted.extend(captured.into_iter().map(|(n, buf, s)| (n, buf, s.to_vec())));
-        let total: u64 = wanted.iter().map(|(_, buf, _)| buf.size()).sum();
-        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("read-back"),
-            size: total,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut offset = 0;
-        for (_, buf, _) in &wanted {
-            encoder.copy_buffer_to_buffer(buf, 0, &staging, offset, buf.size());
-            offset += buf.size();
-        }
-        ctx.queue.submit(Some(encoder.finish()));
-        let slice = staging.slice(..);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        ctx.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("{}: {e}", ctx.describe())))?;
-        if let Some(e) = pollster::block_on(oom.pop()) {
-            return Err(Error::Gpu(format!("{} ran out of memory: {e}", ctx.describe())));
-        }
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("{}: {e}", ctx.describe())));
-        }
-        rx.recv()
-            .map_err(|_| Error::Gpu("the device was lost while reading back".into()))?
-            .map_err(|e| Error::Gpu(format!("cannot read back from {}: {e}", ctx.describe())))?;
-        let bytes = slice
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu(format!("cannot read back from {}: {e}", ctx.describe())))?;
+        let bufs: Vec<&wgpu::Buffer> = wanted.iter().map(|(_, buf, _)| buf).collect();
+        let bytes = submit_and_read(ctx, encoder, &bufs, scope, oom)?;
         let floats: Vec<f32> =
             bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        drop(bytes);
-        staging.unmap();
         let mut at = 0;
         let mut tensors = Vec::with_capacity(wanted.len());
         for (name, buf, shape) in wanted {

@@ -3,14 +3,18 @@
 
 use wgpu::util::DeviceExt;
 
+use super::context::GpuContext;
+use crate::error::{Error, Result};
+
 /// The shaders' sources by name, as embedded.
-pub const SHADERS: [(&str, &str); 6] = [
+pub const SHADERS: [(&str, &str); 7] = [
     ("conv2d", include_str!("../../../shaders/conv2d.wgsl")),
     ("max_pool2", include_str!("../../../shaders/max_pool2.wgsl")),
     ("scan_pair", include_str!("../../../shaders/scan_pair.wgsl")),
     ("mean2", include_str!("../../../shaders/mean2.wgsl")),
     ("global_pool", include_str!("../../../shaders/global_pool.wgsl")),
     ("linear", include_str!("../../../shaders/linear.wgsl")),
+    ("colour_map", include_str!("../../../shaders/colour_map.wgsl")),
 ];
 
 /// The kernels, in the order of [`SHADERS`].
@@ -28,6 +32,8 @@ pub enum Kernel {
     GlobalPool,
     /// `linear.wgsl`
     Linear,
+    /// `colour_map.wgsl`
+    ColourMap,
 }
 
 /// The largest hidden size the scan kernel holds in workgroup memory.
@@ -105,4 +111,55 @@ pub fn groups_for(n: usize) -> (u32, u32) {
     let groups = n.div_ceil(GROUP as usize).max(1);
     let x = groups.min(65_535);
     (x as u32, groups.div_ceil(x) as u32)
+}
+
+/// Submits `encoder` with copies of `buffers` into one staging buffer, waits, checks the two error
+/// scopes the caller pushed (validation, then out-of-memory: popped in reverse) and returns the
+/// buffers' bytes one after the other.
+///
+/// # Errors
+/// [`Error::Gpu`] for a device error, running out of memory, or a lost device.
+pub fn submit_and_read(
+    ctx: &GpuContext,
+    mut encoder: wgpu::CommandEncoder,
+    buffers: &[&wgpu::Buffer],
+    validation: wgpu::ErrorScopeGuard,
+    oom: wgpu::ErrorScopeGuard,
+) -> Result<Vec<u8>> {
+    let total: u64 = buffers.iter().map(|b| b.size()).sum();
+    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("read-back"),
+        size: total.max(4),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut offset = 0;
+    for b in buffers {
+        encoder.copy_buffer_to_buffer(b, 0, &staging, offset, b.size());
+        offset += b.size();
+    }
+    ctx.queue.submit(Some(encoder.finish()));
+    let slice = staging.slice(..);
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Gpu(format!("{}: {e}", ctx.describe())))?;
+    if let Some(e) = pollster::block_on(oom.pop()) {
+        return Err(Error::Gpu(format!("{} ran out of memory: {e}", ctx.describe())));
+    }
+    if let Some(e) = pollster::block_on(validation.pop()) {
+        return Err(Error::Gpu(format!("{}: {e}", ctx.describe())));
+    }
+    rx.recv()
+        .map_err(|_| Error::Gpu("the device was lost while reading back".into()))?
+        .map_err(|e| Error::Gpu(format!("cannot read back from {}: {e}", ctx.describe())))?;
+    let bytes = slice
+        .get_mapped_range()
+        .map_err(|e| Error::Gpu(format!("cannot read back from {}: {e}", ctx.describe())))?
+        .to_vec();
+    staging.unmap();
+    Ok(bytes[..total as usize].to_vec())
 }

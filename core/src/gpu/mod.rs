@@ -3,9 +3,11 @@
 //! runs a model with its weights uploaded once. The candle CPU path stays the reference; the
 //! tests hold the two to a relative error below 1e-4.
 
+pub mod colour;
 pub mod context;
 pub mod executor;
 pub mod kernels;
 
+pub use colour::GpuColourMap;
 pub use context::GpuContext;
 pub use executor::{GpuModel, GpuOutput};
