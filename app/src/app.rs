@@ -170,6 +170,11 @@ impl StudioApp {
         &self.finetune
     }
 
+    /// The last notice shown under the top bar (what was opened, what was written), if any.
+    pub fn notice(&self) -> Option<&str> {
+        self.notice.as_deref()
+    }
+
     /// The fine-tuning settings and run, to change.
     pub fn finetune_mut(&mut self) -> &mut FineTune {
         &mut self.finetune
@@ -201,6 +206,9 @@ impl StudioApp {
                 let first = list[0].clone();
                 self.notice =
                     Some(format!("{} photos in {} (Left/Right to browse)", list.len(), dir.display()));
+                if let Some(warning) = voc_masks_missing(dir, &list) {
+                    self.notice = Some(format!("{} — {warning}", self.notice.take().unwrap_or_default()));
+                }
                 self.browse = list;
                 self.open_image(first);
             }
@@ -453,6 +461,30 @@ pub fn display_path(p: &Path) -> String {
         Ok(rel) => format!("bundled {}", rel.display()),
         Err(_) => p.display().to_string(),
     }
+}
+
+/// For a VOC tree: which photos have no ground-truth mask in `SegmentationClass/`, in words
+/// (`None` when every photo has one, or the folder is not a VOC tree).
+pub fn voc_masks_missing(dir: &Path, photos: &[PathBuf]) -> Option<String> {
+    if !dir.join("JPEGImages").is_dir() {
+        return None;
+    }
+    let masks = dir.join("SegmentationClass");
+    if !masks.is_dir() {
+        return Some(format!("{}: missing, so there is no ground truth for these photos", masks.display()));
+    }
+    let missing: Vec<&PathBuf> = photos
+        .iter()
+        .filter(|p| p.file_stem().is_none_or(|s| !masks.join(s).with_extension("png").exists()))
+        .collect();
+    let first = missing.first()?;
+    let stem = first.file_stem().map_or(String::new(), |s| s.to_string_lossy().into_owned());
+    Some(format!(
+        "{} of {} photos have no mask in {} (the first: {stem}.png)",
+        missing.len(),
+        photos.len(),
+        masks.display()
+    ))
 }
 
 /// The photos of a folder, sorted; for a VOC tree (a folder with `JPEGImages/`), its photos.

@@ -257,3 +257,29 @@ fn a_folder_with_a_description_and_weights_opens_but_is_not_fine_tuned() {
     assert!(h.state().error().unwrap().contains("no state.json"));
     assert!(!h.state().finetune().is_running());
 }
+
+#[test]
+fn a_voc_tree_with_missing_masks_says_which() {
+    let mut h = open("voc");
+    let root = temp("voc-tree");
+    std::fs::create_dir_all(root.join("JPEGImages")).unwrap();
+    std::fs::create_dir_all(root.join("SegmentationClass")).unwrap();
+    for id in ["2007_000032", "2007_000039"] {
+        image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, 90]))
+            .save(root.join("JPEGImages").join(format!("{id}.jpg")))
+            .unwrap();
+    }
+    let mask = lrnn_core::data::voc::LabelMap { width: 40, height: 30, labels: vec![0; 1200] };
+    lrnn_core::data::voc::write_label_png(&root.join("SegmentationClass/2007_000032.png"), &mask).unwrap();
+    h.state_mut().open_folder(&root);
+    settle(&mut h, Duration::from_secs(60)).unwrap();
+    assert_eq!(h.state().error(), None, "the photos still open");
+    let notice = h.state().notice().unwrap().to_string();
+    assert!(notice.contains("1 of 2 photos have no mask") && notice.contains("2007_000039.png"), "{notice}");
+    h.get_by_label_contains("have no mask");
+    // Without SegmentationClass/ at all.
+    std::fs::remove_dir_all(root.join("SegmentationClass")).unwrap();
+    h.state_mut().open_folder(&root);
+    settle(&mut h, Duration::from_secs(60)).unwrap();
+    assert!(h.state().notice().unwrap().contains("no ground truth"), "{:?}", h.state().notice());
+}
