@@ -10,7 +10,7 @@ use eframe::egui;
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 use lrnn_core::data::Format;
 use lrnn_core::train::schedule::Schedule;
-use lrnn_core::train::trainer::{spawn, Event, RunState, TrainHandle};
+use lrnn_core::train::trainer::{checkpoint_step, spawn, Event, RunState, TrainHandle};
 
 use super::{color_image, Export};
 use crate::worker::{overlay_on_original, ErfPicture, Job, UnitRef};
@@ -117,10 +117,6 @@ impl FineTune {
 /// Why a model without a run state cannot be fine-tuned here.
 const NOT_A_CHECKPOINT: &str = "This model is a description and weights only (no state.json): fine-tuning starts from a \
      training checkpoint, which names its data and optimiser (`lrnn train`, `lrnn insert`, or a bundled model).";
-
-fn step_of(checkpoint: &Path) -> Option<usize> {
-    checkpoint.file_name()?.to_str()?.strip_prefix("step-")?.parse().ok()
-}
 
 /// Copies a checkpoint folder to `dest` (a new folder), through a temporary folder renamed at
 /// the end, so `dest` is either complete or absent.
@@ -233,7 +229,7 @@ impl StudioApp {
                 }
                 Event::Checkpoint(p) => {
                     ft.last_checkpoint = Some(p.clone());
-                    if let (Some(step), Some(u)) = (step_of(&p), ft.unit.clone()) {
+                    if let (Some(step), Some(u)) = (checkpoint_step(&p), ft.unit.clone()) {
                         self.send(Job::Snapshot { checkpoint: p, step, unit: u }, "probing a snapshot");
                     }
                 }

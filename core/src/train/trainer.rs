@@ -348,9 +348,7 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
                 }
                 // A snapshot of this very step may already be on disk (`checkpoint_every`); a
                 // spent time budget still writes one (its clock moved on).
-                let already = last_good.as_ref().filter(|p| {
-                    p.file_name().is_some_and(|n| *n == *format!("step-{:08}", state.global_step))
-                });
+                let already = last_good.as_deref().filter(|p| checkpoint_step(p) == Some(state.global_step));
                 if already.is_none() || spent {
                     state.trained_seconds = trained();
                     let ckpt = save_checkpoint(&model, &opt, &state, mean.as_deref())?;
@@ -482,7 +480,7 @@ fn save_checkpoint(
     mean: Option<&[f32]>,
 ) -> Result<PathBuf> {
     let out = &state.config.out;
-    let name = format!("step-{:08}", state.global_step);
+    let name = checkpoint_name(state.global_step);
     let dir = out.join(&name);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     model.desc().save(&dir.join("model.json"))?;
@@ -517,6 +515,16 @@ fn save_checkpoint(
         }
     }
     Ok(dir)
+}
+
+/// The folder name of the checkpoint taken after `step` global steps.
+fn checkpoint_name(step: usize) -> String {
+    format!("step-{step:08}")
+}
+
+/// The global step a checkpoint folder was taken at, from its name (`None` for other folders).
+pub fn checkpoint_step(dir: &Path) -> Option<usize> {
+    dir.file_name()?.to_str()?.strip_prefix("step-")?.parse().ok()
 }
 
 /// The checkpoint a path names: a checkpoint folder itself (it holds `weights.safetensors`), or a
