@@ -4,7 +4,7 @@
 
 use eframe::egui::{self, Color32, Stroke};
 
-use super::{color_image, painted, Export};
+use super::{color_image, Export};
 use crate::worker::{overlay_on_original, ErfPicture, UnitRef};
 use crate::StudioApp;
 
@@ -102,11 +102,9 @@ impl StudioApp {
         let ch = self.erf.as_ref().filter(|e| e.unit.map == m.name).map_or(0, |e| e.unit.channel);
         let (_, h, w) = m.shape;
         ui.label(format!("Pick a unit: {} channel {ch} (other maps: Layers tab)", m.name));
-        let values = m.channel(ch);
         let cmap = self.colour_map;
-        let range = cmap.range(values);
         let key = format!("pick/{}/{ch}/{cmap:?}", m.name);
-        let tex = self.textures.get(ui.ctx(), &key, || painted(values, h, w, cmap, range));
+        let (tex, _) = self.textures.map(ui.ctx(), &key, cmap, || (m.channel(ch).to_vec(), h, w));
         let zoom = (240.0 / w.max(h) as f32).clamp(1.0, 24.0);
         let r = ui.add(
             egui::Image::new(&tex)

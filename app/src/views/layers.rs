@@ -8,7 +8,7 @@ use eframe::egui;
 use lrnn_core::probe::activations::{channel_grid, MapKind};
 use lrnn_core::probe::render::ColourMap;
 
-use super::{colour_bar, painted, painted_rgb, Export};
+use super::{colour_bar, painted_rgb, Export};
 use crate::worker::{overlay_on_original, MapData, UnitRef};
 use crate::StudioApp;
 
@@ -18,26 +18,31 @@ pub const GRID: usize = 16;
 /// The grid of channels `first..first + GRID` of a map: values with NaN gaps, its size, columns.
 pub fn grid_of(m: &MapData, first: usize) -> (Vec<f32>, usize, usize, usize, usize) {
     let (_, h, w) = m.shape;
-    let held = m.held_channels();
-    let first = first.min(held.saturating_sub(1));
-    let n = (held - first).min(GRID);
-    let cols = (n as f64).sqrt().ceil() as usize;
+    let (first, n, cols) = grid_layout(m, first);
     let (grid, gh, gw) = channel_grid(&m.values[first * h * w..(first + n) * h * w], (n, h, w), cols);
     (grid, gh, gw, cols, n)
 }
 
+/// Which channels a grid starting at `first` shows, `(first, count, columns)`.
+fn grid_layout(m: &MapData, first: usize) -> (usize, usize, usize) {
+    let held = m.held_channels();
+    let first = first.min(held.saturating_sub(1));
+    let n = (held - first).min(GRID);
+    (first, n, (n as f64).sqrt().ceil() as usize)
+}
+
 /// The maps of the L-RNN module a map belongs to: its directions and the merged map (`None`
 /// when the map is not part of one).
-pub fn module_of<'a>(maps: &'a [Arc<MapData>], name: &str) -> Option<(Vec<&'a MapData>, &'a MapData)> {
+pub fn module_of(maps: &[Arc<MapData>], name: &str) -> Option<(Vec<Arc<MapData>>, Arc<MapData>)> {
     let prefix = match maps.iter().find(|m| m.name == name)?.kind {
         MapKind::Direction => name.rsplit_once('.')?.0,
         _ => name,
     };
-    let merged = maps.iter().find(|m| m.name == prefix)?;
-    let dirs: Vec<&MapData> = maps
+    let merged = Arc::clone(maps.iter().find(|m| m.name == prefix)?);
+    let dirs: Vec<Arc<MapData>> = maps
         .iter()
         .filter(|m| m.kind == MapKind::Direction && m.name.rsplit_once('.').is_some_and(|(p, _)| p == prefix))
-        .map(|m| &**m)
+        .cloned()
         .collect();
     (!dirs.is_empty()).then_some((dirs, merged))
 }
@@ -137,13 +142,16 @@ impl StudioApp {
             }
             self.export_buttons(ui);
         });
-        let (grid, gh, gw, cols, n) = grid_of(&m, self.first_channel);
-        let range = self.colour_map.range(&grid);
-        let key = format!("grid/{}/{}/{:?}", m.name, self.first_channel, self.colour_map);
+        let (first, n, cols) = grid_layout(&m, self.first_channel);
+        let key = format!("grid/{}/{first}/{:?}", m.name, self.colour_map);
         let cmap = self.colour_map;
-        let tex = self.textures.get(ui.ctx(), &key, || painted(&grid, gh, gw, cmap, range));
+        // The grid is built and coloured once per map, channel page and colour map, not per frame.
+        let (tex, range) = self.textures.map(ui.ctx(), &key, cmap, || {
+            let (grid, gh, gw, _, _) = grid_of(&m, first);
+            (grid, gh, gw)
+        });
+        let [gw, gh] = tex.size();
         let zoom = (430.0 / gw.max(gh) as f32).clamp(1.0, 24.0);
-        let first = self.first_channel.min(m.held_channels().saturating_sub(1));
         ui.label(format!(
             "channels {first}–{} of {c}, {cols} per row; hover reads a value, a click shows that unit's receptive field",
             first + n - 1
@@ -185,16 +193,14 @@ impl StudioApp {
         let ch = self.first_channel;
         ui.separator();
         ui.strong(format!("The L-RNN module: each scan direction and the merged output (channel {ch})"));
-        let mut all: Vec<MapData> = dirs.into_iter().cloned().collect();
-        all.push(merged.clone());
+        let mut all = dirs;
+        all.push(merged);
         let cmap = self.colour_map;
         ui.horizontal(|ui| {
             for d in &all {
                 let (_, h, w) = d.shape;
-                let values = d.channel(ch);
-                let range = cmap.range(values);
                 let key = format!("strip/{}/{ch}/{cmap:?}", d.name);
-                let tex = self.textures.get(ui.ctx(), &key, || painted(values, h, w, cmap, range));
+                let (tex, range) = self.textures.map(ui.ctx(), &key, cmap, || (d.channel(ch).to_vec(), h, w));
                 let zoom = (150.0 / w.max(h) as f32).clamp(1.0, 16.0);
                 ui.vertical(|ui| {
                     ui.label(&d.name);

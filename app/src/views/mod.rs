@@ -70,14 +70,19 @@ impl View {
     }
 }
 
-/// Textures made from the current analysis, by key; cleared when the analysis changes.
+/// Textures made from the current analysis, by key, with the value range of those that colour a
+/// map; cleared when the analysis changes.
 #[derive(Default)]
-pub struct TextureCache(HashMap<String, TextureHandle>);
+pub struct TextureCache {
+    textures: HashMap<String, TextureHandle>,
+    ranges: HashMap<String, (f32, f32)>,
+}
 
 impl TextureCache {
     /// Forgets every texture.
     pub fn clear(&mut self) {
-        self.0.clear();
+        self.textures.clear();
+        self.ranges.clear();
     }
 
     /// The texture under `key`, made by `make` the first time.
@@ -87,10 +92,30 @@ impl TextureCache {
         key: &str,
         make: impl FnOnce() -> ColorImage,
     ) -> TextureHandle {
-        self.0
+        self.textures
             .entry(key.to_string())
             .or_insert_with(|| ctx.load_texture(key, make(), TextureOptions::NEAREST))
             .clone()
+    }
+
+    /// A map coloured with `cmap` over its own range: the texture and that range. `values`
+    /// (`[h, w]` values with `h` and `w`) runs only the first time, not every frame.
+    pub fn map(
+        &mut self,
+        ctx: &egui::Context,
+        key: &str,
+        cmap: ColourMap,
+        values: impl FnOnce() -> (Vec<f32>, usize, usize),
+    ) -> (TextureHandle, (f32, f32)) {
+        if let (Some(t), Some(r)) = (self.textures.get(key), self.ranges.get(key)) {
+            return (t.clone(), *r);
+        }
+        let (v, h, w) = values();
+        let range = cmap.range(&v);
+        let t = ctx.load_texture(key, painted(&v, h, w, cmap, range), TextureOptions::NEAREST);
+        self.textures.insert(key.to_string(), t.clone());
+        self.ranges.insert(key.to_string(), range);
+        (t, range)
     }
 }
 

@@ -6,7 +6,7 @@ use eframe::egui;
 use egui_plot::{Line, MarkerShape, Plot, PlotPoints, Points};
 use lrnn_core::probe::render::ColourMap;
 
-use super::{colour_bar, painted, painted_rgb, Export};
+use super::{colour_bar, painted_rgb, Export};
 use crate::StudioApp;
 
 impl StudioApp {
@@ -62,9 +62,8 @@ impl StudioApp {
         });
         ui.horizontal_top(|ui| {
             let cmap = ColourMap::Diverging;
-            let range = cmap.range(&r.values);
             let key = format!("rec/{}/{}/{}", r.name, r.gate, scale);
-            let tex = self.textures.get(ui.ctx(), &key, || painted(&r.values, r.size, r.size, cmap, range));
+            let (tex, range) = self.textures.map(ui.ctx(), &key, cmap, || (r.values.clone(), r.size, r.size));
             ui.vertical(|ui| {
                 ui.label("V (row: to, column: from)");
                 let side = 320.0;
