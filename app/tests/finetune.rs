@@ -3,34 +3,14 @@
 //! worker threads (under that load a run once took longer than the test's limits).
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{open, save_render, temp};
 use egui_kittest::kittest::Queryable;
-use egui_kittest::Harness;
-use lrnn_studio::screenshot::{harness, settle};
-use lrnn_studio::{StudioApp, StudioOptions, View};
-
-fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lrnn-studio-ft-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn open(name: &str) -> Harness<'static, StudioApp> {
-    let options = StudioOptions { work_dir: temp(name), ..StudioOptions::bundled() };
-    let mut h = harness(options, (1280.0, 860.0));
-    settle(&mut h, Duration::from_secs(300)).unwrap();
-    assert_eq!(h.state().error(), None);
-    h
-}
-
-fn save_render(h: &mut Harness<'static, StudioApp>, name: &str) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/ui-renders");
-    std::fs::create_dir_all(&dir).unwrap();
-    h.render().unwrap().save(dir.join(format!("{name}.png"))).unwrap();
-}
+use lrnn_studio::screenshot::settle;
+use lrnn_studio::View;
 
 #[test]
 fn a_short_fine_tuning_run_plots_snapshots_and_saves_and_a_long_one_stops() {

@@ -8,32 +8,16 @@
 //! `target/ui-renders/`.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Duration;
 
+use common::{open, options, temp};
 use eframe::egui;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
-use lrnn_studio::screenshot::{harness, settle};
-use lrnn_studio::{StudioApp, StudioOptions, View};
-
-fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lrnn-studio-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn options(name: &str) -> StudioOptions {
-    StudioOptions { work_dir: temp(name), ..StudioOptions::bundled() }
-}
-
-fn open(name: &str) -> Harness<'static, StudioApp> {
-    let mut h = harness(options(name), (1280.0, 860.0));
-    settle(&mut h, Duration::from_secs(300)).unwrap();
-    assert_eq!(h.state().error(), None);
-    h
-}
+use lrnn_studio::screenshot::settle;
+use lrnn_studio::{StudioApp, View};
 
 fn click(h: &mut Harness<'static, StudioApp>, at: egui::Pos2) {
     h.hover_at(at);

@@ -1,0 +1,38 @@
+//! What the app's UI tests share: scratch folders, an app opened on the bundled defaults, and
+//! saving a render that is not compared with a snapshot.
+#![allow(clippy::unwrap_used, dead_code)] // tests; not every test binary uses every helper
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use egui_kittest::Harness;
+use lrnn_studio::screenshot::{harness, settle};
+use lrnn_studio::{StudioApp, StudioOptions};
+
+/// A fresh scratch folder for this test process.
+pub fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lrnn-studio-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The bundled defaults, with runs going to a scratch folder.
+pub fn options(name: &str) -> StudioOptions {
+    StudioOptions { work_dir: temp(name), ..StudioOptions::bundled() }
+}
+
+/// The app on the bundled model and photo, once it has loaded them without error.
+pub fn open(name: &str) -> Harness<'static, StudioApp> {
+    let mut h = harness(options(name), (1280.0, 860.0));
+    settle(&mut h, Duration::from_secs(300)).unwrap();
+    assert_eq!(h.state().error(), None);
+    h
+}
+
+/// Saves a render to `target/ui-renders/<name>.png` (for renders that change from run to run).
+pub fn save_render(h: &mut Harness<'static, StudioApp>, name: &str) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/ui-renders");
+    std::fs::create_dir_all(&dir).unwrap();
+    h.render().unwrap().save(dir.join(format!("{name}.png"))).unwrap();
+}
