@@ -3,6 +3,9 @@
 //! file and the tensor or field, with no panic and no output file left behind.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+#[path = "common/scratch.rs"]
+mod scratch;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -19,9 +22,7 @@ fn lrnn(args: &[&str]) -> Output {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lrnn-cli-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    scratch::scratch_path(name)
 }
 
 fn s(p: &Path) -> &str {

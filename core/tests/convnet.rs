@@ -2,6 +2,9 @@
 //! CNN's output bit for bit), the IRNN start, JSON descriptions and their errors, receptive fields.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+#[path = "common/scratch.rs"]
+mod scratch;
+
 use candle_core::{Device, Tensor};
 use lrnn_core::io::ModelDesc;
 use lrnn_core::models::convnet::{ConvNetConfig, Insertion};
@@ -91,7 +94,7 @@ fn an_irnn_start_sets_v_to_a_scaled_identity_and_changes_the_output() {
 #[test]
 fn descriptions_round_trip_and_bad_ones_say_what_is_wrong() {
     let desc = preset("Context-LRNN");
-    let path = std::env::temp_dir().join(format!("lrnn-convnet-{}.json", std::process::id()));
+    let path = scratch::scratch_path("convnet.json");
     desc.save(&path).unwrap();
     assert_eq!(ModelDesc::load(&path).unwrap(), desc);
     let text = std::fs::read_to_string(&path).unwrap();

@@ -2,6 +2,9 @@
 //! malformed ones; the generated context task; augmentation.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+#[path = "common/scratch.rs"]
+mod scratch;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -10,10 +13,7 @@ use lrnn_core::data::context::{generate, ContextTask};
 use lrnn_core::data::{cifar10, fashion_mnist, Augment};
 
 fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lrnn-data-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    scratch::scratch_dir(name)
 }
 
 /// A CIFAR-10 batch of `n` records: label i % 10, pixels all equal to i.

@@ -3,6 +3,9 @@
 //! the tensor.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+#[path = "common/scratch.rs"]
+mod scratch;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -16,9 +19,7 @@ use lrnn_core::models::fcn::VGG16;
 use lrnn_core::models::Model;
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lrnn-pretrained-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    scratch::scratch_path(name)
 }
 
 /// A VGG-16-shaped ONNX graph (Keras-like names) whose values are `f(layer, index)`, with the

@@ -2,6 +2,9 @@
 //! it ended, a NaN loss stops the run with a clear message, events come in the documented order.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+#[path = "common/scratch.rs"]
+mod scratch;
+
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::channel;
@@ -15,7 +18,7 @@ use lrnn_core::train::trainer::{latest_checkpoint, load_checkpoint, run};
 use lrnn_core::train::{spawn, DataSource, Event, OptimizerConfig, RunEnd, Schedule, TrainConfig};
 
 fn out_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lrnn-train-test-{}-{name}", std::process::id()));
+    let d = scratch::scratch_path(name);
     let _ = std::fs::remove_dir_all(&d);
     d
 }

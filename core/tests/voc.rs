@@ -2,6 +2,9 @@
 //! augmented label folder), segmentation scores against hand-computed values, and `lrnn score`.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+#[path = "common/scratch.rs"]
+mod scratch;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -9,10 +12,7 @@ use lrnn_core::data::voc::{palette, read_label_png, write_label_png, LabelMap, V
 use lrnn_core::train::confusion::Confusion;
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lrnn-voc-test-{}", std::process::id())).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    scratch::scratch_dir(name)
 }
 
 /// A `w x h` label map: background, a square of `class`, a 255 border around the square.

@@ -3,6 +3,9 @@
 #![allow(clippy::unwrap_used, dead_code)] // tests; not every test binary uses every helper
 
 use std::path::PathBuf;
+
+#[path = "../../../core/tests/common/scratch.rs"]
+mod scratch;
 use std::time::Duration;
 
 use egui_kittest::Harness;
@@ -11,10 +14,7 @@ use lrnn_studio::{StudioApp, StudioOptions};
 
 /// A fresh scratch folder for this test process.
 pub fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lrnn-studio-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    scratch::scratch_dir(name)
 }
 
 /// The bundled defaults, with runs going to a scratch folder.
