@@ -287,6 +287,8 @@ fn insert_then_probe_activations_of_the_inserted_model() {
             format: lrnn_core::data::Format::Context,
             path: PathBuf::new(),
             context: None,
+            scenes: None,
+            size: None,
         },
         epochs: 1,
         batch_size: 8,
@@ -302,6 +304,7 @@ fn insert_then_probe_activations_of_the_inserted_model() {
         init_from: None,
         time_budget_s: None,
         checkpoint_every: None,
+        init_trunk: None,
     };
     let stop = std::sync::atomic::AtomicBool::new(false);
     lrnn_core::train::trainer::run(&config, false, &stop, &std::sync::mpsc::channel().0).unwrap();
@@ -389,4 +392,45 @@ fn run_on_wgpu_matches_the_cpu_and_falls_back_with_a_message() {
     // On a software adapter `auto` prefers the CPU and says why.
     let said = run("auto", &tmp("gpu.auto.safetensors"));
     assert!(said.contains("through wgpu") || said.contains("software"), "{said}");
+}
+
+#[test]
+fn train_seg_on_generated_scenes_then_eval_prints_the_segmentation_scores() {
+    let out = tmp("train-seg");
+    let _ = std::fs::remove_dir_all(&out);
+    let o = lrnn(&[
+        "train-seg",
+        "--model",
+        "FCN-8s-LRNN",
+        "--heads",
+        "8",
+        "--size",
+        "32",
+        "--vgg",
+        "none",
+        "--scenes-train",
+        "4",
+        "--scenes-val",
+        "2",
+        "--batch",
+        "2",
+        "--out",
+        s(&out),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(text.contains("FCN-8s-LRNN (n = 8) on 32x32 inputs"), "{text}");
+    assert!(text.contains("validation mean IoU"), "{text}");
+    assert!(out.join("step-00000002/weights.safetensors").exists());
+    let o = lrnn(&["eval", "--run", s(&out)]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    for line in ["val: 2 images of 32x32", "pixel accuracy: ", "mean IoU: ", "class red-marked object: IoU"] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    // Bad sizes and classifiers are refused with the reason.
+    let o = lrnn(&["train-seg", "--size", "40", "--vgg", "none", "--out", s(&tmp("never"))]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("multiple of 32"));
+    let o = lrnn(&["train-seg", "--model", "Context-CNN", "--out", s(&tmp("never"))]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("not a segmentation network"));
 }

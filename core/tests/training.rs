@@ -33,7 +33,7 @@ fn config(name: &str) -> TrainConfig {
     let task = ContextTask { size: 16, min_distance: 8, margin: 2, train: 64, val: 32, test: 8, seed: 5 };
     TrainConfig {
         model,
-        data: DataSource { format: Format::Context, path: PathBuf::new(), context: Some(task) },
+        data: DataSource { context: Some(task), ..DataSource::new(Format::Context, PathBuf::new()) },
         epochs: 3,
         batch_size: 16,
         optimizer: OptimizerConfig::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
@@ -48,6 +48,7 @@ fn config(name: &str) -> TrainConfig {
         init_from: None,
         time_budget_s: None,
         checkpoint_every: None,
+        init_trunk: None,
     }
 }
 

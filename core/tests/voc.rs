@@ -212,3 +212,36 @@ fn lrnn_dataset_describes_a_voc_tree() {
     }
     assert_eq!(image::open(&sheet).unwrap().width(), 324);
 }
+
+#[test]
+fn training_loads_a_split_resized_and_centre_cropped_and_names_bad_files() {
+    let root = tmp("train-tree");
+    voc_tree(&root);
+    std::fs::write(root.join("ImageSets/Segmentation/train.txt"), "a\nb\n").unwrap();
+    // A 20x10 photo: shorter side to 8 gives 16x8, and the centre 8x8 is kept.
+    let photo = image::RgbImage::from_fn(20, 10, |x, _| image::Rgb([if x < 10 { 200 } else { 10 }, 0, 0]));
+    photo.save(root.join("JPEGImages/a.png")).unwrap();
+    std::fs::rename(root.join("JPEGImages/a.png"), root.join("JPEGImages/a.jpg")).unwrap();
+    let mut labels = vec![0u8; 200];
+    for y in 0..10 {
+        for x in 10..20 {
+            labels[y * 20 + x] = if x == 10 { 255 } else { 3 };
+        }
+    }
+    write_label_png(&root.join("SegmentationClass/a.png"), &LabelMap { width: 20, height: 10, labels })
+        .unwrap();
+    write_label_png(&root.join("SegmentationClass/b.png"), &scene(20, 10, 15)).unwrap();
+    let split = VocSplit::open(&root, "train").unwrap();
+    let set = split.load_resized(8, Some(1)).unwrap();
+    assert_eq!((set.len(), set.size, set.classes.len()), (1, (8, 8), 21));
+    let l = set.label(0);
+    // The crop spans source columns 5..15: left half class 0, the 255 border, then class 3.
+    assert_eq!(l.labels[..8], [0, 0, 0, 0, 255, 3, 3, 3], "nearest neighbour keeps labels and 255");
+    assert!(set.image(0)[..4].iter().all(|&r| r > 150) && set.image(0)[6..8].iter().all(|&r| r < 60));
+    // b's label is 20x10, its photo 12x10: named.
+    let err = split.load_resized(8, None).unwrap_err().to_string();
+    assert!(err.contains("b.png") && err.contains("20x10"), "{err}");
+    std::fs::remove_file(root.join("SegmentationClass/b.png")).unwrap();
+    let err = split.load_resized(8, None).unwrap_err().to_string();
+    assert!(err.contains("b.png"), "a missing label is named: {err}");
+}

@@ -277,6 +277,7 @@ impl StudioApp {
         let data = &state.config.data;
         let own = match data.format {
             Format::Context => "the generated context task (no files needed)".to_string(),
+            Format::Scenes => "the generated scenes (no files needed)".to_string(),
             f => format!("{f:?} from {}", data.path.display()),
         };
         let running = self.finetune.is_running();

@@ -1,15 +1,19 @@
 //! Datasets: an in-memory image set and readers of the real formats (CIFAR-10 binary,
-//! Fashion-MNIST IDX) and a generated long-range context task, plus augmentation.
+//! Fashion-MNIST IDX) and a generated long-range context task, plus augmentation; for
+//! segmentation, an in-memory set with per-pixel labels, PASCAL VOC and generated scenes.
 
 pub mod augment;
 pub mod cifar10;
 pub mod context;
 pub mod fashion_mnist;
 pub mod image_set;
+pub mod scenes;
+pub mod seg_set;
 pub mod voc;
 
 pub use augment::Augment;
 pub use image_set::{ImageSet, Splits};
+pub use seg_set::{SegSet, SegSplits};
 
 use std::path::Path;
 
@@ -25,6 +29,10 @@ pub enum Format {
     FashionMnist,
     /// The generated long-range context task (`--path` is ignored; a seed instead).
     Context,
+    /// Segmentation: a PASCAL VOC 2012 tree (`train` and `val` lists).
+    Voc,
+    /// Segmentation: generated scenes whose labels depend on a distant mark (no folder).
+    Scenes,
 }
 
 impl Format {
@@ -34,6 +42,8 @@ impl Format {
             Format::Cifar10 => &cifar10::CLASSES,
             Format::FashionMnist => &fashion_mnist::CLASSES,
             Format::Context => &context::CLASSES,
+            Format::Voc => &voc::VOC_CLASSES,
+            Format::Scenes => &scenes::CLASSES,
         }
     }
 
@@ -46,7 +56,11 @@ impl Format {
             "cifar10" | "cifar-10" => Ok(Format::Cifar10),
             "fashion-mnist" | "fashion_mnist" => Ok(Format::FashionMnist),
             "context" => Ok(Format::Context),
-            _ => Err(format!("unknown dataset format `{s}`; known: cifar10, fashion-mnist, context")),
+            "voc" => Ok(Format::Voc),
+            "scenes" => Ok(Format::Scenes),
+            _ => Err(format!(
+                "unknown dataset format `{s}`; known: cifar10, fashion-mnist, context, voc, scenes"
+            )),
         }
     }
 
@@ -57,7 +71,14 @@ impl Format {
         match self {
             Format::Cifar10 | Format::FashionMnist => Some(augment::Augment::default()),
             Format::Context => None,
+            // Segmentation flips photo and labels together (SPEC §6: horizontal flips only).
+            Format::Voc | Format::Scenes => Some(augment::Augment { flip: true, ..augment::Augment::NONE }),
         }
+    }
+
+    /// Whether this is a segmentation format (per-pixel labels).
+    pub fn is_segmentation(self) -> bool {
+        matches!(self, Format::Voc | Format::Scenes)
     }
 }
 
@@ -70,6 +91,45 @@ pub fn load(format: Format, path: &Path) -> Result<Splits> {
         Format::Cifar10 => cifar10::load(path),
         Format::FashionMnist => fashion_mnist::load(path),
         Format::Context => Ok(context::generate(&context::ContextTask::default())),
+        Format::Voc | Format::Scenes => {
+            Err(Error::file(path, "segmentation data has per-pixel labels: train it with `lrnn train-seg`"))
+        }
+    }
+}
+
+/// Loads the train and validation splits of a segmentation dataset at `size x size`: a VOC tree
+/// (its `train` and `val` lists, the first `max_train` / `max_val` images) or generated scenes.
+///
+/// # Errors
+/// As [`voc::VocSplit::open`] and [`voc::VocSplit::load_resized`]; [`Error::Invalid`] for a
+/// classification format.
+pub fn load_segmentation(
+    format: Format,
+    path: &Path,
+    size: usize,
+    scenes_task: Option<scenes::SceneTask>,
+    max_train: Option<usize>,
+    max_val: Option<usize>,
+) -> Result<SegSplits> {
+    match format {
+        Format::Voc => Ok(SegSplits {
+            train: voc::VocSplit::open(path, "train")?.load_resized(size, max_train)?,
+            val: voc::VocSplit::open(path, "val")?.load_resized(size, max_val)?,
+        }),
+        Format::Scenes => {
+            let mut task = scenes_task.unwrap_or_default();
+            task.size = size;
+            if size < 32 || task.min_distance * 4 > size * 3 {
+                return Err(Error::Invalid(format!(
+                    "scenes of {size} px cannot hold a mark {} px from the object",
+                    task.min_distance
+                )));
+            }
+            task.train = max_train.map_or(task.train, |m| m.min(task.train));
+            task.val = max_val.map_or(task.val, |m| m.min(task.val));
+            Ok(scenes::generate(&task))
+        }
+        other => Err(Error::Invalid(format!("{other:?} is not a segmentation format"))),
     }
 }
 

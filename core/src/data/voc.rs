@@ -184,3 +184,49 @@ impl VocSplit {
         Ok(map)
     }
 }
+
+impl VocSplit {
+    /// The split's photos and labels at `size x size`, for training and validation: each photo
+    /// resized (bilinear) so that its shorter side is `size`, then centre-cropped; its label map
+    /// resized the same way by nearest neighbour. Only the first `max` images when given.
+    ///
+    /// # Errors
+    /// A photo that is not readable, a missing label, or a label of another size than its photo,
+    /// each naming the file.
+    pub fn load_resized(&self, size: usize, max: Option<usize>) -> Result<super::seg_set::SegSet> {
+        let classes = VOC_CLASSES.map(String::from).to_vec();
+        let mut set = super::seg_set::SegSet::new((size, size), classes);
+        let plane = size * size;
+        for id in self.ids.iter().take(max.unwrap_or(usize::MAX)) {
+            let path = self.image_path(id);
+            let photo = image::open(&path)
+                .map_err(|e| Error::file(&path, format!("not a readable image: {e}")))?
+                .to_rgb8();
+            let (w, h) = (photo.width() as usize, photo.height() as usize);
+            let label = self.label(id, Some((w, h)))?;
+            // Shorter side to `size`, then the centre `size x size`.
+            let scale = size as f64 / w.min(h) as f64;
+            let (rw, rh) = (
+                ((w as f64 * scale).round() as usize).max(size),
+                ((h as f64 * scale).round() as usize).max(size),
+            );
+            let resized =
+                image::imageops::resize(&photo, rw as u32, rh as u32, image::imageops::FilterType::Triangle);
+            let labels = label.resize_nearest(rw, rh);
+            let (x0, y0) = ((rw - size) / 2, (rh - size) / 2);
+            let mut rgb = vec![0u8; 3 * plane];
+            let mut lab = vec![0u8; plane];
+            for y in 0..size {
+                for x in 0..size {
+                    let p = resized.get_pixel((x0 + x) as u32, (y0 + y) as u32);
+                    for c in 0..3 {
+                        rgb[c * plane + y * size + x] = p[c];
+                    }
+                    lab[y * size + x] = labels.labels[(y0 + y) * rw + x0 + x];
+                }
+            }
+            set.push(id.clone(), &rgb, &lab);
+        }
+        Ok(set)
+    }
+}

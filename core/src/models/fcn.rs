@@ -57,6 +57,9 @@ fn default_classes() -> usize {
     21
 }
 
+/// The scoring layers (linear, one output per class), which start at zero in a fresh network.
+pub const SCORE_LAYERS: [&str; 3] = ["fc3", "fc6", "fc9"];
+
 /// The names of the built-in segmentation networks (n = 1024).
 pub const FCN_NAMES: [&str; 4] = ["FCN-32s", "FCN-8s", "FCN-32s-LRNN", "FCN-8s-LRNN"];
 

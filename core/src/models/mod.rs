@@ -102,6 +102,19 @@ impl Model {
                 .lock()
                 .map_err(|_| crate::Error::file("<memory>", "model variables are poisoned"))?;
             init::reinit_seeded(&vars, seed)?;
+            if let ModelDesc::Fcn(_) = &model.desc {
+                // FCN's scoring layers start at zero (Long et al.): the pre-trained trunk's
+                // activations are in the hundreds, and random scores on them give losses of
+                // that size on the first steps.
+                for (name, var) in vars.iter() {
+                    if fcn::SCORE_LAYERS
+                        .iter()
+                        .any(|l| name.strip_prefix(l).is_some_and(|r| r.starts_with('.')))
+                    {
+                        var.set(&var.zeros_like()?)?;
+                    }
+                }
+            }
         }
         model.init_inserted_recurrences()?;
         Ok(model)

@@ -5,6 +5,7 @@
 pub mod confusion;
 pub mod optim;
 pub mod schedule;
+pub mod seg;
 pub mod trainer;
 
 pub use optim::{Optimizer, OptimizerConfig};

@@ -1,6 +1,9 @@
 //! The training loop shared by the CLI and the app: it runs on a named background thread and
 //! reports through an event channel; a shared flag stops it after the current step.
 //!
+//! The same loop trains classifiers (cross-entropy per image, top-1 error) and segmentation
+//! networks (cross-entropy per pixel with label 255 ignored, pixel error, mean IoU on validation).
+//!
 //! Order of events: `Started`, then per step `Step`, per epoch `Epoch` followed by `Checkpoint`,
 //! and finally exactly one of `Finished`, `Stopped` or `Failed`.
 //!
@@ -27,8 +30,9 @@ use serde::{Deserialize, Serialize};
 
 use super::optim::{Optimizer, OptimizerConfig};
 use super::schedule::Schedule;
+use super::seg;
 use crate::data::augment::{Augment, Rng};
-use crate::data::{self, ImageSet, Splits};
+use crate::data::{self, ImageSet, SegSplits, Splits};
 use crate::error::{Error, Result};
 use crate::io::{self, ModelDesc};
 use crate::models::Model;
@@ -44,6 +48,28 @@ pub struct DataSource {
     /// Parameters of the generated task (`None`: its defaults).
     #[serde(default)]
     pub context: Option<data::context::ContextTask>,
+    /// Parameters of the generated scenes (`None`: their defaults; the side is `size`).
+    #[serde(default)]
+    pub scenes: Option<data::scenes::SceneTask>,
+    /// Segmentation data: the side of the square network input every photo is resized and
+    /// cropped to (`None`: 384 for VOC, the paper's; the scenes' own for scenes).
+    #[serde(default)]
+    pub size: Option<usize>,
+}
+
+impl DataSource {
+    /// A source with no generator parameters: the format's defaults.
+    pub fn new(format: data::Format, path: PathBuf) -> Self {
+        Self { format, path, context: None, scenes: None, size: None }
+    }
+
+    /// The side of segmentation inputs.
+    pub fn segmentation_size(&self) -> usize {
+        self.size.unwrap_or(match self.format {
+            data::Format::Scenes => self.scenes.unwrap_or_default().size,
+            _ => 384,
+        })
+    }
 }
 
 /// Everything a training run needs.
@@ -88,6 +114,10 @@ pub struct TrainConfig {
     /// a fine-tuning run that the app's timeline scrubs through. `None`: at epoch ends only.
     #[serde(default)]
     pub checkpoint_every: Option<usize>,
+    /// Set a VGG-16 trunk from this file (`lrnn fetch vgg16`, torchvision's `.pth`, safetensors)
+    /// before a fresh run starts; the rest of the network starts from the seed.
+    #[serde(default)]
+    pub init_trunk: Option<PathBuf>,
 }
 
 /// What the loop reports.
@@ -110,7 +140,8 @@ pub enum Event {
         step: usize,
         /// Mean loss of the batch.
         loss: f32,
-        /// Top-1 error on the batch (training mode, augmented images).
+        /// Top-1 error on the batch (training mode, augmented images; segmentation: the fraction
+        /// of wrong pixels).
         error: f32,
         /// Learning rate used.
         lr: f64,
@@ -136,8 +167,11 @@ pub struct EpochStats {
     pub train_loss: f32,
     /// Training top-1 error (on the augmented batches, in training mode).
     pub train_error: f32,
-    /// Validation top-1 error.
+    /// Validation top-1 error (segmentation: the fraction of wrong pixels).
     pub val_error: f32,
+    /// Segmentation: mean IoU over the classes on validation.
+    #[serde(default)]
+    pub val_miou: Option<f32>,
     /// Wall time of the epoch in seconds (training and validation).
     pub seconds: f64,
     /// Training steps in the epoch (fewer than an epoch's when a time budget ended it).
@@ -277,14 +311,108 @@ pub fn load_data(config: &TrainConfig) -> Result<Splits> {
     Ok(splits)
 }
 
+/// The data of a run as the loop sees it: labelled images, or photos with per-pixel labels.
+enum RunData {
+    Classes { splits: Splits, mean: Option<Vec<f32>> },
+    Pixels(SegSplits),
+}
+
+impl RunData {
+    fn load(config: &TrainConfig) -> Result<Self> {
+        let source = &config.data;
+        if source.format.is_segmentation() {
+            let size = source.segmentation_size();
+            if size == 0 || size % 32 != 0 {
+                return Err(Error::Invalid(format!(
+                    "segmentation input {size}x{size}: the FCNs need a multiple of 32"
+                )));
+            }
+            return Ok(RunData::Pixels(data::load_segmentation(
+                source.format,
+                &source.path,
+                size,
+                source.scenes,
+                config.max_train_images,
+                config.max_val_images,
+            )?));
+        }
+        let splits = load_data(config)?;
+        let mean = config.subtract_mean.then(|| splits.train.mean_image());
+        Ok(RunData::Classes { splits, mean })
+    }
+
+    fn train_len(&self) -> usize {
+        match self {
+            RunData::Classes { splits, .. } => splits.train.len(),
+            RunData::Pixels(s) => s.train.len(),
+        }
+    }
+
+    fn mean(&self) -> Option<&[f32]> {
+        match self {
+            RunData::Classes { mean, .. } => mean.as_deref(),
+            RunData::Pixels(_) => None,
+        }
+    }
+
+    /// Training batch `idx`: inputs and labels (`[B]`, or `[B, H, W]` per pixel).
+    fn batch(
+        &self,
+        idx: &[usize],
+        aug: Option<(&Augment, &mut Rng)>,
+        dev: &Device,
+    ) -> Result<(Tensor, Tensor)> {
+        Ok(match self {
+            RunData::Classes { splits, mean } => splits.train.batch(idx, mean.as_deref(), aug, dev)?,
+            RunData::Pixels(s) => {
+                let flip = aug.and_then(|(a, rng)| a.flip.then_some(rng));
+                s.train.batch(idx, flip, dev)?
+            }
+        })
+    }
+
+    fn loss(&self, logits: &Tensor, y: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            RunData::Classes { .. } => candle_nn::loss::cross_entropy(logits, y)?,
+            RunData::Pixels(_) => seg::pixel_cross_entropy(logits, y)?,
+        })
+    }
+
+    /// Wrong and counted predictions of a batch (images, or pixels not ignored).
+    fn errors(&self, logits: &Tensor, y: &Tensor) -> Result<(usize, usize)> {
+        Ok(match self {
+            RunData::Classes { .. } => {
+                let pred = logits.argmax(1)?.to_vec1::<u32>()?;
+                let wrong = pred.iter().zip(y.to_vec1::<u32>()?).filter(|(p, t)| **p != *t).count();
+                (wrong, pred.len())
+            }
+            RunData::Pixels(_) => seg::pixel_errors(logits, y)?,
+        })
+    }
+
+    /// Validation error and, for segmentation, mean IoU.
+    fn validate(&self, model: &Model, batch: usize) -> Result<(f32, Option<f32>)> {
+        Ok(match self {
+            RunData::Classes { splits, mean } => {
+                (evaluate(model, &splits.val, mean.as_deref(), batch)?, None)
+            }
+            RunData::Pixels(s) => {
+                let c = seg::evaluate_segmentation(model, &s.val, batch)?;
+                let error = c.pixel_accuracy().map_or(0.0, |a| 1.0 - a as f32);
+                (error, c.mean_iou().map(|m| m as f32))
+            }
+        })
+    }
+}
+
 /// The training loop itself, on the calling thread.
 ///
 /// # Errors
 /// Bad data or model, a NaN loss (the message names the last good checkpoint), I/O errors.
 pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sender<Event>) -> Result<RunEnd> {
     let dev = Device::Cpu;
-    let splits = load_data(config)?;
-    check_data_fits(config, &splits)?;
+    let data = RunData::load(config)?;
+    check_data_fits(config, &data)?;
     std::fs::create_dir_all(&config.out).map_err(|e| Error::io(&config.out, e))?;
     let (model, mut opt, mut state) = if resume {
         restore(config, &dev)?
@@ -294,7 +422,13 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
                 let dir = resolve_checkpoint(from)?;
                 Model::load(config.model.clone(), &dir.join("weights.safetensors"), &dev)?
             }
-            None => Model::new_seeded(config.model.clone(), &dev, config.seed)?,
+            None => {
+                let model = Model::new_seeded(config.model.clone(), &dev, config.seed)?;
+                if let Some(trunk) = &config.init_trunk {
+                    io::vgg16::load_trunk(&model, trunk)?;
+                }
+                model
+            }
         };
         let opt = Optimizer::new(config.optimizer, trainable(&model)?, config.schedule.lr(0.0))?;
         let state = RunState {
@@ -307,9 +441,9 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
         };
         (model, opt, state)
     };
-    let mean = config.subtract_mean.then(|| splits.train.mean_image());
+    let mean = data.mean();
     let bs = config.batch_size.max(1);
-    let steps_per_epoch = splits.train.len().div_ceil(bs);
+    let steps_per_epoch = data.train_len().div_ceil(bs);
     let _ = events.send(Event::Started {
         steps_per_epoch,
         parameters: model.parameter_count()?,
@@ -321,16 +455,19 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
     let trained = || trained_before + clock.elapsed().as_secs_f64();
     while budget.is_some() || state.epoch < config.epochs {
         let epoch = state.epoch;
-        let order = epoch_order(splits.train.len(), config.seed, epoch);
+        let order = epoch_order(data.train_len(), config.seed, epoch);
         let started = Instant::now();
-        let (mut loss_sum, mut wrong, mut seen, mut steps) = (0f64, 0usize, 0usize, 0usize);
+        let (mut loss_sum, mut seen, mut steps) = (0f64, 0usize, 0usize);
+        let (mut wrong, mut counted) = (0usize, 0usize);
         // The epoch's numbers with a fresh validation (at its end, or where a time budget ends it).
-        let close_epoch = |loss_sum: f64, wrong: usize, seen: usize, steps: usize| -> Result<EpochStats> {
-            Ok(EpochStats {
+        let close_epoch = |loss_sum: f64, seen: usize, (wrong, counted): (usize, usize), steps: usize| {
+            let (val_error, val_miou) = data.validate(&model, bs)?;
+            Ok::<_, Error>(EpochStats {
                 epoch,
                 train_loss: (loss_sum / seen.max(1) as f64) as f32,
-                train_error: wrong as f32 / seen.max(1) as f32,
-                val_error: evaluate(&model, &splits.val, mean.as_deref(), bs)?,
+                train_error: wrong as f32 / counted.max(1) as f32,
+                val_error,
+                val_miou,
                 seconds: started.elapsed().as_secs_f64(),
                 steps,
             })
@@ -342,7 +479,7 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
                 || config.max_steps.is_some_and(|m| state.global_step >= m)
             {
                 if spent && steps > 0 {
-                    let stats = close_epoch(loss_sum, wrong, seen, steps)?;
+                    let stats = close_epoch(loss_sum, seen, (wrong, counted), steps)?;
                     state.history.push(stats.clone());
                     let _ = events.send(Event::Epoch(stats));
                 }
@@ -351,7 +488,7 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
                 let already = last_good.as_deref().filter(|p| checkpoint_step(p) == Some(state.global_step));
                 if already.is_none() || spent {
                     state.trained_seconds = trained();
-                    let ckpt = save_checkpoint(&model, &opt, &state, mean.as_deref())?;
+                    let ckpt = save_checkpoint(&model, &opt, &state, mean)?;
                     let _ = events.send(Event::Checkpoint(ckpt));
                 }
                 return Ok(if stop.load(Ordering::SeqCst) { RunEnd::Stopped } else { RunEnd::Finished });
@@ -366,11 +503,11 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
             opt.set_learning_rate(lr);
             let mut rng = derive(config.seed, 1 + epoch as u64, 1 + s as u64);
             let aug = config.augment.as_ref().map(|a| (a, &mut rng));
-            let (x, y) = splits.train.batch(idx, mean.as_deref(), aug, &dev)?;
+            let (x, y) = data.batch(idx, aug, &dev)?;
             let mut fwd =
                 Forward::train().with_rng(derive(config.seed, 1 + epoch as u64, (1 << 32) + s as u64));
             let logits = model.forward(&x, &mut fwd)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+            let loss = data.loss(&logits, &y)?;
             let loss_value = loss.to_scalar::<f32>()?;
             if !loss_value.is_finite() {
                 let where_ = last_good.as_ref().map_or("none yet".to_string(), |p| p.display().to_string());
@@ -384,31 +521,31 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
             }
             let grads = loss.backward()?;
             opt.step(&grads)?;
-            let pred = logits.argmax(1)?.to_vec1::<u32>()?;
-            let wrong_here = pred.iter().zip(y.to_vec1::<u32>()?).filter(|(p, t)| **p != *t).count();
+            let (wrong_here, counted_here) = data.errors(&logits, &y)?;
             wrong += wrong_here;
+            counted += counted_here;
             seen += idx.len();
             steps += 1;
             loss_sum += f64::from(loss_value) * idx.len() as f64;
             state.step_in_epoch += 1;
             state.global_step += 1;
-            let error = wrong_here as f32 / idx.len().max(1) as f32;
+            let error = wrong_here as f32 / counted_here.max(1) as f32;
             let _ = events.send(Event::Step { epoch, step: s, loss: loss_value, error, lr });
             let ends_epoch = state.step_in_epoch == steps_per_epoch;
             if !ends_epoch && config.checkpoint_every.is_some_and(|k| k > 0 && state.global_step % k == 0) {
                 state.trained_seconds = trained();
-                let ckpt = save_checkpoint(&model, &opt, &state, mean.as_deref())?;
+                let ckpt = save_checkpoint(&model, &opt, &state, mean)?;
                 last_good = Some(ckpt.clone());
                 let _ = events.send(Event::Checkpoint(ckpt));
             }
         }
-        let stats = close_epoch(loss_sum, wrong, seen, steps)?;
+        let stats = close_epoch(loss_sum, seen, (wrong, counted), steps)?;
         state.history.push(stats.clone());
         state.epoch += 1;
         state.step_in_epoch = 0;
         state.trained_seconds = trained();
         let _ = events.send(Event::Epoch(stats));
-        let ckpt = save_checkpoint(&model, &opt, &state, mean.as_deref())?;
+        let ckpt = save_checkpoint(&model, &opt, &state, mean)?;
         last_good = Some(ckpt.clone());
         let _ = events.send(Event::Checkpoint(ckpt));
     }
@@ -416,11 +553,38 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
 }
 
 /// Checks that the data's images and labels fit the model.
-fn check_data_fits(config: &TrainConfig, splits: &Splits) -> Result<()> {
-    if let ModelDesc::Fcn(_) = &config.model {
-        return Err(Error::Invalid(
-            "segmentation networks are not trained by this loop yet (VOC training is issue #4)".into(),
-        ));
+fn check_data_fits(config: &TrainConfig, data: &RunData) -> Result<()> {
+    let is_fcn = matches!(config.model, ModelDesc::Fcn(_));
+    let splits = match data {
+        RunData::Pixels(s) => {
+            if !is_fcn {
+                return Err(Error::Invalid(format!(
+                    "{} is a classifier; segmentation data needs an FCN (FCN-8s, FCN-8s-LRNN, …)",
+                    config.model.display_name()
+                )));
+            }
+            if s.train.is_empty() {
+                return Err(Error::file(&config.data.path, "no training images"));
+            }
+            let classes = config.model.classes().unwrap_or(0);
+            if s.train.classes.len() > classes {
+                return Err(Error::file(
+                    &config.data.path,
+                    format!(
+                        "the data has {} classes, the model scores only {classes}",
+                        s.train.classes.len()
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        RunData::Classes { splits, .. } => splits,
+    };
+    if is_fcn {
+        return Err(Error::Invalid(format!(
+            "{} is a segmentation network: train it on segmentation data (`lrnn train-seg`)",
+            config.model.display_name()
+        )));
     }
     if splits.train.is_empty() {
         return Err(Error::file(&config.data.path, "no training images"));

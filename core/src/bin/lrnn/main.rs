@@ -97,22 +97,29 @@ enum Command {
     Probe(probe_cmd::Probe),
     /// Train a network (checkpoints in --out; Ctrl-C stops cleanly; --resume continues).
     Train(train_cmd::TrainArgs),
-    /// Top-1 error of a trained checkpoint on a split.
+    /// Train a segmentation network (FCN-8s, FCN-8s-LRNN, …) end to end with the paper's settings
+    /// (RMSprop 1e-4, then 1e-5; horizontal flips): on a PASCAL VOC tree, or on generated scenes
+    /// whose labels depend on a distant mark. Same checkpoints, resumption and Ctrl-C as `train`.
+    TrainSeg(seg_cmd::TrainSegArgs),
+    /// Scores of a trained checkpoint on a split: top-1 error for a classifier; pixel accuracy,
+    /// mean IoU and every class's IoU for a segmentation network.
     Eval {
         /// A run folder (its latest checkpoint) or a checkpoint folder.
         #[arg(long)]
         run: PathBuf,
-        /// `cifar10`, `fashion-mnist` or `context`.
+        /// `cifar10`, `fashion-mnist`, `context`, `voc` or `scenes` (default: the data the
+        /// checkpoint was trained on).
         #[arg(long)]
-        data: String,
+        data: Option<String>,
         /// The dataset's folder (not needed for `context`).
         #[arg(long)]
         path: Option<PathBuf>,
-        /// `train`, `val` or `test`.
-        #[arg(long, default_value = "test")]
-        split: String,
+        /// `train`, `val` or `test` (segmentation data: `train` or `val`; default: `test`, or `val`
+        /// for segmentation).
+        #[arg(long)]
+        split: Option<String>,
         /// Images per batch.
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 16)]
         batch: usize,
     },
     /// Describe a dataset: image count, shape, images per class; optionally a contact sheet.
@@ -278,9 +285,10 @@ fn main() -> ExitCode {
         },
         Command::Insert { run, layers, out, v_init } => insert(&run, &layers, &out, v_init),
         Command::Train(args) => train_cmd::train(&args),
+        Command::TrainSeg(args) => seg_cmd::train_seg(&args),
         Command::Probe(p) => probe_cmd::probe(&p),
         Command::Eval { run, data, path, split, batch } => {
-            train_cmd::eval(&run, &data, path.as_deref(), &split, batch)
+            train_cmd::eval(&run, data.as_deref(), path.as_deref(), split.as_deref(), batch)
         }
         Command::Dataset { format, path, sheet } => dataset(&format, path.as_deref(), sheet.as_deref()),
         Command::Demo { image, out, width, decay } => demo::demo(image.as_deref(), &out, width, decay),

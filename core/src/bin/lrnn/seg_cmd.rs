@@ -26,14 +26,19 @@ pub fn score(pred: &Path, voc: &Path, split: &str) -> anyhow::Result<()> {
         }
         confusion.add(&p.labels, &truth.labels);
     }
-    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.2}%", 100.0 * v));
     println!("images: {}", split_list.ids.len());
+    print_scores(&confusion, &VOC_CLASSES.map(String::from));
+    Ok(())
+}
+
+/// Prints `pixel accuracy`, `mean IoU` and one line per class.
+pub fn print_scores(confusion: &Confusion, classes: &[String]) {
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.2}%", 100.0 * v));
     println!("pixel accuracy: {}", pct(confusion.pixel_accuracy()));
     println!("mean IoU: {}", pct(confusion.mean_iou()));
-    for (name, iou) in VOC_CLASSES.iter().zip(confusion.iou()) {
+    for (name, iou) in classes.iter().zip(confusion.iou()) {
         println!("class {name}: IoU {}", pct(iou));
     }
-    Ok(())
 }
 
 /// Runs `lrnn predict`: a palette PNG `<id>.png` per image, at the image's own size.
@@ -135,4 +140,159 @@ pub fn describe_voc(root: &Path, sheet: Option<&Path>) -> anyhow::Result<()> {
         println!("wrote {}", p.display());
     }
     Ok(())
+}
+
+/// Options of `lrnn train-seg`.
+#[derive(Debug, clap::Args)]
+pub struct TrainSegArgs {
+    /// `FCN-32s`, `FCN-8s`, `FCN-32s-LRNN`, `FCN-8s-LRNN` or a JSON description; with
+    /// --init-from, defaults to that checkpoint's model.
+    #[arg(long)]
+    model: Option<String>,
+    /// Channels n of fc1 and fc2 (the paper: 512 … 4096; the names' default is 1024).
+    #[arg(long)]
+    heads: Option<usize>,
+    /// A PASCAL VOC 2012 tree (its `train` and `val` lists); without it, the generated scenes.
+    #[arg(long)]
+    voc: Option<std::path::PathBuf>,
+    /// Network input side, a multiple of 32 (default: 384 for VOC, 96 for the scenes).
+    #[arg(long)]
+    size: Option<usize>,
+    /// VGG-16 trunk weights (`lrnn fetch vgg16`, torchvision's `.pth` or safetensors); default:
+    /// the file `lrnn fetch vgg16` writes, when it is there. `none`: a random trunk.
+    #[arg(long)]
+    vgg: Option<String>,
+    /// Start from this checkpoint's weights instead (a checkpoint or run folder).
+    #[arg(long)]
+    init_from: Option<std::path::PathBuf>,
+    /// The run's folder (checkpoints).
+    #[arg(long)]
+    out: std::path::PathBuf,
+    /// Stop after this many steps in all (default: every epoch).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Epochs in all.
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    /// Learning rate (RMSprop, the paper's), until --drop-at.
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f64,
+    /// Epoch (fractional) from which the rate is 1e-5, a tenth of the default (the paper: 30).
+    #[arg(long)]
+    drop_at: Option<f64>,
+    /// No horizontal flips.
+    #[arg(long)]
+    no_flip: bool,
+    /// Generated scenes (the mark at least half the side from the object): training images.
+    #[arg(long, default_value_t = 2000)]
+    scenes_train: usize,
+    /// Generated scenes: validation images.
+    #[arg(long, default_value_t = 200)]
+    scenes_val: usize,
+    /// Use only the first N training images (VOC).
+    #[arg(long)]
+    max_train: Option<usize>,
+    /// Use only the first N validation images (VOC).
+    #[arg(long)]
+    max_val: Option<usize>,
+    /// Also write a checkpoint every N steps and keep them all.
+    #[arg(long, value_name = "N")]
+    checkpoint_every: Option<usize>,
+    /// Seed of the heads' weights, data order, flips and the scenes.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Continue the run in `--out` from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+}
+
+/// Runs `lrnn train-seg`.
+pub fn train_seg(a: &TrainSegArgs) -> anyhow::Result<()> {
+    use anyhow::bail;
+    use lrnn_core::data::{scenes::SceneTask, Format};
+    use lrnn_core::io::ModelDesc;
+    use lrnn_core::train::trainer::resolve_checkpoint;
+    use lrnn_core::train::{DataSource, OptimizerConfig, Schedule, TrainConfig};
+
+    let mut model = match (&a.model, &a.init_from) {
+        (Some(m), _) => ModelDesc::from_name_or_file(m)?,
+        (None, Some(from)) => ModelDesc::load(&resolve_checkpoint(from)?.join("model.json"))?,
+        (None, None) => ModelDesc::from_name_or_file("FCN-8s-LRNN")?,
+    };
+    let ModelDesc::Fcn(cfg) = &mut model else {
+        bail!("{} is not a segmentation network (FCN-32s, FCN-8s, …)", model.display_name());
+    };
+    if let Some(n) = a.heads {
+        if a.init_from.is_some() {
+            bail!("--heads cannot change a checkpoint's network");
+        }
+        cfg.heads = n;
+    }
+    let mut data = match &a.voc {
+        Some(root) => DataSource::new(Format::Voc, root.clone()),
+        None => {
+            let mut d = DataSource::new(Format::Scenes, std::path::PathBuf::new());
+            // The mark at least half the side away from the object's centre.
+            let side = a.size.unwrap_or(SceneTask::default().size);
+            d.scenes = Some(SceneTask {
+                size: side,
+                min_distance: side / 2,
+                train: a.scenes_train,
+                val: a.scenes_val,
+                seed: a.seed,
+            });
+            cfg.classes = lrnn_core::data::scenes::CLASSES.len();
+            d
+        }
+    };
+    data.size = a.size;
+    let size = data.segmentation_size();
+    if size == 0 || size % 32 != 0 {
+        bail!("--size {size}: an FCN needs a multiple of 32");
+    }
+    let init_trunk = match (a.vgg.as_deref(), &a.init_from) {
+        (_, Some(_)) | (Some("none"), _) => None,
+        (Some(path), None) => Some(std::path::PathBuf::from(path)),
+        (None, None) => {
+            let default = lrnn_core::io::vgg16::default_weights();
+            if default.exists() {
+                Some(default)
+            } else {
+                eprintln!(
+                    "lrnn: no VGG-16 weights at {}: the trunk starts from random weights \
+                     (run `lrnn fetch vgg16` for the ImageNet ones, or pass --vgg)",
+                    default.display()
+                );
+                None
+            }
+        }
+    };
+    if let Some(t) = &init_trunk {
+        println!("trunk: {}", t.display());
+    }
+    let drops = a.drop_at.map(|e| vec![(e, a.lr / 10.0)]).unwrap_or_default();
+    let config = TrainConfig {
+        model,
+        data: data.clone(),
+        epochs: a.epochs,
+        batch_size: a.batch,
+        optimizer: OptimizerConfig::PAPER_RMSPROP,
+        schedule: Schedule::Steps { lr: a.lr, drops },
+        augment: if a.no_flip { None } else { data.format.label_preserving_augment() },
+        subtract_mean: false,
+        seed: a.seed,
+        max_train_images: a.max_train,
+        max_val_images: a.max_val,
+        max_steps: a.steps,
+        out: a.out.clone(),
+        init_from: a.init_from.clone(),
+        time_budget_s: None,
+        checkpoint_every: a.checkpoint_every,
+        init_trunk,
+    };
+    println!("{} on {}x{} inputs", config.model.display_name(), size, size);
+    crate::train_cmd::follow(config, a.resume)
 }

@@ -83,7 +83,7 @@ pub fn data_source(format: &str, path: Option<&Path>) -> anyhow::Result<DataSour
         (_, Some(p)) => p.to_path_buf(),
         (_, None) => bail!("--path is needed for this dataset (its folder)"),
     };
-    Ok(DataSource { format, path, context: None })
+    Ok(DataSource::new(format, path))
 }
 
 /// Runs `lrnn train`.
@@ -105,6 +105,9 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
                 data::Format::FashionMnist => cfg.in_channels = 1,
                 data::Format::Context => (cfg.in_channels, cfg.classes) = (1, 2),
                 data::Format::Cifar10 => {}
+                data::Format::Voc | data::Format::Scenes => {
+                    bail!("`{}` is segmentation data: train an FCN on it with `lrnn train-seg`", a.data)
+                }
             }
         }
     }
@@ -136,8 +139,15 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
         init_from: a.init_from.clone(),
         time_budget_s: a.time_budget.map(|m| m * 60.0),
         checkpoint_every: a.checkpoint_every,
+        init_trunk: None,
     };
-    let handle = spawn(config, a.resume)?;
+    follow(config, a.resume)
+}
+
+/// Runs a training configuration on the library's thread and reports its events: a progress bar
+/// per epoch, a line per epoch and per checkpoint; Ctrl-C stops after the current step.
+pub fn follow(config: TrainConfig, resume: bool) -> anyhow::Result<()> {
+    let handle = spawn(config, resume)?;
     let stop = handle.stop_flag();
     ctrlc::set_handler(move || {
         if stop.swap(true, Ordering::SeqCst) {
@@ -181,8 +191,10 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
                 } else {
                     String::new()
                 };
+                let miou =
+                    s.val_miou.map_or(String::new(), |m| format!(", validation mean IoU {:.2}%", 100.0 * m));
                 println!(
-                    "epoch {:>3}: train loss {:.4}, train error {:.2}%, validation error {:.2}%, {:.1} s{partial}",
+                    "epoch {:>3}: train loss {:.4}, train error {:.2}%, validation error {:.2}%{miou}, {:.1} s{partial}",
                     s.epoch + 1,
                     s.train_loss,
                     100.0 * s.train_error,
@@ -205,11 +217,48 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
     outcome
 }
 
-/// Runs `lrnn eval`: top-1 error of a checkpoint on a split.
-pub fn eval(run: &Path, data: &str, path: Option<&Path>, split: &str, batch: usize) -> anyhow::Result<()> {
+/// Runs `lrnn eval`: top-1 error of a classifier checkpoint on a split, or the segmentation scores
+/// of an FCN checkpoint; the data defaults to the checkpoint's own.
+pub fn eval(
+    run: &Path,
+    data: Option<&str>,
+    path: Option<&Path>,
+    split: Option<&str>,
+    batch: usize,
+) -> anyhow::Result<()> {
     let dir = resolve_checkpoint(run)?;
     let (model, state) = load_checkpoint(&dir, &Device::Cpu)?;
-    let source = data_source(data, path)?;
+    let source = match data {
+        Some(d) => {
+            let mut s = data_source(d, path)?;
+            s.size = state.config.data.size;
+            s.scenes = state.config.data.scenes;
+            s
+        }
+        None => state.config.data.clone(),
+    };
+    println!("checkpoint {} after {} steps", dir.display(), state.global_step);
+    if source.format.is_segmentation() {
+        let split = split.unwrap_or("val");
+        let splits = data::load_segmentation(
+            source.format,
+            &source.path,
+            source.segmentation_size(),
+            source.scenes,
+            None,
+            None,
+        )?;
+        let set = match split {
+            "train" => &splits.train,
+            "val" | "validation" => &splits.val,
+            other => bail!("unknown split `{other}` for segmentation data; known: train, val"),
+        };
+        let confusion = lrnn_core::train::seg::evaluate_segmentation(&model, set, batch)?;
+        println!("{split}: {} images of {}x{}", set.len(), set.size.1, set.size.0);
+        crate::seg_cmd::print_scores(&confusion, &set.classes);
+        return Ok(());
+    }
+    let split = split.unwrap_or("test");
     let splits = data::load(source.format, &source.path)?;
     let set = match split {
         "train" => &splits.train,
@@ -219,7 +268,6 @@ pub fn eval(run: &Path, data: &str, path: Option<&Path>, split: &str, batch: usi
     };
     let mean = checkpoint_mean(&dir, &state)?;
     let error = evaluate(&model, set, mean.as_deref(), batch)?;
-    println!("checkpoint {} after {} steps", dir.display(), state.global_step);
     println!("{split}: {} images, top-1 error {:.2}%", set.len(), 100.0 * error);
     Ok(())
 }

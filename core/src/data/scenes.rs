@@ -1,0 +1,152 @@
+//! Generated scenes for segmentation, the demo when PASCAL VOC is absent: the right label of a
+//! region depends on context far away.
+//!
+//! Each RGB image holds one textured grey disc (the *object*) on grey noise, and a small red or
+//! blue square (the *mark*) at least `min_distance` pixels away horizontally. The object's pixels
+//! are labelled `red-marked object` when the mark is red and `blue-marked object` when it is blue;
+//! everything else, the mark included, is `background`, and a one-pixel ring around the object is
+//! 255 (ignored, as VOC's object borders). The object looks the same in both classes, so a unit
+//! that does not see the mark can only guess which of the two it is; the mark sits outside the
+//! part of the image that the fine FCN-8s branches see (pool3's receptive field is 44 px, pool4's
+//! 100 px), so those branches need the coarse one, or an L-RNN's scan along the row, to know.
+
+use super::augment::Rng;
+use super::seg_set::{SegSet, SegSplits};
+
+/// Parameters of the generated scenes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SceneTask {
+    /// Image side in pixels (a multiple of 32 for the FCNs).
+    pub size: usize,
+    /// Minimum horizontal distance between the object's centre and the mark's, in pixels.
+    pub min_distance: usize,
+    /// Training images.
+    pub train: usize,
+    /// Validation images.
+    pub val: usize,
+    /// Seed of the generator (the same seed gives the same images).
+    pub seed: u64,
+}
+
+impl Default for SceneTask {
+    /// 96x96 images, the mark at least 48 px from the object's centre, 2000 / 200 images.
+    fn default() -> Self {
+        Self { size: 96, min_distance: 48, train: 2000, val: 200, seed: 2017 }
+    }
+}
+
+/// Class names, by label.
+pub const CLASSES: [&str; 3] = ["background", "red-marked object", "blue-marked object"];
+
+/// Generates one scene: RGB bytes (NCHW) and labels.
+fn scene(task: &SceneTask, rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
+    let s = task.size;
+    let plane = s * s;
+    let mut rgb = vec![0u8; 3 * plane];
+    for p in 0..plane {
+        let grey = 90.0 + 60.0 * rng.uniform();
+        for c in 0..3 {
+            rgb[c * plane + p] = (grey + rng.symmetric(12.0)).clamp(0.0, 255.0) as u8;
+        }
+    }
+    let mark = (s / 16).max(3);
+    let radius = (s / 10).max(3) + rng.below((s / 16).max(1));
+    let (cx, mx) = loop {
+        let cx = radius + 1 + rng.below(s - 2 * radius - 2);
+        let mx = 1 + rng.below(s - mark - 2) + mark / 2;
+        if cx.abs_diff(mx) >= task.min_distance {
+            break (cx, mx);
+        }
+    };
+    let cy = radius + 1 + rng.below(s - 2 * radius - 2);
+    let my = 1 + rng.below(s - mark - 2);
+    let red = rng.uniform() < 0.5;
+    let class = if red { 1 } else { 2 };
+    let mut labels = vec![0u8; plane];
+    for y in 0..s {
+        for x in 0..s {
+            let d = ((x as f32 - cx as f32).powi(2) + (y as f32 - cy as f32).powi(2)).sqrt();
+            if d <= radius as f32 + 1.0 {
+                let p = y * s + x;
+                if d <= radius as f32 {
+                    // The same stripes for both classes.
+                    let v = if (x + y) / 3 % 2 == 0 { 175 } else { 215 };
+                    for c in 0..3 {
+                        rgb[c * plane + p] = v;
+                    }
+                    labels[p] = if d > radius as f32 - 1.0 { 255 } else { class };
+                } else {
+                    labels[p] = 255;
+                }
+            }
+        }
+    }
+    let colour: [u8; 3] = if red { [220, 30, 30] } else { [30, 60, 220] };
+    for y in my..my + mark {
+        for x in mx - mark / 2..mx - mark / 2 + mark {
+            for c in 0..3 {
+                rgb[c * plane + y * s + x] = colour[c];
+            }
+        }
+    }
+    (rgb, labels)
+}
+
+fn generate_set(task: &SceneTask, n: usize, first: usize, rng: &mut Rng) -> SegSet {
+    let mut set = SegSet::new((task.size, task.size), CLASSES.map(String::from).to_vec());
+    for i in 0..n {
+        let (rgb, labels) = scene(task, rng);
+        set.push(format!("scene-{:05}", first + i), &rgb, &labels);
+    }
+    set
+}
+
+/// Generates the training and validation scenes.
+///
+/// # Panics
+/// When the images are too small for the distance (below 32 px, or `min_distance` over
+/// three quarters of the side): a configuration error the CLI checks first.
+pub fn generate(task: &SceneTask) -> SegSplits {
+    assert!(task.size >= 32 && task.min_distance * 4 <= task.size * 3, "scenes too small for the distance");
+    let mut rng = Rng(task.seed);
+    let train = generate_set(task, task.train, 0, &mut rng);
+    let val = generate_set(task, task.val, task.train, &mut rng);
+    SegSplits { train, val }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scene_has_an_object_of_the_marks_class_far_from_the_mark() {
+        let task = SceneTask { size: 64, min_distance: 40, train: 30, val: 5, seed: 3 };
+        let splits = generate(&task);
+        assert_eq!((splits.train.len(), splits.val.len()), (30, 5));
+        let plane = 64 * 64;
+        let mut seen = [0usize; 3];
+        for i in 0..splits.train.len() {
+            let img = splits.train.image(i);
+            let labels = splits.train.label(i).labels;
+            let object: Vec<usize> = (0..plane).filter(|&p| labels[p] == 1 || labels[p] == 2).collect();
+            assert!(object.len() > 20, "scene {i} has an object");
+            let class = labels[object[0]];
+            assert!(object.iter().all(|&p| labels[p] == class), "one class per object");
+            assert!(labels.contains(&255), "an ignored ring");
+            // The mark: the pixels whose red or blue channel dominates.
+            let red = (0..plane).filter(|&p| img[p] > 200 && img[2 * plane + p] < 50).count();
+            let blue = (0..plane).filter(|&p| img[2 * plane + p] > 200 && img[p] < 50).count();
+            assert_eq!(
+                (red > 0, blue > 0),
+                (class == 1, class == 2),
+                "scene {i}: the mark decides the class"
+            );
+            let mark_x = (0..plane).find(|&p| img[p].abs_diff(img[2 * plane + p]) > 150).unwrap() % 64;
+            let centre_x = object.iter().map(|p| p % 64).sum::<usize>() / object.len();
+            assert!(mark_x.abs_diff(centre_x) + 2 >= 40, "scene {i}: mark {mark_x}, object {centre_x}");
+            seen[usize::from(class)] += 1;
+        }
+        assert!(seen[1] > 5 && seen[2] > 5, "both classes: {seen:?}");
+        assert_eq!(generate(&task).train, splits.train, "the seed fixes the scenes");
+    }
+}

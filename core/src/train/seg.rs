@@ -1,0 +1,76 @@
+//! Segmentation training and scoring: the per-pixel cross-entropy with ignored pixels, per-pixel
+//! predictions, and the scores of a model over a whole set.
+
+use candle_core::{DType, Result, Tensor};
+
+use super::confusion::Confusion;
+use crate::data::seg_set::SegSet;
+use crate::data::voc::IGNORE;
+use crate::models::Model;
+use crate::nn::Forward;
+
+/// Mean cross-entropy over the pixels whose label is not [`IGNORE`]: `logits` `[B, K, H, W]`,
+/// `labels` `[B, H, W]` (u32). Zero (with zero gradient) when every pixel is ignored.
+///
+/// # Errors
+/// Shapes that do not match, or a label other than 255 outside `0..K`.
+pub fn pixel_cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let (b, k, h, w) = logits.dims4()?;
+    if labels.dims() != [b, h, w] {
+        candle_core::bail!("labels {:?} do not match scores {:?}", labels.dims(), logits.dims());
+    }
+    let values = labels.flatten_all()?.to_vec1::<u32>()?;
+    let ignore = u32::from(IGNORE);
+    if let Some(bad) = values.iter().find(|&&l| l != ignore && l as usize >= k) {
+        candle_core::bail!("label {bad} is outside the {k} classes");
+    }
+    let counted = values.iter().filter(|&&l| l != ignore).count();
+    let mask: Vec<f32> = values.iter().map(|&l| f32::from(u8::from(l != ignore))).collect();
+    let index: Vec<u32> = values.iter().map(|&l| if l == ignore { 0 } else { l }).collect();
+    let dev = logits.device();
+    let index = Tensor::from_vec(index, (b, 1, h, w), dev)?;
+    let mask = Tensor::from_vec(mask, (b, 1, h, w), dev)?.to_dtype(logits.dtype())?;
+    let log_p = candle_nn::ops::log_softmax(logits, 1)?.gather(&index, 1)?;
+    (log_p * mask)?.sum_all()?.affine(-1.0 / counted.max(1) as f64, 0.0)
+}
+
+/// The most likely class of every pixel: `[B, K, H, W]` scores to `B` maps of `H · W` labels.
+///
+/// # Errors
+/// Candle errors.
+pub fn pixel_predictions(logits: &Tensor) -> Result<Vec<Vec<u8>>> {
+    let am = logits.argmax(1)?.to_dtype(DType::U8)?;
+    let b = am.dim(0)?;
+    (0..b).map(|i| am.get(i)?.flatten_all()?.to_vec1::<u8>()).collect()
+}
+
+/// Wrong and counted (not ignored) pixels of a batch.
+///
+/// # Errors
+/// Candle errors.
+pub fn pixel_errors(logits: &Tensor, labels: &Tensor) -> Result<(usize, usize)> {
+    let pred = logits.argmax(1)?.flatten_all()?.to_vec1::<u32>()?;
+    let truth = labels.flatten_all()?.to_vec1::<u32>()?;
+    let ignore = u32::from(IGNORE);
+    let counted = truth.iter().filter(|&&t| t != ignore).count();
+    let wrong = pred.iter().zip(&truth).filter(|(p, t)| **t != ignore && p != t).count();
+    Ok((wrong, counted))
+}
+
+/// The confusion matrix of `model` over `set` (inference mode, batches of `batch`).
+///
+/// # Errors
+/// Candle errors.
+pub fn evaluate_segmentation(model: &Model, set: &SegSet, batch: usize) -> crate::Result<Confusion> {
+    let classes = model.desc().classes().unwrap_or(set.classes.len()).max(set.classes.len());
+    let mut confusion = Confusion::new(classes);
+    let idx: Vec<usize> = (0..set.len()).collect();
+    for chunk in idx.chunks(batch.max(1)) {
+        let (x, _) = set.batch(chunk, None, model.device())?;
+        let logits = model.forward(&x, &mut Forward::eval())?;
+        for (pred, &i) in pixel_predictions(&logits)?.iter().zip(chunk) {
+            confusion.add(pred, &set.label(i).labels);
+        }
+    }
+    Ok(confusion)
+}
