@@ -34,7 +34,13 @@ fn parameter_counts_follow_the_spec() {
         let model = Model::new(ModelDesc::from_name_or_file(name).unwrap(), &Device::Cpu).unwrap();
         assert_eq!(model.parameter_count().unwrap(), expected(variant, 1024, lrnn), "{name}");
     }
-    let desc = ModelDesc::Fcn(FcnConfig { variant: Variant::Fcn8s, heads: 512, lrnn: true, classes: 21 });
+    let desc = ModelDesc::Fcn(FcnConfig {
+        variant: Variant::Fcn8s,
+        heads: 512,
+        lrnn: true,
+        classes: 21,
+        input_size: None,
+    });
     assert_eq!(
         Model::new(desc, &Device::Cpu).unwrap().parameter_count().unwrap(),
         expected(Variant::Fcn8s, 512, true)
@@ -79,8 +85,20 @@ fn bilinear_upsampling_matches_pytorch_and_has_a_gradient() {
 #[test]
 fn fcn8s_lrnn_with_zero_recurrences_scores_exactly_as_fcn8s() {
     let dev = Device::Cpu;
-    let plain = ModelDesc::Fcn(FcnConfig { variant: Variant::Fcn8s, heads: 32, lrnn: false, classes: 21 });
-    let lrnn = ModelDesc::Fcn(FcnConfig { variant: Variant::Fcn8s, heads: 32, lrnn: true, classes: 21 });
+    let plain = ModelDesc::Fcn(FcnConfig {
+        variant: Variant::Fcn8s,
+        heads: 32,
+        lrnn: false,
+        classes: 21,
+        input_size: None,
+    });
+    let lrnn = ModelDesc::Fcn(FcnConfig {
+        variant: Variant::Fcn8s,
+        heads: 32,
+        lrnn: true,
+        classes: 21,
+        input_size: None,
+    });
     let a = Model::new_seeded(plain, &dev, 4).unwrap();
     let b = Model::new(lrnn, &dev).unwrap();
     // Copy every weight of the plain network; the recurrences stay at zero.

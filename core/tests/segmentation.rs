@@ -52,7 +52,7 @@ fn the_pixel_loss_ignores_255_and_matches_hand_computed_values_and_finite_differ
 }
 
 fn fcn(lrnn: bool) -> ModelDesc {
-    ModelDesc::Fcn(FcnConfig { variant: Variant::Fcn8s, heads: 8, lrnn, classes: 3 })
+    ModelDesc::Fcn(FcnConfig { variant: Variant::Fcn8s, heads: 8, lrnn, classes: 3, input_size: None })
 }
 
 #[test]

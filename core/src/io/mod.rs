@@ -8,4 +8,4 @@ pub mod vgg16;
 
 pub use atomic::write_atomic;
 pub use model_desc::ModelDesc;
-pub use tensors::{load_into_varmap, read_tensors, require_tensor, write_tensors};
+pub use tensors::{load_into_varmap, read_tensors, require_tensor, write_tensors, write_tensors_as};

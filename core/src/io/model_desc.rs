@@ -81,7 +81,7 @@ impl ModelDesc {
         match self {
             ModelDesc::Lrnn(_) | ModelDesc::Cifar(_) => 32,
             ModelDesc::Convnet(c) => c.input_size,
-            ModelDesc::Fcn(_) => 384,
+            ModelDesc::Fcn(c) => c.input_size.unwrap_or(384),
         }
     }
 

@@ -116,9 +116,18 @@ pub fn load_into_varmap(varmap: &VarMap, path: &Path) -> Result<()> {
 /// # Errors
 /// [`Error::Io`] naming `path`; candle errors for tensors that cannot be converted.
 pub fn write_tensors(tensors: &BTreeMap<String, Tensor>, path: &Path) -> Result<()> {
+    write_tensors_as(tensors, path, DType::F32)
+}
+
+/// Writes tensors as a safetensors file in `dtype` (e.g. F16 for a bundled model half the size;
+/// readers convert back to f32), atomically.
+///
+/// # Errors
+/// Candle errors; I/O errors naming `path`.
+pub fn write_tensors_as(tensors: &BTreeMap<String, Tensor>, path: &Path, dtype: DType) -> Result<()> {
     let mut prepared = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
-        prepared.push((name.clone(), t.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.contiguous()?));
+        prepared.push((name.clone(), t.to_dtype(dtype)?.to_device(&Device::Cpu)?.contiguous()?));
     }
     let bytes = safetensors::serialize(prepared.iter().map(|(n, t)| (n.as_str(), t)), None)
         .map_err(|e| Error::file(path, format!("cannot serialise: {e}")))?;

@@ -48,6 +48,10 @@ pub struct FcnConfig {
     /// Number of classes (21 for PASCAL VOC: background and 20 objects).
     #[serde(default = "default_classes")]
     pub classes: usize,
+    /// The input side the network was trained at (`lrnn train-seg` records it; `None`: 384, the
+    /// paper's). Any multiple of 32 runs; this is what photos are resized to by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_size: Option<usize>,
 }
 
 fn default_heads() -> usize {
@@ -91,7 +95,7 @@ impl FcnConfig {
             "FCN-8s-LRNN" => (Variant::Fcn8s, true),
             _ => return None,
         };
-        Some(Self { variant, heads: default_heads(), lrnn, classes: default_classes() })
+        Some(Self { variant, heads: default_heads(), lrnn, classes: default_classes(), input_size: None })
     }
 
     /// A name for people, e.g. `FCN-8s-LRNN (n = 1024)`.
@@ -110,6 +114,9 @@ impl FcnConfig {
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.heads == 0 || self.classes == 0 {
             return Err("heads and classes must be at least 1".into());
+        }
+        if let Some(n) = self.input_size.filter(|n| *n == 0 || n % 32 != 0) {
+            return Err(format!("input_size {n}: a multiple of 32 is needed"));
         }
         Ok(())
     }

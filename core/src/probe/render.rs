@@ -190,3 +190,31 @@ pub fn side_by_side(pictures: &[RgbImage], gap: u32) -> RgbImage {
     }
     out
 }
+
+/// A label map in the VOC palette over a photo (`w x h` RGB bytes, row-major): each pixel is
+/// `opacity` of its class's colour and the rest of the photo; background (0) and ignored (255)
+/// pixels show the photo alone, so objects stand out.
+pub fn label_overlay(photo: &[u8], labels: &[u8], w: usize, h: usize, opacity: f32) -> RgbImage {
+    let palette = crate::data::voc::palette();
+    let a = opacity.clamp(0.0, 1.0);
+    let mut img = RgbImage::new(w as u32, h as u32);
+    for (i, px) in img.pixels_mut().enumerate() {
+        let l = labels.get(i).copied().unwrap_or(0);
+        let base = [photo[3 * i], photo[3 * i + 1], photo[3 * i + 2]];
+        px.0 = if l == 0 || l == 255 {
+            base
+        } else {
+            let c = palette[usize::from(l)];
+            std::array::from_fn(|k| (a * f32::from(c[k]) + (1.0 - a) * f32::from(base[k])).round() as u8)
+        };
+    }
+    img
+}
+
+/// A label map in the VOC palette (255, VOC's "ignore", in its cream colour).
+pub fn label_image(labels: &[u8], w: usize, h: usize) -> RgbImage {
+    let palette = crate::data::voc::palette();
+    RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        Rgb(palette[usize::from(labels.get(y as usize * w + x as usize).copied().unwrap_or(0))])
+    })
+}

@@ -42,6 +42,16 @@ impl Confusion {
         self.counts[truth * self.classes + prediction]
     }
 
+    /// Adds another matrix of the same classes (e.g. one image's to a running total).
+    ///
+    /// # Panics
+    /// When the class counts differ (a programming error).
+    pub fn merge(&mut self, other: &Confusion) {
+        assert_eq!(self.classes, other.classes, "confusion matrices of different classes");
+        self.counts.iter_mut().zip(&other.counts).for_each(|(a, b)| *a += b);
+        self.invalid.iter_mut().zip(&other.invalid).for_each(|(a, b)| *a += b);
+    }
+
     /// Correct pixels over counted pixels (`None` when nothing was counted).
     pub fn pixel_accuracy(&self) -> Option<f64> {
         let total: u64 = self.counts.iter().sum::<u64>() + self.invalid.iter().sum::<u64>();

@@ -124,7 +124,8 @@ enum Command {
     },
     /// Describe a dataset: image count, shape, images per class; optionally a contact sheet.
     Dataset {
-        /// `cifar10`, `fashion-mnist`, `context` (generated; `--path` not needed) or `voc`.
+        /// `cifar10`, `fashion-mnist`, `context` (generated; `--path` not needed), `voc` or
+        /// `scenes` (generated segmentation scenes).
         #[arg(long)]
         format: String,
         /// The dataset's folder (`cifar-10-batches-bin`, or the folder of the IDX files).
@@ -133,6 +134,35 @@ enum Command {
         /// Write a contact sheet PNG of the training images (10 per class) here.
         #[arg(long)]
         sheet: Option<PathBuf>,
+        /// `scenes`: write the validation scenes as a VOC tree here (JPEGImages, palette PNG
+        /// labels in SegmentationClass, ImageSets/Segmentation/val.txt), for `lrnn predict`,
+        /// `lrnn score` and the app.
+        #[arg(long)]
+        voc_out: Option<PathBuf>,
+        /// `scenes`: how many.
+        #[arg(long, default_value_t = 12)]
+        count: usize,
+        /// `scenes`: image side.
+        #[arg(long, default_value_t = 96)]
+        size: usize,
+        /// `scenes`: generator seed (`train-seg --seed S` trains on the first scenes of seed S:
+        /// use another seed for unseen ones).
+        #[arg(long, default_value_t = 1000)]
+        seed: u64,
+    },
+    /// Copy a checkpoint without its optimiser state, for sharing or bundling: model.json,
+    /// state.json, the mean image, and the weights (in f16 with --half: half the size; the
+    /// loaders read them back as f32).
+    Pack {
+        /// A run folder (its latest checkpoint) or a checkpoint folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// The new folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Store the weights in f16.
+        #[arg(long)]
+        half: bool,
     },
     /// Insert L-RNN pairs into a trained convnet's convolutions (V = 0, so it scores exactly as
     /// before); writes a new run folder to fine-tune with `lrnn train --init-from`.
@@ -181,9 +211,10 @@ enum Command {
         /// Or: the photos to segment (their file stems become the ids).
         #[arg(long = "image")]
         images: Vec<PathBuf>,
-        /// Network input side (a multiple of 32; the paper's is 384).
-        #[arg(long, default_value_t = 384)]
-        size: usize,
+        /// Network input side (a multiple of 32; default: the size the model was trained at, else
+        /// 384, the paper's).
+        #[arg(long)]
+        size: Option<usize>,
         /// Folder for the PNGs.
         #[arg(long)]
         out: PathBuf,
@@ -276,6 +307,7 @@ fn main() -> ExitCode {
             if list.is_empty() {
                 bail!("give --voc (with --split) or at least one --image");
             }
+            let size = size.unwrap_or_else(|| model.desc().input_size());
             seg_cmd::predict(&model, &list, size, &out)
         })(),
         Command::Score { pred, voc, split } => seg_cmd::score(&pred, &voc, &split),
@@ -290,7 +322,11 @@ fn main() -> ExitCode {
         Command::Eval { run, data, path, split, batch } => {
             train_cmd::eval(&run, data.as_deref(), path.as_deref(), split.as_deref(), batch)
         }
-        Command::Dataset { format, path, sheet } => dataset(&format, path.as_deref(), sheet.as_deref()),
+        Command::Dataset { format, voc_out: Some(out), count, size, seed, .. } if format == "scenes" => {
+            seg_cmd::export_scenes(&out, count, size, seed)
+        }
+        Command::Dataset { format, path, sheet, .. } => dataset(&format, path.as_deref(), sheet.as_deref()),
+        Command::Pack { run, out, half } => seg_cmd::pack(&run, &out, half),
         Command::Demo { image, out, width, decay } => demo::demo(image.as_deref(), &out, width, decay),
     };
     match result {
@@ -390,6 +426,9 @@ fn dataset(
     if format == "voc" {
         let Some(root) = path else { bail!("--path is needed for VOC (the folder holding JPEGImages)") };
         return seg_cmd::describe_voc(root, sheet);
+    }
+    if format == "scenes" {
+        bail!("`scenes` are generated: write some as a VOC tree with --voc-out DIR");
     }
     let source = train_cmd::data_source(format, path)?;
     let splits = lrnn_core::data::load(source.format, &source.path)?;

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use lrnn_core::data::voc::{read_label_png, VocSplit, VOC_CLASSES};
+use lrnn_core::data::voc::{read_label_png, write_label_png, VocSplit, VOC_CLASSES};
 use lrnn_core::train::confusion::Confusion;
 
 /// Runs `lrnn score`.
@@ -270,6 +270,9 @@ pub fn train_seg(a: &TrainSegArgs) -> anyhow::Result<()> {
             }
         }
     };
+    if let ModelDesc::Fcn(cfg) = &mut model {
+        cfg.input_size = Some(size);
+    }
     if let Some(t) = &init_trunk {
         println!("trunk: {}", t.display());
     }
@@ -295,4 +298,63 @@ pub fn train_seg(a: &TrainSegArgs) -> anyhow::Result<()> {
     };
     println!("{} on {}x{} inputs", config.model.display_name(), size, size);
     crate::train_cmd::follow(config, a.resume)
+}
+
+/// `lrnn dataset --format scenes --voc-out DIR`: `count` scenes of a generator seed as a VOC tree
+/// (JPEG photos at quality 95, palette PNG labels, `val.txt`). They are the first scenes that seed
+/// draws, i.e. the first *training* scenes of `train-seg --seed S`: pick another seed for scenes
+/// a model has not seen.
+pub fn export_scenes(out: &Path, count: usize, size: usize, seed: u64) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use lrnn_core::data::scenes::{generate, SceneTask};
+    if size < 32 || size % 32 != 0 {
+        anyhow::bail!("--size {size}: scenes for the FCNs need a multiple of 32");
+    }
+    let task = SceneTask { size, min_distance: size / 2, train: 0, val: count, seed };
+    let set = generate(&task).val;
+    for d in ["JPEGImages", "SegmentationClass", "ImageSets/Segmentation"] {
+        std::fs::create_dir_all(out.join(d))
+            .with_context(|| format!("{}: cannot create", out.join(d).display()))?;
+    }
+    for i in 0..set.len() {
+        let id = &set.ids[i];
+        let path = out.join("JPEGImages").join(format!("{id}.jpg"));
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95)
+            .encode_image(&set.rgb_image(i))
+            .with_context(|| format!("{}: cannot encode", path.display()))?;
+        lrnn_core::io::write_atomic(&path, &bytes)?;
+        write_label_png(&out.join("SegmentationClass").join(format!("{id}.png")), &set.label(i))?;
+    }
+    let list: String = set.ids.iter().map(|id| format!("{id}\n")).collect();
+    lrnn_core::io::write_atomic(&out.join("ImageSets/Segmentation/val.txt"), list.as_bytes())?;
+    println!("wrote {} scenes ({size}x{size}, seed {seed}) to {}", set.len(), out.display());
+    Ok(())
+}
+
+/// `lrnn pack`: a checkpoint without its optimiser state, weights optionally in f16.
+pub fn pack(run: &Path, out: &Path, half: bool) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use lrnn_core::train::trainer::{load_checkpoint, resolve_checkpoint};
+    let dir = resolve_checkpoint(run)?;
+    let (model, _) = load_checkpoint(&dir, &candle_core::Device::Cpu)?;
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    for f in ["model.json", "state.json", "mean.safetensors"] {
+        let from = dir.join(f);
+        if from.exists() {
+            let bytes = std::fs::read(&from).with_context(|| format!("{}: cannot read", from.display()))?;
+            lrnn_core::io::write_atomic(&out.join(f), &bytes)?;
+        }
+    }
+    let dtype = if half { candle_core::DType::F16 } else { candle_core::DType::F32 };
+    let weights = out.join("weights.safetensors");
+    lrnn_core::io::write_tensors_as(&model.weights()?, &weights, dtype)?;
+    let mib = std::fs::metadata(&weights).map_or(0.0, |m| m.len() as f64 / 1_048_576.0);
+    println!(
+        "packed {} into {} ({mib:.1} MiB of weights{})",
+        dir.display(),
+        out.display(),
+        if half { ", f16" } else { "" }
+    );
+    Ok(())
 }
