@@ -89,7 +89,7 @@ fn train_seg_on_scenes_reports_pixel_scores_and_moves_the_recurrences() {
     let out = scratch::scratch_path("scenes-run");
     let _ = std::fs::remove_dir_all(&out);
     let mut data = DataSource::new(Format::Scenes, PathBuf::new());
-    data.scenes = Some(SceneTask { size: 32, min_distance: 16, train: 6, val: 2, seed: 1 });
+    data.scenes = Some(SceneTask { size: 32, width: None, min_distance: 16, train: 6, val: 2, seed: 1 });
     data.size = Some(32);
     let config = TrainConfig {
         model: fcn(true),

@@ -119,10 +119,13 @@ pub fn load_segmentation(
         Format::Scenes => {
             let mut task = scenes_task.unwrap_or_default();
             task.size = size;
-            if size < 32 || task.min_distance * 4 > size * 3 {
+            if let Some(problem) = task.check() {
+                return Err(Error::Invalid(problem));
+            }
+            if task.dims().1 % 32 != 0 {
                 return Err(Error::Invalid(format!(
-                    "scenes of {size} px cannot hold a mark {} px from the object",
-                    task.min_distance
+                    "scenes {} px wide: the FCNs need a multiple of 32",
+                    task.dims().1
                 )));
             }
             task.train = max_train.map_or(task.train, |m| m.min(task.train));

@@ -16,8 +16,12 @@ use super::seg_set::{SegSet, SegSplits};
 /// Parameters of the generated scenes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SceneTask {
-    /// Image side in pixels (a multiple of 32 for the FCNs).
+    /// Image height in pixels (a multiple of 32 for the FCNs), and width unless `width` is given.
     pub size: usize,
+    /// Image width in pixels when it differs from `size`: wide scenes put the mark beyond a
+    /// CNN's reach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<usize>,
     /// Minimum horizontal distance between the object's centre and the mark's, in pixels.
     pub min_distance: usize,
     /// Training images.
@@ -31,7 +35,7 @@ pub struct SceneTask {
 impl Default for SceneTask {
     /// 96x96 images, the mark at least 48 px from the object's centre, 2000 / 200 images.
     fn default() -> Self {
-        Self { size: 96, min_distance: 48, train: 2000, val: 200, seed: 2017 }
+        Self { size: 96, width: None, min_distance: 48, train: 2000, val: 200, seed: 2017 }
     }
 }
 
@@ -39,9 +43,31 @@ impl Default for SceneTask {
 pub const CLASSES: [&str; 3] = ["background", "red-marked object", "blue-marked object"];
 
 /// Generates one scene: RGB bytes (NCHW) and labels.
+impl SceneTask {
+    /// Height and width.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.size, self.width.unwrap_or(self.size))
+    }
+
+    /// Why these scenes cannot be drawn, if they cannot.
+    pub fn check(&self) -> Option<String> {
+        let (h, w) = self.dims();
+        if h < 32 || w < 32 {
+            return Some(format!("scenes of {h}x{w} px: at least 32 px a side"));
+        }
+        // The farthest an object's centre and the mark can be (see `scene`), for the largest
+        // object: the generator's rejection loop must always find a pair.
+        let (radius, mark) = ((h / 10).max(3) + (h / 16).max(1) - 1, (h / 16).max(3));
+        let reach = w.saturating_sub(radius + 3 + mark / 2);
+        (self.min_distance > reach).then(|| {
+            format!("scenes {w} px wide cannot hold a mark {} px from the object", self.min_distance)
+        })
+    }
+}
+
 fn scene(task: &SceneTask, rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
-    let s = task.size;
-    let plane = s * s;
+    let (s, sw) = task.dims();
+    let plane = s * sw;
     let mut rgb = vec![0u8; 3 * plane];
     for p in 0..plane {
         let grey = 90.0 + 60.0 * rng.uniform();
@@ -52,8 +78,8 @@ fn scene(task: &SceneTask, rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
     let mark = (s / 16).max(3);
     let radius = (s / 10).max(3) + rng.below((s / 16).max(1));
     let (cx, mx) = loop {
-        let cx = radius + 1 + rng.below(s - 2 * radius - 2);
-        let mx = 1 + rng.below(s - mark - 2) + mark / 2;
+        let cx = radius + 1 + rng.below(sw - 2 * radius - 2);
+        let mx = 1 + rng.below(sw - mark - 2) + mark / 2;
         if cx.abs_diff(mx) >= task.min_distance {
             break (cx, mx);
         }
@@ -64,10 +90,10 @@ fn scene(task: &SceneTask, rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
     let class = if red { 1 } else { 2 };
     let mut labels = vec![0u8; plane];
     for y in 0..s {
-        for x in 0..s {
+        for x in 0..sw {
             let d = ((x as f32 - cx as f32).powi(2) + (y as f32 - cy as f32).powi(2)).sqrt();
             if d <= radius as f32 + 1.0 {
-                let p = y * s + x;
+                let p = y * sw + x;
                 if d <= radius as f32 {
                     // The same stripes for both classes.
                     let v = if (x + y) / 3 % 2 == 0 { 175 } else { 215 };
@@ -85,7 +111,7 @@ fn scene(task: &SceneTask, rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
     for y in my..my + mark {
         for x in mx - mark / 2..mx - mark / 2 + mark {
             for c in 0..3 {
-                rgb[c * plane + y * s + x] = colour[c];
+                rgb[c * plane + y * sw + x] = colour[c];
             }
         }
     }
@@ -93,7 +119,7 @@ fn scene(task: &SceneTask, rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
 }
 
 fn generate_set(task: &SceneTask, n: usize, first: usize, rng: &mut Rng) -> SegSet {
-    let mut set = SegSet::new((task.size, task.size), CLASSES.map(String::from).to_vec());
+    let mut set = SegSet::new(task.dims(), CLASSES.map(String::from).to_vec());
     for i in 0..n {
         let (rgb, labels) = scene(task, rng);
         set.push(format!("scene-{:05}", first + i), &rgb, &labels);
@@ -104,10 +130,12 @@ fn generate_set(task: &SceneTask, n: usize, first: usize, rng: &mut Rng) -> SegS
 /// Generates the training and validation scenes.
 ///
 /// # Panics
-/// When the images are too small for the distance (below 32 px, or `min_distance` over
-/// three quarters of the side): a configuration error the CLI checks first.
+/// When [`SceneTask::check`] finds the scenes cannot be drawn: a configuration error the
+/// callers check first.
 pub fn generate(task: &SceneTask) -> SegSplits {
-    assert!(task.size >= 32 && task.min_distance * 4 <= task.size * 3, "scenes too small for the distance");
+    if let Some(problem) = task.check() {
+        panic!("{problem}");
+    }
     let mut rng = Rng(task.seed);
     let train = generate_set(task, task.train, 0, &mut rng);
     let val = generate_set(task, task.val, task.train, &mut rng);
@@ -120,7 +148,7 @@ mod tests {
 
     #[test]
     fn every_scene_has_an_object_of_the_marks_class_far_from_the_mark() {
-        let task = SceneTask { size: 64, min_distance: 40, train: 30, val: 5, seed: 3 };
+        let task = SceneTask { size: 64, width: None, min_distance: 40, train: 30, val: 5, seed: 3 };
         let splits = generate(&task);
         assert_eq!((splits.train.len(), splits.val.len()), (30, 5));
         let plane = 64 * 64;
@@ -148,5 +176,28 @@ mod tests {
         }
         assert!(seen[1] > 5 && seen[2] > 5, "both classes: {seen:?}");
         assert_eq!(generate(&task).train, splits.train, "the seed fixes the scenes");
+    }
+}
+
+#[cfg(test)]
+mod wide {
+    use super::*;
+
+    #[test]
+    fn wide_scenes_put_the_mark_far_from_every_object_pixel() {
+        let task = SceneTask { size: 32, width: Some(160), min_distance: 100, train: 10, val: 0, seed: 4 };
+        let set = generate(&task).train;
+        assert_eq!(set.size, (32, 160));
+        let plane = 32 * 160;
+        for i in 0..set.len() {
+            let (img, labels) = (set.image(i), set.label(i).labels);
+            let object: Vec<usize> = (0..plane).filter(|&p| labels[p] == 1 || labels[p] == 2).collect();
+            let mark: Vec<usize> =
+                (0..plane).filter(|&p| img[p].abs_diff(img[2 * plane + p]) > 150).collect();
+            assert!(!object.is_empty() && !mark.is_empty());
+            let centre = object.iter().map(|p| p % 160).sum::<usize>() / object.len();
+            assert!(mark.iter().all(|p| (p % 160).abs_diff(centre) + 2 >= 100), "scene {i}");
+        }
+        assert!(SceneTask { min_distance: 155, ..task }.check().is_some(), "too far to fit");
     }
 }

@@ -186,7 +186,15 @@ pub struct TrainSegArgs {
     /// No horizontal flips.
     #[arg(long)]
     no_flip: bool,
-    /// Generated scenes (the mark at least half the side from the object): training images.
+    /// Generated scenes: their width when it differs from --size (wide scenes put the mark
+    /// beyond the CNN's reach).
+    #[arg(long)]
+    width: Option<usize>,
+    /// Generated scenes: the least horizontal distance from the object's centre to the mark
+    /// (default: half the width).
+    #[arg(long)]
+    min_distance: Option<usize>,
+    /// Generated scenes: training images.
     #[arg(long, default_value_t = 2000)]
     scenes_train: usize,
     /// Generated scenes: validation images.
@@ -232,14 +240,18 @@ pub fn train_seg(a: &TrainSegArgs) -> anyhow::Result<()> {
         cfg.heads = n;
     }
     let mut data = match &a.voc {
+        Some(_) if a.width.is_some() || a.min_distance.is_some() => {
+            bail!("--width and --min-distance are for the generated scenes, not VOC")
+        }
         Some(root) => DataSource::new(Format::Voc, root.clone()),
         None => {
             let mut d = DataSource::new(Format::Scenes, std::path::PathBuf::new());
-            // The mark at least half the side away from the object's centre.
             let side = a.size.unwrap_or(SceneTask::default().size);
+            let width = a.width.unwrap_or(side);
             d.scenes = Some(SceneTask {
                 size: side,
-                min_distance: side / 2,
+                width: a.width,
+                min_distance: a.min_distance.unwrap_or(width / 2),
                 train: a.scenes_train,
                 val: a.scenes_val,
                 seed: a.seed,
@@ -296,7 +308,8 @@ pub fn train_seg(a: &TrainSegArgs) -> anyhow::Result<()> {
         checkpoint_every: a.checkpoint_every,
         init_trunk,
     };
-    println!("{} on {}x{} inputs", config.model.display_name(), size, size);
+    let width = config.data.scenes.and_then(|t| t.width).unwrap_or(size);
+    println!("{} on {}x{} inputs", config.model.display_name(), width, size);
     crate::train_cmd::follow(config, a.resume)
 }
 
@@ -310,7 +323,7 @@ pub fn export_scenes(out: &Path, count: usize, size: usize, seed: u64) -> anyhow
     if size < 32 || size % 32 != 0 {
         anyhow::bail!("--size {size}: scenes for the FCNs need a multiple of 32");
     }
-    let task = SceneTask { size, min_distance: size / 2, train: 0, val: count, seed };
+    let task = SceneTask { size, width: None, min_distance: size / 2, train: 0, val: count, seed };
     let set = generate(&task).val;
     for d in ["JPEGImages", "SegmentationClass", "ImageSets/Segmentation"] {
         std::fs::create_dir_all(out.join(d))
