@@ -18,7 +18,14 @@ use lrnn_core::nn::Forward;
 use lrnn_core::train::{Optimizer, OptimizerConfig};
 
 fn fcn(lrnn: bool) -> ModelDesc {
-    ModelDesc::Fcn(FcnConfig { variant: Variant::Fcn8s, heads: 64, lrnn, classes: 21, input_size: None })
+    ModelDesc::Fcn(FcnConfig {
+        variant: Variant::Fcn8s,
+        heads: 64,
+        lrnn,
+        classes: 21,
+        input_size: None,
+        v_init: 0.0,
+    })
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {

@@ -40,6 +40,7 @@ fn parameter_counts_follow_the_spec() {
         lrnn: true,
         classes: 21,
         input_size: None,
+        v_init: 0.0,
     });
     assert_eq!(
         Model::new(desc, &Device::Cpu).unwrap().parameter_count().unwrap(),
@@ -91,6 +92,7 @@ fn fcn8s_lrnn_with_zero_recurrences_scores_exactly_as_fcn8s() {
         lrnn: false,
         classes: 21,
         input_size: None,
+        v_init: 0.0,
     });
     let lrnn = ModelDesc::Fcn(FcnConfig {
         variant: Variant::Fcn8s,
@@ -98,6 +100,7 @@ fn fcn8s_lrnn_with_zero_recurrences_scores_exactly_as_fcn8s() {
         lrnn: true,
         classes: 21,
         input_size: None,
+        v_init: 0.0,
     });
     let a = Model::new_seeded(plain, &dev, 4).unwrap();
     let b = Model::new(lrnn, &dev).unwrap();

@@ -52,7 +52,14 @@ fn the_pixel_loss_ignores_255_and_matches_hand_computed_values_and_finite_differ
 }
 
 fn fcn(lrnn: bool) -> ModelDesc {
-    ModelDesc::Fcn(FcnConfig { variant: Variant::Fcn8s, heads: 8, lrnn, classes: 3, input_size: None })
+    ModelDesc::Fcn(FcnConfig {
+        variant: Variant::Fcn8s,
+        heads: 8,
+        lrnn,
+        classes: 3,
+        input_size: None,
+        v_init: 0.0,
+    })
 }
 
 #[test]
@@ -178,4 +185,26 @@ fn segmentation_data_and_networks_do_not_mix_with_classification() {
     c.data.size = Some(64);
     c.model = ModelDesc::from_name_or_file("Context-CNN").unwrap();
     assert!(err(&c).contains("needs an FCN"), "{}", err(&c));
+}
+
+#[test]
+fn an_irnn_start_sets_every_inserted_v_to_a_scaled_identity() {
+    let ModelDesc::Fcn(mut cfg) = fcn(true) else { unreachable!() };
+    cfg.v_init = 0.9;
+    let model = Model::new_seeded(ModelDesc::Fcn(cfg.clone()), &Device::Cpu, 7).unwrap();
+    let w = model.weights().unwrap();
+    let vs: Vec<&String> = w.keys().filter(|n| n.contains(".v_")).collect();
+    assert_eq!(vs.len(), 12, "two pairs per branch, three branches: {vs:?}");
+    for name in vs {
+        let v = &w[name];
+        let d = v.dim(0).unwrap();
+        let eye = (Tensor::eye(d, candle_core::DType::F32, &Device::Cpu).unwrap() * 0.9).unwrap();
+        assert_eq!(
+            (v - eye).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap(),
+            0.0,
+            "{name}"
+        );
+    }
+    cfg.v_init = 3.0;
+    assert!(Model::new(ModelDesc::Fcn(cfg), &Device::Cpu).unwrap_err().to_string().contains("v_init 3"));
 }

@@ -52,6 +52,15 @@ pub struct FcnConfig {
     /// paper's). Any multiple of 32 runs; this is what photos are resized to by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_size: Option<usize>,
+    /// Each inserted `V` starts at this times the identity in a fresh network (`0`, the paper's:
+    /// the network is then exactly its FCN; `0.9`: an "IRNN" start that carries features along
+    /// the whole row or column from the first step).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub v_init: f32,
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
 }
 
 fn default_heads() -> usize {
@@ -95,7 +104,14 @@ impl FcnConfig {
             "FCN-8s-LRNN" => (Variant::Fcn8s, true),
             _ => return None,
         };
-        Some(Self { variant, heads: default_heads(), lrnn, classes: default_classes(), input_size: None })
+        Some(Self {
+            variant,
+            heads: default_heads(),
+            lrnn,
+            classes: default_classes(),
+            input_size: None,
+            v_init: 0.0,
+        })
     }
 
     /// A name for people, e.g. `FCN-8s-LRNN (n = 1024)`.
@@ -114,6 +130,9 @@ impl FcnConfig {
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.heads == 0 || self.classes == 0 {
             return Err("heads and classes must be at least 1".into());
+        }
+        if !self.v_init.is_finite() || self.v_init.abs() > 2.0 {
+            return Err(format!("v_init {} is outside [-2, 2]", self.v_init));
         }
         if let Some(n) = self.input_size.filter(|n| *n == 0 || n % 32 != 0) {
             return Err(format!("input_size {n}: a multiple of 32 is needed"));

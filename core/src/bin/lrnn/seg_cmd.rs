@@ -152,6 +152,10 @@ pub struct TrainSegArgs {
     /// Channels n of fc1 and fc2 (the paper: 512 … 4096; the names' default is 1024).
     #[arg(long)]
     heads: Option<usize>,
+    /// `-LRNN` networks: every V starts at this times the identity (default 0, the paper's:
+    /// exactly the FCN at the start; 0.9 carries features along whole rows from the first step).
+    #[arg(long)]
+    v_init: Option<f32>,
     /// A PASCAL VOC 2012 tree (its `train` and `val` lists); without it, the generated scenes.
     #[arg(long)]
     voc: Option<std::path::PathBuf>,
@@ -238,6 +242,12 @@ pub fn train_seg(a: &TrainSegArgs) -> anyhow::Result<()> {
             bail!("--heads cannot change a checkpoint's network");
         }
         cfg.heads = n;
+    }
+    if let Some(v) = a.v_init {
+        if a.init_from.is_some() || !cfg.lrnn {
+            bail!("--v-init sets the recurrences of a fresh -LRNN network");
+        }
+        cfg.v_init = v;
     }
     let mut data = match &a.voc {
         Some(_) if a.width.is_some() || a.min_distance.is_some() => {
