@@ -434,3 +434,48 @@ fn train_seg_on_generated_scenes_then_eval_prints_the_segmentation_scores() {
     let o = lrnn(&["train-seg", "--model", "Context-CNN", "--out", s(&tmp("never"))]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("not a segmentation network"));
 }
+
+#[test]
+fn train_seg_reads_a_voc_tree_and_lrnn_eval_scores_it_with_the_voc_classes() {
+    // Scenes written as a VOC tree (JPEG photos, palette PNG labels), with a train list too.
+    let voc = tmp("seg-voc");
+    let _ = std::fs::remove_dir_all(&voc);
+    let o = lrnn(&["dataset", "--format", "scenes", "--voc-out", s(&voc), "--count", "4", "--size", "64"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lists = voc.join("ImageSets/Segmentation");
+    std::fs::copy(lists.join("val.txt"), lists.join("train.txt")).unwrap();
+    let out = tmp("seg-voc-run");
+    let _ = std::fs::remove_dir_all(&out);
+    let o = lrnn(&[
+        "train-seg",
+        "--model",
+        "FCN-8s",
+        "--heads",
+        "8",
+        "--voc",
+        s(&voc),
+        "--size",
+        "32",
+        "--vgg",
+        "none",
+        "--batch",
+        "2",
+        "--steps",
+        "1",
+        "--out",
+        s(&out),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(text.contains("FCN-8s (n = 8) on 32x32 inputs"), "{text}");
+    let o = lrnn(&["eval", "--run", s(&out)]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("val: 4 images of 32x32") && text.contains("class aeroplane: IoU"), "{text}");
+    // A label of the wrong size is named.
+    let label = voc.join("SegmentationClass/scene-00001.png");
+    image::GrayImage::new(5, 5).save(&label).unwrap();
+    let o =
+        lrnn(&["train-seg", "--voc", s(&voc), "--size", "32", "--vgg", "none", "--out", s(&tmp("never"))]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("scene-00001.png") && err.contains("5x5"), "{err}");
+}
