@@ -41,8 +41,13 @@ impl StudioOptions {
     }
 }
 
+/// The bundled segmentation network (FCN-8s-LRNN trained on the generated scenes) and the scenes
+/// it opens with (a VOC tree with ground truth, scenes it was not trained on).
+pub const BUNDLED_SEGMENTER: (&str, &str) = ("scenes-fcn8s-lrnn", "scenes");
+
 /// The bundled models the model menu offers.
-pub const BUNDLED_MODELS: [(&str, &str); 5] = [
+pub const BUNDLED_MODELS: [(&str, &str); 6] = [
+    ("scenes-fcn8s-lrnn", "FCN-8s-LRNN on the generated scenes (segmentation)"),
     ("context-lrnn-finetuned", "Context-CNN + inserted L-RNNs, fine-tuned"),
     ("context-lrnn", "Context-LRNN, trained from scratch"),
     ("context-cnn", "Context-CNN (no L-RNN)"),
@@ -77,6 +82,9 @@ pub struct StudioApp {
     pub(crate) erf: Option<ErfShown>,
     pub(crate) recurrence: usize,
     pub(crate) finetune: FineTune,
+    pub(crate) seg: crate::views::segmentation::SegView,
+    /// Whether the spectra missing from the current analysis were asked for.
+    pub(crate) spectra_asked: bool,
     pub(crate) pending: usize,
     pub(crate) busy: String,
     pub(crate) error: Option<String>,
@@ -104,6 +112,8 @@ impl StudioApp {
             erf: None,
             recurrence: 0,
             finetune: FineTune::default(),
+            seg: Default::default(),
+            spectra_asked: false,
             pending: 0,
             busy: String::new(),
             error: None,
@@ -220,6 +230,26 @@ impl StudioApp {
         }
     }
 
+    /// Opens the bundled segmentation network with its scenes (browse them with Left/Right) and
+    /// shows the Segmentation view.
+    pub fn open_segmentation_demo(&mut self) {
+        let scenes = assets_dir().join(BUNDLED_SEGMENTER.1);
+        match list_photos(&scenes.join("JPEGImages")) {
+            Ok(list) if !list.is_empty() => {
+                self.notice = Some(format!("{} scenes with ground truth (Left/Right to browse)", list.len()));
+                let model = assets_dir().join("models").join(BUNDLED_SEGMENTER.0);
+                self.send(
+                    Job::Load { model: Some(model), photo: Some(list[0].clone()) },
+                    "loading the scenes segmenter",
+                );
+                self.browse = list;
+                self.view = View::Segmentation;
+            }
+            Ok(_) => self.error = Some(format!("{}: no scenes", scenes.display())),
+            Err(e) => self.error = Some(e),
+        }
+    }
+
     /// Steps through the browsed folder (`+1` next, `-1` previous).
     pub fn step_photo(&mut self, by: isize) {
         if self.browse.is_empty() {
@@ -289,6 +319,8 @@ impl StudioApp {
                     self.analysis = Some(a);
                     self.textures.clear();
                     let a = self.analysis.as_deref().expect("just set");
+                    self.seg.record(a);
+                    self.spectra_asked = false;
                     self.selected = keep
                         .and_then(|k| a.maps.iter().position(|m| m.name == k))
                         .or_else(|| a.maps.iter().position(|m| m.kind == MapKind::Direction))
@@ -309,6 +341,19 @@ impl StudioApp {
                 }
                 Reply::Erf { unit, size, model, cnn, theoretical, theoretical_cnn, scale } => {
                     self.erf = Some(ErfShown { unit, size, model, cnn, theoretical, theoretical_cnn, scale });
+                }
+                Reply::Spectra { model_dir, scale, spectra } => {
+                    if let Some(a) = self.analysis.as_deref_mut() {
+                        if a.model_dir == model_dir
+                            && a.scale == scale
+                            && a.recurrences.len() == spectra.len()
+                        {
+                            for (r, sp) in a.recurrences.iter_mut().zip(spectra) {
+                                r.spectrum = Some(sp);
+                            }
+                            self.textures.clear();
+                        }
+                    }
                 }
                 Reply::Snapshot { step, unit, erf } => self.finetune.add_snapshot(step, unit, erf),
                 Reply::Failed(message) => self.error = Some(message),
@@ -377,6 +422,10 @@ impl StudioApp {
                         self.open_folder(&d);
                     }
                 }
+                if ui.button("Bundled scenes (ground truth for the scenes segmenter)").clicked() {
+                    ui.close();
+                    self.open_folder(&assets_dir().join(BUNDLED_SEGMENTER.1));
+                }
                 ui.separator();
                 ui.label("Bundled photos");
                 for name in ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"] {
@@ -388,6 +437,10 @@ impl StudioApp {
             });
             ui.menu_button("Model", |ui| {
                 ui.label("Bundled models");
+                if ui.button("Segmentation demo: the scenes FCN-8s-LRNN with its scenes").clicked() {
+                    ui.close();
+                    self.open_segmentation_demo();
+                }
                 for (dir, what) in BUNDLED_MODELS {
                     if ui.button(what).clicked() {
                         ui.close();
@@ -402,7 +455,8 @@ impl StudioApp {
                     }
                 }
                 ui.label(
-                    "VGG-16 / FCN models: `lrnn fetch vgg16`, then `lrnn init --model FCN-8s --trunk …`",
+                    "VGG-16 / FCN models: `lrnn train-seg` (VOC or the generated scenes), or \
+                     `lrnn fetch vgg16`, then `lrnn init --model FCN-8s --trunk …`",
                 );
             });
             ui.separator();

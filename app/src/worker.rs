@@ -51,6 +51,9 @@ pub enum Job {
         /// Where the new run folder goes.
         out: PathBuf,
     },
+    /// The spectra of every recurrence of the loaded model at its current scale (those not sent
+    /// with the analysis).
+    Spectra,
     /// The ERF of `unit` under a fine-tuning snapshot's weights (for the timeline).
     Snapshot {
         /// The snapshot's checkpoint folder.
@@ -71,6 +74,7 @@ impl Job {
             Job::Erf(u) => format!("computing the ERF of {u}"),
             Job::Insert { layer, .. } => format!("inserting a pair into {layer}"),
             Job::Snapshot { checkpoint, .. } => format!("probing {}", checkpoint.display()),
+            Job::Spectra => "computing the recurrence spectra".to_string(),
         }
     }
 }
@@ -139,9 +143,13 @@ pub struct RecurrenceInfo {
     pub size: usize,
     /// Row-major values at the current scale.
     pub values: Vec<f32>,
-    /// The analysis.
-    pub spectrum: Spectrum,
+    /// The analysis (`None` until asked for with [`Job::Spectra`] for matrices larger than
+    /// [`EAGER_SPECTRUM`]: a 1024x1024 decomposition takes seconds).
+    pub spectrum: Option<Spectrum>,
 }
+
+/// Matrices up to this side get their spectrum with every analysis; larger ones on request.
+pub const EAGER_SPECTRUM: usize = 256;
 
 /// Everything the views show about one model on one photo.
 #[derive(Debug, Clone)]
@@ -169,6 +177,102 @@ pub struct Analysis {
     /// The checkpoint's run state (its training configuration and history; `None` for a folder
     /// holding only `model.json` and `weights.safetensors`).
     pub state: Option<RunState>,
+    /// A segmentation network's labels for the photo (`None` for other models).
+    pub segmentation: Option<Segmentation>,
+}
+
+/// A segmentation network's reading of the photo, for the Segmentation view. Every label map is
+/// at the photo's own size (the network's, resized by nearest neighbour, as `lrnn predict` does).
+#[derive(Debug, Clone)]
+pub struct Segmentation {
+    /// Class names, by label.
+    pub classes: Vec<String>,
+    /// The photo's width and height.
+    pub size: (usize, usize),
+    /// The model's labels at the current `V` scale.
+    pub prediction: Vec<u8>,
+    /// The labels with every `V` at zero: the CNN the pairs were inserted into (`None` when the
+    /// model has no recurrence).
+    pub cnn: Option<Vec<u8>>,
+    /// The photo's ground truth (255: ignored), when the photo sits in a VOC tree with its mask.
+    pub truth: Option<Vec<u8>>,
+    /// Where the ground truth came from, or why there is none.
+    pub truth_note: String,
+}
+
+/// The ground-truth mask of a photo in a VOC tree (`…/JPEGImages/<id>.jpg` with
+/// `…/SegmentationClassAug/<id>.png` or `…/SegmentationClass/<id>.png`), checked against the
+/// photo's size; otherwise why there is none.
+pub fn ground_truth(photo: &Path, size: (usize, usize)) -> (Option<Vec<u8>>, String) {
+    let (Some(dir), Some(stem)) = (photo.parent(), photo.file_stem()) else {
+        return (None, "no ground truth: not a file".into());
+    };
+    if dir.file_name().is_none_or(|n| n != "JPEGImages") {
+        return (
+            None,
+            "no ground truth: the photo is not in a VOC tree's JPEGImages/ (Photo → a folder or VOC tree…)"
+                .into(),
+        );
+    }
+    let root = dir.parent().unwrap_or(dir);
+    let candidates =
+        ["SegmentationClassAug", "SegmentationClass"].map(|f| root.join(f).join(stem).with_extension("png"));
+    let Some(mask) = candidates.iter().find(|p| p.exists()) else {
+        return (None, format!("no ground truth: {} is missing", candidates[1].display()));
+    };
+    match lrnn_core::data::voc::read_label_png(mask) {
+        Ok(m) if (m.width, m.height) == size => {
+            (Some(m.labels), format!("ground truth: {}", crate::app::display_path(mask)))
+        }
+        Ok(m) => (
+            None,
+            format!(
+                "no ground truth: {} is {}x{}, the photo {}x{}",
+                mask.display(),
+                m.width,
+                m.height,
+                size.0,
+                size.1
+            ),
+        ),
+        Err(e) => (None, format!("no ground truth: {e}")),
+    }
+}
+
+/// The labels of `[1, K, n, n]` scores at `size` (nearest neighbour).
+fn labels_at(scores: &Tensor, size: (usize, usize)) -> anyhow::Result<Vec<u8>> {
+    let (_, _, h, w) = scores.dims4()?;
+    let labels: Vec<u8> =
+        scores.argmax(1)?.flatten_all()?.to_vec1::<u32>()?.into_iter().map(|l| l as u8).collect();
+    Ok(lrnn_core::data::voc::LabelMap { width: w, height: h, labels }.resize_nearest(size.0, size.1).labels)
+}
+
+/// The segmentation of the photo by an FCN: its labels, the CNN's (every `V` at zero, the scale
+/// restored after), and the ground truth when there is one.
+fn segment(m: &mut Loaded, p: &Photo, x: &Tensor, scores: &Tensor) -> anyhow::Result<Option<Segmentation>> {
+    let ModelDesc::Fcn(cfg) = m.model.desc() else { return Ok(None) };
+    let size = (p.original.width() as usize, p.original.height() as usize);
+    let names: Vec<String> = match &m.state {
+        Some(s) if !s.config.data.format.class_names().is_empty() => {
+            s.config.data.format.class_names().iter().map(|c| (*c).to_string()).collect()
+        }
+        _ if cfg.classes == lrnn_core::data::voc::VOC_CLASSES.len() => {
+            lrnn_core::data::voc::VOC_CLASSES.iter().map(|c| (*c).to_string()).collect()
+        }
+        _ => (0..cfg.classes).map(|i| format!("class {i}")).collect(),
+    };
+    let prediction = labels_at(scores, size)?;
+    let cnn = if m.scale.is_empty() {
+        None
+    } else {
+        let s = m.scale.scale();
+        m.scale.set(0.0)?;
+        let cnn_scores = m.model.forward(x, &mut Forward::eval());
+        m.scale.set(s)?;
+        Some(labels_at(&cnn_scores?, size)?)
+    };
+    let (truth, truth_note) = ground_truth(&p.path, size);
+    Ok(Some(Segmentation { classes: names, size, prediction, cnn, truth, truth_note }))
 }
 
 /// The ERF of one unit as values over the model input, with its mass numbers.
@@ -204,6 +308,15 @@ pub enum Reply {
         /// The scale the ERF was computed at.
         scale: f64,
     },
+    /// The spectra of every recurrence (in the analysis' order) at `scale`.
+    Spectra {
+        /// The model they belong to.
+        model_dir: PathBuf,
+        /// The scale they were computed at.
+        scale: f64,
+        /// One per recurrence.
+        spectra: Vec<Spectrum>,
+    },
     /// A fine-tuning snapshot's ERF.
     Snapshot {
         /// Global step.
@@ -230,6 +343,8 @@ struct Loaded {
     state: Option<RunState>,
     mean: Option<Vec<f32>>,
     scale: RecurrenceScale,
+    /// Spectra computed so far, by (weight, gate), with the scale they were computed at.
+    spectra: std::collections::HashMap<(String, &'static str), (f64, Spectrum)>,
 }
 
 struct Photo {
@@ -313,13 +428,20 @@ fn load_model(path: &Path) -> anyhow::Result<Loaded> {
         let desc = ModelDesc::load(&path.join("model.json"))?;
         let model = Model::load(desc, &path.join("weights.safetensors"), &Device::Cpu)?;
         let scale = RecurrenceScale::of(&model)?;
-        return Ok(Loaded { model, dir: path.to_path_buf(), state: None, mean: None, scale });
+        return Ok(Loaded {
+            model,
+            dir: path.to_path_buf(),
+            state: None,
+            mean: None,
+            scale,
+            spectra: Default::default(),
+        });
     }
     let dir = resolve_checkpoint(path)?;
     let (model, state) = load_checkpoint(&dir, &Device::Cpu)?;
     let mean = checkpoint_mean(&dir, &state)?;
     let scale = RecurrenceScale::of(&model)?;
-    Ok(Loaded { model, dir, state: Some(state), mean, scale })
+    Ok(Loaded { model, dir, state: Some(state), mean, scale, spectra: Default::default() })
 }
 
 /// The model's input tensor for a photo: resized to the model's input size, grey or colour,
@@ -355,11 +477,15 @@ fn input_tensor(m: &Loaded, original: &RgbImage) -> anyhow::Result<(Tensor, RgbI
     Ok((Tensor::from_vec(data, (1, channels, size, size), &Device::Cpu)?, seen))
 }
 
-fn analysis(m: &Loaded, p: &Photo) -> anyhow::Result<Analysis> {
+fn analysis(m: &mut Loaded, p: &Photo) -> anyhow::Result<Analysis> {
     let (x, input) = input_tensor(m, &p.original)?;
     let mut maps = Vec::new();
     let mut classes = Vec::new();
+    let mut output = None;
     for a in activations(&m.model, &x, ScanBackend::Auto)? {
+        if a.kind == MapKind::Output {
+            output = Some(a.tensor.clone());
+        }
         let t = a.tensor.get(0)?;
         let (c, h, w) = match t.dims() {
             [c, h, w] => (*c, *h, *w),
@@ -391,6 +517,10 @@ fn analysis(m: &Loaded, p: &Photo) -> anyhow::Result<Analysis> {
             .collect(),
         _ => vec![],
     };
+    let segmentation = match &output {
+        Some(scores) if scores.rank() == 4 => segment(m, p, &x, scores)?,
+        _ => None,
+    };
     Ok(Analysis {
         model: format!("{} ({})", m.model.desc().display_name(), crate::app::display_path(&m.dir)),
         model_dir: m.dir.clone(),
@@ -399,16 +529,20 @@ fn analysis(m: &Loaded, p: &Photo) -> anyhow::Result<Analysis> {
         input,
         maps,
         classes,
-        recurrences: recurrences(&m.model)?,
+        recurrences: recurrences(m, false)?,
         scale: m.scale.scale(),
         insertable,
         state: m.state.clone(),
+        segmentation,
     })
 }
 
-fn recurrences(model: &Model) -> anyhow::Result<Vec<RecurrenceInfo>> {
+/// Every recurrence matrix at the current scale, with its spectrum: from the cache (scaled), or
+/// computed when small or when `all`; otherwise `None`.
+fn recurrences(m: &mut Loaded, all: bool) -> anyhow::Result<Vec<RecurrenceInfo>> {
     let mut out = Vec::new();
-    for (name, var) in recurrence_vars(model)? {
+    let scale = m.scale.scale();
+    for (name, var) in recurrence_vars(&m.model)? {
         let t = var.as_tensor();
         if t.rank() != 2 {
             continue;
@@ -416,13 +550,22 @@ fn recurrences(model: &Model) -> anyhow::Result<Vec<RecurrenceInfo>> {
         let (rows, d) = t.dims2()?;
         let values: Vec<f32> = t.flatten_all()?.to_vec1()?;
         for (gate, block) in gate_blocks(&values, rows, d) {
-            out.push(RecurrenceInfo {
-                name: name.clone(),
-                gate,
-                size: d,
-                values: block.to_vec(),
-                spectrum: analyse(block, d),
-            });
+            let key = (name.clone(), gate);
+            let cached = match m.spectra.get(&key) {
+                Some((s0, sp)) if *s0 == scale => Some(sp.clone()),
+                Some((s0, sp)) if *s0 > 0.0 => Some(sp.scaled(scale / s0)),
+                _ => None,
+            };
+            let spectrum = match cached {
+                Some(sp) => Some(sp),
+                None if all || d <= EAGER_SPECTRUM => {
+                    let sp = analyse(block, d);
+                    m.spectra.insert(key, (scale, sp.clone()));
+                    Some(sp)
+                }
+                None => None,
+            };
+            out.push(RecurrenceInfo { name: name.clone(), gate, size: d, values: block.to_vec(), spectrum });
         }
     }
     Ok(out)
@@ -445,12 +588,15 @@ fn need<'a, T>(what: &'a Option<T>, name: &str) -> anyhow::Result<&'a T> {
 fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
     match job {
         Job::Load { model, photo } => {
-            let new_model = model.as_deref().map(load_model).transpose()?;
+            let mut new_model = model.as_deref().map(load_model).transpose()?;
             let new_photo = match photo {
                 Some(p) => Some(Photo { path: p.clone(), original: read_photo(p)? }),
                 None => None,
             };
-            let m = new_model.as_ref().or(state.model.as_ref());
+            let m = match new_model.as_mut() {
+                Some(m) => Some(m),
+                None => state.model.as_mut(),
+            };
             let p = new_photo.as_ref().or(state.photo.as_ref());
             let (Some(m), Some(p)) = (m, p) else { anyhow::bail!("a model and a photo are needed") };
             let a = analysis(m, p)?;
@@ -465,7 +611,8 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
         Job::Scale(s) => {
             let m = state.model.as_mut().ok_or_else(|| anyhow::anyhow!("no model is loaded"))?;
             m.scale.set(*s)?;
-            let (m, p) = (need(&state.model, "model")?, need(&state.photo, "photo")?);
+            let p = need(&state.photo, "photo")?;
+            let m = state.model.as_mut().ok_or_else(|| anyhow::anyhow!("no model is loaded"))?;
             Ok(Reply::Loaded(Box::new(analysis(m, p)?)))
         }
         Job::Erf(unit) => {
@@ -507,10 +654,15 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
             let m = need(&state.model, "model")?;
             let ins = Insertion { layer: layer.clone(), axis: *axis, v_init: 0.0 };
             let dir = insert_into_checkpoint(&m.dir, &[ins], out)?;
-            let nm = load_model(&dir)?;
-            let a = analysis(&nm, need(&state.photo, "photo")?)?;
+            let mut nm = load_model(&dir)?;
+            let a = analysis(&mut nm, need(&state.photo, "photo")?)?;
             state.model = Some(nm);
             Ok(Reply::Loaded(Box::new(a)))
+        }
+        Job::Spectra => {
+            let m = state.model.as_mut().ok_or_else(|| anyhow::anyhow!("no model is loaded"))?;
+            let spectra = recurrences(m, true)?.into_iter().filter_map(|r| r.spectrum).collect();
+            Ok(Reply::Spectra { model_dir: m.dir.clone(), scale: m.scale.scale(), spectra })
         }
         Job::Snapshot { checkpoint, step, unit } => {
             let p = need(&state.photo, "photo")?;

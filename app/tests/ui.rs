@@ -55,14 +55,15 @@ fn opens_the_bundled_model_with_every_view_showing_real_content() {
         h.snapshot(view.key());
     }
     // Real content: the recurrence view lists all four matrices with their radii; the fine-tune
-    // view plots the checkpoint's own history; the segmentation view says plainly it is not built.
+    // view plots the checkpoint's own history; the segmentation view says what to open instead
+    // (the segmentation itself: tests/segmentation.rs).
     h.state_mut().show_view(View::Recurrence);
     h.run_steps(2);
     assert_eq!(h.state().analysis().unwrap().recurrences.len(), 4);
     h.get_by_label_contains("spectral radius ρ =");
     h.state_mut().show_view(View::Segmentation);
     h.run_steps(2);
-    h.get_by_label("Not built yet.");
+    h.get_by_label_contains("is not a segmentation network");
     assert_eq!(h.state().finetune().history.len(), 2);
 }
 
@@ -96,7 +97,7 @@ fn keys_step_through_layers_and_a_click_gives_that_units_erf() {
 fn the_v_slider_goes_from_the_cnn_to_the_trained_model() {
     let mut h = open("slider");
     let radius = |h: &Harness<'static, StudioApp>| {
-        h.state().analysis().unwrap().recurrences[0].spectrum.spectral_radius
+        h.state().analysis().unwrap().recurrences[0].spectrum.as_ref().unwrap().spectral_radius
     };
     let trained = radius(&h);
     assert!(trained > 0.1, "{trained}");
@@ -127,7 +128,7 @@ fn inserting_a_pair_keeps_the_scores_and_adds_its_directions() {
     assert_eq!(a.classes, before, "V = 0: exactly the CNN's scores");
     assert_eq!(a.recurrences.len(), 2);
     assert!(a.maps.iter().any(|m| m.name == "conv5.lr") && a.maps.iter().any(|m| m.name == "conv5.rl"));
-    assert!(a.recurrences.iter().all(|r| r.spectrum.spectral_radius == 0.0));
+    assert!(a.recurrences.iter().all(|r| r.spectrum.as_ref().unwrap().spectral_radius == 0.0));
 }
 
 #[test]

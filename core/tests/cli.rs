@@ -428,6 +428,20 @@ fn train_seg_on_generated_scenes_then_eval_prints_the_segmentation_scores() {
     for line in ["val: 2 images of 32x32", "pixel accuracy: ", "mean IoU: ", "class red-marked object: IoU"] {
         assert!(text.contains(line), "{line} in {text}");
     }
+    // Packed in f16: half the size, and it still loads and scores.
+    let packed = tmp("train-seg-packed");
+    let o = lrnn(&["pack", "--run", s(&out), "--out", s(&packed), "--half"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let size = |p: &Path| std::fs::metadata(p.join("weights.safetensors")).unwrap().len();
+    let full = size(&out.join("step-00000002"));
+    assert!(size(&packed) < full / 2 + 4096, "{} vs {full}", size(&packed));
+    assert!(!packed.join("optimizer.safetensors").exists() && packed.join("state.json").exists());
+    let o = lrnn(&["eval", "--run", s(&packed)]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("mean IoU: "),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // Bad sizes and classifiers are refused with the reason.
     let o = lrnn(&["train-seg", "--size", "40", "--vgg", "none", "--out", s(&tmp("never"))]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("multiple of 32"));

@@ -85,6 +85,11 @@ impl TextureCache {
         self.ranges.clear();
     }
 
+    /// Whether a texture is cached under `key`.
+    pub fn contains(&self, key: &str) -> bool {
+        self.textures.contains_key(key)
+    }
+
     /// The texture under `key`, made by `make` the first time.
     pub fn get(
         &mut self,
@@ -188,7 +193,7 @@ impl StudioApp {
             View::Field => self.field_export(),
             View::Recurrence => self.recurrence_export(),
             View::FineTune => self.finetune_export(),
-            View::Segmentation => None,
+            View::Segmentation => self.segmentation_export(),
         }
     }
 

@@ -27,14 +27,23 @@ impl StudioApp {
              -1/ln ρ steps). Shown at the V slider's scale ({:.2}).",
             scale
         ));
+        let missing = recurrences.iter().filter(|r| r.spectrum.is_none()).count();
+        if missing > 0 {
+            if !self.spectra_asked {
+                self.spectra_asked = true;
+                self.send(crate::worker::Job::Spectra, "computing the recurrence spectra");
+            }
+            ui.label(format!(
+                "Computing the spectra of {missing} matrices larger than {0}×{0} (seconds each)…",
+                crate::worker::EAGER_SPECTRUM
+            ));
+        }
+        let rho = |r: &crate::worker::RecurrenceInfo| {
+            r.spectrum.as_ref().map_or("…".to_string(), |s| format!("{:.4}", s.spectral_radius))
+        };
         let names: Vec<String> = recurrences
             .iter()
-            .map(|r| {
-                format!(
-                    "{} [{}] {}×{}, ρ = {:.3}",
-                    r.name, r.gate, r.size, r.size, r.spectrum.spectral_radius
-                )
-            })
+            .map(|r| format!("{} [{}] {}×{}, ρ = {}", r.name, r.gate, r.size, r.size, rho(r)))
             .collect();
         let mut sel = self.recurrence.min(names.len() - 1);
         egui::ComboBox::from_label("matrix").selected_text(&names[sel]).width(420.0).show_ui(ui, |ui| {
@@ -44,13 +53,20 @@ impl StudioApp {
         });
         self.recurrence = sel;
         let r = recurrences[sel].clone();
-        let sp = &r.spectrum;
+        let empty = lrnn_core::probe::recurrence::Spectrum {
+            eigenvalues: vec![],
+            singular_values: vec![],
+            spectral_radius: f64::NAN,
+            memory_length: None,
+        };
+        let sp = r.spectrum.as_ref().unwrap_or(&empty);
         ui.horizontal(|ui| {
-            ui.label(format!("spectral radius ρ = {:.4}", sp.spectral_radius));
+            ui.label(format!("spectral radius ρ = {}", rho(&r)));
             ui.separator();
-            ui.label(match sp.memory_length {
-                Some(m) => format!("memory length {m:.2} steps"),
-                None => "memory length: unbounded (ρ ≥ 1)".to_string(),
+            ui.label(match (&r.spectrum, sp.memory_length) {
+                (None, _) => "memory length …".to_string(),
+                (_, Some(m)) => format!("memory length {m:.2} steps"),
+                (_, None) => "memory length: unbounded (ρ ≥ 1)".to_string(),
             });
             ui.separator();
             ui.label(format!(
@@ -123,8 +139,11 @@ impl StudioApp {
                 ui.label(&r.name);
                 ui.label(r.gate);
                 ui.label(format!("{}", r.size));
-                ui.label(format!("{:.4}", r.spectrum.spectral_radius));
-                ui.label(r.spectrum.memory_length.map_or("unbounded".to_string(), |m| format!("{m:.2}")));
+                ui.label(rho(r));
+                ui.label(match &r.spectrum {
+                    Some(s) => s.memory_length.map_or("unbounded".to_string(), |m| format!("{m:.2}")),
+                    None => "…".to_string(),
+                });
                 ui.end_row();
             }
         });
@@ -143,7 +162,7 @@ impl StudioApp {
             image::imageops::FilterType::Nearest,
         );
         let mut csv = String::from("matrix,gate,kind,i,re,im\n");
-        for (i, (re, im)) in r.spectrum.eigenvalues.iter().enumerate() {
+        for (i, (re, im)) in r.spectrum.iter().flat_map(|s| s.eigenvalues.iter()).enumerate() {
             csv.push_str(&format!("{},{},eigenvalue,{i},{re},{im}\n", r.name, r.gate));
         }
         for (i, v) in r.values.iter().enumerate() {

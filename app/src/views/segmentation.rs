@@ -1,26 +1,292 @@
-//! The Segmentation view. Not built yet: it needs a trained FCN-8s and FCN-8s-LRNN, and training
-//! FCNs on VOC is issue #4's remaining part. The view says so plainly rather than showing an
-//! untrained network's noise as if it were a prediction.
+//! The Segmentation view: an FCN's prediction in the VOC palette over the photo (with an opacity
+//! slider), the ground truth beside it when the photo sits in a VOC tree, the same network with
+//! every `V` at zero (the CNN its L-RNNs were inserted into) and where the two differ, with
+//! per-image and running per-class IoU for both.
 
-use eframe::egui;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
+use eframe::egui::{self, Color32};
+use image::RgbImage;
+use lrnn_core::probe::render::{label_image, label_overlay, side_by_side};
+use lrnn_core::train::confusion::Confusion;
+
+use super::{color_image, Export};
+use crate::worker::{Analysis, Segmentation};
 use crate::StudioApp;
 
+/// The longest side the view draws a picture at.
+const SHOWN: u32 = 420;
+
+/// The view's own state: the overlay's opacity and the running scores.
+pub struct SegView {
+    /// Opacity of the class colours over the photo.
+    pub opacity: f32,
+    tally: Tally,
+}
+
+impl Default for SegView {
+    fn default() -> Self {
+        Self { opacity: 0.6, tally: Tally::default() }
+    }
+}
+
+/// Per-photo confusion matrices (the model's and its CNN's) of one model at one `V` scale; a
+/// photo seen again replaces its own entry, so browsing back and forth counts each photo once.
+#[derive(Default)]
+struct Tally {
+    model: PathBuf,
+    scale: f64,
+    photos: BTreeMap<PathBuf, (Confusion, Option<Confusion>)>,
+}
+
+/// The scores of one prediction against the truth.
+fn confusion(classes: usize, prediction: &[u8], truth: &[u8]) -> Confusion {
+    let mut c = Confusion::new(classes);
+    c.add(prediction, truth);
+    c
+}
+
+impl SegView {
+    /// Adds the photo of a new analysis to the running scores (starting afresh when the model or
+    /// the `V` scale changed).
+    pub fn record(&mut self, a: &Analysis) {
+        let Some(s) = &a.segmentation else { return };
+        if self.tally.model != a.model_dir || self.tally.scale != a.scale {
+            self.tally = Tally { model: a.model_dir.clone(), scale: a.scale, photos: BTreeMap::new() };
+        }
+        let Some(truth) = &s.truth else { return };
+        let k = s.classes.len();
+        let cnn = s.cnn.as_ref().map(|c| confusion(k, c, truth));
+        self.tally.photos.insert(a.photo.clone(), (confusion(k, &s.prediction, truth), cnn));
+    }
+
+    /// The running totals: photos, the model's matrix, its CNN's.
+    fn totals(&self, classes: usize) -> (usize, Confusion, Option<Confusion>) {
+        let mut model = Confusion::new(classes);
+        let mut cnn: Option<Confusion> = None;
+        for (m, c) in self.tally.photos.values().filter(|(m, _)| m.classes() == classes) {
+            model.merge(m);
+            if let Some(c) = c {
+                cnn.get_or_insert_with(|| Confusion::new(classes)).merge(c);
+            }
+        }
+        (self.tally.photos.len(), model, cnn)
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("–".to_string(), |v| format!("{:.1}%", 100.0 * v))
+}
+
+/// The photo and a label map at display size (nearest neighbour for labels).
+fn shrink(a: &Analysis, labels: &[u8], (w, h): (usize, usize)) -> (RgbImage, Vec<u8>, usize, usize) {
+    let k = (SHOWN as f32 / w.max(h) as f32).min(1.0);
+    let (sw, sh) = (((w as f32 * k).round() as usize).max(1), ((h as f32 * k).round() as usize).max(1));
+    let photo =
+        image::imageops::resize(&a.original, sw as u32, sh as u32, image::imageops::FilterType::Triangle);
+    let map = lrnn_core::data::voc::LabelMap { width: w, height: h, labels: labels.to_vec() };
+    (photo, map.resize_nearest(sw, sh).labels, sw, sh)
+}
+
+/// The titles of the view's pictures, in order.
+fn titles(a: &Analysis, s: &Segmentation) -> Vec<String> {
+    let mut out = vec![format!("prediction (V × {:.2}) over the photo", a.scale)];
+    if s.truth.is_some() {
+        out.push("ground truth".to_string());
+    }
+    if s.cnn.is_some() {
+        out.push("its CNN (every V = 0)".to_string());
+        out.push("where the L-RNN changes the CNN's labels".to_string());
+    }
+    out
+}
+
+/// The pictures of the view (see [`titles`]): prediction over the photo, ground truth, the CNN's
+/// prediction over the photo, and where the two differ (the model's class colour there, the
+/// photo dimmed elsewhere).
+fn pictures(a: &Analysis, s: &Segmentation, opacity: f32) -> Vec<RgbImage> {
+    let (photo, pred, w, h) = shrink(a, &s.prediction, s.size);
+    let mut out = vec![label_overlay(photo.as_raw(), &pred, w, h, opacity)];
+    if let Some(t) = &s.truth {
+        let (_, truth, ..) = shrink(a, t, s.size);
+        out.push(label_image(&truth, w, h));
+    }
+    if let Some(c) = &s.cnn {
+        let (_, cnn, ..) = shrink(a, c, s.size);
+        out.push(label_overlay(photo.as_raw(), &cnn, w, h, opacity));
+        let palette = lrnn_core::data::voc::palette();
+        let diff = RgbImage::from_fn(w as u32, h as u32, |x, y| {
+            let i = y as usize * w + x as usize;
+            if pred[i] == cnn[i] {
+                let p = photo.get_pixel(x, y).0;
+                let g = ((u16::from(p[0]) + u16::from(p[1]) + u16::from(p[2])) / 9) as u8;
+                image::Rgb([g, g, g])
+            } else {
+                image::Rgb(palette[usize::from(pred[i])])
+            }
+        });
+        out.push(diff);
+    }
+    out
+}
+
 impl StudioApp {
+    /// The photos in the running scores of the Segmentation view.
+    pub fn segmentation_running_photos(&self) -> usize {
+        self.seg.tally.photos.len()
+    }
+
+    /// Sets the overlay's opacity.
+    pub fn set_segmentation_opacity(&mut self, opacity: f32) {
+        self.seg.opacity = opacity.clamp(0.0, 1.0);
+    }
+
     pub(crate) fn segmentation_view(&mut self, ui: &mut egui::Ui) {
         ui.heading("Segmentation checks");
-        ui.colored_label(egui::Color32::from_rgb(180, 90, 0), "Not built yet.");
-        ui.label(
-            "This view will show an FCN-8s prediction in the VOC palette over the photo (with an opacity \
-             slider), the ground truth beside it, per-image and running per-class IoU, and where the \
-             L-RNN model differs from its CNN. It needs trained FCN-8s and FCN-8s-LRNN checkpoints: the \
-             networks, the VGG-16 weights (`lrnn fetch vgg16`), VOC reading and scoring (`lrnn predict`, \
-             `lrnn score`) exist, but training them on VOC (`lrnn train-seg`) is still open (issue #4), \
-             and an untrained score layer would only show noise.",
-        );
-        ui.label(
-            "Meanwhile an FCN made with `lrnn init --model FCN-8s-LRNN --trunk …` opens in the other \
-             views: its layers, scan directions, receptive fields and recurrences.",
-        );
+        let Some(a) = self.analysis.as_deref() else {
+            ui.label("Loading…");
+            return;
+        };
+        let Some(s) = &a.segmentation else {
+            ui.label(format!(
+                "{} is not a segmentation network. Open one from the Model menu: the bundled \
+                 FCN-8s-LRNN for the generated scenes (with its scenes under Photo), a checkpoint \
+                 of `lrnn train-seg`, or an FCN made with `lrnn init`.",
+                a.model
+            ));
+            return;
+        };
+        ui.horizontal(|ui| {
+            ui.add(egui::Slider::new(&mut self.seg.opacity, 0.0..=1.0).text("opacity of the class colours"));
+            if ui.button("Reset the running scores").clicked() {
+                self.seg.tally.photos.clear();
+            }
+        });
+        ui.label(&s.truth_note);
+        let opacity = self.seg.opacity;
+        let key = format!("seg/{}/{opacity:.2}", a.scale);
+        // The pictures are made once per analysis and opacity (the cache is cleared with the
+        // analysis), not every frame.
+        let titles = titles(a, s);
+        let textures: Vec<_> = if self.textures.contains(&format!("{key}/0")) {
+            (0..titles.len())
+                .map(|i| self.textures.get(ui.ctx(), &format!("{key}/{i}"), egui::ColorImage::default))
+                .collect()
+        } else {
+            pictures(a, s, opacity)
+                .iter()
+                .enumerate()
+                .map(|(i, img)| self.textures.get(ui.ctx(), &format!("{key}/{i}"), || color_image(img)))
+                .collect()
+        };
+        ui.horizontal_wrapped(|ui| {
+            for (title, tex) in titles.iter().zip(&textures) {
+                ui.vertical(|ui| {
+                    ui.label(title);
+                    // Small photos (the 96 px scenes) are enlarged, large ones shrunk, to 280 points.
+                    let size = tex.size_vec2();
+                    let k = 280.0 / size.x.max(size.y).max(1.0);
+                    ui.add(egui::Image::new(tex).fit_to_exact_size(size * k));
+                });
+            }
+        });
+        legend(ui, s);
+        let k = s.classes.len();
+        let photo = s
+            .truth
+            .as_ref()
+            .map(|t| (confusion(k, &s.prediction, t), s.cnn.as_ref().map(|c| confusion(k, c, t))));
+        let (n, total, total_cnn) = self.seg.totals(k);
+        if let Some(c) = &s.cnn {
+            let changed = s.prediction.iter().zip(c).filter(|(a, b)| a != b).count();
+            ui.label(format!(
+                "the L-RNN changes {:.1}% of the pixels' labels from its CNN's",
+                100.0 * changed as f64 / s.prediction.len().max(1) as f64
+            ));
+        }
+        egui::Grid::new("seg-scores").striped(true).show(ui, |ui| {
+            ui.strong("");
+            ui.strong("this photo");
+            if s.cnn.is_some() {
+                ui.strong("its CNN");
+            }
+            ui.strong(format!("running, {n} photo{}", if n == 1 { "" } else { "s" }));
+            if s.cnn.is_some() {
+                ui.strong("its CNN");
+            }
+            ui.end_row();
+            let row = |ui: &mut egui::Ui, name: &str, f: &dyn Fn(&Confusion) -> Option<f64>| {
+                ui.label(name);
+                ui.label(pct(photo.as_ref().and_then(|(m, _)| f(m))));
+                if s.cnn.is_some() {
+                    ui.label(pct(photo.as_ref().and_then(|(_, c)| c.as_ref().and_then(f))));
+                }
+                ui.label(pct(f(&total)));
+                if s.cnn.is_some() {
+                    ui.label(pct(total_cnn.as_ref().and_then(f)));
+                }
+                ui.end_row();
+            };
+            row(ui, "pixel accuracy", &|c: &Confusion| c.pixel_accuracy());
+            row(ui, "mean IoU", &|c: &Confusion| c.mean_iou());
+            for (i, name) in s.classes.iter().enumerate() {
+                row(ui, &format!("IoU {name}"), &|c: &Confusion| c.iou().get(i).copied().flatten());
+            }
+        });
+        if s.truth.is_none() {
+            ui.label("Scores need a ground truth: open a VOC tree (Photo menu) or the bundled scenes.");
+        }
+        self.export_buttons(ui);
     }
+
+    pub(crate) fn segmentation_export(&self) -> Option<Export> {
+        let a = self.analysis.as_deref()?;
+        let s = a.segmentation.as_ref()?;
+        let pics = pictures(a, s, self.seg.opacity);
+        let k = s.classes.len();
+        let (n, total, total_cnn) = self.seg.totals(k);
+        let mut csv =
+            String::from("class,photo_iou,photo_iou_cnn,running_iou,running_iou_cnn,running_photos\n");
+        let photo = s
+            .truth
+            .as_ref()
+            .map(|t| (confusion(k, &s.prediction, t), s.cnn.as_ref().map(|c| confusion(k, c, t))));
+        let num = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
+        let iou = |c: Option<&Confusion>, i: usize| c.and_then(|c| c.iou().get(i).copied().flatten());
+        for (i, name) in s.classes.iter().enumerate() {
+            let (pm, pc) = photo.as_ref().map_or((None, None), |(m, c)| (Some(m), c.as_ref()));
+            csv.push_str(&format!(
+                "{name},{},{},{},{},{n}\n",
+                num(iou(pm, i)),
+                num(iou(pc, i)),
+                num(iou(Some(&total), i)),
+                num(iou(total_cnn.as_ref(), i))
+            ));
+        }
+        Some(Export { picture: side_by_side(&pics, 8), csv })
+    }
+}
+
+/// The classes present in the prediction or the truth, as colour swatches.
+fn legend(ui: &mut egui::Ui, s: &Segmentation) {
+    let palette = lrnn_core::data::voc::palette();
+    let mut present = vec![false; 256];
+    for &l in s.prediction.iter().chain(s.truth.iter().flatten()) {
+        present[usize::from(l)] = true;
+    }
+    let swatch = |ui: &mut egui::Ui, [r, g, b]: [u8; 3], name: &str| {
+        let (rect, _) = ui.allocate_exact_size(egui::vec2(14.0, 14.0), egui::Sense::hover());
+        ui.painter().rect_filled(rect, 2.0, Color32::from_rgb(r, g, b));
+        ui.painter().rect_stroke(rect, 2.0, egui::Stroke::new(1.0, Color32::GRAY), egui::StrokeKind::Inside);
+        ui.label(name);
+    };
+    ui.horizontal_wrapped(|ui| {
+        for (i, name) in s.classes.iter().enumerate().filter(|(i, _)| present[*i]) {
+            swatch(ui, palette[i], name);
+        }
+        if present[255] {
+            swatch(ui, palette[255], "ignored (object borders)");
+        }
+    });
 }

@@ -25,19 +25,29 @@ fn view_to_f32(
     path: &Path,
     device: &Device,
 ) -> Result<Tensor> {
-    if view.dtype() != safetensors::Dtype::F32 {
-        return Err(Error::tensor(path, name, format!("dtype is {:?}, expected F32", view.dtype())));
-    }
-    let data: Vec<f32> =
-        view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    Ok(Tensor::from_vec(data, view.shape(), device)?)
+    let half = match view.dtype() {
+        safetensors::Dtype::F32 => {
+            let data: Vec<f32> =
+                view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            return Ok(Tensor::from_vec(data, view.shape(), device)?);
+        }
+        // Half-size files (`lrnn pack --half`) read back as f32.
+        safetensors::Dtype::F16 => DType::F16,
+        safetensors::Dtype::BF16 => DType::BF16,
+        other => {
+            return Err(Error::tensor(path, name, format!("dtype is {other:?}, expected F32, F16 or BF16")));
+        }
+    };
+    Ok(Tensor::from_raw_buffer(view.data(), half, view.shape(), &Device::Cpu)?
+        .to_dtype(DType::F32)?
+        .to_device(device)?)
 }
 
-/// Reads every tensor of a safetensors file (f32 only).
+/// Reads every tensor of a safetensors file (f32, or f16 / bf16 converted to f32).
 ///
 /// # Errors
 /// [`Error::Io`], [`Error::File`] for a malformed file, [`Error::Tensor`] for a tensor that is
-/// not f32.
+/// not a float.
 pub fn read_tensors(path: &Path, device: &Device) -> Result<BTreeMap<String, Tensor>> {
     let bytes = read_file(path)?;
     let st = parse(&bytes, path)?;

@@ -18,6 +18,25 @@ pub struct Spectrum {
     pub memory_length: Option<f64>,
 }
 
+impl Spectrum {
+    /// The spectrum of the matrix times `s ≥ 0`: eigenvalues and singular values scale with it,
+    /// the memory length follows the new radius (no new decomposition).
+    pub fn scaled(&self, s: f64) -> Spectrum {
+        let s = s.max(0.0);
+        let spectral_radius = self.spectral_radius * s;
+        Spectrum {
+            eigenvalues: self.eigenvalues.iter().map(|(re, im)| (re * s, im * s)).collect(),
+            singular_values: self.singular_values.iter().map(|v| v * s).collect(),
+            spectral_radius,
+            memory_length: memory_length(spectral_radius),
+        }
+    }
+}
+
+fn memory_length(spectral_radius: f64) -> Option<f64> {
+    (spectral_radius < 1.0).then(|| if spectral_radius > 0.0 { -1.0 / spectral_radius.ln() } else { 0.0 })
+}
+
 /// Analyses a square matrix given row-major.
 ///
 /// # Panics
@@ -30,12 +49,7 @@ pub fn analyse(values: &[f32], n: usize) -> Spectrum {
     let mut singular_values: Vec<f64> = m.singular_values().iter().copied().collect();
     singular_values.sort_by(|a, b| b.total_cmp(a));
     let spectral_radius = eigenvalues.first().map_or(0.0, |e| e.0.hypot(e.1));
-    let memory_length = if spectral_radius < 1.0 {
-        Some(if spectral_radius > 0.0 { -1.0 / spectral_radius.ln() } else { 0.0 })
-    } else {
-        None
-    };
-    Spectrum { eigenvalues, singular_values, spectral_radius, memory_length }
+    Spectrum { eigenvalues, singular_values, spectral_radius, memory_length: memory_length(spectral_radius) }
 }
 
 /// The per-gate blocks of a GRU recurrence `[3D, D]` (`W_z`, `W_r`, `W_h`), or the whole matrix
@@ -45,5 +59,23 @@ pub fn gate_blocks(values: &[f32], rows: usize, d: usize) -> Vec<(&'static str, 
         vec![("z", &values[..d * d]), ("r", &values[d * d..2 * d * d]), ("h", &values[2 * d * d..])]
     } else {
         vec![("v", values)]
+    }
+}
+
+#[cfg(test)]
+mod scaled_tests {
+    use super::*;
+
+    #[test]
+    fn a_scaled_spectrum_is_the_spectrum_of_the_scaled_matrix() {
+        let v = [0.5f32, -0.3, 0.2, 0.4, 0.1, 0.0, -0.2, 0.3, 0.6];
+        let half: Vec<f32> = v.iter().map(|x| x * 0.5).collect();
+        let (a, b) = (analyse(&v, 3).scaled(0.5), analyse(&half, 3));
+        assert!((a.spectral_radius - b.spectral_radius).abs() < 1e-6);
+        assert!((a.memory_length.unwrap() - b.memory_length.unwrap()).abs() < 1e-6);
+        for (x, y) in a.singular_values.iter().zip(&b.singular_values) {
+            assert!((x - y).abs() < 1e-6);
+        }
+        assert_eq!(analyse(&v, 3).scaled(0.0).spectral_radius, 0.0);
     }
 }

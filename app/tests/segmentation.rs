@@ -1,0 +1,105 @@
+//! The Segmentation view on the bundled scenes segmenter (FCN-8s-LRNN trained on the generated
+//! scenes) and its scenes: prediction over the photo, ground truth, the CNN with every V at zero
+//! and where they differ, per-photo and running scores, the V slider, browsing, export.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use std::time::Duration;
+
+use common::{options, temp};
+use eframe::egui;
+use egui_kittest::kittest::Queryable;
+use lrnn_core::train::confusion::Confusion;
+use lrnn_studio::screenshot::{harness, settle};
+use lrnn_studio::views::View;
+
+#[test]
+fn the_scenes_segmenter_shows_prediction_truth_its_cnn_and_running_scores() {
+    let mut h = harness(options("seg"), (1280.0, 960.0));
+    settle(&mut h, Duration::from_secs(300)).unwrap();
+    h.state_mut().open_segmentation_demo();
+    settle(&mut h, Duration::from_secs(300)).unwrap();
+    assert_eq!(h.state().error(), None);
+    let a = h.state().analysis().unwrap();
+    assert!(a.model.contains("FCN-8s-LRNN"), "{}", a.model);
+    let s = a.segmentation.clone().expect("an FCN segments the photo");
+    assert_eq!(s.size, (96, 96));
+    assert_eq!(s.classes, ["background", "red-marked object", "blue-marked object"]);
+    let truth = s.truth.clone().expect("the scene's mask is found");
+    assert!(s.truth_note.contains("SegmentationClass"), "{}", s.truth_note);
+    // The trained segmenter finds the object and its class on an unseen scene.
+    let mut c = Confusion::new(3);
+    c.add(&s.prediction, &truth);
+    assert!(c.mean_iou().unwrap() > 0.8, "mean IoU {:?}", c.mean_iou());
+    let cnn = s.cnn.clone().expect("the model has recurrences: its CNN is shown too");
+    assert_eq!(cnn.len(), s.prediction.len());
+    h.run_steps(3);
+    h.get_by_label("ground truth");
+    h.get_by_label("its CNN (every V = 0)");
+    h.get_by_label("where the L-RNN changes the CNN's labels");
+    h.get_by_label_contains("running, 1 photo");
+    h.snapshot("segmentation_scenes");
+
+    // The V slider at 0: the model is its CNN, and nothing differs.
+    h.state_mut().set_scale(0.0);
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    let s0 = h.state().analysis().unwrap().segmentation.clone().unwrap();
+    assert_eq!(s0.prediction, cnn, "at V scale 0 the prediction is the CNN's");
+    assert_eq!(s0.cnn.as_ref(), Some(&cnn));
+    h.state_mut().set_scale(1.0);
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+
+    // Right: the next scene joins the running scores; Left returns without counting twice.
+    h.key_press(egui::Key::ArrowRight);
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    assert!(h.state().analysis().unwrap().photo.ends_with("scene-00001.jpg"));
+    assert_eq!(h.state().segmentation_running_photos(), 2);
+    h.key_press(egui::Key::ArrowLeft);
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    assert_eq!(h.state().segmentation_running_photos(), 2);
+
+    // Opacity 0 shows the photo alone; the export has the pictures and the per-class IoU.
+    h.state_mut().set_segmentation_opacity(0.0);
+    h.run_steps(2);
+    let dir = temp("seg-export");
+    let (png, csv) = h.state().export_to(&dir.join("seg")).unwrap();
+    let img = image::open(&png).unwrap().to_rgb8();
+    assert!(img.width() >= 4 * 96, "four panels: {}x{}", img.width(), img.height());
+    let photo = image::open(&h.state().analysis().unwrap().photo).unwrap().to_rgb8();
+    let (p, q) = (photo.get_pixel(40, 40).0, img.get_pixel(40, 40).0);
+    assert!(p.iter().zip(q).all(|(a, b)| a.abs_diff(b) < 12), "opacity 0: the photo, {p:?} vs {q:?}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("class,photo_iou,photo_iou_cnn,running_iou,running_iou_cnn,running_photos\n"));
+    assert!(text.contains("red-marked object,") && text.lines().count() == 4, "{text}");
+    h.state_mut().show_view(View::Layers);
+    h.run_steps(2);
+    assert!(h.state().map_names().contains(&"fc7.lr".to_string()), "{:?}", h.state().map_names());
+}
+
+#[test]
+fn large_recurrences_get_their_spectra_when_the_recurrence_view_asks() {
+    let mut h = harness(options("seg-spectra"), (1280.0, 960.0));
+    settle(&mut h, Duration::from_secs(300)).unwrap();
+    h.state_mut().open_segmentation_demo();
+    settle(&mut h, Duration::from_secs(300)).unwrap();
+    let a = h.state().analysis().unwrap();
+    let big: Vec<bool> = a.recurrences.iter().map(|r| r.size > 256).collect();
+    assert_eq!(big.iter().filter(|b| **b).count(), 8, "fc4, fc5, fc7, fc8 pairs are 1024 wide");
+    assert!(a.recurrences.iter().all(|r| r.spectrum.is_some() != (r.size > 256)), "small ones at once");
+    h.state_mut().show_view(View::Recurrence);
+    h.run_steps(2);
+    h.get_by_label_contains("Computing the spectra of 8 matrices");
+    settle(&mut h, Duration::from_secs(600)).unwrap();
+    let a = h.state().analysis().unwrap();
+    assert!(a.recurrences.iter().all(|r| r.spectrum.is_some()));
+    let fc5 = a.recurrences.iter().find(|r| r.name == "fc5.v_bt.weight").unwrap();
+    let rho = fc5.spectrum.as_ref().unwrap().spectral_radius;
+    assert!(rho > 0.5 && rho < 1.5, "the trained vertical recurrence of fc5: ρ = {rho}");
+    // At V scale 0.5 the cached spectra are scaled, not recomputed: all present at once.
+    h.state_mut().set_scale(0.5);
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    let a = h.state().analysis().unwrap();
+    let half = a.recurrences.iter().find(|r| r.name == "fc5.v_bt.weight").unwrap();
+    assert!((half.spectrum.as_ref().unwrap().spectral_radius - rho / 2.0).abs() < 1e-6);
+}
