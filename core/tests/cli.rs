@@ -204,8 +204,14 @@ fn bad_inputs_name_the_file_and_tensor() {
     expect_run_error(None, None, Some(&rank), &["rank.safetensors", "input", "rank 3"]);
     let chans = save("chans.safetensors", "input", Tensor::zeros((1, 5, 2, 2), DType::F32, &dev).unwrap());
     expect_run_error(None, None, Some(&chans), &["chans.safetensors", "input", "5 channels", "expects 3"]);
-    let f16 = save("f16.safetensors", "input", Tensor::zeros((1, 3, 2, 2), DType::F16, &dev).unwrap());
-    expect_run_error(None, None, Some(&f16), &["f16.safetensors", "input", "F16"]);
+    // Integers are not an image (f16 and bf16 are read as f32: `lrnn pack --half`).
+    let ints = save("ints.safetensors", "input", Tensor::zeros((1, 3, 2, 2), DType::U8, &dev).unwrap());
+    expect_run_error(
+        None,
+        None,
+        Some(&ints),
+        &["ints.safetensors", "input", "U8", "expected F32, F16 or BF16"],
+    );
 }
 
 #[test]
