@@ -294,7 +294,8 @@ impl StudioApp {
     pub fn insert(&mut self, layer: &str, axis: Axis) {
         let stamp =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        let out = self.options.work_dir.join(format!("inserted-{layer}-{stamp}"));
+        let tag = if layer == crate::worker::FCN_HEADS { "fcn-heads" } else { layer };
+        let out = self.options.work_dir.join(format!("inserted-{tag}-{stamp}"));
         self.send(
             Job::Insert { layer: layer.to_string(), axis, out },
             &format!("inserting an L-RNN pair into {layer}"),

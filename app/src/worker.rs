@@ -148,6 +148,9 @@ pub struct RecurrenceInfo {
     pub spectrum: Option<Spectrum>,
 }
 
+/// The insertion offered for an FCN without L-RNNs: pairs in all its heads at once.
+pub const FCN_HEADS: &str = "the FCN heads (fc1/fc2, fc4/fc5, fc7/fc8)";
+
 /// Matrices up to this side get their spectrum with every analysis; larger ones on request.
 pub const EAGER_SPECTRUM: usize = 256;
 
@@ -515,6 +518,7 @@ fn analysis(m: &mut Loaded, p: &Photo) -> anyhow::Result<Analysis> {
                 _ => None,
             })
             .collect(),
+        ModelDesc::Fcn(cfg) if !cfg.lrnn => vec![FCN_HEADS.to_string()],
         _ => vec![],
     };
     let segmentation = match &output {
@@ -652,8 +656,18 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
         }
         Job::Insert { layer, axis, out } => {
             let m = need(&state.model, "model")?;
-            let ins = Insertion { layer: layer.clone(), axis: *axis, v_init: 0.0 };
-            let dir = insert_into_checkpoint(&m.dir, &[ins], out)?;
+            let dir = if layer == FCN_HEADS {
+                // An FCN: the pairs go into every head; written as a bare model folder.
+                let fcn = m.model.with_lrnn_heads()?;
+                std::fs::create_dir_all(out)
+                    .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", out.display()))?;
+                fcn.desc().save(&out.join("model.json"))?;
+                fcn.save_weights(&out.join("weights.safetensors"))?;
+                out.clone()
+            } else {
+                let ins = Insertion { layer: layer.clone(), axis: *axis, v_init: 0.0 };
+                insert_into_checkpoint(&m.dir, &[ins], out)?
+            };
             let mut nm = load_model(&dir)?;
             let a = analysis(&mut nm, need(&state.photo, "photo")?)?;
             state.model = Some(nm);

@@ -103,3 +103,42 @@ fn large_recurrences_get_their_spectra_when_the_recurrence_view_asks() {
     let half = a.recurrences.iter().find(|r| r.name == "fc5.v_bt.weight").unwrap();
     assert!((half.spectrum.as_ref().unwrap().spectral_radius - rho / 2.0).abs() < 1e-6);
 }
+
+#[test]
+fn pairs_inserted_into_an_fcns_heads_from_the_ui_keep_its_segmentation() {
+    // A plain FCN-8s (random heads, no trunk file needed) as `lrnn init` writes it.
+    let dir = temp("plain-fcn");
+    let desc = lrnn_core::io::ModelDesc::Fcn(lrnn_core::models::fcn::FcnConfig {
+        heads: 16,
+        classes: 3,
+        input_size: Some(64),
+        ..lrnn_core::models::fcn::FcnConfig::named("FCN-8s").unwrap()
+    });
+    let model = lrnn_core::models::Model::new_seeded(desc.clone(), &candle_core::Device::Cpu, 3).unwrap();
+    // Non-zero scoring layers, so that the labels are not all background.
+    for (name, var) in model.varmap().data().lock().unwrap().iter() {
+        if name.starts_with("fc3.") || name.starts_with("fc6.") || name.starts_with("fc9.") {
+            var.set(&var.randn_like(0.0, 0.01).unwrap()).unwrap();
+        }
+    }
+    desc.save(&dir.join("model.json")).unwrap();
+    model.save_weights(&dir.join("weights.safetensors")).unwrap();
+    let mut h = harness(options("fcn-insert"), (1280.0, 960.0));
+    settle(&mut h, Duration::from_secs(300)).unwrap();
+    h.state_mut().open_model(dir.clone());
+    h.state_mut().open_image(lrnn_studio::app::assets_dir().join("scenes/JPEGImages/scene-00003.jpg"));
+    settle(&mut h, Duration::from_secs(300)).unwrap();
+    assert_eq!(h.state().error(), None);
+    let before = h.state().analysis().unwrap().segmentation.clone().unwrap();
+    assert!(before.cnn.is_none(), "a plain FCN has no recurrence");
+    assert_eq!(h.state().analysis().unwrap().insertable, [lrnn_studio::worker::FCN_HEADS]);
+    h.state_mut().insert(lrnn_studio::worker::FCN_HEADS, lrnn_core::nn::Axis::Horizontal);
+    settle(&mut h, Duration::from_secs(300)).unwrap();
+    assert_eq!(h.state().error(), None);
+    let a = h.state().analysis().unwrap();
+    assert!(a.model.contains("FCN-8s-LRNN (n = 16)"), "{}", a.model);
+    assert_eq!(a.recurrences.len(), 12);
+    let after = a.segmentation.clone().unwrap();
+    assert_eq!(after.prediction, before.prediction, "V = 0: the same labels, pixel for pixel");
+    assert_eq!(after.cnn.as_ref(), Some(&before.prediction));
+}

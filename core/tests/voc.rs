@@ -218,7 +218,8 @@ fn training_loads_a_split_resized_and_centre_cropped_and_names_bad_files() {
     let root = tmp("train-tree");
     voc_tree(&root);
     std::fs::write(root.join("ImageSets/Segmentation/train.txt"), "a\nb\n").unwrap();
-    // A 20x10 photo: shorter side to 8 gives 16x8, and the centre 8x8 is kept.
+    // A 20x10 photo (a PNG named .jpg: read by content): shorter side to 8 gives 16x8, and the
+    // centre 8x8 is kept.
     let photo = image::RgbImage::from_fn(20, 10, |x, _| image::Rgb([if x < 10 { 200 } else { 10 }, 0, 0]));
     photo.save(root.join("JPEGImages/a.png")).unwrap();
     std::fs::rename(root.join("JPEGImages/a.png"), root.join("JPEGImages/a.jpg")).unwrap();

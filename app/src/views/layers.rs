@@ -86,7 +86,17 @@ impl StudioApp {
         ui.separator();
         ui.strong("Insert an L-RNN pair (V = 0)");
         if a.insertable.is_empty() {
-            ui.label("This model takes no insertions here (plain convnets only; FCNs: `lrnn init`).");
+            ui.label("This model takes no insertions here (plain convnets, and FCNs without L-RNNs).");
+            return;
+        }
+        if a.insertable == [crate::worker::FCN_HEADS] {
+            ui.label("Pairs go into the FCN's heads as in the paper: a horizontal pair on fc1, fc4, fc7 and a vertical one on fc2, fc5, fc8.");
+            if ui.button("Insert into the heads").clicked() {
+                self.insert(crate::worker::FCN_HEADS, lrnn_core::nn::Axis::Horizontal);
+            }
+            ui.label(
+                "The new model segments exactly as this one until fine-tuned (`lrnn train-seg --init-from`).",
+            );
             return;
         }
         let layers = a.insertable.clone();

@@ -199,7 +199,12 @@ impl VocSplit {
         let plane = size * size;
         for id in self.ids.iter().take(max.unwrap_or(usize::MAX)) {
             let path = self.image_path(id);
-            let photo = image::open(&path)
+            // By content, not by name (a `.jpg` that is really a PNG still reads).
+            let photo = image::ImageReader::open(&path)
+                .map_err(|e| Error::io(&path, e))?
+                .with_guessed_format()
+                .map_err(|e| Error::io(&path, e))?
+                .decode()
                 .map_err(|e| Error::file(&path, format!("not a readable image: {e}")))?
                 .to_rgb8();
             let (w, h) = (photo.width() as usize, photo.height() as usize);

@@ -252,7 +252,33 @@ impl Model {
         let mut cfg = cfg.clone();
         cfg.insert.extend(insert.iter().cloned());
         cfg.validate().map_err(crate::Error::Invalid)?;
-        let model = Model::new(ModelDesc::Convnet(cfg), &self.device)?;
+        self.with_weights_in(ModelDesc::Convnet(cfg))
+    }
+
+    /// An FCN with L-RNN pairs inserted into its heads (fc1/fc2, and fc4/fc5, fc7/fc8 for FCN-8s:
+    /// the paper's FCN-8s-LRNN), every weight kept and every `V` at zero, so that it segments
+    /// exactly as this FCN until fine-tuned.
+    ///
+    /// # Errors
+    /// [`crate::Error::Invalid`] when the model is not an FCN or already has the pairs.
+    pub fn with_lrnn_heads(&self) -> Result<Model> {
+        match &self.desc {
+            ModelDesc::Fcn(cfg) if !cfg.lrnn => self.with_weights_in(ModelDesc::Fcn(fcn::FcnConfig {
+                lrnn: true,
+                v_init: 0.0,
+                ..cfg.clone()
+            })),
+            other => Err(crate::Error::Invalid(format!(
+                "{} is not an FCN without L-RNNs: nothing to insert into its heads",
+                other.display_name()
+            ))),
+        }
+    }
+
+    /// A new model of `desc` holding this model's weights; the tensors this one lacks (new
+    /// recurrences) keep their start values.
+    fn with_weights_in(&self, desc: ModelDesc) -> Result<Model> {
+        let model = Model::new(desc, &self.device)?;
         let old = self.weights()?;
         {
             let vars = model
