@@ -244,14 +244,12 @@ pub fn ground_truth(photo: &Path, size: (usize, usize)) -> (Option<Vec<u8>>, Str
 
 /// The labels of `[1, K, n, n]` scores at `size` (nearest neighbour).
 fn labels_at(scores: &Tensor, size: (usize, usize)) -> anyhow::Result<Vec<u8>> {
-    let (_, _, h, w) = scores.dims4()?;
-    let labels: Vec<u8> =
-        scores.argmax(1)?.flatten_all()?.to_vec1::<u32>()?.into_iter().map(|l| l as u8).collect();
-    Ok(lrnn_core::data::voc::LabelMap { width: w, height: h, labels }.resize_nearest(size.0, size.1).labels)
+    Ok(lrnn_core::train::seg::predicted_labels(scores, size.0, size.1)?.labels)
 }
 
-/// The segmentation of the photo by an FCN: its labels, the CNN's (every `V` at zero, the scale
-/// restored after), and the ground truth when there is one.
+/// The segmentation of the photo by an FCN: its labels, the CNN's (every `V` at zero) and the
+/// ground truth when there is one. The last two do not depend on the V scale: they are kept for
+/// the photo, so moving the V slider runs the network once, not twice, and reads no file.
 fn segment(m: &mut Loaded, p: &Photo, x: &Tensor, scores: &Tensor) -> anyhow::Result<Option<Segmentation>> {
     let ModelDesc::Fcn(cfg) = m.model.desc() else { return Ok(None) };
     let size = (p.original.width() as usize, p.original.height() as usize);
@@ -265,17 +263,30 @@ fn segment(m: &mut Loaded, p: &Photo, x: &Tensor, scores: &Tensor) -> anyhow::Re
         _ => (0..cfg.classes).map(|i| format!("class {i}")).collect(),
     };
     let prediction = labels_at(scores, size)?;
-    let cnn = if m.scale.is_empty() {
-        None
-    } else {
-        let s = m.scale.scale();
-        m.scale.set(0.0)?;
-        let cnn_scores = m.model.forward(x, &mut Forward::eval());
-        m.scale.set(s)?;
-        Some(labels_at(&cnn_scores?, size)?)
+    let kept = m.photo_labels.take().filter(|k| k.photo == p.path);
+    let kept = match kept {
+        Some(k) => k,
+        None => {
+            let cnn = if m.scale.is_empty() {
+                None
+            } else {
+                let cnn_scores = m.with_cnn(|model| model.forward(x, &mut Forward::eval()))??;
+                Some(labels_at(&cnn_scores, size)?)
+            };
+            let (truth, truth_note) = ground_truth(&p.path, size);
+            PhotoLabels { photo: p.path.clone(), cnn, truth, truth_note }
+        }
     };
-    let (truth, truth_note) = ground_truth(&p.path, size);
-    Ok(Some(Segmentation { classes: names, size, prediction, cnn, truth, truth_note }))
+    let seg = Segmentation {
+        classes: names,
+        size,
+        prediction,
+        cnn: kept.cnn.clone(),
+        truth: kept.truth.clone(),
+        truth_note: kept.truth_note.clone(),
+    };
+    m.photo_labels = Some(kept);
+    Ok(Some(seg))
 }
 
 /// The ERF of one unit as values over the model input, with its mass numbers.
@@ -348,6 +359,38 @@ struct Loaded {
     scale: RecurrenceScale,
     /// Spectra computed so far, by (weight, gate), with the scale they were computed at.
     spectra: std::collections::HashMap<(String, &'static str), (f64, Spectrum)>,
+    /// A segmentation network's labels for the last photo that do not depend on the V scale.
+    photo_labels: Option<PhotoLabels>,
+}
+
+/// What [`segment`] keeps for one photo.
+struct PhotoLabels {
+    photo: PathBuf,
+    cnn: Option<Vec<u8>>,
+    truth: Option<Vec<u8>>,
+    truth_note: String,
+}
+
+impl Loaded {
+    fn new(
+        model: Model,
+        dir: PathBuf,
+        state: Option<RunState>,
+        mean: Option<Vec<f32>>,
+    ) -> anyhow::Result<Self> {
+        let scale = RecurrenceScale::of(&model)?;
+        Ok(Self { model, dir, state, mean, scale, spectra: Default::default(), photo_labels: None })
+    }
+
+    /// Runs `f` on the model with every `V` at zero (the CNN the pairs were inserted into), then
+    /// puts the scale back.
+    fn with_cnn<T>(&mut self, f: impl FnOnce(&Model) -> T) -> anyhow::Result<T> {
+        let s = self.scale.scale();
+        self.scale.set(0.0)?;
+        let out = f(&self.model);
+        self.scale.set(s)?;
+        Ok(out)
+    }
 }
 
 struct Photo {
@@ -430,21 +473,12 @@ fn load_model(path: &Path) -> anyhow::Result<Loaded> {
     if bare {
         let desc = ModelDesc::load(&path.join("model.json"))?;
         let model = Model::load(desc, &path.join("weights.safetensors"), &Device::Cpu)?;
-        let scale = RecurrenceScale::of(&model)?;
-        return Ok(Loaded {
-            model,
-            dir: path.to_path_buf(),
-            state: None,
-            mean: None,
-            scale,
-            spectra: Default::default(),
-        });
+        return Loaded::new(model, path.to_path_buf(), None, None);
     }
     let dir = resolve_checkpoint(path)?;
     let (model, state) = load_checkpoint(&dir, &Device::Cpu)?;
     let mean = checkpoint_mean(&dir, &state)?;
-    let scale = RecurrenceScale::of(&model)?;
-    Ok(Loaded { model, dir, state: Some(state), mean, scale, spectra: Default::default() })
+    Loaded::new(model, dir, Some(state), mean)
 }
 
 /// The model's input tensor for a photo: resized to the model's input size, grey or colour,
@@ -603,6 +637,10 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
             };
             let p = new_photo.as_ref().or(state.photo.as_ref());
             let (Some(m), Some(p)) = (m, p) else { anyhow::bail!("a model and a photo are needed") };
+            if new_photo.is_some() {
+                // The photo (or its mask) may have changed on disk: nothing kept for it holds.
+                m.photo_labels = None;
+            }
             let a = analysis(m, p)?;
             if let Some(nm) = new_model {
                 state.model = Some(nm);
@@ -620,23 +658,14 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
             Ok(Reply::Loaded(Box::new(analysis(m, p)?)))
         }
         Job::Erf(unit) => {
-            let (m, p) = (need(&state.model, "model")?, need(&state.photo, "photo")?);
+            let p = need(&state.photo, "photo")?;
+            let m = state.model.as_mut().ok_or_else(|| anyhow::anyhow!("no model is loaded"))?;
             let (x, _) = input_tensor(m, &p.original)?;
             let size = m.model.desc().input_size();
             let model_erf = erf_of(&m.model, &x, unit)?;
             let s = m.scale.scale();
-            let cnn = if m.scale.is_empty() {
-                None
-            } else {
-                let scale = state.model.as_mut().map(|m| &mut m.scale);
-                let scale = scale.ok_or_else(|| anyhow::anyhow!("no model is loaded"))?;
-                scale.set(0.0)?;
-                let m = need(&state.model, "model")?;
-                let cnn = erf_of(&m.model, &x, unit);
-                state.model.as_mut().map(|m| m.scale.set(s)).transpose()?;
-                Some(cnn?)
-            };
-            let m = need(&state.model, "model")?;
+            let cnn =
+                if m.scale.is_empty() { None } else { Some(m.with_cnn(|model| erf_of(model, &x, unit))??) };
             let geometry = m.model.desc().geometry(&unit.map);
             let theoretical =
                 geometry.as_ref().map(|g| receptive_field(g).span(model_erf.centre, (size, size)));

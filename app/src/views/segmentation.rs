@@ -18,17 +18,33 @@ use crate::StudioApp;
 /// The longest side the view draws a picture at.
 const SHOWN: u32 = 420;
 
-/// The view's own state: the overlay's opacity and the running scores.
+/// The view's own state: the overlay's opacity, the running scores and the numbers on show.
 pub struct SegView {
     /// Opacity of the class colours over the photo.
     pub opacity: f32,
     tally: Tally,
+    shown: Shown,
 }
 
 impl Default for SegView {
     fn default() -> Self {
-        Self { opacity: 0.6, tally: Tally::default() }
+        Self { opacity: 0.6, tally: Tally::default(), shown: Shown::default() }
     }
+}
+
+/// The numbers the view shows for the current analysis, computed once when it arrives (not every
+/// frame: each is a pass over every pixel of the photo).
+#[derive(Default)]
+struct Shown {
+    /// The photo's matrices (the model's, its CNN's), when it has a ground truth.
+    photo: Option<(Confusion, Option<Confusion>)>,
+    /// The running totals (the model's, its CNN's).
+    total: Option<Confusion>,
+    total_cnn: Option<Confusion>,
+    /// The fraction of pixels whose label the L-RNN changes from its CNN's.
+    changed: Option<f64>,
+    /// Which labels (0..=255) appear in the prediction or the truth, for the legend.
+    present: Vec<bool>,
 }
 
 /// Per-photo confusion matrices (the model's and its CNN's) of one model at one `V` scale; a
@@ -55,14 +71,28 @@ impl SegView {
         if self.tally.model != a.model_dir || self.tally.scale != a.scale {
             self.tally = Tally { model: a.model_dir.clone(), scale: a.scale, photos: BTreeMap::new() };
         }
-        let Some(truth) = &s.truth else { return };
         let k = s.classes.len();
-        let cnn = s.cnn.as_ref().map(|c| confusion(k, c, truth));
-        self.tally.photos.insert(a.photo.clone(), (confusion(k, &s.prediction, truth), cnn));
+        let photo = s
+            .truth
+            .as_ref()
+            .map(|t| (confusion(k, &s.prediction, t), s.cnn.as_ref().map(|c| confusion(k, c, t))));
+        if let Some(p) = &photo {
+            self.tally.photos.insert(a.photo.clone(), p.clone());
+        }
+        let mut present = vec![false; 256];
+        for &l in s.prediction.iter().chain(s.truth.iter().flatten()) {
+            present[usize::from(l)] = true;
+        }
+        let changed = s.cnn.as_ref().map(|c| {
+            s.prediction.iter().zip(c).filter(|(a, b)| a != b).count() as f64
+                / s.prediction.len().max(1) as f64
+        });
+        self.shown = Shown { photo, total: None, total_cnn: None, changed, present };
+        self.sum_up(k);
     }
 
-    /// The running totals: photos, the model's matrix, its CNN's.
-    fn totals(&self, classes: usize) -> (usize, Confusion, Option<Confusion>) {
+    /// Recomputes the running totals of the photos in the tally.
+    fn sum_up(&mut self, classes: usize) {
         let mut model = Confusion::new(classes);
         let mut cnn: Option<Confusion> = None;
         for (m, c) in self.tally.photos.values().filter(|(m, _)| m.classes() == classes) {
@@ -71,7 +101,7 @@ impl SegView {
                 cnn.get_or_insert_with(|| Confusion::new(classes)).merge(c);
             }
         }
-        (self.tally.photos.len(), model, cnn)
+        (self.shown.total, self.shown.total_cnn) = (Some(model), cnn);
     }
 }
 
@@ -79,14 +109,17 @@ fn pct(v: Option<f64>) -> String {
     v.map_or("–".to_string(), |v| format!("{:.1}%", 100.0 * v))
 }
 
-/// The photo and a label map at display size (nearest neighbour for labels).
-fn shrink(a: &Analysis, labels: &[u8], (w, h): (usize, usize)) -> (RgbImage, Vec<u8>, usize, usize) {
+/// The display size of a `w x h` photo: its longer side at most [`SHOWN`].
+fn shown_size((w, h): (usize, usize)) -> (usize, usize) {
     let k = (SHOWN as f32 / w.max(h) as f32).min(1.0);
-    let (sw, sh) = (((w as f32 * k).round() as usize).max(1), ((h as f32 * k).round() as usize).max(1));
-    let photo =
-        image::imageops::resize(&a.original, sw as u32, sh as u32, image::imageops::FilterType::Triangle);
-    let map = lrnn_core::data::voc::LabelMap { width: w, height: h, labels: labels.to_vec() };
-    (photo, map.resize_nearest(sw, sh).labels, sw, sh)
+    (((w as f32 * k).round() as usize).max(1), ((h as f32 * k).round() as usize).max(1))
+}
+
+/// A label map of the photo's size at display size `(sw, sh)` (nearest neighbour).
+fn shrink(labels: &[u8], (w, h): (usize, usize), (sw, sh): (usize, usize)) -> Vec<u8> {
+    lrnn_core::data::voc::LabelMap { width: w, height: h, labels: labels.to_vec() }
+        .resize_nearest(sw, sh)
+        .labels
 }
 
 /// The titles of the view's pictures, in order.
@@ -106,14 +139,16 @@ fn titles(a: &Analysis, s: &Segmentation) -> Vec<String> {
 /// prediction over the photo, and where the two differ (the model's class colour there, the
 /// photo dimmed elsewhere).
 fn pictures(a: &Analysis, s: &Segmentation, opacity: f32) -> Vec<RgbImage> {
-    let (photo, pred, w, h) = shrink(a, &s.prediction, s.size);
+    let (w, h) = shown_size(s.size);
+    let photo =
+        image::imageops::resize(&a.original, w as u32, h as u32, image::imageops::FilterType::Triangle);
+    let pred = shrink(&s.prediction, s.size, (w, h));
     let mut out = vec![label_overlay(photo.as_raw(), &pred, w, h, opacity)];
     if let Some(t) = &s.truth {
-        let (_, truth, ..) = shrink(a, t, s.size);
-        out.push(label_image(&truth, w, h));
+        out.push(label_image(&shrink(t, s.size, (w, h)), w, h));
     }
     if let Some(c) = &s.cnn {
-        let (_, cnn, ..) = shrink(a, c, s.size);
+        let cnn = shrink(c, s.size, (w, h));
         out.push(label_overlay(photo.as_raw(), &cnn, w, h, opacity));
         let palette = lrnn_core::data::voc::palette();
         let diff = RgbImage::from_fn(w as u32, h as u32, |x, y| {
@@ -161,6 +196,7 @@ impl StudioApp {
             ui.add(egui::Slider::new(&mut self.seg.opacity, 0.0..=1.0).text("opacity of the class colours"));
             if ui.button("Reset the running scores").clicked() {
                 self.seg.tally.photos.clear();
+                self.seg.sum_up(s.classes.len());
             }
         });
         ui.label(&s.truth_note);
@@ -191,18 +227,14 @@ impl StudioApp {
                 });
             }
         });
-        legend(ui, s);
-        let k = s.classes.len();
-        let photo = s
-            .truth
-            .as_ref()
-            .map(|t| (confusion(k, &s.prediction, t), s.cnn.as_ref().map(|c| confusion(k, c, t))));
-        let (n, total, total_cnn) = self.seg.totals(k);
-        if let Some(c) = &s.cnn {
-            let changed = s.prediction.iter().zip(c).filter(|(a, b)| a != b).count();
+        let shown = &self.seg.shown;
+        legend(ui, &s.classes, &shown.present);
+        let (photo, total, total_cnn) = (&shown.photo, &shown.total, &shown.total_cnn);
+        let n = self.seg.tally.photos.len();
+        if let Some(changed) = shown.changed {
             ui.label(format!(
                 "the L-RNN changes {:.1}% of the pixels' labels from its CNN's",
-                100.0 * changed as f64 / s.prediction.len().max(1) as f64
+                100.0 * changed
             ));
         }
         egui::Grid::new("seg-scores").striped(true).show(ui, |ui| {
@@ -222,7 +254,7 @@ impl StudioApp {
                 if s.cnn.is_some() {
                     ui.label(pct(photo.as_ref().and_then(|(_, c)| c.as_ref().and_then(f))));
                 }
-                ui.label(pct(f(&total)));
+                ui.label(pct(total.as_ref().and_then(f)));
                 if s.cnn.is_some() {
                     ui.label(pct(total_cnn.as_ref().and_then(f)));
                 }
@@ -244,14 +276,11 @@ impl StudioApp {
         let a = self.analysis.as_deref()?;
         let s = a.segmentation.as_ref()?;
         let pics = pictures(a, s, self.seg.opacity);
-        let k = s.classes.len();
-        let (n, total, total_cnn) = self.seg.totals(k);
+        let shown = &self.seg.shown;
+        let (photo, total, total_cnn) = (&shown.photo, &shown.total, &shown.total_cnn);
+        let n = self.seg.tally.photos.len();
         let mut csv =
             String::from("class,photo_iou,photo_iou_cnn,running_iou,running_iou_cnn,running_photos\n");
-        let photo = s
-            .truth
-            .as_ref()
-            .map(|t| (confusion(k, &s.prediction, t), s.cnn.as_ref().map(|c| confusion(k, c, t))));
         let num = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
         let iou = |c: Option<&Confusion>, i: usize| c.and_then(|c| c.iou().get(i).copied().flatten());
         for (i, name) in s.classes.iter().enumerate() {
@@ -260,7 +289,7 @@ impl StudioApp {
                 "{name},{},{},{},{},{n}\n",
                 num(iou(pm, i)),
                 num(iou(pc, i)),
-                num(iou(Some(&total), i)),
+                num(iou(total.as_ref(), i)),
                 num(iou(total_cnn.as_ref(), i))
             ));
         }
@@ -268,13 +297,10 @@ impl StudioApp {
     }
 }
 
-/// The classes present in the prediction or the truth, as colour swatches.
-fn legend(ui: &mut egui::Ui, s: &Segmentation) {
+/// The classes present in the prediction or the truth (`present`, by label), as colour swatches.
+fn legend(ui: &mut egui::Ui, classes: &[String], present: &[bool]) {
     let palette = lrnn_core::data::voc::palette();
-    let mut present = vec![false; 256];
-    for &l in s.prediction.iter().chain(s.truth.iter().flatten()) {
-        present[usize::from(l)] = true;
-    }
+    let present = |l: usize| present.get(l).copied().unwrap_or(false);
     let swatch = |ui: &mut egui::Ui, [r, g, b]: [u8; 3], name: &str| {
         let (rect, _) = ui.allocate_exact_size(egui::vec2(14.0, 14.0), egui::Sense::hover());
         ui.painter().rect_filled(rect, 2.0, Color32::from_rgb(r, g, b));
@@ -282,10 +308,10 @@ fn legend(ui: &mut egui::Ui, s: &Segmentation) {
         ui.label(name);
     };
     ui.horizontal_wrapped(|ui| {
-        for (i, name) in s.classes.iter().enumerate().filter(|(i, _)| present[*i]) {
+        for (i, name) in classes.iter().enumerate().filter(|(i, _)| present(*i)) {
             swatch(ui, palette[i], name);
         }
-        if present[255] {
+        if present(255) {
             swatch(ui, palette[255], "ignored (object borders)");
         }
     });

@@ -5,7 +5,7 @@ use candle_core::{DType, Result, Tensor};
 
 use super::confusion::Confusion;
 use crate::data::seg_set::SegSet;
-use crate::data::voc::IGNORE;
+use crate::data::voc::{LabelMap, IGNORE};
 use crate::models::Model;
 use crate::nn::Forward;
 
@@ -42,6 +42,17 @@ pub fn pixel_predictions(logits: &Tensor) -> Result<Vec<Vec<u8>>> {
     let am = logits.argmax(1)?.to_dtype(DType::U8)?;
     let b = am.dim(0)?;
     (0..b).map(|i| am.get(i)?.flatten_all()?.to_vec1::<u8>()).collect()
+}
+
+/// The labels of one image's scores `[1, K, h, w]`, resized by nearest neighbour to
+/// `width x height` (a photo's own size: what `lrnn predict` writes and the app shows).
+///
+/// # Errors
+/// Candle errors; scores that are not 4-dimensional.
+pub fn predicted_labels(scores: &Tensor, width: usize, height: usize) -> Result<LabelMap> {
+    let (_, _, h, w) = scores.dims4()?;
+    let labels = pixel_predictions(&scores.narrow(0, 0, 1)?)?.swap_remove(0);
+    Ok(LabelMap { width: w, height: h, labels }.resize_nearest(width, height))
 }
 
 /// Wrong and counted (not ignored) pixels of a batch.

@@ -49,7 +49,6 @@ pub fn predict(
     out: &Path,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
-    use lrnn_core::data::voc::{write_label_png, LabelMap};
     use lrnn_core::io::vgg16::caffe_input;
     use lrnn_core::nn::Forward;
     if !matches!(model.desc(), lrnn_core::io::ModelDesc::Fcn(_)) {
@@ -64,10 +63,11 @@ pub fn predict(
         let photo = image::open(path).with_context(|| format!("{}: not a readable image", path.display()))?;
         let x = caffe_input(&photo, size)?;
         let scores = model.forward(&x, &mut Forward::eval())?;
-        let labels: Vec<u8> =
-            scores.argmax(1)?.flatten_all()?.to_vec1::<u32>()?.into_iter().map(|l| l as u8).collect();
-        let map = LabelMap { width: size, height: size, labels }
-            .resize_nearest(photo.width() as usize, photo.height() as usize);
+        let map = lrnn_core::train::seg::predicted_labels(
+            &scores,
+            photo.width() as usize,
+            photo.height() as usize,
+        )?;
         write_label_png(&out.join(format!("{id}.png")), &map)?;
         bar.inc(1);
     }
