@@ -102,7 +102,7 @@ pub fn load(format: Format, path: &Path) -> Result<Splits> {
 ///
 /// # Errors
 /// As [`voc::VocSplit::open`] and [`voc::VocSplit::load_resized`]; [`Error::Invalid`] for a
-/// classification format.
+/// classification format, or sides that are not multiples of 32 (the FCNs' stride).
 pub fn load_segmentation(
     format: Format,
     path: &Path,
@@ -111,6 +111,11 @@ pub fn load_segmentation(
     max_train: Option<usize>,
     max_val: Option<usize>,
 ) -> Result<SegSplits> {
+    if size == 0 || size % 32 != 0 {
+        return Err(Error::Invalid(format!(
+            "segmentation input {size}x{size}: the FCNs need a multiple of 32"
+        )));
+    }
     match format {
         Format::Voc => Ok(SegSplits {
             train: voc::VocSplit::open(path, "train")?.load_resized(size, max_train)?,

@@ -321,16 +321,10 @@ impl RunData {
     fn load(config: &TrainConfig) -> Result<Self> {
         let source = &config.data;
         if source.format.is_segmentation() {
-            let size = source.segmentation_size();
-            if size == 0 || size % 32 != 0 {
-                return Err(Error::Invalid(format!(
-                    "segmentation input {size}x{size}: the FCNs need a multiple of 32"
-                )));
-            }
             return Ok(RunData::Pixels(data::load_segmentation(
                 source.format,
                 &source.path,
-                size,
+                source.segmentation_size(),
                 source.scenes,
                 config.max_train_images,
                 config.max_val_images,
@@ -555,58 +549,42 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
 /// Checks that the data's images and labels fit the model.
 fn check_data_fits(config: &TrainConfig, data: &RunData) -> Result<()> {
     let is_fcn = matches!(config.model, ModelDesc::Fcn(_));
-    let splits = match data {
-        RunData::Pixels(s) => {
-            if !is_fcn {
-                return Err(Error::Invalid(format!(
-                    "{} is a classifier; segmentation data needs an FCN (FCN-8s, FCN-8s-LRNN, …)",
-                    config.model.display_name()
-                )));
-            }
-            if s.train.is_empty() {
-                return Err(Error::file(&config.data.path, "no training images"));
-            }
-            let classes = config.model.classes().unwrap_or(0);
-            if s.train.classes.len() > classes {
-                return Err(Error::file(
-                    &config.data.path,
-                    format!(
-                        "the data has {} classes, the model scores only {classes}",
-                        s.train.classes.len()
-                    ),
-                ));
-            }
-            return Ok(());
+    let (train_len, data_classes) = match data {
+        RunData::Pixels(_) if !is_fcn => {
+            return Err(Error::Invalid(format!(
+                "{} is a classifier; segmentation data needs an FCN (FCN-8s, FCN-8s-LRNN, …)",
+                config.model.display_name()
+            )));
         }
-        RunData::Classes { splits, .. } => splits,
+        RunData::Classes { .. } if is_fcn => {
+            return Err(Error::Invalid(format!(
+                "{} is a segmentation network: train it on segmentation data (`lrnn train-seg`)",
+                config.model.display_name()
+            )));
+        }
+        RunData::Pixels(s) => (s.train.len(), s.train.classes.len()),
+        RunData::Classes { splits, .. } => (splits.train.len(), splits.train.classes.len()),
     };
-    if is_fcn {
-        return Err(Error::Invalid(format!(
-            "{} is a segmentation network: train it on segmentation data (`lrnn train-seg`)",
-            config.model.display_name()
-        )));
-    }
-    if splits.train.is_empty() {
+    if train_len == 0 {
         return Err(Error::file(&config.data.path, "no training images"));
     }
-    if splits.train.shape.0 != config.model.in_channels() {
-        return Err(Error::file(
-            &config.data.path,
-            format!(
-                "images have {} channels, the model expects {}",
-                splits.train.shape.0,
-                config.model.in_channels()
-            ),
-        ));
-    }
-    if let Some(classes) = config.model.classes() {
-        if splits.train.classes.len() > classes {
+    if let RunData::Classes { splits, .. } = data {
+        if splits.train.shape.0 != config.model.in_channels() {
             return Err(Error::file(
                 &config.data.path,
                 format!(
-                    "the data has {} classes, the model scores only {classes}",
-                    splits.train.classes.len()
+                    "images have {} channels, the model expects {}",
+                    splits.train.shape.0,
+                    config.model.in_channels()
                 ),
+            ));
+        }
+    }
+    if let Some(classes) = config.model.classes() {
+        if data_classes > classes {
+            return Err(Error::file(
+                &config.data.path,
+                format!("the data has {data_classes} classes, the model scores only {classes}"),
             ));
         }
     }

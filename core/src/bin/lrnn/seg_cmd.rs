@@ -271,10 +271,8 @@ pub fn train_seg(a: &TrainSegArgs) -> anyhow::Result<()> {
         }
     };
     data.size = a.size;
+    // Checked with the data (`data::load_segmentation`): a multiple of 32.
     let size = data.segmentation_size();
-    if size == 0 || size % 32 != 0 {
-        bail!("--size {size}: an FCN needs a multiple of 32");
-    }
     let init_trunk = match (a.vgg.as_deref(), &a.init_from) {
         (_, Some(_)) | (Some("none"), _) => None,
         (Some(path), None) => Some(std::path::PathBuf::from(path)),
