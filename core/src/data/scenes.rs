@@ -49,6 +49,13 @@ impl SceneTask {
         (self.size, self.width.unwrap_or(self.size))
     }
 
+    /// The mark's side, the objects' smallest radius and how many radii there are (the radius is
+    /// drawn from `smallest..smallest + count`), all from the height.
+    fn shapes(&self) -> (usize, usize, usize) {
+        let h = self.size;
+        ((h / 16).max(3), (h / 10).max(3), (h / 16).max(1))
+    }
+
     /// Why these scenes cannot be drawn, if they cannot.
     pub fn check(&self) -> Option<String> {
         let (h, w) = self.dims();
@@ -57,7 +64,8 @@ impl SceneTask {
         }
         // The farthest an object's centre and the mark can be (see `scene`), for the largest
         // object: the generator's rejection loop must always find a pair.
-        let (radius, mark) = ((h / 10).max(3) + (h / 16).max(1) - 1, (h / 16).max(3));
+        let (mark, smallest, count) = self.shapes();
+        let radius = smallest + count - 1;
         let reach = w.saturating_sub(radius + 3 + mark / 2);
         (self.min_distance > reach).then(|| {
             format!("scenes {w} px wide cannot hold a mark {} px from the object", self.min_distance)
@@ -75,8 +83,8 @@ fn scene(task: &SceneTask, rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
             rgb[c * plane + p] = (grey + rng.symmetric(12.0)).clamp(0.0, 255.0) as u8;
         }
     }
-    let mark = (s / 16).max(3);
-    let radius = (s / 10).max(3) + rng.below((s / 16).max(1));
+    let (mark, smallest, count) = task.shapes();
+    let radius = smallest + rng.below(count);
     let (cx, mx) = loop {
         let cx = radius + 1 + rng.below(sw - 2 * radius - 2);
         let mx = 1 + rng.below(sw - mark - 2) + mark / 2;

@@ -70,7 +70,12 @@ impl Model {
 
     /// Sets every inserted pair's `V` to its `v_init` times the identity (they are created at zero).
     fn init_inserted_recurrences(&self) -> Result<()> {
-        // (weight name prefix, scale) of every inserted V that does not start at zero.
+        let vars = self
+            .varmap
+            .data()
+            .lock()
+            .map_err(|_| crate::Error::Invalid("model variables are poisoned".into()))?;
+        // (weight name, scale) of every inserted V that does not start at zero.
         let starts: Vec<(String, f32)> = match &self.desc {
             ModelDesc::Convnet(cfg) => cfg
                 .insert
@@ -82,24 +87,13 @@ impl Model {
                         .map(|d| (format!("{}.v_{}.weight", ins.layer, d.name()), ins.v_init))
                 })
                 .collect(),
-            ModelDesc::Fcn(cfg) if cfg.lrnn && cfg.v_init != 0.0 => {
-                let vars = self
-                    .varmap
-                    .data()
-                    .lock()
-                    .map_err(|_| crate::Error::Invalid("model variables are poisoned".into()))?;
-                vars.keys()
-                    .filter(|n| n.contains(".v_") && n.ends_with(".weight"))
-                    .map(|n| (n.clone(), cfg.v_init))
-                    .collect()
-            }
+            ModelDesc::Fcn(cfg) if cfg.lrnn && cfg.v_init != 0.0 => vars
+                .keys()
+                .filter(|n| n.contains(".v_") && n.ends_with(".weight"))
+                .map(|n| (n.clone(), cfg.v_init))
+                .collect(),
             _ => return Ok(()),
         };
-        let vars = self
-            .varmap
-            .data()
-            .lock()
-            .map_err(|_| crate::Error::Invalid("model variables are poisoned".into()))?;
         for (name, v_init) in starts {
             if let Some(var) = vars.get(&name) {
                 let d = var.dim(0)?;
