@@ -14,13 +14,19 @@ use lrnn_core::train::confusion::Confusion;
 use lrnn_studio::screenshot::{harness, settle};
 use lrnn_studio::views::View;
 
-#[test]
-fn the_scenes_segmenter_shows_prediction_truth_its_cnn_and_running_scores() {
-    let mut h = harness(options("seg"), (1280.0, 960.0));
+/// The app on its defaults, then the Segmentation demo, loaded without error.
+fn open_demo(name: &str) -> egui_kittest::Harness<'static, lrnn_studio::StudioApp> {
+    let mut h = harness(options(name), (1280.0, 960.0));
     settle(&mut h, Duration::from_secs(300)).unwrap();
     h.state_mut().open_segmentation_demo();
     settle(&mut h, Duration::from_secs(300)).unwrap();
     assert_eq!(h.state().error(), None);
+    h
+}
+
+#[test]
+fn the_scenes_segmenter_shows_prediction_truth_its_cnn_and_running_scores() {
+    let mut h = open_demo("seg");
     let a = h.state().analysis().unwrap();
     assert!(a.model.contains("FCN-8s-LRNN"), "{}", a.model);
     let s = a.segmentation.clone().expect("an FCN segments the photo");
@@ -79,10 +85,7 @@ fn the_scenes_segmenter_shows_prediction_truth_its_cnn_and_running_scores() {
 
 #[test]
 fn large_recurrences_get_their_spectra_when_the_recurrence_view_asks() {
-    let mut h = harness(options("seg-spectra"), (1280.0, 960.0));
-    settle(&mut h, Duration::from_secs(300)).unwrap();
-    h.state_mut().open_segmentation_demo();
-    settle(&mut h, Duration::from_secs(300)).unwrap();
+    let mut h = open_demo("seg-spectra");
     let a = h.state().analysis().unwrap();
     let big: Vec<bool> = a.recurrences.iter().map(|r| r.size > 256).collect();
     assert_eq!(big.iter().filter(|b| **b).count(), 8, "fc4, fc5, fc7, fc8 pairs are 1024 wide");

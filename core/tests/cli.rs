@@ -21,6 +21,14 @@ fn lrnn(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lrnn")).args(args).output().unwrap()
 }
 
+/// Runs `lrnn`, expects success and returns its standard output.
+fn lrnn_ok(args: &[&str]) -> String {
+    let o = lrnn(args);
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "lrnn {args:?}: {text}{}", String::from_utf8_lossy(&o.stderr));
+    text
+}
+
 fn tmp(name: &str) -> PathBuf {
     scratch::scratch_path(name)
 }
@@ -404,50 +412,27 @@ fn run_on_wgpu_matches_the_cpu_and_falls_back_with_a_message() {
 fn train_seg_on_generated_scenes_then_eval_prints_the_segmentation_scores() {
     let out = tmp("train-seg");
     let _ = std::fs::remove_dir_all(&out);
-    let o = lrnn(&[
-        "train-seg",
-        "--model",
-        "FCN-8s-LRNN",
-        "--heads",
-        "8",
-        "--size",
-        "32",
-        "--vgg",
-        "none",
-        "--scenes-train",
-        "4",
-        "--scenes-val",
-        "2",
-        "--batch",
-        "2",
-        "--out",
-        s(&out),
-    ]);
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    let flags =
+        "--model FCN-8s-LRNN --heads 8 --size 32 --vgg none --scenes-train 4 --scenes-val 2 --batch 2";
+    let mut args = vec!["train-seg"];
+    args.extend(flags.split(' '));
+    args.extend(["--out", s(&out)]);
+    let text = lrnn_ok(&args);
     assert!(text.contains("FCN-8s-LRNN (n = 8) on 32x32 inputs"), "{text}");
     assert!(text.contains("validation mean IoU"), "{text}");
     assert!(out.join("step-00000002/weights.safetensors").exists());
-    let o = lrnn(&["eval", "--run", s(&out)]);
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    let text = lrnn_ok(&["eval", "--run", s(&out)]);
     for line in ["val: 2 images of 32x32", "pixel accuracy: ", "mean IoU: ", "class red-marked object: IoU"] {
         assert!(text.contains(line), "{line} in {text}");
     }
     // Packed in f16: half the size, and it still loads and scores.
     let packed = tmp("train-seg-packed");
-    let o = lrnn(&["pack", "--run", s(&out), "--out", s(&packed), "--half"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    lrnn_ok(&["pack", "--run", s(&out), "--out", s(&packed), "--half"]);
     let size = |p: &Path| std::fs::metadata(p.join("weights.safetensors")).unwrap().len();
     let full = size(&out.join("step-00000002"));
     assert!(size(&packed) < full / 2 + 4096, "{} vs {full}", size(&packed));
     assert!(!packed.join("optimizer.safetensors").exists() && packed.join("state.json").exists());
-    let o = lrnn(&["eval", "--run", s(&packed)]);
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("mean IoU: "),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(lrnn_ok(&["eval", "--run", s(&packed)]).contains("mean IoU: "));
     // Bad sizes and classifiers are refused with the reason.
     let o = lrnn(&["train-seg", "--size", "40", "--vgg", "none", "--out", s(&tmp("never"))]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("multiple of 32"));
@@ -460,36 +445,16 @@ fn train_seg_reads_a_voc_tree_and_lrnn_eval_scores_it_with_the_voc_classes() {
     // Scenes written as a VOC tree (JPEG photos, palette PNG labels), with a train list too.
     let voc = tmp("seg-voc");
     let _ = std::fs::remove_dir_all(&voc);
-    let o = lrnn(&["dataset", "--format", "scenes", "--voc-out", s(&voc), "--count", "4", "--size", "64"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    lrnn_ok(&["dataset", "--format", "scenes", "--voc-out", s(&voc), "--count", "4", "--size", "64"]);
     let lists = voc.join("ImageSets/Segmentation");
     std::fs::copy(lists.join("val.txt"), lists.join("train.txt")).unwrap();
     let out = tmp("seg-voc-run");
     let _ = std::fs::remove_dir_all(&out);
-    let o = lrnn(&[
-        "train-seg",
-        "--model",
-        "FCN-8s",
-        "--heads",
-        "8",
-        "--voc",
-        s(&voc),
-        "--size",
-        "32",
-        "--vgg",
-        "none",
-        "--batch",
-        "2",
-        "--steps",
-        "1",
-        "--out",
-        s(&out),
-    ]);
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    let mut args = vec!["train-seg", "--voc", s(&voc), "--out", s(&out)];
+    args.extend("--model FCN-8s --heads 8 --size 32 --vgg none --batch 2 --steps 1".split(' '));
+    let text = lrnn_ok(&args);
     assert!(text.contains("FCN-8s (n = 8) on 32x32 inputs"), "{text}");
-    let o = lrnn(&["eval", "--run", s(&out)]);
-    let text = String::from_utf8_lossy(&o.stdout);
+    let text = lrnn_ok(&["eval", "--run", s(&out)]);
     assert!(text.contains("val: 4 images of 32x32") && text.contains("class aeroplane: IoU"), "{text}");
     // A label of the wrong size is named.
     let label = voc.join("SegmentationClass/scene-00001.png");
