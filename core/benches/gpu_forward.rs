@@ -50,7 +50,7 @@ fn main() {
             })
             .collect();
         let a = model.forward(&x, &mut Forward::eval()).unwrap();
-        let b = gpu.forward(&ctx, &x, false).unwrap().scores;
+        let b = gpu.forward(&ctx, &x, false).unwrap().output;
         let peak = a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-6);
         let err = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() / peak;
         println!("{batch:>6} {:>14.2} {:>14.2} {:>12.2e}", median(cpu_ms), median(gpu_ms), err);

@@ -1,22 +1,26 @@
 //! The wgpu path against the candle CPU path: every shader validates with naga (no GPU needed);
-//! on a GPU adapter (lavapipe in CI), convnets with and without inserted pairs, both axes, odd
-//! sizes (H != W, hidden sizes that are not multiples of the workgroup) and random weights give
-//! the CPU's scores and every captured map within a relative error of 1e-4; models the GPU path
-//! does not run yet are refused with a message.
+//! on a GPU adapter (lavapipe in CI), every model kind on random inputs and random weights gives
+//! the CPU's output and every captured map within a relative error of 1e-4: a lone L-RNN module
+//! with each cell and merge, the context convnets with inserted pairs on both axes, the CIFAR
+//! networks (both recurrent cells, the three fusions, BatchNorm folded, max and mean pooling),
+//! VGG-16 FCN-32s and FCN-8s-LRNN, every bundled model with its trained weights; odd sizes
+//! throughout (H != W, sizes and hidden sizes that are not multiples of the workgroup). The
+//! segmentation coloured on the GPU matches the CPU's labels and overlay; bad inputs and buffers
+//! too large for the adapter give messages.
 //!
 //! Without an adapter the GPU tests say so and pass, unless `LRNN_REQUIRE_GPU=1` (set by
 //! `.ci/run`), where a missing adapter fails them.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use lrnn_core::gpu::kernels::SHADERS;
 use lrnn_core::gpu::{GpuContext, GpuModel};
 use lrnn_core::io::ModelDesc;
 use lrnn_core::models::convnet::{ConvNetConfig, Insertion, LayerSpec};
+use lrnn_core::models::fcn::{FcnConfig, Variant};
 use lrnn_core::models::Model;
-use lrnn_core::nn::{Axis, GlobalPool, ScanBackend};
+use lrnn_core::nn::{Axis, Cell, GlobalPool, LayerRnnConfig, Merge, ScanBackend};
 use lrnn_core::probe::activations::activations;
-use lrnn_core::probe::contribution::recurrence_vars;
 
 #[test]
 fn every_shader_validates_with_naga() {
@@ -50,54 +54,99 @@ fn relative_error(gpu: &Tensor, cpu: &Tensor) -> f32 {
     diff / peak
 }
 
-/// Random recurrences (the presets start at 0 or 0.9 I).
-fn randomise_recurrences(model: &Model) {
-    for (i, (_, var)) in recurrence_vars(model).unwrap().into_iter().enumerate() {
-        let d = var.as_tensor().dim(0).unwrap();
-        let v =
-            (Tensor::randn(0f32, 1.0, (d, d), &Device::Cpu).unwrap() * (0.6 / (d as f64).sqrt())).unwrap();
-        let v = (v + Tensor::eye(d, candle_core::DType::F32, &Device::Cpu).unwrap() * (0.3 + 0.1 * i as f64))
-            .unwrap();
-        var.set(&v).unwrap();
+/// Random values for what a fresh model starts at a constant: inserted recurrences (zero or a
+/// multiple of I), LayerNorm and BatchNorm gains and biases, BatchNorm running statistics, FCN
+/// scoring layers (zero).
+fn randomise(model: &Model) {
+    let vars = model.varmap().data().lock().unwrap();
+    let dev = &Device::Cpu;
+    for (i, (name, var)) in vars.iter().enumerate() {
+        let shape = var.as_tensor().shape().clone();
+        let randn = |scale: f64| (Tensor::randn(0f32, 1.0, &shape, dev).unwrap() * scale).unwrap();
+        let value = if name.contains(".v_") {
+            let d = shape.dims()[0];
+            let eye = Tensor::eye(d, DType::F32, dev).unwrap() * (0.3 + 0.05 * (i % 5) as f64);
+            (randn(0.6 / (d as f64).sqrt()) + eye.unwrap()).unwrap()
+        } else if name.ends_with("running_var") {
+            (randn(0.2).abs().unwrap() + 0.5).unwrap()
+        } else if name.ends_with("running_mean") || name.ends_with("ln.bias") || name.ends_with("bn1.bias") {
+            randn(0.3)
+        } else if name.ends_with("ln.weight") || name.contains(".bn") && name.ends_with(".weight") {
+            (randn(0.2) + 1.0).unwrap()
+        } else if ["fc3.", "fc6.", "fc9."].iter().any(|p| name.starts_with(p)) {
+            randn(0.05)
+        } else {
+            continue;
+        };
+        var.set(&value).unwrap();
     }
 }
 
+/// The model on the GPU against the CPU: the output and every captured map (the same names).
 fn check(ctx: &GpuContext, model: &Model, x: &Tensor) {
     let mut gpu = GpuModel::upload(ctx, model).unwrap();
     let out = gpu.forward(ctx, x, true).unwrap();
     let cpu = activations(model, x, ScanBackend::Auto).unwrap();
-    let cpu_scores = &cpu.last().unwrap().tensor;
-    let e = relative_error(&out.scores, cpu_scores);
-    assert!(e < 1e-4, "{}: scores differ by {e:e}", model.desc().display_name());
-    let gpu_names: Vec<&str> = out.captured.iter().map(|(n, _)| n.as_str()).collect();
-    let cpu_names: Vec<&str> = cpu.iter().map(|a| a.name.as_str()).filter(|n| *n != "output").collect();
-    let (mut g, mut c) = (gpu_names.clone(), cpu_names.clone());
+    let name = model.desc().display_name();
+    let mut g: Vec<&str> = out.captured.iter().map(|(n, _)| n.as_str()).collect();
+    let mut c: Vec<&str> = cpu.iter().map(|a| a.name.as_str()).filter(|n| *n != "output").collect();
     g.sort_unstable();
     c.sort_unstable();
-    assert_eq!(g, c, "the same maps are captured");
-    for (name, t) in &out.captured {
-        let reference = &cpu.iter().find(|a| a.name == *name).unwrap().tensor;
+    assert_eq!(g, c, "{name}: the same maps are captured");
+    // In forward order, so that a failure names the first map that differs.
+    let mut worst = 0f32;
+    for (map, t) in &out.captured {
+        let reference = &cpu.iter().find(|a| a.name == *map).unwrap().tensor;
         let e = relative_error(t, reference);
-        assert!(e < 1e-4, "{name}: differs by {e:e}");
+        assert!(e < 1e-4, "{name}: {map} differs by {e:e}");
+        worst = worst.max(e);
     }
+    let e = relative_error(&out.output, &cpu.last().unwrap().tensor);
+    assert!(e < 1e-4, "{name}: outputs differ by {e:e}");
+    eprintln!("{name} {:?}: output {e:.1e}, worst of {} maps {worst:.1e}", x.dims(), g.len());
     // A second call reuses the buffers and gives the same.
     let again = gpu.forward(ctx, x, false).unwrap();
     assert!(again.captured.is_empty(), "nothing captured unless asked");
-    assert_eq!(relative_error(&again.scores, &out.scores), 0.0);
+    assert_eq!(relative_error(&again.output, &out.output), 0.0);
+}
+
+fn seeded(desc: ModelDesc, seed: u64) -> Model {
+    let model = Model::new_seeded(desc, &Device::Cpu, seed).unwrap();
+    randomise(&model);
+    model
+}
+
+fn randn(shape: (usize, usize, usize, usize)) -> Tensor {
+    Tensor::randn(0f32, 1.0, shape, &Device::Cpu).unwrap()
+}
+
+#[test]
+fn a_lone_module_matches_the_cpu_for_every_cell_and_merge() {
+    let Some(ctx) = context() else { return };
+    eprintln!("adapter: {}", ctx.describe());
+    for (i, cell) in [Cell::Vanilla, Cell::VanillaLn, Cell::Gru].into_iter().enumerate() {
+        for merge in [Merge::Sum, Merge::Concat] {
+            // 70 hidden units: 64 + 6; a 7x11 map.
+            let cfg = LayerRnnConfig { in_channels: 5, hidden: 70, cell, merge };
+            let model = seeded(ModelDesc::Lrnn(cfg), 20 + i as u64);
+            check(&ctx, &model, &randn((2, 5, 7, 11)));
+        }
+    }
+    // Long sequences of wide states: on lavapipe these run as several chunks of steps.
+    for (i, cell) in [Cell::Vanilla, Cell::VanillaLn, Cell::Gru].into_iter().enumerate() {
+        let cfg = LayerRnnConfig { in_channels: 3, hidden: 300, cell, merge: Merge::Sum };
+        let model = seeded(ModelDesc::Lrnn(cfg), 25 + i as u64);
+        check(&ctx, &model, &randn((1, 3, 3, 90)));
+    }
 }
 
 #[test]
 fn the_context_networks_match_the_cpu_on_random_weights() {
     let Some(ctx) = context() else { return };
-    eprintln!("adapter: {}", ctx.describe());
     for (i, name) in ["Context-CNN", "Context-LRNN"].iter().enumerate() {
-        let model =
-            Model::new_seeded(ModelDesc::from_name_or_file(name).unwrap(), &Device::Cpu, 10 + i as u64)
-                .unwrap();
-        randomise_recurrences(&model);
+        let model = seeded(ModelDesc::from_name_or_file(name).unwrap(), 10 + i as u64);
         // H != W, both divisible by 4 (two pools).
-        let x = Tensor::randn(0f32, 1.0, (2, 1, 20, 36), &Device::Cpu).unwrap();
-        check(&ctx, &model, &x);
+        check(&ctx, &model, &randn((2, 1, 20, 36)));
     }
 }
 
@@ -122,40 +171,133 @@ fn odd_shapes_both_axes_and_mean_pooling_match_the_cpu() {
             Insertion { layer: "c".into(), axis: Axis::Horizontal, v_init: 0.0 },
         ],
     };
-    let model = Model::new_seeded(ModelDesc::Convnet(cfg), &Device::Cpu, 3).unwrap();
-    randomise_recurrences(&model);
+    let model = seeded(ModelDesc::Convnet(cfg), 3);
     // After the pool: 7x11, neither a multiple of anything; 70 hidden units: 64 + 6.
-    let x = Tensor::randn(0f32, 1.0, (3, 3, 14, 22), &Device::Cpu).unwrap();
-    check(&ctx, &model, &x);
+    check(&ctx, &model, &randn((3, 3, 14, 22)));
 }
 
 #[test]
-fn models_the_gpu_path_does_not_run_yet_are_refused_with_a_message() {
+fn the_cifar_networks_match_the_cpu_with_both_cells_every_fusion_and_batchnorm() {
     let Some(ctx) = context() else { return };
-    let model =
-        Model::new_seeded(ModelDesc::from_name_or_file("E-RNN-Max").unwrap(), &Device::Cpu, 1).unwrap();
-    let err = GpuModel::upload(&ctx, &model).err().unwrap().to_string();
-    assert!(err.contains("does not run on the GPU path yet"), "{err}");
-    let model =
-        Model::new_seeded(ModelDesc::from_name_or_file("Context-CNN").unwrap(), &Device::Cpu, 1).unwrap();
+    // E: vanilla + LN, concat and forward fusions, max pooling; A-Sum-GRU: GRU, sums with 1x1
+    // projections where channels change; A-Forward-GRU-Avg: mean pooling; B-RNN: two CNN modules
+    // in a row.
+    for (i, name) in ["E-RNN-Max", "A-Sum-GRU-Max", "A-Forward-GRU-Avg", "B-RNN-Max"].iter().enumerate() {
+        let model = seeded(ModelDesc::from_name_or_file(name).unwrap(), 30 + i as u64);
+        // 12x20: 6x10 and 3x5 after the pools.
+        check(&ctx, &model, &randn((2, 3, 12, 20)));
+    }
+}
+
+fn fcn(variant: Variant, lrnn: bool, heads: usize) -> ModelDesc {
+    ModelDesc::Fcn(FcnConfig { variant, heads, lrnn, classes: 5, input_size: None, v_init: 0.0 })
+}
+
+#[test]
+fn vgg16_fcns_match_the_cpu_at_a_small_size() {
+    let Some(ctx) = context() else { return };
+    // 64x96: pool5 is 2x3, pool3 (FCN-8s's finest branch, 1024 hidden units) 8x12. The full
+    // 384x384 FCN-8s-LRNN (n = 1024) is checked by `cargo bench --bench gpu_forward`.
+    check(&ctx, &seeded(fcn(Variant::Fcn8s, true, 96), 40), &randn((1, 3, 64, 96)));
+    check(&ctx, &seeded(fcn(Variant::Fcn32s, false, 40), 41), &randn((2, 3, 32, 64)));
+}
+
+#[test]
+fn every_bundled_model_matches_the_cpu_with_its_trained_weights() {
+    let Some(ctx) = context() else { return };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/models");
+    let mut folders: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("model.json").exists())
+        .collect();
+    folders.sort();
+    assert!(folders.len() >= 6, "the bundled models: {folders:?}");
+    for dir in folders {
+        let (model, _) = lrnn_core::train::trainer::load_checkpoint(&dir, &Device::Cpu).unwrap();
+        let (c, size) = (model.desc().in_channels(), model.desc().input_size());
+        // A random image at the model's own input size, a second one a little wider.
+        let x = (randn((2, c, size, size + 32)) * 50.0).unwrap();
+        eprintln!("{}", dir.display());
+        check(&ctx, &model, &x);
+    }
+}
+
+#[test]
+fn segmentation_coloured_on_the_gpu_matches_the_cpu() {
+    use lrnn_core::probe::render::label_overlay;
+    use lrnn_core::train::seg::predicted_labels;
+    let Some(ctx) = context() else { return };
+    // The bundled scenes model on a bundled scene: an object on a background.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let (model, _) = lrnn_core::train::trainer::load_checkpoint(
+        &root.join("assets/models/scenes-fcn8s-lrnn"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let image = image::open(root.join("assets/scenes/JPEGImages/scene-00003.jpg")).unwrap();
+    let (h, w) = (96, 96);
+    let x = lrnn_core::io::vgg16::caffe_input(&image, h).unwrap();
+    let photo =
+        image.resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle).to_rgb8().into_raw();
     let mut gpu = GpuModel::upload(&ctx, &model).unwrap();
-    let x = Tensor::zeros((1, 3, 8, 8), candle_core::DType::F32, &Device::Cpu).unwrap();
-    let err = gpu.forward(&ctx, &x, false).unwrap_err().to_string();
+    let seg = gpu.segment(&ctx, &x, &photo, 0.6).unwrap();
+    assert_eq!(seg.size, (w, h));
+    let cpu_scores = model.forward(&x, &mut lrnn_core::nn::Forward::eval()).unwrap();
+    let cpu = predicted_labels(&cpu_scores, w, h).unwrap();
+    let differ = cpu.labels.iter().zip(&seg.labels).filter(|(a, b)| a != b).count();
+    // A pixel whose two best scores are within float rounding may go either way.
+    assert!(differ * 1000 <= w * h, "{differ} of {} labels differ", w * h);
+    let objects = seg.labels.iter().filter(|&&l| l != 0).count();
+    assert!(objects > 200 && objects < w * h / 2, "an object on a background: {objects} object pixels");
+    let overlay = label_overlay(&photo, &seg.labels, w, h, 0.6);
+    for (i, (g, c)) in seg.picture.chunks(4).zip(overlay.as_raw().chunks(3)).enumerate() {
+        assert_eq!(g[3], 255);
+        for k in 0..3 {
+            assert!(g[k].abs_diff(c[k]) <= 1, "pixel {i}: gpu {g:?} cpu {c:?}");
+        }
+    }
+    let classifier = seeded(ModelDesc::from_name_or_file("Context-CNN").unwrap(), 1);
+    let err = GpuModel::upload(&ctx, &classifier)
+        .unwrap()
+        .segment(&ctx, &randn((1, 1, 32, 32)), &[0; 3 * 32 * 32], 0.5)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not a segmentation network"), "{err}");
+    let err = gpu.segment(&ctx, &x, &photo[..30], 0.5).unwrap_err().to_string();
+    assert!(err.contains("a 96x96 RGB image has"), "{err}");
+}
+
+#[test]
+fn bad_inputs_and_buffers_too_large_for_the_adapter_give_messages() {
+    let Some(ctx) = context() else { return };
+    let model = seeded(ModelDesc::from_name_or_file("Context-CNN").unwrap(), 1);
+    let mut gpu = GpuModel::upload(&ctx, &model).unwrap();
+    let err = gpu.forward(&ctx, &randn((1, 3, 8, 8)), false).unwrap_err().to_string();
     assert!(err.contains("3 channels, the model takes 1"), "{err}");
+    let mut fcn_gpu = GpuModel::upload(&ctx, &seeded(fcn(Variant::Fcn32s, false, 8), 2)).unwrap();
+    let err = fcn_gpu.forward(&ctx, &randn((1, 3, 40, 64)), false).unwrap_err().to_string();
+    assert!(err.contains("multiples of 32"), "{err}");
+    // An adapter whose buffers hold 64 KiB: the first layer's map of a 1x1x96x96 input does not fit.
+    let small = GpuContext::new().unwrap().with_buffer_limit(64 << 10);
+    let mut gpu = GpuModel::upload(&small, &model).unwrap();
+    let err = gpu.forward(&small, &randn((1, 1, 96, 96)), false).unwrap_err().to_string();
+    assert!(err.contains("conv1 needs 288 KiB, more than the 64 KiB one buffer may hold"), "{err}");
+    // Weights too large: VGG's conv1_2 (64 x 64 x 3 x 3 floats).
+    let err = GpuModel::upload(&small, &seeded(fcn(Variant::Fcn32s, false, 8), 3)).err().unwrap().to_string();
+    assert!(err.contains("features.2 needs 144 KiB"), "{err}");
 }
 
 #[test]
 fn colour_maps_on_the_gpu_match_the_cpu() {
-    use lrnn_core::gpu::GpuColourMap;
     use lrnn_core::probe::render::ColourMap;
     let Some(ctx) = context() else { return };
-    let painter = GpuColourMap::new(&ctx);
     // 1,000 values (not a multiple of 64), a NaN gap, both signs.
     let mut values: Vec<f32> = (0..1000).map(|i| ((i as f32) * 0.37).sin() * 3.0 - 0.5).collect();
     values[17] = f32::NAN;
     for map in ColourMap::ALL {
         let range = map.range(&values);
-        let gpu = painter.paint(&ctx, &values, map, range).unwrap();
+        let gpu = lrnn_core::gpu::paint(&ctx, &values, map, range).unwrap();
         let cpu = map.paint(&values, range);
         assert_eq!(gpu.len(), 4 * values.len());
         for (i, (g, c)) in gpu.chunks(4).zip(cpu.chunks(3)).enumerate() {

@@ -1,67 +1,50 @@
-//! Colour-mapping on the GPU (`shaders/colour_map.wgsl`): the same colours as
-//! [`crate::probe::render::ColourMap`], computed where the map already is.
+//! Colouring on the GPU: maps through `shaders/colour_map.wgsl` (the same colours as
+//! [`crate::probe::render::ColourMap`]) and label maps in the VOC palette through
+//! `shaders/label_colour.wgsl` ([`super::GpuModel::segment`], which colours an FCN's labels where
+//! its scores already are).
 
 use wgpu::util::DeviceExt;
 
 use super::context::GpuContext;
-use super::kernels::{groups_for, submit_and_read, Kernel, Kernels};
+use super::kernels::{groups_for, submit_and_read, Kernel};
 use crate::error::Result;
 use crate::probe::render::ColourMap;
 
-/// The colour-mapping kernel, compiled once.
-pub struct GpuColourMap {
-    kernels: Kernels,
-}
-
-impl GpuColourMap {
-    /// Compiles the kernels.
-    pub fn new(ctx: &GpuContext) -> Self {
-        Self { kernels: Kernels::new(&ctx.device) }
-    }
-
-    /// `values` coloured with `map` over `range` as RGBA8 bytes (alpha 255), four per value.
-    ///
-    /// # Errors
-    /// [`crate::Error::Gpu`] for a device error or a lost device.
-    pub fn paint(
-        &self,
-        ctx: &GpuContext,
-        values: &[f32],
-        map: ColourMap,
-        range: (f32, f32),
-    ) -> Result<Vec<u8>> {
-        let validation = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let n = values.len();
-        let input = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("values"),
-            contents: &values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
-            usage: wgpu::BufferUsages::STORAGE,
-        });
-        let out = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("rgba"),
-            size: (n.max(1) * 4) as u64,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let id = match map {
-            ColourMap::Viridis => 0,
-            ColourMap::Grey => 1,
-            ColourMap::Diverging => 2,
-        };
-        let params = [n as u32, id, range.0.to_bits(), range.1.to_bits()];
-        let mut encoder =
-            ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("colour map") });
-        self.kernels.dispatch(
-            &ctx.device,
-            &mut encoder,
-            Kernel::ColourMap,
-            &params,
-            &[&input, &out],
-            groups_for(n),
-        );
-        let mut bytes = submit_and_read(ctx, encoder, &[&out], validation, oom)?;
-        bytes.truncate(4 * n);
-        Ok(bytes)
-    }
+/// `values` coloured with `map` over `range` as RGBA8 bytes (alpha 255), four per value.
+///
+/// # Errors
+/// [`crate::Error::Gpu`] for a device error or a lost device.
+pub fn paint(ctx: &GpuContext, values: &[f32], map: ColourMap, range: (f32, f32)) -> Result<Vec<u8>> {
+    let scopes = ctx.error_scopes();
+    let n = values.len();
+    let input = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("values"),
+        contents: &values.iter().flat_map(|v| v.to_le_bytes()).chain([0; 4]).collect::<Vec<u8>>(),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    let out = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("rgba"),
+        size: (n.max(1) * 4) as u64,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let id = match map {
+        ColourMap::Viridis => 0,
+        ColourMap::Grey => 1,
+        ColourMap::Diverging => 2,
+    };
+    let params = [n as u32, id, range.0.to_bits(), range.1.to_bits()];
+    let mut encoder =
+        ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("colour map") });
+    ctx.kernels.dispatch(
+        &ctx.device,
+        &mut encoder,
+        Kernel::ColourMap,
+        &params,
+        &[&input, &out],
+        groups_for(n),
+    );
+    let mut bytes = submit_and_read(ctx, encoder, &[&out], scopes)?;
+    bytes.truncate(4 * n);
+    Ok(bytes)
 }

@@ -2,6 +2,7 @@
 //! including a software one (lavapipe); a missing adapter is an error the caller turns into a
 //! fall-back to the CPU path, never a panic.
 
+use super::kernels::Kernels;
 use crate::error::{Error, Result};
 
 /// An open wgpu device with its queue and the adapter it came from.
@@ -10,6 +11,16 @@ pub struct GpuContext {
     pub(crate) queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
+    /// The kernels, each compiled on first use and shared by everything run on this device.
+    pub(crate) kernels: Kernels,
+}
+
+/// The error scopes of one submission (validation, then out-of-memory), checked after it.
+/// Dropped unchecked (a failed recording), they pop in the reverse order of their pushing, as
+/// wgpu requires: fields drop in declaration order.
+pub(crate) struct Scopes {
+    pub(crate) oom: wgpu::ErrorScopeGuard,
+    pub(crate) validation: wgpu::ErrorScopeGuard,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -31,14 +42,17 @@ impl GpuContext {
     /// which adapters were seen).
     pub fn new() -> Result<Self> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        // `WGPU_BACKEND=vulkan,gl` (wgpu's own variable) narrows the backends tried.
+        desc.backends = desc.backends.with_env();
         desc.backends.remove(wgpu::Backends::BROWSER_WEBGPU);
+        let backends = desc.backends;
         let instance = wgpu::Instance::new(desc);
-        let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
         if adapters.is_empty() {
-            return Err(gpu_error(
-                "no GPU adapter found (install a Vulkan driver, e.g. Debian's mesa-vulkan-drivers for the \
-                 software one)",
-            ));
+            return Err(gpu_error(format!(
+                "no GPU adapter found among the {backends:?} backends (install a Vulkan driver, e.g. \
+                 Debian's mesa-vulkan-drivers for the software one)"
+            )));
         }
         let rank = |a: &wgpu::Adapter| {
             let info = a.get_info();
@@ -57,10 +71,18 @@ impl GpuContext {
         adapters.sort_by_key(rank);
         let adapter = adapters.remove(0);
         let info = adapter.get_info();
-        let limits = adapter.limits();
+        let mut limits = adapter.limits();
+        // `LRNN_GPU_MAX_BUFFER_MIB=N` caps the largest buffer used (leaving memory to other work,
+        // or trying the fall-back on a large adapter).
+        if let Some(mib) = std::env::var("LRNN_GPU_MAX_BUFFER_MIB").ok().and_then(|v| v.parse::<u64>().ok()) {
+            limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(mib << 20);
+            limits.max_buffer_size = limits.max_buffer_size.min(mib << 20);
+        }
         let wanted = wgpu::Limits {
             max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
             max_buffer_size: limits.max_buffer_size,
+            // The scan and label kernels bind five storage buffers (downlevel: four).
+            max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage.min(8),
             ..wgpu::Limits::downlevel_defaults()
         };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -75,7 +97,7 @@ impl GpuContext {
         device.set_device_lost_callback(|reason, message| {
             eprintln!("lrnn: the GPU device was lost ({reason:?}): {message}");
         });
-        Ok(Self { device, queue, info, limits: wanted })
+        Ok(Self { device, queue, info, limits: wanted, kernels: Kernels::new() })
     }
 
     /// The adapter, in words: name, kind and backend.
@@ -86,6 +108,27 @@ impl GpuContext {
     /// Whether the adapter is a software rasteriser (lavapipe, WARP, SwiftShader).
     pub fn is_software(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// Opens the error scopes of one submission, for [`super::kernels::submit_and_read`].
+    pub(crate) fn error_scopes(&self) -> Scopes {
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        Scopes { validation, oom }
+    }
+
+    /// The same device with buffers capped at `bytes` (as an adapter with less memory).
+    #[must_use]
+    pub fn with_buffer_limit(mut self, bytes: u64) -> Self {
+        self.limits.max_storage_buffer_binding_size = self.limits.max_storage_buffer_binding_size.min(bytes);
+        self
+    }
+
+    /// How many loop iterations one shader invocation may run before the driver cuts the loop
+    /// short: llvmpipe (lavapipe, and the other software rasterisers are treated alike) stops a
+    /// loop after 65,535 iterations counted over everything nested in it; `None` for hardware.
+    pub fn loop_budget(&self) -> Option<usize> {
+        self.is_software().then_some(60_000)
     }
 
     /// The largest buffer one binding may hold, in bytes.

@@ -1,295 +1,812 @@
-//! Running a model on a wgpu device: weights uploaded once, intermediate buffers kept and reused
-//! between calls of the same size, every layer's and scan direction's map captured on request,
-//! and only what is asked for read back.
+//! Running any model description on a wgpu device: weights uploaded once (BatchNorm folded at
+//! load), intermediate buffers kept and reused between calls of the same size, every map the
+//! CPU path captures (layers, and each scan direction) captured on request, and only what is
+//! asked for read back.
 //!
-//! Built so far for plain convnets (`{"kind": "convnet"}`: the context-task networks, with or
-//! without inserted L-RNN pairs): convolution + ReLU, 2x2 max-pooling, inserted vanilla pairs
-//! with the mean merge, global max or mean pooling, the linear head. The CIFAR networks (GRU and
-//! LayerNorm cells, BatchNorm, fusions) and the FCNs are refused with a message saying so.
+//! Every kind runs: a lone L-RNN module, the context-task convnets (with or without inserted
+//! pairs), the CIFAR networks (CNN and L-RNN modules with the three cells, the three fusions),
+//! and the VGG-16 FCNs (FCN-32s, FCN-8s, with or without L-RNN heads). The model's layers are
+//! walked in the same order as on the CPU, one kernel dispatch per operation, all recorded into
+//! one command buffer: see `shaders/README.md` for the kernels.
 
 use std::collections::BTreeMap;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use wgpu::util::DeviceExt;
 
 use super::context::GpuContext;
-use super::kernels::{groups_for, submit_and_read, Kernel, Kernels, MAX_HIDDEN};
+use super::kernels::{fold, groups_for, submit_and_read, Kernel, MAX_HIDDEN};
 use crate::error::{Error, Result};
 use crate::io::ModelDesc;
+use crate::models::cifar::{Block, CifarArch};
 use crate::models::convnet::LayerSpec;
+use crate::models::fcn::{Variant, VGG16};
 use crate::models::Model;
-use crate::nn::{Axis, GlobalPool};
+use crate::nn::forward::join_name;
+use crate::nn::{Axis, Cell, Fusion, GlobalPool, Merge};
 
-struct ConvWeights {
+/// A map on the GPU: its buffer and shape `[B, C, H, W]`.
+#[derive(Clone)]
+struct Map {
+    buf: wgpu::Buffer,
+    shape: [usize; 4],
+}
+
+impl Map {
+    fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// A convolution's weights (`[O, I, k, k]`, bias `[O]`, zero when the layer has none).
+struct ConvW {
     weight: wgpu::Buffer,
     bias: wgpu::Buffer,
     cin: usize,
     cout: usize,
     kernel: usize,
+    pad: usize,
 }
 
-enum Op {
-    Conv { conv: ConvWeights, relu: bool },
-    Pair { conv: ConvWeights, v: wgpu::Buffer, axis: Axis },
+/// A bidirectional pair: its own input projection (both directions' `U` stacked, as a 1x1
+/// convolution) or none (it reads a projection shared by both directions).
+struct PairW {
+    proj: Option<ConvW>,
+    /// `[2, D, G·D]`: both directions' `V`, transposed.
+    vt: wgpu::Buffer,
+    /// `[2, 2, D]`: LayerNorm gain and bias per direction (a placeholder for the other cells).
+    ln: wgpu::Buffer,
+    cell: Cell,
+    axis: Axis,
+    hidden: usize,
+}
+
+/// An L-RNN module: the horizontal pair, then the vertical one on its merged output.
+struct LrnnW {
+    horizontal: PairW,
+    vertical: PairW,
+    merge: Merge,
+}
+
+/// A layer of a convnet or of an FCN head.
+enum HeadOp {
+    Conv {
+        conv: ConvW,
+        relu: bool,
+    },
+    /// A convolution with a pair inserted after it (its output is the pair's shared projection).
+    Inserted {
+        conv: ConvW,
+        pair: PairW,
+    },
     MaxPool,
+}
+
+/// A CIFAR module with its fusion.
+struct UnitW {
+    block: BlockW,
+    fusion: Fusion,
+    /// The 1x1 projection of a sum fusion that changes channels.
+    proj: Option<ConvW>,
+}
+
+enum BlockW {
+    /// BN1 (as a per-channel affine map) + ReLU, conv1 with BN2 folded in + ReLU, conv2.
+    Cnn {
+        bn1: (wgpu::Buffer, wgpu::Buffer),
+        conv1: ConvW,
+        conv2: ConvW,
+    },
+    Lrnn(LrnnW),
+}
+
+enum Net {
+    Lrnn(LrnnW),
+    Convnet { layers: Vec<(String, HeadOp)>, pool: GlobalPool, head: ConvW },
+    Cifar { stem: ConvW, stages: Vec<Vec<(String, UnitW)>>, pool: GlobalPool, head: ConvW },
+    Fcn { trunk: Vec<(&'static str, ConvW)>, branches: Vec<[(String, HeadOp); 3]>, variant: Variant },
 }
 
 /// A model's weights on the GPU, ready to run.
 pub struct GpuModel {
-    ops: Vec<(String, Op)>,
-    head: (wgpu::Buffer, wgpu::Buffer, usize, usize),
-    pool: GlobalPool,
+    net: Net,
+    name: String,
     in_channels: usize,
-    kernels: Kernels,
     /// Intermediate buffers by name, reused while their size fits.
     scratch: BTreeMap<String, wgpu::Buffer>,
+    /// A small zero buffer bound where a kernel's optional input is unused.
+    placeholder: wgpu::Buffer,
 }
 
 /// What one GPU forward pass gives back.
 #[derive(Debug)]
 pub struct GpuOutput {
-    /// Class scores `[B, classes]`.
-    pub scores: Tensor,
-    /// Captured maps in forward order (`<layer>`, and `<layer>.<dir>` for an inserted pair's
-    /// directions), each `[B, C, H, W]`; empty unless asked for.
+    /// The model's output: class scores `[B, classes]`, an FCN's score maps `[B, classes, H, W]`
+    /// or a lone module's map `[B, C, H, W]`.
+    pub output: Tensor,
+    /// Captured maps in forward order (the names of the CPU path: `stem`, `stage3.0`,
+    /// `stage2.0.lrnn.lr`, `conv1_1`, `fc1.lr`, `score`, …), each `[B, C, H, W]`; empty unless
+    /// asked for.
     pub captured: Vec<(String, Tensor)>,
 }
 
-fn upload(ctx: &GpuContext, name: &str, t: &Tensor) -> Result<wgpu::Buffer> {
-    let values: Vec<f32> = t.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1()?;
+/// One image's segmentation computed and coloured on the GPU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuSegmentation {
+    /// Width and height of the label map (the input's).
+    pub size: (usize, usize),
+    /// The label of every pixel, row by row.
+    pub labels: Vec<u8>,
+    /// The labels in the VOC palette over the photo, RGBA8.
+    pub picture: Vec<u8>,
+}
+
+fn floats_to_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn upload_floats(ctx: &GpuContext, name: &str, values: &[f32]) -> Result<wgpu::Buffer> {
+    let bytes = (values.len().max(1) * 4) as u64;
+    if bytes > ctx.max_binding() {
+        return Err(too_large(ctx, name, bytes));
+    }
+    let mut contents = floats_to_bytes(values);
+    contents.resize(bytes as usize, 0);
     Ok(ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some(name),
-        contents: &values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
+        contents: &contents,
         usage: wgpu::BufferUsages::STORAGE,
     }))
 }
 
-fn get<'a>(weights: &'a BTreeMap<String, Tensor>, name: &str) -> Result<&'a Tensor> {
-    weights.get(name).ok_or_else(|| Error::Invalid(format!("the model has no weight `{name}`")))
+fn too_large(ctx: &GpuContext, name: &str, bytes: u64) -> Error {
+    Error::Gpu(format!(
+        "{name} needs {}, more than the {} one buffer may hold on {}",
+        in_words(bytes),
+        in_words(ctx.max_binding()),
+        ctx.describe()
+    ))
 }
 
-/// The scratch buffer `name` of `floats` values: the kept one when its size matches.
-fn scratch(
-    kept: &mut BTreeMap<String, wgpu::Buffer>,
-    ctx: &GpuContext,
-    name: &str,
-    floats: usize,
-) -> Result<wgpu::Buffer> {
-    let bytes = (floats.max(1) * 4) as u64;
-    if bytes > ctx.max_binding() {
-        return Err(Error::Gpu(format!(
-            "{name} needs {} MiB, more than the {} MiB one buffer may hold on {}",
-            bytes >> 20,
-            ctx.max_binding() >> 20,
-            ctx.describe()
-        )));
+/// A size in KiB under 1 MiB, else in MiB.
+fn in_words(bytes: u64) -> String {
+    if bytes < 1 << 20 {
+        format!("{} KiB", bytes.div_ceil(1 << 10))
+    } else {
+        format!("{} MiB", bytes.div_ceil(1 << 20))
     }
-    if let Some(b) = kept.get(name).filter(|b| b.size() == bytes) {
-        return Ok(b.clone());
-    }
-    let b = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some(name),
-        size: bytes,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    kept.insert(name.to_string(), b.clone());
-    Ok(b)
 }
 
-impl GpuModel {
-    /// Uploads `model`'s weights.
-    ///
-    /// # Errors
-    /// [`Error::Gpu`] for a model kind the GPU path does not run yet, or a pair wider than the
-    /// scan kernel holds; candle errors reading the weights.
-    pub fn upload(ctx: &GpuContext, model: &Model) -> Result<Self> {
-        let ModelDesc::Convnet(cfg) = model.desc() else {
-            return Err(Error::Gpu(format!(
-                "{} does not run on the GPU path yet: it runs plain convnets (the context-task networks); \
-                 the CIFAR networks and FCNs are still to come (issue #6)",
-                model.desc().display_name()
-            )));
+fn values(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
+}
+
+/// The model's weights, each read by name with a message naming a missing one.
+struct Weights<'a> {
+    ctx: &'a GpuContext,
+    map: BTreeMap<String, Tensor>,
+}
+
+impl Weights<'_> {
+    fn get(&self, name: &str) -> Result<&Tensor> {
+        self.map.get(name).ok_or_else(|| Error::Invalid(format!("the model has no weight `{name}`")))
+    }
+
+    fn floats(&self, name: &str) -> Result<Vec<f32>> {
+        values(self.get(name)?)
+    }
+
+    /// The convolution `<prefix>.weight` (`[O, I, k, k]`) with `<prefix>.bias` when it exists,
+    /// its outputs scaled by `scale` and shifted by `shift` when given (a BatchNorm folded in).
+    fn conv(&self, prefix: &str, pad: usize, fold: Option<(&[f32], &[f32])>) -> Result<ConvW> {
+        let w = self.get(&format!("{prefix}.weight"))?;
+        let dims = w.dims().to_vec();
+        let [cout, cin, kernel] = match dims.as_slice() {
+            [o, i, k, _] => [*o, *i, *k],
+            [o, i] => [*o, *i, 1],
+            _ => return Err(Error::Invalid(format!("`{prefix}.weight` has shape {dims:?}"))),
         };
-        let weights = model.weights()?;
-        let mut ops = Vec::new();
-        let mut channels = cfg.in_channels;
-        for spec in &cfg.layers {
-            match spec {
-                LayerSpec::Conv { name, out, kernel, relu } => {
-                    let conv = ConvWeights {
-                        weight: upload(ctx, name, get(&weights, &format!("{name}.weight"))?)?,
-                        bias: upload(ctx, name, get(&weights, &format!("{name}.bias"))?)?,
-                        cin: channels,
-                        cout: *out,
-                        kernel: *kernel,
-                    };
-                    let op = match cfg.inserted(name) {
-                        Some(axis) => {
-                            if *out > MAX_HIDDEN {
-                                return Err(Error::Gpu(format!(
-                                    "{name}: {out} hidden units, the scan kernel holds at most {MAX_HIDDEN}"
-                                )));
-                            }
-                            let [a, b] = axis.directions();
-                            let va = get(&weights, &format!("{name}.v_{}.weight", a.name()))?;
-                            let vb = get(&weights, &format!("{name}.v_{}.weight", b.name()))?;
-                            let v = Tensor::cat(&[va, vb], 0)?;
-                            Op::Pair { conv, v: upload(ctx, name, &v)?, axis }
-                        }
-                        None => Op::Conv { conv, relu: *relu },
-                    };
-                    ops.push((name.clone(), op));
-                    channels = *out;
-                }
-                LayerSpec::MaxPool { name } => ops.push((name.clone(), Op::MaxPool)),
+        let mut weight = values(w)?;
+        let mut bias = match self.map.get(&format!("{prefix}.bias")) {
+            Some(b) => values(b)?,
+            None => vec![0.0; cout],
+        };
+        if let Some((scale, shift)) = fold {
+            let per_out = weight.len() / cout;
+            for (o, chunk) in weight.chunks_mut(per_out).enumerate() {
+                chunk.iter_mut().for_each(|v| *v *= scale[o]);
+                bias[o] = bias[o] * scale[o] + shift[o];
             }
         }
-        let head = (
-            upload(ctx, "head.weight", get(&weights, "head.weight")?)?,
-            upload(ctx, "head.bias", get(&weights, "head.bias")?)?,
-            channels,
-            cfg.classes,
-        );
-        Ok(Self {
-            ops,
-            head,
-            pool: cfg.pool,
-            in_channels: cfg.in_channels,
-            kernels: Kernels::new(&ctx.device),
-            scratch: BTreeMap::new(),
+        Ok(ConvW {
+            weight: upload_floats(self.ctx, prefix, &weight)?,
+            bias: upload_floats(self.ctx, prefix, &bias)?,
+            cin,
+            cout,
+            kernel,
+            pad,
         })
     }
 
-    /// Runs the model on `x` (`[B, C, H, W]`, H and W divisible by 2 for each pooling).
+    /// BatchNorm `<prefix>.*` in inference mode as a per-channel `(scale, shift)`.
+    fn batch_norm(&self, prefix: &str) -> Result<(Vec<f32>, Vec<f32>)> {
+        let gamma = self.floats(&format!("{prefix}.weight"))?;
+        let beta = self.floats(&format!("{prefix}.bias"))?;
+        let mean = self.floats(&format!("{prefix}.running_mean"))?;
+        let var = self.floats(&format!("{prefix}.running_var"))?;
+        let scale: Vec<f32> = gamma.iter().zip(&var).map(|(g, v)| g / (v + 1e-5).sqrt()).collect();
+        let shift = beta.iter().zip(&mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
+        Ok((scale, shift))
+    }
+
+    /// A pair's recurrences (`names` per direction, `[G·D, D]` each), transposed and stacked.
+    fn recurrences(&self, names: [String; 2], prefix: &str) -> Result<(wgpu::Buffer, usize)> {
+        let mut stacked = Vec::new();
+        let mut hidden = 0;
+        for name in names {
+            let v = self.get(&name)?;
+            hidden = v.dims2()?.1;
+            stacked.extend(values(&v.t()?.contiguous()?)?);
+        }
+        if hidden > MAX_HIDDEN {
+            return Err(Error::Gpu(format!(
+                "{prefix}: {hidden} hidden units, the scan kernel holds at most {MAX_HIDDEN}"
+            )));
+        }
+        Ok((upload_floats(self.ctx, prefix, &stacked)?, hidden))
+    }
+
+    /// A pair with its own projection (`<prefix>.<dir>.u.*`, `.v.weight`, `.ln.*`).
+    fn own_pair(&self, prefix: &str, axis: Axis, cell: Cell) -> Result<PairW> {
+        let dirs = axis.directions().map(|d| join_name(prefix, d.name()));
+        let (mut u, mut b, mut ln) = (Vec::new(), Vec::new(), Vec::new());
+        for dir in &dirs {
+            u.extend(self.floats(&format!("{dir}.u.weight"))?);
+            b.extend(self.floats(&format!("{dir}.u.bias"))?);
+            if cell == Cell::VanillaLn {
+                ln.extend(self.floats(&format!("{dir}.ln.weight"))?);
+                ln.extend(self.floats(&format!("{dir}.ln.bias"))?);
+            }
+        }
+        let (vt, hidden) = self.recurrences(dirs.clone().map(|d| format!("{d}.v.weight")), prefix)?;
+        let cout = b.len();
+        let name = format!("{prefix} U");
+        let proj = ConvW {
+            weight: upload_floats(self.ctx, &name, &u)?,
+            bias: upload_floats(self.ctx, &name, &b)?,
+            cin: u.len() / cout,
+            cout,
+            kernel: 1,
+            pad: 0,
+        };
+        let ln = upload_floats(self.ctx, prefix, &ln)?;
+        Ok(PairW { proj: Some(proj), vt, ln, cell, axis, hidden })
+    }
+
+    /// A pair inserted after the convolution `prefix` (vanilla, `<prefix>.v_<dir>.weight`).
+    fn inserted_pair(&self, prefix: &str, axis: Axis) -> Result<PairW> {
+        let names = axis.directions().map(|d| format!("{prefix}.v_{}.weight", d.name()));
+        let (vt, hidden) = self.recurrences(names, prefix)?;
+        let ln = upload_floats(self.ctx, prefix, &[])?;
+        Ok(PairW { proj: None, vt, ln, cell: Cell::Vanilla, axis, hidden })
+    }
+
+    fn lrnn(&self, prefix: &str, cell: Cell, merge: Merge) -> Result<LrnnW> {
+        Ok(LrnnW {
+            horizontal: self.own_pair(prefix, Axis::Horizontal, cell)?,
+            vertical: self.own_pair(prefix, Axis::Vertical, cell)?,
+            merge,
+        })
+    }
+
+    /// A head layer `name`: a convolution with padding `kernel / 2`, with an inserted pair along
+    /// `insert`.
+    fn head_op(&self, name: &str, relu: bool, insert: Option<Axis>) -> Result<HeadOp> {
+        let kernel = self.get(&format!("{name}.weight"))?.dims().get(2).copied().unwrap_or(1);
+        let conv = self.conv(name, kernel / 2, None)?;
+        Ok(match insert {
+            Some(axis) => HeadOp::Inserted { conv, pair: self.inserted_pair(name, axis)? },
+            None => HeadOp::Conv { conv, relu },
+        })
+    }
+}
+
+fn build(w: &Weights, desc: &ModelDesc) -> Result<Net> {
+    Ok(match desc {
+        ModelDesc::Lrnn(cfg) => Net::Lrnn(w.lrnn("", cfg.cell, cfg.merge)?),
+        ModelDesc::Convnet(cfg) => {
+            let mut layers = Vec::new();
+            for spec in &cfg.layers {
+                match spec {
+                    LayerSpec::Conv { name, relu, .. } => {
+                        layers.push((name.clone(), w.head_op(name, *relu, cfg.inserted(name))?));
+                    }
+                    LayerSpec::MaxPool { name } => layers.push((name.clone(), HeadOp::MaxPool)),
+                }
+            }
+            Net::Convnet { layers, pool: cfg.pool, head: w.conv("head", 0, None)? }
+        }
+        ModelDesc::Cifar(cfg) => {
+            let arch = CifarArch::from_name(&cfg.name).map_err(Error::Invalid)?;
+            let mut stages = Vec::new();
+            for (s, units) in arch.stages.iter().enumerate() {
+                let mut built = Vec::new();
+                for (i, unit) in units.iter().enumerate() {
+                    let prefix = format!("stage{}.{i}", s + 1);
+                    let block = match unit.block {
+                        Block::Cnn(_) => {
+                            let bn1 = w.batch_norm(&format!("{prefix}.cnn.bn1"))?;
+                            let (s2, t2) = w.batch_norm(&format!("{prefix}.cnn.bn2"))?;
+                            let name = format!("{prefix} BN1");
+                            BlockW::Cnn {
+                                bn1: (
+                                    upload_floats(w.ctx, &name, &bn1.0)?,
+                                    upload_floats(w.ctx, &name, &bn1.1)?,
+                                ),
+                                conv1: w.conv(&format!("{prefix}.cnn.conv1"), 1, Some((&s2, &t2)))?,
+                                conv2: w.conv(&format!("{prefix}.cnn.conv2"), 1, None)?,
+                            }
+                        }
+                        Block::Lrnn(_) => {
+                            BlockW::Lrnn(w.lrnn(&format!("{prefix}.lrnn"), arch.cell, Merge::Sum)?)
+                        }
+                    };
+                    let proj_name = format!("{prefix}.proj");
+                    let proj = if w.map.contains_key(&format!("{proj_name}.weight")) {
+                        Some(w.conv(&proj_name, 0, None)?)
+                    } else {
+                        None
+                    };
+                    built.push((prefix, UnitW { block, fusion: unit.fusion, proj }));
+                }
+                stages.push(built);
+            }
+            Net::Cifar {
+                stem: w.conv("stem", 1, None)?,
+                stages,
+                pool: arch.pool,
+                head: w.conv("head", 0, None)?,
+            }
+        }
+        ModelDesc::Fcn(cfg) => {
+            let trunk = VGG16
+                .iter()
+                .map(|&(name, prefix, _, _)| {
+                    let conv = w.conv(prefix, 1, None)?;
+                    Ok((name, conv))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let pair = |axis| cfg.lrnn.then_some(axis);
+            let branch = |names: [&str; 3]| -> Result<[(String, HeadOp); 3]> {
+                Ok([
+                    (names[0].into(), w.head_op(names[0], true, pair(Axis::Horizontal))?),
+                    (names[1].into(), w.head_op(names[1], true, pair(Axis::Vertical))?),
+                    (names[2].into(), w.head_op(names[2], false, None)?),
+                ])
+            };
+            let mut branches = vec![branch(["fc1", "fc2", "fc3"])?];
+            if cfg.variant == Variant::Fcn8s {
+                branches.push(branch(["fc4", "fc5", "fc6"])?);
+                branches.push(branch(["fc7", "fc8", "fc9"])?);
+            }
+            Net::Fcn { trunk, branches, variant: cfg.variant }
+        }
+    })
+}
+
+/// One forward pass being recorded: the command encoder, the kept buffers and what is captured.
+struct Pass<'a> {
+    ctx: &'a GpuContext,
+    encoder: wgpu::CommandEncoder,
+    kept: &'a mut BTreeMap<String, wgpu::Buffer>,
+    placeholder: &'a wgpu::Buffer,
+    capture: bool,
+    captured: Vec<(String, Map)>,
+}
+
+impl Pass<'_> {
+    /// The buffer `name` of `floats` values: the kept one when its size matches.
+    fn buffer(&mut self, name: &str, floats: usize) -> Result<wgpu::Buffer> {
+        let bytes = (floats.max(1) * 4) as u64;
+        if bytes > self.ctx.max_binding() {
+            return Err(too_large(self.ctx, name, bytes));
+        }
+        if let Some(b) = self.kept.get(name).filter(|b| b.size() == bytes) {
+            return Ok(b.clone());
+        }
+        let b = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(name),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.kept.insert(name.to_string(), b.clone());
+        Ok(b)
+    }
+
+    fn map(&mut self, name: &str, shape: [usize; 4]) -> Result<Map> {
+        Ok(Map { buf: self.buffer(name, shape.iter().product())?, shape })
+    }
+
+    fn dispatch(
+        &mut self,
+        kernel: Kernel,
+        params: &[u32],
+        buffers: &[&wgpu::Buffer],
+        groups: (u32, u32, u32),
+    ) {
+        self.ctx.kernels.dispatch(&self.ctx.device, &mut self.encoder, kernel, params, buffers, groups);
+    }
+
+    fn record(&mut self, name: &str, map: &Map) {
+        if self.capture {
+            self.captured.push((name.to_string(), map.clone()));
+        }
+    }
+
+    fn conv(&mut self, name: &str, x: &Map, c: &ConvW, relu: bool) -> Result<Map> {
+        let [b, cin, h, w] = x.shape;
+        if cin != c.cin {
+            return Err(Error::Gpu(format!("{name}: input has {cin} channels, the layer takes {}", c.cin)));
+        }
+        let (oh, ow) =
+            ((h + 2 * c.pad + 1).saturating_sub(c.kernel), (w + 2 * c.pad + 1).saturating_sub(c.kernel));
+        let out = self.map(name, [b, c.cout, oh, ow])?;
+        let (gx, gy) = fold((b * oh * ow).div_ceil(64));
+        let params = [b, cin, h, w, c.cout, c.kernel, c.pad, 1, oh, ow, usize::from(relu)]
+            .map(|v| v as u32)
+            .into_iter()
+            .chain([gx])
+            .collect::<Vec<_>>();
+        let groups = (gx, gy, c.cout.div_ceil(64) as u32);
+        self.dispatch(Kernel::Conv2d, &params, &[&x.buf, &c.weight, &c.bias, &out.buf], groups);
+        Ok(out)
+    }
+
+    fn pool(&mut self, name: &str, x: &Map, kernel: usize, avg: bool) -> Result<Map> {
+        let [b, c, h, w] = x.shape;
+        if h < kernel || w < kernel {
+            return Err(Error::Gpu(format!(
+                "{name}: a {h}x{w} map is smaller than the {kernel}x{kernel} pool"
+            )));
+        }
+        let out = self.map(name, [b, c, (h - kernel) / kernel + 1, (w - kernel) / kernel + 1])?;
+        let params = [b * c, h, w, kernel, kernel, usize::from(avg), 0, 0].map(|v| v as u32);
+        self.dispatch(Kernel::Pool2d, &params, &[&x.buf, &out.buf], groups_for(out.len()));
+        Ok(out)
+    }
+
+    fn combine(&mut self, name: &str, a: &Map, b: &Map, mode: Combine) -> Result<Map> {
+        let [n, ca, h, w] = a.shape;
+        let cb = b.shape[1];
+        if b.shape[0] != n || b.shape[2..] != a.shape[2..] || (mode != Combine::Concat && ca != cb) {
+            return Err(Error::Gpu(format!("{name}: cannot join maps {:?} and {:?}", a.shape, b.shape)));
+        }
+        let channels = if mode == Combine::Concat { ca + cb } else { ca };
+        let out = self.map(name, [n, channels, h, w])?;
+        let params = [n, ca, cb, h * w, mode as usize, 0, 0, 0].map(|v| v as u32);
+        self.dispatch(Kernel::Combine, &params, &[&a.buf, &b.buf, &out.buf], groups_for(out.len()));
+        Ok(out)
+    }
+
+    fn affine(&mut self, name: &str, x: &Map, (scale, shift): &(wgpu::Buffer, wgpu::Buffer)) -> Result<Map> {
+        let out = self.map(name, x.shape)?;
+        let [_, c, h, w] = x.shape;
+        let params = [x.len(), c, h * w, 1].map(|v| v as u32);
+        self.dispatch(Kernel::Affine, &params, &[&x.buf, scale, shift, &out.buf], groups_for(out.len()));
+        Ok(out)
+    }
+
+    fn upsample(&mut self, name: &str, x: &Map, (oh, ow): (usize, usize), add: Option<&Map>) -> Result<Map> {
+        let [b, c, h, w] = x.shape;
+        let out = self.map(name, [b, c, oh, ow])?;
+        if let Some(a) = add.filter(|a| a.shape != out.shape) {
+            return Err(Error::Gpu(format!("{name}: cannot add {:?} to {:?}", a.shape, out.shape)));
+        }
+        let params = [b * c, h, w, oh, ow, usize::from(add.is_some()), 0, 0].map(|v| v as u32);
+        let addend = add.map_or(self.placeholder, |a| &a.buf).clone();
+        self.dispatch(Kernel::Upsample, &params, &[&x.buf, &addend, &out.buf], groups_for(out.len()));
+        Ok(out)
+    }
+
+    /// Global pooling, then the linear classifier (as a 1x1 convolution on `[B, C, 1, 1]`).
+    fn classify(&mut self, x: &Map, pool: GlobalPool, head: &ConvW) -> Result<Map> {
+        let [b, c, h, w] = x.shape;
+        let pooled = self.map("pooled", [b, c, 1, 1])?;
+        let (gx, gy) = fold(b * c);
+        let params = [(b * c) as u32, (h * w) as u32, u32::from(pool == GlobalPool::Avg), gx];
+        self.dispatch(Kernel::GlobalPool, &params, &[&x.buf, &pooled.buf], (gx, gy, 1));
+        self.conv("head", &pooled, head, false)
+    }
+
+    /// A pair on `x` (the layer input with an own projection, else the shared projection
+    /// itself), its directions recorded as `<prefix>.<dir>`, merged by `merge`.
+    fn pair(&mut self, prefix: &str, x: &Map, pair: &PairW, merge: Merge) -> Result<Map> {
+        let d = pair.hidden;
+        let gd = pair.cell.gates() * d;
+        let tag = match pair.axis {
+            Axis::Horizontal => "h",
+            Axis::Vertical => "v",
+        };
+        let (xi, dir_offset) = match &pair.proj {
+            Some(u) => (self.conv(&format!("{prefix} {tag} U"), x, u, false)?, gd),
+            None => (x.clone(), 0),
+        };
+        let [b, xc, h, w] = xi.shape;
+        if xc != gd + dir_offset {
+            return Err(Error::Gpu(format!(
+                "{prefix}: the projection has {xc} channels, expected {}",
+                gd + dir_offset
+            )));
+        }
+        let [da, db] = pair.axis.directions().map(|dir| join_name(prefix, dir.name()));
+        let ha = self.map(&da, [b, d, h, w])?;
+        let hb = self.map(&db, [b, d, h, w])?;
+        let vertical = pair.axis == Axis::Vertical;
+        let cell = match pair.cell {
+            Cell::Vanilla => 0,
+            Cell::VanillaLn => 1,
+            Cell::Gru => 2,
+        };
+        let (sequences, steps) = if vertical { (b * w, h) } else { (b * h, w) };
+        let chunk = match self.ctx.loop_budget() {
+            Some(budget) => (budget / scan_step_iterations(pair.cell, d)).max(1),
+            None => steps,
+        };
+        let bufs = [&xi.buf, &pair.vt, &pair.ln, &ha.buf, &hb.buf];
+        for first in (0..steps).step_by(chunk) {
+            let params = [b, d, h, w, usize::from(vertical), cell, xc, dir_offset, first, chunk, 0, 0];
+            self.dispatch(Kernel::ScanPair, &params.map(|v| v as u32), &bufs, (sequences as u32, 2, 1));
+        }
+        self.record(&da, &ha);
+        self.record(&db, &hb);
+        let mode = match merge {
+            Merge::Sum => Combine::Sum,
+            Merge::Mean => Combine::Mean,
+            Merge::Concat => Combine::Concat,
+        };
+        self.combine(&format!("{prefix} {tag} merged"), &ha, &hb, mode)
+    }
+
+    fn lrnn(&mut self, prefix: &str, x: &Map, m: &LrnnW) -> Result<Map> {
+        let mid = self.pair(prefix, x, &m.horizontal, m.merge)?;
+        self.pair(prefix, &mid, &m.vertical, m.merge)
+    }
+
+    fn head_op(&mut self, name: &str, x: &Map, op: &HeadOp) -> Result<Map> {
+        match op {
+            HeadOp::Conv { conv, relu } => self.conv(name, x, conv, *relu),
+            HeadOp::Inserted { conv, pair } => {
+                let xi = self.conv(&format!("{name} U"), x, conv, false)?;
+                self.pair(name, &xi, pair, Merge::Mean)
+            }
+            HeadOp::MaxPool => self.pool(name, x, 2, false),
+        }
+    }
+}
+
+/// Loop iterations one invocation of `scan_pair.wgsl` runs per step (64 invocations share `d`
+/// units; each unit's product loops over `d`, twice for the GRU; LayerNorm adds two reductions).
+fn scan_step_iterations(cell: Cell, d: usize) -> usize {
+    let loops = if cell == Cell::Gru { 2 } else { 1 };
+    d.div_ceil(64) * (loops * (d + 1) + 4) + 2 * 64 + 8
+}
+
+/// The modes of `combine.wgsl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Combine {
+    Sum = 0,
+    Mean = 1,
+    Concat = 2,
+}
+
+/// The VGG-16 layers after which a 2x2 max-pool follows.
+const POOLED: [usize; 5] = [1, 3, 6, 9, 12];
+
+impl GpuModel {
+    /// Uploads `model`'s weights (BatchNorm folded in).
     ///
     /// # Errors
-    /// [`Error::Gpu`] when the input does not fit, a buffer exceeds the adapter's limits, or the
-    /// device reports an error or is lost.
-    pub fn forward(&mut self, ctx: &GpuContext, x: &Tensor, capture: bool) -> Result<GpuOutput> {
-        let (b, c, mut h, mut w) = x.dims4()?;
+    /// [`Error::Gpu`] for a pair wider than the scan kernel holds or a weight larger than one
+    /// buffer may be on this adapter; [`Error::Invalid`] for a missing weight.
+    pub fn upload(ctx: &GpuContext, model: &Model) -> Result<Self> {
+        let desc = model.desc();
+        let weights = Weights { ctx, map: model.weights()? };
+        let net = build(&weights, desc)?;
+        Ok(Self {
+            net,
+            name: desc.display_name(),
+            in_channels: desc.in_channels(),
+            scratch: BTreeMap::new(),
+            placeholder: upload_floats(ctx, "placeholder", &[0.0; 4])?,
+        })
+    }
+
+    /// Records the forward pass of `x` into a new pass.
+    fn record<'a>(&'a mut self, ctx: &'a GpuContext, x: &Tensor, capture: bool) -> Result<(Pass<'a>, Map)> {
+        let (b, c, h, w) = x.dims4()?;
         if c != self.in_channels {
             return Err(Error::Gpu(format!(
                 "the input has {c} channels, the model takes {}",
                 self.in_channels
             )));
         }
-        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let kept = &mut self.scratch;
-        let kernels = &self.kernels;
-        let dev = &ctx.device;
-        let input = scratch(kept, ctx, "input", b * c * h * w)?;
-        let values: Vec<f32> = x.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1()?;
-        ctx.queue.write_buffer(&input, 0, &values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
-        let mut encoder =
-            dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
-        let mut cur = input;
-        let mut channels = c;
-        let mut captured: Vec<(String, wgpu::Buffer, [usize; 4])> = Vec::new();
-        let u = |v: usize| v as u32;
-        for (name, op) in &self.ops {
-            let (out, shape) = match op {
-                Op::Conv { conv, relu } => {
-                    let (k, cout) = (conv.kernel, conv.cout);
-                    let n = b * cout * h * w;
-                    let out = scratch(kept, ctx, name, n)?;
-                    let params = [b, conv.cin, h, w, cout, k, k / 2, 1, h, w, usize::from(*relu), 0].map(u);
-                    let bufs = [&cur, &conv.weight, &conv.bias, &out];
-                    kernels.dispatch(dev, &mut encoder, Kernel::Conv2d, &params, &bufs, groups_for(n));
-                    (out, [b, cout, h, w])
-                }
-                Op::Pair { conv, v, axis } => {
-                    let (k, d) = (conv.kernel, conv.cout);
-                    let n = b * d * h * w;
-                    let xi = scratch(kept, ctx, &format!("{name}.xi"), n)?;
-                    let hd = scratch(kept, ctx, &format!("{name}.directions"), 2 * n)?;
-                    let out = scratch(kept, ctx, name, n)?;
-                    let params = [b, conv.cin, h, w, d, k, k / 2, 1, h, w, 0, 0].map(u);
-                    let g = groups_for(n);
-                    kernels.dispatch(
-                        dev,
-                        &mut encoder,
-                        Kernel::Conv2d,
-                        &params,
-                        &[&cur, &conv.weight, &conv.bias, &xi],
-                        g,
-                    );
-                    let vertical = usize::from(*axis == Axis::Vertical);
-                    let sequences = b * if vertical == 1 { w } else { h };
-                    let params = [b, d, h, w, vertical, 0, 0, 0].map(u);
-                    kernels.dispatch(
-                        dev,
-                        &mut encoder,
-                        Kernel::ScanPair,
-                        &params,
-                        &[&xi, v, &hd],
-                        (u(sequences), 2),
-                    );
-                    kernels.dispatch(dev, &mut encoder, Kernel::Mean2, &[u(n), 0, 0, 0], &[&hd, &out], g);
-                    if capture {
-                        for (j, dir) in axis.directions().iter().enumerate() {
-                            let part = scratch(kept, ctx, &format!("{name}.{}", dir.name()), n)?;
-                            encoder.copy_buffer_to_buffer(&hd, (j * n * 4) as u64, &part, 0, (n * 4) as u64);
-                            captured.push((format!("{name}.{}", dir.name()), part, [b, d, h, w]));
-                        }
-                    }
-                    (out, [b, d, h, w])
-                }
-                Op::MaxPool => {
-                    let n = b * channels * (h / 2) * (w / 2);
-                    let out = scratch(kept, ctx, name, n)?;
-                    let params = [b * channels, h, w, 0].map(u);
-                    kernels.dispatch(
-                        dev,
-                        &mut encoder,
-                        Kernel::MaxPool2,
-                        &params,
-                        &[&cur, &out],
-                        groups_for(n),
-                    );
-                    (h, w) = (h / 2, w / 2);
-                    (out, [b, channels, h, w])
-                }
-            };
-            channels = shape[1];
-            if capture {
-                captured.push((name.clone(), out.clone(), shape));
+        if let Net::Fcn { .. } = &self.net {
+            if h % 32 != 0 || w % 32 != 0 {
+                return Err(Error::Gpu(format!("FCN input {h}x{w}: both sides must be multiples of 32")));
             }
-            cur = out;
         }
-        let (head_w, head_b, inputs, classes) = (&self.head.0, &self.head.1, self.head.2, self.head.3);
-        let pooled = scratch(kept, ctx, "pooled", b * inputs)?;
-        let mode = u32::from(self.pool == GlobalPool::Avg);
-        let params = [u(b * inputs), u(h * w), mode, 0];
-        kernels.dispatch(
-            dev,
-            &mut encoder,
-            Kernel::GlobalPool,
-            &params,
-            &[&cur, &pooled],
-            groups_for(b * inputs),
-        );
-        let scores = scratch(kept, ctx, "scores", b * classes)?;
-        let params = [u(b), u(inputs), u(classes), 0];
-        let bufs = [&pooled, head_w, head_b, &scores];
-        kernels.dispatch(dev, &mut encoder, Kernel::Linear, &params, &bufs, groups_for(b * classes));
-        // Read back the scores and what was captured, through one staging buffer.
-        let mut wanted: Vec<(String, wgpu::Buffer, Vec<usize>)> =
-            vec![("scores".into(), scores, vec![b, classes])];
-        wanted.extend(captured.into_iter().map(|(n, buf, s)| (n, buf, s.to_vec())));
-        let bufs: Vec<&wgpu::Buffer> = wanted.iter().map(|(_, buf, _)| buf).collect();
-        let bytes = submit_and_read(ctx, encoder, &bufs, scope, oom)?;
-        let floats: Vec<f32> =
-            bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let encoder =
+            ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
+        let mut pass = Pass {
+            ctx,
+            encoder,
+            kept: &mut self.scratch,
+            placeholder: &self.placeholder,
+            capture,
+            captured: Vec::new(),
+        };
+        let input = pass.map("input", [b, c, h, w])?;
+        ctx.queue.write_buffer(&input.buf, 0, &floats_to_bytes(&values(x)?));
+        let out = match &self.net {
+            Net::Lrnn(m) => pass.lrnn("", &input, m)?,
+            Net::Convnet { layers, pool, head } => {
+                let mut t = input;
+                for (name, op) in layers {
+                    t = pass.head_op(name, &t, op)?;
+                    pass.record(name, &t);
+                }
+                pass.classify(&t, *pool, head)?
+            }
+            Net::Cifar { stem, stages, pool, head } => {
+                let mut t = pass.conv("stem", &input, stem, false)?;
+                pass.record("stem", &t);
+                for (s, stage) in stages.iter().enumerate() {
+                    if s > 0 {
+                        t = pass.pool(&format!("pool{s}"), &t, 2, false)?;
+                    }
+                    for (name, unit) in stage {
+                        t = Self::unit(&mut pass, name, &t, unit)?;
+                        pass.record(name, &t);
+                    }
+                }
+                pass.classify(&t, *pool, head)?
+            }
+            Net::Fcn { trunk, branches, variant } => {
+                let mut t = input;
+                let mut pools = Vec::new();
+                for (i, (name, conv)) in trunk.iter().enumerate() {
+                    t = pass.conv(name, &t, conv, true)?;
+                    pass.record(name, &t);
+                    if POOLED.contains(&i) {
+                        let pool = format!("pool{}", pools.len() + 1);
+                        t = pass.pool(&pool, &t, 2, false)?;
+                        pass.record(&pool, &t);
+                        pools.push(t.clone());
+                    }
+                }
+                let branch = |pass: &mut Pass, layers: &[(String, HeadOp); 3], x: &Map| -> Result<Map> {
+                    let mut t = x.clone();
+                    for (name, op) in layers {
+                        t = pass.head_op(name, &t, op)?;
+                        pass.record(name, &t);
+                    }
+                    Ok(t)
+                };
+                let mut score = branch(&mut pass, &branches[0], &pools[4])?;
+                if *variant == Variant::Fcn8s {
+                    for (k, (layers, pool)) in branches[1..].iter().zip([&pools[3], &pools[2]]).enumerate() {
+                        let fine = branch(&mut pass, layers, pool)?;
+                        let size = (pool.shape[2], pool.shape[3]);
+                        score = pass.upsample(&format!("fused{k}"), &score, size, Some(&fine))?;
+                    }
+                }
+                pass.record("score", &score);
+                pass.upsample("output", &score, (h, w), None)?
+            }
+        };
+        Ok((pass, out))
+    }
+
+    fn unit(pass: &mut Pass, name: &str, x: &Map, unit: &UnitW) -> Result<Map> {
+        let y = match &unit.block {
+            BlockW::Cnn { bn1, conv1, conv2 } => {
+                let a = pass.affine(&format!("{name} bn1"), x, bn1)?;
+                let a = pass.conv(&format!("{name} conv1"), &a, conv1, true)?;
+                pass.conv(&format!("{name} conv2"), &a, conv2, false)?
+            }
+            BlockW::Lrnn(m) => pass.lrnn(&format!("{name}.lrnn"), x, m)?,
+        };
+        let out = format!("{name} fused");
+        match (unit.fusion, &unit.proj) {
+            (Fusion::Forward, _) => Ok(y),
+            (Fusion::Sum, Some(p)) => {
+                let px = pass.conv(&format!("{name}.proj"), x, p, false)?;
+                pass.combine(&out, &px, &y, Combine::Sum)
+            }
+            (Fusion::Sum, None) => pass.combine(&out, x, &y, Combine::Sum),
+            (Fusion::Concat, _) => pass.combine(&out, x, &y, Combine::Concat),
+        }
+    }
+
+    /// Runs the model on `x` (`[B, C, H, W]`) in inference mode.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the input does not fit, a buffer exceeds the adapter's limits, or the
+    /// device reports an error or is lost.
+    pub fn forward(&mut self, ctx: &GpuContext, x: &Tensor, capture: bool) -> Result<GpuOutput> {
+        let scopes = ctx.error_scopes();
+        let (pass, out) = self.record(ctx, x, capture)?;
+        let mut wanted: Vec<(String, Map)> = vec![("output".into(), out)];
+        wanted.extend(pass.captured);
+        let bufs: Vec<&wgpu::Buffer> = wanted.iter().map(|(_, m)| &m.buf).collect();
+        let bytes = submit_and_read(ctx, pass.encoder, &bufs, scopes)?;
         let mut at = 0;
         let mut tensors = Vec::with_capacity(wanted.len());
-        for (name, buf, shape) in wanted {
-            let n = (buf.size() / 4) as usize;
-            tensors.push((name, Tensor::from_vec(floats[at..at + n].to_vec(), shape, &Device::Cpu)?));
-            at += n;
+        for (name, map) in wanted {
+            let n = map.len();
+            let floats: Vec<f32> = bytes[at..at + 4 * n]
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            at += map.buf.size() as usize;
+            tensors.push((name, Tensor::from_vec(floats, map.shape.to_vec(), &Device::Cpu)?));
         }
-        let scores = tensors.remove(0).1;
-        Ok(GpuOutput { scores, captured: tensors })
+        let output = tensors.remove(0).1;
+        let output = match &self.net {
+            Net::Convnet { .. } | Net::Cifar { .. } => output.flatten_from(1)?,
+            _ => output,
+        };
+        Ok(GpuOutput { output, captured: tensors })
+    }
+
+    /// Segments the first image of `x` with an FCN and colours the labels on the GPU over
+    /// `photo` (RGB8 at the input's size) at `opacity`: only the labels and the picture are read
+    /// back, never the score maps.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] for a model that is not a segmentation network, a photo of another size,
+    /// or a device error.
+    pub fn segment(
+        &mut self,
+        ctx: &GpuContext,
+        x: &Tensor,
+        photo: &[u8],
+        opacity: f32,
+    ) -> Result<GpuSegmentation> {
+        if !matches!(self.net, Net::Fcn { .. }) {
+            return Err(Error::Gpu(format!("{} is not a segmentation network", self.name)));
+        }
+        let (_, _, h, w) = x.dims4()?;
+        if photo.len() != 3 * h * w {
+            return Err(Error::Gpu(format!(
+                "the photo has {} bytes, a {w}x{h} RGB image has {}",
+                photo.len(),
+                3 * h * w
+            )));
+        }
+        let scopes = ctx.error_scopes();
+        let (mut pass, scores) = self.record(ctx, x, false)?;
+        let plane = h * w;
+        let rgba: Vec<u8> = photo.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
+        let photo_buf = pass.buffer("photo", plane)?;
+        ctx.queue.write_buffer(&photo_buf, 0, &rgba);
+        let palette: Vec<u8> =
+            crate::data::voc::palette().iter().flat_map(|c| [c[0], c[1], c[2], 255]).collect();
+        let palette_buf = pass.buffer("palette", 256)?;
+        ctx.queue.write_buffer(&palette_buf, 0, &palette);
+        let labels = pass.buffer("labels", plane)?;
+        let picture = pass.buffer("picture", plane)?;
+        let params = [scores.shape[1] as u32, plane as u32, 0, opacity.to_bits()];
+        pass.dispatch(
+            Kernel::LabelColour,
+            &params,
+            &[&scores.buf, &photo_buf, &palette_buf, &labels, &picture],
+            groups_for(plane),
+        );
+        let bytes = submit_and_read(ctx, pass.encoder, &[&labels, &picture], scopes)?;
+        let labels = bytes[..4 * plane].chunks_exact(4).map(|c| c[0]).collect();
+        let picture = bytes[4 * plane..8 * plane].to_vec();
+        Ok(GpuSegmentation { size: (w, h), labels, picture })
     }
 }

@@ -1,39 +1,47 @@
 //! The WGSL kernels (embedded from `shaders/` at build time), their pipelines, and one helper to
 //! record a dispatch.
 
+use std::sync::OnceLock;
+
 use wgpu::util::DeviceExt;
 
-use super::context::GpuContext;
+use super::context::{GpuContext, Scopes};
 use crate::error::{Error, Result};
 
 /// The shaders' sources by name, as embedded.
-pub const SHADERS: [(&str, &str); 7] = [
+pub const SHADERS: [(&str, &str); 9] = [
     ("conv2d", include_str!("../../../shaders/conv2d.wgsl")),
-    ("max_pool2", include_str!("../../../shaders/max_pool2.wgsl")),
+    ("pool2d", include_str!("../../../shaders/pool2d.wgsl")),
     ("scan_pair", include_str!("../../../shaders/scan_pair.wgsl")),
-    ("mean2", include_str!("../../../shaders/mean2.wgsl")),
+    ("combine", include_str!("../../../shaders/combine.wgsl")),
+    ("affine", include_str!("../../../shaders/affine.wgsl")),
+    ("upsample", include_str!("../../../shaders/upsample.wgsl")),
     ("global_pool", include_str!("../../../shaders/global_pool.wgsl")),
-    ("linear", include_str!("../../../shaders/linear.wgsl")),
     ("colour_map", include_str!("../../../shaders/colour_map.wgsl")),
+    ("label_colour", include_str!("../../../shaders/label_colour.wgsl")),
 ];
 
 /// The kernels, in the order of [`SHADERS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
-    /// `conv2d.wgsl`
+    /// `conv2d.wgsl` (also linear layers)
     Conv2d,
-    /// `max_pool2.wgsl`
-    MaxPool2,
+    /// `pool2d.wgsl`
+    Pool2d,
     /// `scan_pair.wgsl`
     ScanPair,
-    /// `mean2.wgsl`
-    Mean2,
+    /// `combine.wgsl`
+    Combine,
+    /// `affine.wgsl`
+    Affine,
+    /// `upsample.wgsl`
+    Upsample,
     /// `global_pool.wgsl`
     GlobalPool,
-    /// `linear.wgsl`
-    Linear,
     /// `colour_map.wgsl`
     ColourMap,
+    /// `label_colour.wgsl`
+    LabelColour,
 }
 
 /// The largest hidden size the scan kernel holds in workgroup memory.
@@ -42,36 +50,43 @@ pub const MAX_HIDDEN: usize = 1024;
 /// Invocations per workgroup of the element-wise kernels.
 const GROUP: u32 = 64;
 
-/// One compiled kernel per shader.
+/// The kernels, each compiled the first time it is dispatched.
 pub struct Kernels {
-    pipelines: Vec<wgpu::ComputePipeline>,
+    pipelines: [OnceLock<wgpu::ComputePipeline>; SHADERS.len()],
+}
+
+impl Default for Kernels {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Kernels {
-    /// Compiles every shader.
-    pub fn new(device: &wgpu::Device) -> Self {
-        let pipelines = SHADERS
-            .iter()
-            .map(|(name, src)| {
-                let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(name),
-                    source: wgpu::ShaderSource::Wgsl((*src).into()),
-                });
-                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(name),
-                    layout: None,
-                    module: &module,
-                    entry_point: Some("main"),
-                    compilation_options: wgpu::PipelineCompilationOptions::default(),
-                    cache: None,
-                })
+    /// No kernel compiled yet.
+    pub fn new() -> Self {
+        Self { pipelines: std::array::from_fn(|_| OnceLock::new()) }
+    }
+
+    fn pipeline(&self, device: &wgpu::Device, kernel: Kernel) -> &wgpu::ComputePipeline {
+        self.pipelines[kernel as usize].get_or_init(|| {
+            let (name, src) = SHADERS[kernel as usize];
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(src.into()),
+            });
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions::default(),
+                cache: None,
             })
-            .collect();
-        Self { pipelines }
+        })
     }
 
     /// Records one dispatch of `kernel` with a uniform block `params` (u32s) and storage
-    /// `buffers` at bindings 1.., over `groups` workgroups (`(x, y)`).
+    /// `buffers` at bindings 1.., over `groups` workgroups (`(x, y, z)`).
     pub fn dispatch(
         &self,
         device: &wgpu::Device,
@@ -79,9 +94,9 @@ impl Kernels {
         kernel: Kernel,
         params: &[u32],
         buffers: &[&wgpu::Buffer],
-        groups: (u32, u32),
+        groups: (u32, u32, u32),
     ) {
-        let pipeline = &self.pipelines[kernel as usize];
+        let pipeline = self.pipeline(device, kernel);
         let name = SHADERS[kernel as usize].0;
         let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("params"),
@@ -101,31 +116,37 @@ impl Kernels {
             .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(name), timestamp_writes: None });
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &bind, &[]);
-        pass.dispatch_workgroups(groups.0, groups.1, 1);
+        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
     }
 }
 
-/// Workgroups `(x, y)` covering `n` invocations of an element-wise kernel (64 per group; `y`
+/// Workgroups `(x, y, 1)` covering `n` invocations of an element-wise kernel (64 per group; `y`
 /// rows when `x` would pass the 65,535 limit).
-pub fn groups_for(n: usize) -> (u32, u32) {
-    let groups = n.div_ceil(GROUP as usize).max(1);
+pub fn groups_for(n: usize) -> (u32, u32, u32) {
+    let (x, y) = fold(n.div_ceil(GROUP as usize));
+    (x, y, 1)
+}
+
+/// `groups` workgroups as a grid `(x, y)` with `x` within the 65,535 limit.
+pub fn fold(groups: usize) -> (u32, u32) {
+    let groups = groups.max(1);
     let x = groups.min(65_535);
     (x as u32, groups.div_ceil(x) as u32)
 }
 
-/// Submits `encoder` with copies of `buffers` into one staging buffer, waits, checks the two error
-/// scopes the caller pushed (validation, then out-of-memory: popped in reverse) and returns the
-/// buffers' bytes one after the other.
+/// Submits `encoder` with copies of `buffers` into one staging buffer, waits, checks the error
+/// scopes the caller opened before recording (out-of-memory, then validation: popped in reverse)
+/// and returns the buffers' bytes one after the other.
 ///
 /// # Errors
 /// [`Error::Gpu`] for a device error, running out of memory, or a lost device.
-pub fn submit_and_read(
+pub(crate) fn submit_and_read(
     ctx: &GpuContext,
     mut encoder: wgpu::CommandEncoder,
     buffers: &[&wgpu::Buffer],
-    validation: wgpu::ErrorScopeGuard,
-    oom: wgpu::ErrorScopeGuard,
+    scopes: Scopes,
 ) -> Result<Vec<u8>> {
+    let Scopes { validation, oom } = scopes;
     let total: u64 = buffers.iter().map(|b| b.size()).sum();
     let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("read-back"),

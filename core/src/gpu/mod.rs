@@ -8,6 +8,6 @@ pub mod context;
 pub mod executor;
 pub mod kernels;
 
-pub use colour::GpuColourMap;
+pub use colour::paint;
 pub use context::GpuContext;
-pub use executor::{GpuModel, GpuOutput};
+pub use executor::{GpuModel, GpuOutput, GpuSegmentation};

@@ -415,7 +415,7 @@ fn run_on_gpu(
     let out = gpu.forward(&ctx, x, true).map_err(|e| e.to_string())?;
     let elapsed = start.elapsed();
     println!("device: {} through wgpu", ctx.describe());
-    Ok((out.scores, out.captured.into_iter().collect(), elapsed))
+    Ok((out.output, out.captured.into_iter().collect(), elapsed))
 }
 
 fn dataset(
