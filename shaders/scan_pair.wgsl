@@ -11,7 +11,7 @@
 // One workgroup per (sequence, direction): workgroup_id.x is the sequence (an image row for a
 // horizontal pair, a column for a vertical one), workgroup_id.y the direction (0: left-to-right
 // or top-to-bottom, 1: the reverse). The workgroup loops over the steps inside the shader; its
-// 64 invocations share the hidden units of a step, the previous state lives in workgroup memory
+// 256 invocations share the hidden units of a step, the previous state lives in workgroup memory
 // and barriers separate the phases of a step.
 //
 // On a hardware GPU one dispatch runs all the steps. A dispatch may also run a chunk of them
@@ -21,6 +21,8 @@
 
 const MAX_HIDDEN: u32 = 1024u;
 const LN_EPS: f32 = 1e-5;
+// Invocations per workgroup.
+const WG: u32 = 256u;
 
 struct Params {
     batch: u32,
@@ -58,8 +60,8 @@ var<workgroup> prev: array<f32, MAX_HIDDEN>;
 var<workgroup> next: array<f32, MAX_HIDDEN>;
 // GRU: r * h_(t-1).
 var<workgroup> rs: array<f32, MAX_HIDDEN>;
-// LayerNorm: one partial sum per invocation.
-var<workgroup> red: array<f32, 64>;
+// LayerNorm: one partial sum per invocation, then a tree reduction.
+var<workgroup> red: array<f32, 256>;
 
 fn store(dir: u32, i: u32, value: f32) {
     if (dir == 0u) {
@@ -89,16 +91,22 @@ fn sigmoid(a: f32) -> f32 {
     return 1.0 / (1.0 + exp(-a));
 }
 
-// Sum of the 64 partials in `red`, the same in every invocation.
-fn reduce() -> f32 {
-    var total = 0.0;
-    for (var i = 0u; i < 64u; i++) {
-        total += red[i];
+// Sum of the WG partials in `red` (each invocation stored its own), the same in every
+// invocation; ends with a barrier so that `red` may be written again.
+fn reduce(i: u32) -> f32 {
+    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+        workgroupBarrier();
+        if (i < stride) {
+            red[i] += red[i + stride];
+        }
     }
+    workgroupBarrier();
+    let total = red[0];
+    workgroupBarrier();
     return total;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let dir = wid.y;
     let lines = select(p.width, p.height, p.axis == 0u);
@@ -113,12 +121,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let v_base = dir * d * gd;
     let ln_base = dir * 2u * d;
     if (p.first_step == 0u) {
-        for (var k = lid.x; k < d; k += 64u) {
+        for (var k = lid.x; k < d; k += WG) {
             prev[k] = 0.0;
         }
     } else {
         let before = position(dir, p.first_step - 1u, line, steps);
-        for (var k = lid.x; k < d; k += 64u) {
+        for (var k = lid.x; k < d; k += WG) {
             prev[k] = load(dir, out_base + k * plane + before);
         }
     }
@@ -127,7 +135,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     for (var t = p.first_step; t < last; t++) {
         let pos = position(dir, t, line, steps);
         if (p.cell == 2u) {
-            for (var k = lid.x; k < d; k += 64u) {
+            for (var k = lid.x; k < d; k += WG) {
                 var az = xi[in_base + k * plane + pos];
                 var ar = xi[in_base + (d + k) * plane + pos];
                 for (var j = 0u; j < d; j++) {
@@ -139,7 +147,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
                 rs[k] = sigmoid(ar) * prev[k];
             }
             workgroupBarrier();
-            for (var k = lid.x; k < d; k += 64u) {
+            for (var k = lid.x; k < d; k += WG) {
                 var ah = xi[in_base + (2u * d + k) * plane + pos];
                 for (var j = 0u; j < d; j++) {
                     ah += vt[v_base + j * gd + 2u * d + k] * rs[j];
@@ -150,7 +158,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
                 store(dir, out_base + k * plane + pos, value);
             }
         } else {
-            for (var k = lid.x; k < d; k += 64u) {
+            for (var k = lid.x; k < d; k += WG) {
                 var acc = xi[in_base + k * plane + pos];
                 for (var j = 0u; j < d; j++) {
                     acc += vt[v_base + j * gd + k] * prev[j];
@@ -160,33 +168,30 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             if (p.cell == 1u) {
                 workgroupBarrier();
                 var part = 0.0;
-                for (var k = lid.x; k < d; k += 64u) {
+                for (var k = lid.x; k < d; k += WG) {
                     part += next[k];
                 }
                 red[lid.x] = part;
-                workgroupBarrier();
-                let mean = reduce() / f32(d);
-                workgroupBarrier();
+                let mean = reduce(lid.x) / f32(d);
                 part = 0.0;
-                for (var k = lid.x; k < d; k += 64u) {
+                for (var k = lid.x; k < d; k += WG) {
                     let c = next[k] - mean;
                     part += c * c;
                 }
                 red[lid.x] = part;
-                workgroupBarrier();
-                let sd = sqrt(reduce() / f32(d) + LN_EPS);
-                for (var k = lid.x; k < d; k += 64u) {
+                let sd = sqrt(reduce(lid.x) / f32(d) + LN_EPS);
+                for (var k = lid.x; k < d; k += WG) {
                     next[k] = (next[k] - mean) / sd * ln[ln_base + k] + ln[ln_base + d + k];
                 }
             }
-            for (var k = lid.x; k < d; k += 64u) {
+            for (var k = lid.x; k < d; k += WG) {
                 let value = max(next[k], 0.0);
                 next[k] = value;
                 store(dir, out_base + k * plane + pos, value);
             }
         }
         workgroupBarrier();
-        for (var k = lid.x; k < d; k += 64u) {
+        for (var k = lid.x; k < d; k += WG) {
             prev[k] = next[k];
         }
         workgroupBarrier();

@@ -7,7 +7,9 @@ fc1 7x7 (pad 3) / fc2 1x1 / fc3 1x1 on pool5, fc4/fc5/fc6 on pool4, fc7/fc8/fc9 
 sharing the convolution as U (h_t = ReLU(conv_t + V h_{t-1}), both directions, mean); bilinear
 upsampling (align_corners=False): x2 + pool4 scores, x2 + pool3 scores, x8.
 
-Usage: fcn_forward_torch.py NAME RUNS THREADS -> one JSON line (median ms, parameters).
+Usage: fcn_forward_torch.py NAME RUNS THREADS [DEVICE] -> one JSON line (median ms, parameters).
+DEVICE is `cpu` (default) or `cuda` (f32, TF32 off, synchronised around each timed call; used by
+`cargo bench --bench gpu_forward` on an NVIDIA machine).
 """
 import json
 import statistics
@@ -86,19 +88,27 @@ class Fcn(nn.Module):
 
 def main():
     name, runs, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    device = sys.argv[4] if len(sys.argv) > 4 else "cpu"
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    net = Fcn(lrnn=name.endswith("-LRNN")).eval()
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    net = Fcn(lrnn=name.endswith("-LRNN")).eval().to(device)
     params = sum(p.numel() for p in net.parameters())
-    x = torch.randn(1, 3, 384, 384) * 50
+    x = (torch.randn(1, 3, 384, 384) * 50).to(device)
     with torch.no_grad():
         net(x)
+        sync()
         times = []
         for _ in range(runs):
             t0 = time.perf_counter()
             net(x)
+            sync()
             times.append((time.perf_counter() - t0) * 1e3)
-    print(json.dumps({"forward_ms": statistics.median(times), "parameters": params, "torch": torch.__version__}))
+    print(json.dumps({"forward_ms": statistics.median(times), "parameters": params, "torch": torch.__version__,
+                      "device": torch.cuda.get_device_name() if device == "cuda" else "cpu"}))
 
 
 if __name__ == "__main__":

@@ -1,21 +1,43 @@
-//! Forward pass of the context-task L-RNN (`Context-LRNN`, random weights) on the candle CPU path
-//! and through wgpu on the best adapter, side by side in one process, with the two outputs
-//! compared. Batch 1 (the app's case) and batch 16, 96x96 grey images.
+//! Forward passes through wgpu next to the candle CPU path, in one process, with the two outputs
+//! compared: every bundled model (batch 1 at its own input size, its trained weights) and VGG-16
+//! FCN-8s-LRNN (n = 1024, random weights, V random) at 384x384. On a hardware GPU, PyTorch
+//! (CUDA, f32) runs the same FCN-8s-LRNN on the same card in the same run
+//! (`fcn_forward_torch.py ... cuda`), when a CUDA-enabled torch is there.
 //!
-//! `cargo bench -p lrnn-core --bench gpu_forward`
+//! `cargo bench -p lrnn-core --bench gpu_forward` (`LRNN_BENCH_RUNS=N` timed calls of the FCN,
+//! default 3; the bundled models get 7). The GPU time includes writing the input and reading the
+//! output back; the weights are uploaded once, before.
 #![allow(clippy::unwrap_used)]
 
-use std::time::Instant;
+mod common;
+
+use std::process::Command;
 
 use candle_core::{Device, Tensor};
+use common::{python, time_ms};
 use lrnn_core::gpu::{GpuContext, GpuModel};
 use lrnn_core::io::ModelDesc;
 use lrnn_core::models::Model;
 use lrnn_core::nn::Forward;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+fn relative_error(a: &Tensor, b: &Tensor) -> f32 {
+    let peak = a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-6);
+    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() / peak
+}
+
+/// One row: CPU and GPU medians and their outputs' relative difference.
+fn row(ctx: &GpuContext, label: &str, model: &Model, x: &Tensor, runs: usize) -> (f64, f64) {
+    let cpu_ms = time_ms(runs, || {
+        model.forward(x, &mut Forward::eval()).unwrap();
+    });
+    let mut gpu = GpuModel::upload(ctx, model).unwrap();
+    let gpu_ms = time_ms(runs, || {
+        gpu.forward(ctx, x, false).unwrap();
+    });
+    let cpu = model.forward(x, &mut Forward::eval()).unwrap();
+    let err = relative_error(&cpu, &gpu.forward(ctx, x, false).unwrap().output);
+    println!("| {label} | {:?} | {cpu_ms:.1} | {gpu_ms:.1} | {err:.1e} |", x.dims());
+    (cpu_ms, gpu_ms)
 }
 
 fn main() {
@@ -26,33 +48,58 @@ fn main() {
             return;
         }
     };
+    let threads = candle_core::utils::get_num_threads();
+    println!("GPU: {}; CPU: candle, {threads} threads", ctx.describe());
+    println!("| model | input | candle CPU (ms) | wgpu (ms) | max relative difference |");
+    println!("|---|---|---:|---:|---:|");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/models");
+    let mut folders: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("model.json").exists())
+        .collect();
+    folders.sort();
+    for dir in folders {
+        let (model, _) = lrnn_core::train::trainer::load_checkpoint(&dir, &Device::Cpu).unwrap();
+        let (c, size) = (model.desc().in_channels(), model.desc().input_size());
+        let x = (Tensor::randn(0f32, 1.0, (1, c, size, size), &Device::Cpu).unwrap() * 50.0).unwrap();
+        let label = format!(
+            "{} (bundled `{}`)",
+            model.desc().display_name(),
+            dir.file_name().unwrap().to_string_lossy()
+        );
+        row(&ctx, &label, &model, &x, 7);
+    }
+    let runs = std::env::var("LRNN_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let model =
-        Model::new_seeded(ModelDesc::from_name_or_file("Context-LRNN").unwrap(), &Device::Cpu, 1).unwrap();
-    let mut gpu = GpuModel::upload(&ctx, &model).unwrap();
-    println!("Context-LRNN forward, 96x96 grey; GPU: {}", ctx.describe());
-    println!("{:>6} {:>14} {:>14} {:>12}", "batch", "candle CPU ms", "wgpu ms", "max rel err");
-    for batch in [1usize, 16] {
-        let x = Tensor::randn(0f32, 1.0, (batch, 1, 96, 96), &Device::Cpu).unwrap();
-        let reps = 7;
-        let cpu_ms: Vec<f64> = (0..reps)
-            .map(|_| {
-                let s = Instant::now();
-                model.forward(&x, &mut Forward::eval()).unwrap();
-                s.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
-        gpu.forward(&ctx, &x, false).unwrap(); // warm-up: buffers and pipelines
-        let gpu_ms: Vec<f64> = (0..reps)
-            .map(|_| {
-                let s = Instant::now();
-                gpu.forward(&ctx, &x, false).unwrap();
-                s.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
-        let a = model.forward(&x, &mut Forward::eval()).unwrap();
-        let b = gpu.forward(&ctx, &x, false).unwrap().output;
-        let peak = a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-6);
-        let err = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() / peak;
-        println!("{batch:>6} {:>14.2} {:>14.2} {:>12.2e}", median(cpu_ms), median(gpu_ms), err);
+        Model::new_seeded(ModelDesc::from_name_or_file("FCN-8s-LRNN").unwrap(), &Device::Cpu, 1).unwrap();
+    // Random recurrences (a fresh insertion has V = 0) and scores, so every part counts.
+    for (name, var) in model.varmap().data().lock().unwrap().iter() {
+        if name.contains(".v_") || ["fc3.", "fc6.", "fc9."].iter().any(|p| name.starts_with(p)) {
+            let t = var.as_tensor();
+            let scale = 0.5 / (t.dim(t.rank() - 1).unwrap() as f64).sqrt();
+            var.set(&(Tensor::randn(0f32, 1.0, t.shape(), &Device::Cpu).unwrap() * scale).unwrap()).unwrap();
+        }
+    }
+    let x = (Tensor::randn(0f32, 1.0, (1, 3, 384, 384), &Device::Cpu).unwrap() * 50.0).unwrap();
+    let (_, gpu_ms) = row(&ctx, "VGG-16 FCN-8s-LRNN, n = 1024 (random weights)", &model, &x, runs);
+    if ctx.is_software() {
+        println!("\n{} is a software rasteriser: no PyTorch CUDA comparison.", ctx.describe());
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/fcn_forward_torch.py");
+    let torch =
+        Command::new(python()).args([script, "FCN-8s-LRNN", &runs.max(5).to_string(), "4", "cuda"]).output();
+    match torch {
+        Ok(o) if o.status.success() => {
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+            let torch_ms = v["forward_ms"].as_f64().unwrap_or(f64::NAN);
+            println!("\nFCN-8s-LRNN 384x384 on {}: wgpu {gpu_ms:.1} ms, PyTorch {} CUDA f32 {torch_ms:.1} ms ({:.2}x)", v["device"], v["torch"], gpu_ms / torch_ms);
+        }
+        Ok(o) => println!(
+            "\nPyTorch CUDA did not run: {}",
+            String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+        ),
+        Err(e) => println!("\nPyTorch CUDA did not run: {e}"),
     }
 }

@@ -360,51 +360,62 @@ fn insert_then_probe_activations_of_the_inserted_model() {
 
 #[test]
 fn run_on_wgpu_matches_the_cpu_and_falls_back_with_a_message() {
+    // A CIFAR network: BatchNorm, LayerNorm scans, concat fusions.
     let desc = tmp("gpu.json");
-    lrnn_core::io::ModelDesc::from_name_or_file("Context-LRNN").unwrap().save(&desc).unwrap();
+    lrnn_core::io::ModelDesc::from_name_or_file("E-RNN-Max").unwrap().save(&desc).unwrap();
     let w = tmp("gpu.safetensors");
     assert!(lrnn(&["init", "--model", s(&desc), "--output", s(&w), "--seed", "3"]).status.success());
     let x = tmp("gpu.in.safetensors");
-    let input = Tensor::randn(0f32, 1.0, (2, 1, 16, 24), &Device::Cpu).unwrap();
+    let input = Tensor::randn(0f32, 1.0, (2, 3, 16, 24), &Device::Cpu).unwrap();
     candle_core::safetensors::save(&HashMap::from([("input".to_string(), input)]), &x).unwrap();
-    let run = |device: &str, out: &Path| {
-        let o = lrnn(&[
-            "run",
-            "--model",
-            s(&desc),
-            "--weights",
-            s(&w),
-            "--input",
-            s(&x),
-            "--output",
-            s(out),
-            "--device",
-            device,
-        ]);
+    let run = |device: &str, out: &Path, env: &[(&str, &str)]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_lrnn"))
+            .args(["run", "--model", s(&desc), "--weights", s(&w), "--input", s(&x), "--output", s(out)])
+            .args(["--device", device])
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
+    let same = |a: &Path, b: &Path| {
+        let (a, b) = (read_tensors(a, &Device::Cpu).unwrap(), read_tensors(b, &Device::Cpu).unwrap());
+        let mut names: Vec<&String> = a.keys().collect();
+        names.sort();
+        let mut other: Vec<&String> = b.keys().collect();
+        other.sort();
+        assert_eq!(names, other);
+        for n in names {
+            assert!(max_rel(&b[n], &a[n]) < 1e-4, "{n}");
+        }
+    };
     let (cpu_out, gpu_out) = (tmp("gpu.cpu.safetensors"), tmp("gpu.wgpu.safetensors"));
-    run("cpu", &cpu_out);
-    let said = run("wgpu", &gpu_out);
+    assert!(run("cpu", &cpu_out, &[]).contains("device: CPU\n"));
+    // Without a CUDA build, `cuda` says so and runs on the CPU.
+    let said = run("cuda", &tmp("gpu.cuda.safetensors"), &[]);
+    if said.contains("device: CPU (") {
+        assert!(said.contains("no CUDA device") && said.contains("--features cuda"), "{said}");
+        same(&cpu_out, &tmp("gpu.cuda.safetensors"));
+    }
+    // No adapter among the backends asked for: the CPU, with the reason.
+    let fallback = tmp("gpu.none.safetensors");
+    let said = run("wgpu", &fallback, &[("WGPU_BACKEND", "metal")]);
+    assert!(said.contains("device: CPU (") && said.contains("no GPU adapter found"), "{said}");
+    same(&cpu_out, &fallback);
+    let said = run("wgpu", &gpu_out, &[]);
     let require = std::env::var("LRNN_REQUIRE_GPU").is_ok_and(|v| v == "1");
     if said.contains("device: CPU (") && !require {
         eprintln!("no GPU adapter: only the fall-back was checked: {said}");
         return;
     }
     assert!(said.contains("through wgpu"), "{said}");
-    let (c, g) =
-        (read_tensors(&cpu_out, &Device::Cpu).unwrap(), read_tensors(&gpu_out, &Device::Cpu).unwrap());
-    let mut names: Vec<&String> = c.keys().collect();
-    names.sort();
-    let mut gnames: Vec<&String> = g.keys().collect();
-    gnames.sort();
-    assert_eq!(names, gnames);
-    for n in names {
-        assert!(max_rel(&g[n], &c[n]) < 1e-4, "{n}");
-    }
+    same(&cpu_out, &gpu_out);
+    // An adapter whose buffers are too small for the maps: the CPU, with the reason.
+    let said = run("wgpu", &fallback, &[("LRNN_GPU_MAX_BUFFER_MIB", "0")]);
+    assert!(said.contains("device: CPU (") && said.contains("one buffer may hold"), "{said}");
+    same(&cpu_out, &fallback);
     // On a software adapter `auto` prefers the CPU and says why.
-    let said = run("auto", &tmp("gpu.auto.safetensors"));
+    let said = run("auto", &tmp("gpu.auto.safetensors"), &[]);
     assert!(said.contains("through wgpu") || said.contains("software"), "{said}");
 }
 

@@ -585,11 +585,12 @@ impl Pass<'_> {
     }
 }
 
-/// Loop iterations one invocation of `scan_pair.wgsl` runs per step (64 invocations share `d`
-/// units; each unit's product loops over `d`, twice for the GRU; LayerNorm adds two reductions).
+/// Loop iterations one invocation of `scan_pair.wgsl` runs per step (256 invocations share `d`
+/// units; each unit's product loops over `d`, twice for the GRU; LayerNorm adds two tree
+/// reductions).
 fn scan_step_iterations(cell: Cell, d: usize) -> usize {
     let loops = if cell == Cell::Gru { 2 } else { 1 };
-    d.div_ceil(64) * (loops * (d + 1) + 4) + 2 * 64 + 8
+    d.div_ceil(256) * (loops * (d + 1) + 4) + 2 * 8 + 8
 }
 
 /// The modes of `combine.wgsl`.

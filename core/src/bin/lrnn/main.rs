@@ -44,6 +44,8 @@ enum RunDevice {
     Cpu,
     /// wgpu on the best adapter, software ones included.
     Wgpu,
+    /// candle's CUDA device 0 (a build with `--features cuda`).
+    Cuda,
 }
 
 /// Which scan implementation to use.
@@ -86,9 +88,10 @@ enum Command {
         /// Scan implementation (CPU path).
         #[arg(long, value_enum, default_value_t = Backend::Auto)]
         backend: Backend,
-        /// Where to run: `auto` takes a hardware GPU through wgpu when there is one and the
-        /// model runs there, else the CPU; `wgpu` any adapter (a software one too); `cpu` the
-        /// candle CPU path. A GPU failure falls back to the CPU with a message.
+        /// Where to run: `auto` takes a hardware GPU through wgpu when there is one, else the
+        /// CPU; `wgpu` any adapter (a software one too); `cuda` candle's CUDA device (a build
+        /// with `--features cuda`); `cpu` the candle CPU path. The choice is printed; a GPU
+        /// failure falls back to the CPU with the reason.
         #[arg(long, value_enum, default_value_t = RunDevice::Auto)]
         device: RunDevice,
     },
@@ -362,18 +365,17 @@ fn run(
         );
     }
     let gpu = match device {
-        RunDevice::Cpu => None,
-        RunDevice::Auto | RunDevice::Wgpu => match run_on_gpu(&model, &x, device == RunDevice::Wgpu) {
-            Ok(r) => Some(r),
-            Err(reason) => {
-                println!("device: CPU ({reason})");
-                None
-            }
-        },
+        RunDevice::Cpu => Err(String::new()),
+        RunDevice::Auto | RunDevice::Wgpu => run_on_gpu(&model, &x, device == RunDevice::Wgpu),
+        RunDevice::Cuda => run_on_cuda(&model, model_path, weights, &x, backend),
     };
     let (y, mut out, elapsed) = match gpu {
-        Some(r) => r,
-        None => {
+        Ok(r) => r,
+        Err(reason) => {
+            match device {
+                RunDevice::Cpu => println!("device: CPU"),
+                _ => println!("device: CPU ({reason})"),
+            }
             let start = Instant::now();
             let mut fwd = Forward::eval().capturing().with_backend(backend.into());
             let y =
@@ -395,13 +397,40 @@ fn run(
     Ok(())
 }
 
+/// What a forward pass gives: the output, every captured map (on the CPU) and the time.
+type Ran = (candle_core::Tensor, BTreeMap<String, candle_core::Tensor>, std::time::Duration);
+
+/// One forward pass on candle's CUDA device 0 (the model loaded there), the maps brought back.
+fn run_on_cuda(
+    model: &Model,
+    model_path: &std::path::Path,
+    weights: &std::path::Path,
+    x: &candle_core::Tensor,
+    backend: Backend,
+) -> Result<Ran, String> {
+    let dev = Device::new_cuda(0).map_err(|e| {
+        format!("no CUDA device: {e} (CUDA needs a build with `--features cuda` on a machine with the CUDA toolkit)")
+    })?;
+    let on_cuda = Model::load(model.desc().clone(), weights, &dev).map_err(|e| e.to_string())?;
+    let x = x.to_device(&dev).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let mut fwd = Forward::eval().capturing().with_backend(backend.into());
+    let y = on_cuda.forward(&x, &mut fwd).map_err(|e| format!("running {}: {e}", model_path.display()))?;
+    dev.synchronize().map_err(|e| e.to_string())?;
+    let elapsed = start.elapsed();
+    let to_cpu = |t: &candle_core::Tensor| t.to_device(&Device::Cpu).map_err(|e| e.to_string());
+    let out = fwd
+        .take_captured()
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), to_cpu(t)?)))
+        .collect::<Result<_, String>>()?;
+    println!("device: CUDA device 0 through candle");
+    Ok((to_cpu(&y)?, out, elapsed))
+}
+
 /// One forward pass through wgpu: the output, every captured map and the time (upload and
 /// read-back included). `any_adapter`: a software adapter is acceptable.
-fn run_on_gpu(
-    model: &Model,
-    x: &candle_core::Tensor,
-    any_adapter: bool,
-) -> Result<(candle_core::Tensor, BTreeMap<String, candle_core::Tensor>, std::time::Duration), String> {
+fn run_on_gpu(model: &Model, x: &candle_core::Tensor, any_adapter: bool) -> Result<Ran, String> {
     use lrnn_core::gpu::{GpuContext, GpuModel};
     let ctx = GpuContext::new().map_err(|e| e.to_string())?;
     if ctx.is_software() && !any_adapter {
