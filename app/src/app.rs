@@ -93,6 +93,8 @@ pub struct StudioApp {
     pub(crate) insert_layer: usize,
     pub(crate) insert_axis: Axis,
     pub(crate) textures: crate::views::TextureCache,
+    /// Where the worker runs forward passes, in words (`GPU: …` or `CPU …`).
+    pub(crate) device: String,
 }
 
 impl StudioApp {
@@ -122,6 +124,7 @@ impl StudioApp {
             insert_layer: 0,
             insert_axis: Axis::Horizontal,
             textures: Default::default(),
+            device: "CPU (candle)".into(),
         };
         let (model, photo) = (app.options.model.clone(), app.options.image.clone());
         app.send(Job::Load { model: Some(model), photo: Some(photo) }, "loading the model and the photo");
@@ -302,6 +305,18 @@ impl StudioApp {
         );
     }
 
+    /// Runs the forward passes on the GPU through wgpu (`true`) or on the CPU from now on, and
+    /// recomputes what is shown.
+    pub fn set_compute(&mut self, gpu: bool) {
+        let what = if gpu { "opening the GPU and recomputing" } else { "recomputing on the CPU" };
+        self.send(Job::Compute(gpu), what);
+    }
+
+    /// Where forward passes run, in words.
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
     /// The unit whose ERF the app shows first: the centre of the last map with an extent.
     fn default_unit(a: &Analysis) -> Option<UnitRef> {
         let m = a.maps.iter().rev().find(|m| m.shape.1 > 1 && m.kind != MapKind::Direction)?;
@@ -313,6 +328,7 @@ impl StudioApp {
             self.pending = self.pending.saturating_sub(1);
             match reply {
                 Reply::Loaded(a) => {
+                    self.device.clone_from(&a.device);
                     let keep = self.selected_map().map(str::to_string);
                     let model_changed = self.analysis.as_ref().is_none_or(|old| old.model_dir != a.model_dir);
                     let photo_changed = self.analysis.as_ref().is_none_or(|old| old.photo != a.photo);
@@ -357,6 +373,7 @@ impl StudioApp {
                     }
                 }
                 Reply::Snapshot { step, unit, erf } => self.finetune.add_snapshot(step, unit, erf),
+                Reply::Device(device) => self.device = device,
                 Reply::Failed(message) => self.error = Some(message),
             }
         }
@@ -460,6 +477,23 @@ impl StudioApp {
                      `lrnn fetch vgg16`, then `lrnn init --model FCN-8s --trunk …`",
                 );
             });
+            ui.menu_button("Compute", |ui| {
+                let on_gpu = self.device.starts_with("GPU");
+                if ui.radio(!on_gpu, "CPU (candle)").clicked() && on_gpu {
+                    ui.close();
+                    self.set_compute(false);
+                }
+                if ui.radio(on_gpu, "GPU through wgpu (the best adapter)").clicked() && !on_gpu {
+                    ui.close();
+                    self.set_compute(true);
+                }
+                ui.label(format!("Forward passes now run on: {}", self.device));
+                ui.label(
+                    "With a hardware GPU the app computes there from the start. A software adapter \
+                     (lavapipe) is slower than the CPU. ERFs and fine-tuning always run on the CPU \
+                     (they need gradients).",
+                );
+            });
             ui.separator();
             let mut s = self.scale;
             let slider = ui.add_enabled(
@@ -486,7 +520,7 @@ impl StudioApp {
             }
             ui.separator();
             if let Some(a) = &self.analysis {
-                ui.label(format!("{} · photo: {}", a.model, display_path(&a.photo)));
+                ui.label(format!("{} · photo: {} · {}", a.model, display_path(&a.photo), a.device));
             }
         });
         if let Some(e) = self.error.clone() {

@@ -7,11 +7,12 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 
 use candle_core::{Device, Tensor};
 use image::{GrayImage, RgbImage};
+use lrnn_core::gpu::{Capture, GpuContext, GpuModel};
 use lrnn_core::io::ModelDesc;
 use lrnn_core::models::convnet::{Insertion, LayerSpec};
 use lrnn_core::models::Model;
 use lrnn_core::nn::{Axis, Forward, ScanBackend};
-use lrnn_core::probe::activations::{activations, MapKind};
+use lrnn_core::probe::activations::{activations, Activation, MapKind};
 use lrnn_core::probe::contribution::{recurrence_vars, RecurrenceScale};
 use lrnn_core::probe::erf::{erf, Mode, Unit};
 use lrnn_core::probe::recurrence::{analyse, gate_blocks, Spectrum};
@@ -54,6 +55,8 @@ pub enum Job {
     /// The spectra of every recurrence of the loaded model at its current scale (those not sent
     /// with the analysis).
     Spectra,
+    /// Run the forward passes on the GPU through wgpu (`true`) or on the CPU, and recompute.
+    Compute(bool),
     /// The ERF of `unit` under a fine-tuning snapshot's weights (for the timeline).
     Snapshot {
         /// The snapshot's checkpoint folder.
@@ -75,6 +78,7 @@ impl Job {
             Job::Insert { layer, .. } => format!("inserting a pair into {layer}"),
             Job::Snapshot { checkpoint, .. } => format!("probing {}", checkpoint.display()),
             Job::Spectra => "computing the recurrence spectra".to_string(),
+            Job::Compute(gpu) => format!("switching to the {}", if *gpu { "GPU" } else { "CPU" }),
         }
     }
 }
@@ -182,6 +186,9 @@ pub struct Analysis {
     pub state: Option<RunState>,
     /// A segmentation network's labels for the photo (`None` for other models).
     pub segmentation: Option<Segmentation>,
+    /// Where the maps were computed, in words (`CPU (candle)`, or the GPU adapter; a GPU failure
+    /// says why it fell back).
+    pub device: String,
 }
 
 /// A segmentation network's reading of the photo, for the Segmentation view. Every label map is
@@ -250,7 +257,13 @@ fn labels_at(scores: &Tensor, size: (usize, usize)) -> anyhow::Result<Vec<u8>> {
 /// The segmentation of the photo by an FCN: its labels, the CNN's (every `V` at zero) and the
 /// ground truth when there is one. The last two do not depend on the V scale: they are kept for
 /// the photo, so moving the V slider runs the network once, not twice, and reads no file.
-fn segment(m: &mut Loaded, p: &Photo, x: &Tensor, scores: &Tensor) -> anyhow::Result<Option<Segmentation>> {
+fn segment(
+    m: &mut Loaded,
+    p: &Photo,
+    x: &Tensor,
+    scores: &Tensor,
+    gpu: Option<&GpuContext>,
+) -> anyhow::Result<Option<Segmentation>> {
     let ModelDesc::Fcn(cfg) = m.model.desc() else { return Ok(None) };
     let size = (p.original.width() as usize, p.original.height() as usize);
     let names: Vec<String> = match &m.state {
@@ -270,7 +283,7 @@ fn segment(m: &mut Loaded, p: &Photo, x: &Tensor, scores: &Tensor) -> anyhow::Re
             let cnn = if m.scale.is_empty() {
                 None
             } else {
-                let cnn_scores = m.with_cnn(|model| model.forward(x, &mut Forward::eval()))??;
+                let cnn_scores = m.with_cnn(|model| forward_output(model, x, gpu))??;
                 Some(labels_at(&cnn_scores, size)?)
             };
             let (truth, truth_note) = ground_truth(&p.path, size);
@@ -340,6 +353,9 @@ pub enum Reply {
         /// The ERF.
         erf: ErfPicture,
     },
+    /// Where forward passes run now, in words (the answer to [`Job::Compute`] when nothing is
+    /// loaded to recompute).
+    Device(String),
     /// Something failed; the message says what and names the file.
     Failed(String),
 }
@@ -361,6 +377,8 @@ struct Loaded {
     spectra: std::collections::HashMap<(String, &'static str), (f64, Spectrum)>,
     /// A segmentation network's labels for the last photo that do not depend on the V scale.
     photo_labels: Option<PhotoLabels>,
+    /// The model's weights on the GPU, at the V scale they were uploaded with.
+    gpu: Option<(f64, GpuModel)>,
 }
 
 /// What [`segment`] keeps for one photo.
@@ -379,7 +397,16 @@ impl Loaded {
         mean: Option<Vec<f32>>,
     ) -> anyhow::Result<Self> {
         let scale = RecurrenceScale::of(&model)?;
-        Ok(Self { model, dir, state, mean, scale, spectra: Default::default(), photo_labels: None })
+        Ok(Self {
+            model,
+            dir,
+            state,
+            mean,
+            scale,
+            spectra: Default::default(),
+            photo_labels: None,
+            gpu: None,
+        })
     }
 
     /// Runs `f` on the model with every `V` at zero (the CNN the pairs were inserted into), then
@@ -402,6 +429,45 @@ struct Photo {
 struct WorkerState {
     model: Option<Loaded>,
     photo: Option<Photo>,
+    /// The GPU forward passes run on, when chosen.
+    gpu: Option<GpuContext>,
+}
+
+/// Every captured map and the output of `m` on `x`: on the GPU when one is given (its weights
+/// uploaded once per V scale), falling back to the CPU with the reason; and where they were
+/// computed, in words.
+fn forward_maps(
+    m: &mut Loaded,
+    x: &Tensor,
+    gpu: Option<&GpuContext>,
+) -> anyhow::Result<(Vec<Activation>, String)> {
+    let mut device = "CPU (candle)".to_string();
+    if let Some(ctx) = gpu {
+        let s = m.scale.scale();
+        let run = |m: &mut Loaded| -> lrnn_core::Result<Vec<Activation>> {
+            let model = match m.gpu.take() {
+                Some((scale, g)) if scale == s => g,
+                _ => GpuModel::upload(ctx, &m.model)?,
+            };
+            let (_, g) = m.gpu.insert((s, model));
+            Ok(g.forward(ctx, x, Capture::All)?.into_activations())
+        };
+        match run(m) {
+            Ok(maps) => return Ok((maps, format!("GPU: {}", ctx.describe()))),
+            Err(e) => device = format!("CPU (the GPU failed: {e})"),
+        }
+    }
+    Ok((activations(&m.model, x, ScanBackend::Auto)?, device))
+}
+
+/// The output of `model` on `x`, on the GPU when one is given (and it works), else the CPU.
+fn forward_output(model: &Model, x: &Tensor, gpu: Option<&GpuContext>) -> anyhow::Result<Tensor> {
+    if let Some(ctx) = gpu {
+        if let Ok(out) = GpuModel::upload(ctx, model).and_then(|mut g| g.forward(ctx, x, Capture::Nothing)) {
+            return Ok(out.output);
+        }
+    }
+    Ok(model.forward(x, &mut Forward::eval())?)
 }
 
 impl Worker {
@@ -411,6 +477,13 @@ impl Worker {
         let (reply_tx, replies) = channel();
         let spawned = std::thread::Builder::new().name("lrnn-studio-worker".into()).spawn(move || {
             let mut state = WorkerState::default();
+            // A hardware GPU computes from the start; a software one (lavapipe) is slower than
+            // the CPU path and is only used when chosen.
+            if let Ok(ctx) = GpuContext::new() {
+                if !ctx.is_software() {
+                    state.gpu = Some(ctx);
+                }
+            }
             for job in job_rx {
                 // A panic in a job (a bug) becomes an error message; the worker keeps serving.
                 let run =
@@ -514,12 +587,13 @@ fn input_tensor(m: &Loaded, original: &RgbImage) -> anyhow::Result<(Tensor, RgbI
     Ok((Tensor::from_vec(data, (1, channels, size, size), &Device::Cpu)?, seen))
 }
 
-fn analysis(m: &mut Loaded, p: &Photo) -> anyhow::Result<Analysis> {
+fn analysis(m: &mut Loaded, p: &Photo, gpu: Option<&GpuContext>) -> anyhow::Result<Analysis> {
     let (x, input) = input_tensor(m, &p.original)?;
     let mut maps = Vec::new();
     let mut classes = Vec::new();
     let mut output = None;
-    for a in activations(&m.model, &x, ScanBackend::Auto)? {
+    let (activations, device) = forward_maps(m, &x, gpu)?;
+    for a in activations {
         if a.kind == MapKind::Output {
             output = Some(a.tensor.clone());
         }
@@ -556,7 +630,7 @@ fn analysis(m: &mut Loaded, p: &Photo) -> anyhow::Result<Analysis> {
         _ => vec![],
     };
     let segmentation = match &output {
-        Some(scores) if scores.rank() == 4 => segment(m, p, &x, scores)?,
+        Some(scores) if scores.rank() == 4 => segment(m, p, &x, scores, gpu)?,
         _ => None,
     };
     Ok(Analysis {
@@ -572,6 +646,7 @@ fn analysis(m: &mut Loaded, p: &Photo) -> anyhow::Result<Analysis> {
         insertable,
         state: m.state.clone(),
         segmentation,
+        device,
     })
 }
 
@@ -641,7 +716,7 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
                 // The photo (or its mask) may have changed on disk: nothing kept for it holds.
                 m.photo_labels = None;
             }
-            let a = analysis(m, p)?;
+            let a = analysis(m, p, state.gpu.as_ref())?;
             if let Some(nm) = new_model {
                 state.model = Some(nm);
             }
@@ -655,7 +730,24 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
             m.scale.set(*s)?;
             let p = need(&state.photo, "photo")?;
             let m = state.model.as_mut().ok_or_else(|| anyhow::anyhow!("no model is loaded"))?;
-            Ok(Reply::Loaded(Box::new(analysis(m, p)?)))
+            Ok(Reply::Loaded(Box::new(analysis(m, p, state.gpu.as_ref())?)))
+        }
+        Job::Compute(on) => {
+            state.gpu = match (*on, state.gpu.take()) {
+                (false, _) => None,
+                (true, Some(ctx)) => Some(ctx),
+                (true, None) => Some(GpuContext::new()?),
+            };
+            let device =
+                state.gpu.as_ref().map_or("CPU (candle)".to_string(), |c| format!("GPU: {}", c.describe()));
+            match (state.model.as_mut(), state.photo.as_ref()) {
+                (Some(m), Some(p)) => {
+                    // Everything is recomputed on the new device, the CNN's labels too.
+                    m.photo_labels = None;
+                    Ok(Reply::Loaded(Box::new(analysis(m, p, state.gpu.as_ref())?)))
+                }
+                _ => Ok(Reply::Device(device)),
+            }
         }
         Job::Erf(unit) => {
             let p = need(&state.photo, "photo")?;
@@ -698,7 +790,7 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
                 insert_into_checkpoint(&m.dir, &[ins], out)?
             };
             let mut nm = load_model(&dir)?;
-            let a = analysis(&mut nm, need(&state.photo, "photo")?)?;
+            let a = analysis(&mut nm, need(&state.photo, "photo")?, state.gpu.as_ref())?;
             state.model = Some(nm);
             Ok(Reply::Loaded(Box::new(a)))
         }

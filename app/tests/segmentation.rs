@@ -145,3 +145,23 @@ fn pairs_inserted_into_an_fcns_heads_from_the_ui_keep_its_segmentation() {
     assert_eq!(after.prediction, before.prediction, "V = 0: the same labels, pixel for pixel");
     assert_eq!(after.cnn.as_ref(), Some(&before.prediction));
 }
+
+#[test]
+fn the_demo_segments_the_same_on_the_gpu() {
+    let mut h = open_demo("seg-gpu");
+    let cpu = h.state().analysis().unwrap().segmentation.clone().unwrap();
+    h.state_mut().set_compute(true);
+    settle(&mut h, Duration::from_secs(300)).unwrap();
+    let require = std::env::var("LRNN_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    if let Some(e) = h.state().error() {
+        assert!(!require && e.contains("no GPU adapter"), "{e}");
+        return;
+    }
+    let a = h.state().analysis().unwrap();
+    assert!(a.device.starts_with("GPU: "), "{}", a.device);
+    let gpu = a.segmentation.clone().unwrap();
+    let differ = |x: &[u8], y: &[u8]| x.iter().zip(y).filter(|(a, b)| a != b).count();
+    // A pixel whose two best scores are within rounding may go either way.
+    assert!(differ(&cpu.prediction, &gpu.prediction) <= 10, "the model's labels");
+    assert!(differ(cpu.cnn.as_ref().unwrap(), gpu.cnn.as_ref().unwrap()) <= 10, "the CNN's labels");
+}

@@ -268,3 +268,45 @@ fn a_voc_tree_with_missing_masks_says_which() {
     settle(&mut h, Duration::from_secs(60)).unwrap();
     assert!(h.state().notice().unwrap().contains("no ground truth"), "{:?}", h.state().notice());
 }
+
+#[test]
+fn the_compute_menu_moves_the_forward_passes_to_the_gpu_with_the_same_maps() {
+    let mut h = open("compute");
+    let cpu = h.state().analysis().unwrap().clone();
+    assert_eq!(cpu.device, "CPU (candle)", "a software adapter is not chosen by itself");
+    h.get_by_label("Compute").click();
+    h.run();
+    h.get_by_label("GPU through wgpu (the best adapter)").click();
+    settle(&mut h, Duration::from_secs(300)).unwrap();
+    let require = std::env::var("LRNN_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    if let Some(e) = h.state().error() {
+        assert!(!require, "LRNN_REQUIRE_GPU=1 but: {e}");
+        assert!(e.contains("no GPU adapter"), "{e}");
+        return;
+    }
+    let gpu = h.state().analysis().unwrap().clone();
+    assert!(gpu.device.starts_with("GPU: "), "{}", gpu.device);
+    h.get_by_label_contains(&format!("· {}", gpu.device));
+    assert_eq!(cpu.maps.len(), gpu.maps.len());
+    for (c, g) in cpu.maps.iter().zip(&gpu.maps) {
+        assert_eq!((&c.name, c.shape), (&g.name, g.shape));
+        let peak = c.values.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        let diff = c.values.iter().zip(&g.values).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(diff / peak < 1e-4, "{}: {}", c.name, diff / peak);
+    }
+    for ((name, p), (_, q)) in cpu.classes.iter().zip(&gpu.classes) {
+        assert!((p - q).abs() < 1e-5, "{name}: {p} vs {q}");
+    }
+    // The V slider re-uploads the scaled weights; back to the CPU gives the CPU's maps again.
+    h.state_mut().set_scale(0.0);
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    let scaled = h.state().analysis().unwrap();
+    assert!(scaled.device.starts_with("GPU: "));
+    assert!(scaled.maps.iter().zip(&gpu.maps).any(|(a, b)| a.values != b.values), "V = 0 changes the maps");
+    h.state_mut().set_compute(false);
+    h.state_mut().set_scale(1.0);
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    let back = h.state().analysis().unwrap();
+    assert_eq!(back.device, "CPU (candle)");
+    assert_eq!(back.classes, cpu.classes);
+}

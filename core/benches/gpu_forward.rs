@@ -15,7 +15,7 @@ use std::process::Command;
 
 use candle_core::{Device, Tensor};
 use common::{python, time_ms};
-use lrnn_core::gpu::{GpuContext, GpuModel};
+use lrnn_core::gpu::{Capture, GpuContext, GpuModel};
 use lrnn_core::io::ModelDesc;
 use lrnn_core::models::Model;
 use lrnn_core::nn::Forward;
@@ -32,10 +32,10 @@ fn row(ctx: &GpuContext, label: &str, model: &Model, x: &Tensor, runs: usize) ->
     });
     let mut gpu = GpuModel::upload(ctx, model).unwrap();
     let gpu_ms = time_ms(runs, || {
-        gpu.forward(ctx, x, false).unwrap();
+        gpu.forward(ctx, x, Capture::Nothing).unwrap();
     });
     let cpu = model.forward(x, &mut Forward::eval()).unwrap();
-    let err = relative_error(&cpu, &gpu.forward(ctx, x, false).unwrap().output);
+    let err = relative_error(&cpu, &gpu.forward(ctx, x, Capture::Nothing).unwrap().output);
     println!("| {label} | {:?} | {cpu_ms:.1} | {gpu_ms:.1} | {err:.1e} |", x.dims());
     (cpu_ms, gpu_ms)
 }
@@ -52,8 +52,9 @@ fn main() {
     println!("GPU: {}; CPU: candle, {threads} threads", ctx.describe());
     println!("| model | input | candle CPU (ms) | wgpu (ms) | max relative difference |");
     println!("|---|---|---:|---:|---:|");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/models");
-    let mut folders: Vec<_> = std::fs::read_dir(&root)
+    // cargo runs tests and benches in core/; so does gpu_bench.sh.
+    let root = std::path::Path::new("../assets/models");
+    let mut folders: Vec<_> = std::fs::read_dir(root)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.join("model.json").exists())
@@ -87,7 +88,7 @@ fn main() {
         println!("\n{} is a software rasteriser: no PyTorch CUDA comparison.", ctx.describe());
         return;
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/fcn_forward_torch.py");
+    let script = "benches/fcn_forward_torch.py"; // from core/, where benches run
     let torch =
         Command::new(python()).args([script, "FCN-8s-LRNN", &runs.max(5).to_string(), "4", "cuda"]).output();
     match torch {

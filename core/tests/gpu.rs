@@ -14,7 +14,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use lrnn_core::gpu::kernels::SHADERS;
-use lrnn_core::gpu::{GpuContext, GpuModel};
+use lrnn_core::gpu::{Capture, GpuContext, GpuModel};
 use lrnn_core::io::ModelDesc;
 use lrnn_core::models::convnet::{ConvNetConfig, Insertion, LayerSpec};
 use lrnn_core::models::fcn::{FcnConfig, Variant};
@@ -85,7 +85,7 @@ fn randomise(model: &Model) {
 /// The model on the GPU against the CPU: the output and every captured map (the same names).
 fn check(ctx: &GpuContext, model: &Model, x: &Tensor) {
     let mut gpu = GpuModel::upload(ctx, model).unwrap();
-    let out = gpu.forward(ctx, x, true).unwrap();
+    let out = gpu.forward(ctx, x, Capture::All).unwrap();
     let cpu = activations(model, x, ScanBackend::Auto).unwrap();
     let name = model.desc().display_name();
     let mut g: Vec<&str> = out.captured.iter().map(|(n, _)| n.as_str()).collect();
@@ -105,7 +105,7 @@ fn check(ctx: &GpuContext, model: &Model, x: &Tensor) {
     assert!(e < 1e-4, "{name}: outputs differ by {e:e}");
     eprintln!("{name} {:?}: output {e:.1e}, worst of {} maps {worst:.1e}", x.dims(), g.len());
     // A second call reuses the buffers and gives the same.
-    let again = gpu.forward(ctx, x, false).unwrap();
+    let again = gpu.forward(ctx, x, Capture::Nothing).unwrap();
     assert!(again.captured.is_empty(), "nothing captured unless asked");
     assert_eq!(relative_error(&again.output, &out.output), 0.0);
 }
@@ -205,8 +205,9 @@ fn vgg16_fcns_match_the_cpu_at_a_small_size() {
 #[test]
 fn every_bundled_model_matches_the_cpu_with_its_trained_weights() {
     let Some(ctx) = context() else { return };
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/models");
-    let mut folders: Vec<_> = std::fs::read_dir(&root)
+    // cargo runs tests and benches in core/; so does gpu_bench.sh.
+    let root = std::path::Path::new("../assets/models");
+    let mut folders: Vec<_> = std::fs::read_dir(root)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.join("model.json").exists())
@@ -229,7 +230,7 @@ fn segmentation_coloured_on_the_gpu_matches_the_cpu() {
     use lrnn_core::train::seg::predicted_labels;
     let Some(ctx) = context() else { return };
     // The bundled scenes model on a bundled scene: an object on a background.
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = std::path::Path::new(".."); // the repository, from core/ (where cargo and gpu_bench.sh run tests)
     let (model, _) = lrnn_core::train::trainer::load_checkpoint(
         &root.join("assets/models/scenes-fcn8s-lrnn"),
         &Device::Cpu,
@@ -273,19 +274,87 @@ fn bad_inputs_and_buffers_too_large_for_the_adapter_give_messages() {
     let Some(ctx) = context() else { return };
     let model = seeded(ModelDesc::from_name_or_file("Context-CNN").unwrap(), 1);
     let mut gpu = GpuModel::upload(&ctx, &model).unwrap();
-    let err = gpu.forward(&ctx, &randn((1, 3, 8, 8)), false).unwrap_err().to_string();
+    let err = gpu.forward(&ctx, &randn((1, 3, 8, 8)), Capture::Nothing).unwrap_err().to_string();
     assert!(err.contains("3 channels, the model takes 1"), "{err}");
     let mut fcn_gpu = GpuModel::upload(&ctx, &seeded(fcn(Variant::Fcn32s, false, 8), 2)).unwrap();
-    let err = fcn_gpu.forward(&ctx, &randn((1, 3, 40, 64)), false).unwrap_err().to_string();
+    let err = fcn_gpu.forward(&ctx, &randn((1, 3, 40, 64)), Capture::Nothing).unwrap_err().to_string();
     assert!(err.contains("multiples of 32"), "{err}");
     // An adapter whose buffers hold 64 KiB: the first layer's map of a 1x1x96x96 input does not fit.
     let small = GpuContext::new().unwrap().with_buffer_limit(64 << 10);
     let mut gpu = GpuModel::upload(&small, &model).unwrap();
-    let err = gpu.forward(&small, &randn((1, 1, 96, 96)), false).unwrap_err().to_string();
+    let err = gpu.forward(&small, &randn((1, 1, 96, 96)), Capture::Nothing).unwrap_err().to_string();
     assert!(err.contains("conv1 needs 288 KiB, more than the 64 KiB one buffer may hold"), "{err}");
     // Weights too large: VGG's conv1_2 (64 x 64 x 3 x 3 floats).
     let err = GpuModel::upload(&small, &seeded(fcn(Variant::Fcn32s, false, 8), 3)).err().unwrap().to_string();
     assert!(err.contains("features.2 needs 144 KiB"), "{err}");
+}
+
+#[test]
+fn single_kernels_match_candle_at_any_kernel_stride_padding_and_size() {
+    use lrnn_core::gpu::{conv2d, pool2d, upsample};
+    let Some(ctx) = context() else { return };
+    let x = randn((2, 3, 13, 17));
+    for (k, stride, pad) in [(5, 2, 2), (3, 2, 0), (1, 1, 0), (7, 3, 3), (4, 1, 1), (3, 1, 1)] {
+        // 70 output channels: one tile of 64 and a ragged one.
+        let w = randn((70, 3, k, k));
+        let b = Tensor::randn(0f32, 1.0, 70, &Device::Cpu).unwrap();
+        for relu in [false, true] {
+            let gpu = conv2d(&ctx, &x, &w, Some(&b), stride, pad, relu).unwrap();
+            let mut cpu = x
+                .conv2d(&w, pad, stride, 1, 1)
+                .unwrap()
+                .broadcast_add(&b.reshape((1, 70, 1, 1)).unwrap())
+                .unwrap();
+            if relu {
+                cpu = cpu.relu().unwrap();
+            }
+            let e = relative_error(&gpu, &cpu);
+            assert!(e < 1e-4, "conv k {k} stride {stride} pad {pad} relu {relu}: {e:e}");
+        }
+    }
+    let err =
+        conv2d(&ctx, &randn((1, 3, 2, 2)), &randn((4, 3, 5, 5)), None, 1, 0, false).unwrap_err().to_string();
+    assert!(err.contains("smaller than the 5x5 kernel"), "{err}");
+    for (k, stride) in [(2, 2), (3, 3), (3, 2), (2, 1)] {
+        let gpu = pool2d(&ctx, &x, k, stride, false).unwrap();
+        let cpu = x.max_pool2d_with_stride(k, stride).unwrap();
+        assert_eq!(relative_error(&gpu, &cpu), 0.0, "max pool {k}/{stride}");
+        let gpu = pool2d(&ctx, &x, k, stride, true).unwrap();
+        let cpu = x.avg_pool2d_with_stride(k, stride).unwrap();
+        assert!(relative_error(&gpu, &cpu) < 1e-6, "mean pool {k}/{stride}");
+    }
+    for size in [(31, 45), (26, 34), (13, 17), (40, 20)] {
+        let gpu = upsample(&ctx, &x, size).unwrap();
+        let cpu = lrnn_core::models::fcn::upsample_bilinear(&x, size.0, size.1).unwrap();
+        let e = relative_error(&gpu, &cpu);
+        assert!(e < 1e-5, "upsampling to {size:?}: {e:e}");
+    }
+}
+
+#[test]
+fn only_the_maps_asked_for_are_read_back() {
+    let Some(ctx) = context() else { return };
+    let model = seeded(ModelDesc::from_name_or_file("E-RNN-Max").unwrap(), 5);
+    let mut gpu = GpuModel::upload(&ctx, &model).unwrap();
+    let x = randn((1, 3, 8, 8));
+    let wanted = ["stem", "stage2.0.lrnn.tb"];
+    let out = gpu.forward(&ctx, &x, Capture::Only(&wanted)).unwrap();
+    let names: Vec<&str> = out.captured.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, wanted);
+    assert_eq!(out.captured[1].1.dims(), [1, 128, 4, 4]);
+    assert_eq!(out.output.dims(), [1, 10]);
+}
+
+#[test]
+fn a_lost_device_gives_a_message_not_a_panic() {
+    let Some(ctx) = context() else { return };
+    let model = seeded(ModelDesc::from_name_or_file("Context-LRNN").unwrap(), 6);
+    let mut gpu = GpuModel::upload(&ctx, &model).unwrap();
+    let x = randn((1, 1, 16, 16));
+    gpu.forward(&ctx, &x, Capture::Nothing).unwrap();
+    ctx.destroy();
+    let err = gpu.forward(&ctx, &x, Capture::Nothing).unwrap_err().to_string();
+    assert!(err.contains("lost") || err.contains("invalid") || err.contains("destroyed"), "{err}");
 }
 
 #[test]

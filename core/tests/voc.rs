@@ -181,6 +181,49 @@ fn lrnn_predict_writes_palette_pngs_that_lrnn_score_reads() {
 }
 
 #[test]
+fn lrnn_predict_on_the_gpu_writes_the_cpus_labels() {
+    // The bundled scenes segmenter on two bundled scenes.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let model = root.join("assets/models/scenes-fcn8s-lrnn");
+    let scenes = root.join("assets/scenes");
+    let predict = |device: &str, out: &Path| {
+        let o = Command::new(env!("CARGO_BIN_EXE_lrnn"))
+            .args(["predict", "--model", model.join("model.json").to_str().unwrap()])
+            .args(["--weights", model.join("weights.safetensors").to_str().unwrap()])
+            .args(["--out", out.to_str().unwrap(), "--device", device])
+            .args(
+                ["0", "1"]
+                    .map(|i| scenes.join(format!("JPEGImages/scene-0000{i}.jpg")))
+                    .iter()
+                    .flat_map(|p| ["--image".as_ref(), p.as_os_str()]),
+            )
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let (cpu, gpu) = (tmp("predict-cpu"), tmp("predict-gpu"));
+    assert!(predict("cpu", &cpu).contains("device: CPU\n"));
+    let said = predict("wgpu", &gpu);
+    let require = std::env::var("LRNN_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    if said.contains("device: CPU (") {
+        assert!(!require, "{said}");
+        return;
+    }
+    assert!(said.contains("through wgpu"), "{said}");
+    for id in ["scene-00000", "scene-00001"] {
+        let (a, b) = (
+            read_label_png(&cpu.join(format!("{id}.png"))).unwrap(),
+            read_label_png(&gpu.join(format!("{id}.png"))).unwrap(),
+        );
+        assert_eq!((a.width, a.height), (b.width, b.height));
+        let differ = a.labels.iter().zip(&b.labels).filter(|(x, y)| x != y).count();
+        assert!(differ <= 10, "{id}: {differ} labels differ");
+        assert!(a.labels.iter().any(|&l| l != 0), "{id}: an object is found");
+    }
+}
+
+#[test]
 fn lrnn_dataset_describes_a_voc_tree() {
     let root = tmp("describe-tree");
     voc_tree(&root);

@@ -3,8 +3,6 @@
 //! `shaders/label_colour.wgsl` ([`super::GpuModel::segment`], which colours an FCN's labels where
 //! its scores already are).
 
-use wgpu::util::DeviceExt;
-
 use super::context::GpuContext;
 use super::kernels::{groups_for, submit_and_read, Kernel};
 use crate::error::Result;
@@ -17,11 +15,9 @@ use crate::probe::render::ColourMap;
 pub fn paint(ctx: &GpuContext, values: &[f32], map: ColourMap, range: (f32, f32)) -> Result<Vec<u8>> {
     let scopes = ctx.error_scopes();
     let n = values.len();
-    let input = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some("values"),
-        contents: &values.iter().flat_map(|v| v.to_le_bytes()).chain([0; 4]).collect::<Vec<u8>>(),
-        usage: wgpu::BufferUsages::STORAGE,
-    });
+    ctx.check_alive()?;
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let input = ctx.buffer_with("values", &bytes, wgpu::BufferUsages::STORAGE);
     let out = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("rgba"),
         size: (n.max(1) * 4) as u64,
@@ -36,14 +32,7 @@ pub fn paint(ctx: &GpuContext, values: &[f32], map: ColourMap, range: (f32, f32)
     let params = [n as u32, id, range.0.to_bits(), range.1.to_bits()];
     let mut encoder =
         ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("colour map") });
-    ctx.kernels.dispatch(
-        &ctx.device,
-        &mut encoder,
-        Kernel::ColourMap,
-        &params,
-        &[&input, &out],
-        groups_for(n),
-    );
+    ctx.kernels.dispatch(ctx, &mut encoder, Kernel::ColourMap, &params, &[&input, &out], groups_for(n));
     let mut bytes = submit_and_read(ctx, encoder, &[&out], scopes)?;
     bytes.truncate(4 * n);
     Ok(bytes)

@@ -13,6 +13,8 @@ pub struct GpuContext {
     limits: wgpu::Limits,
     /// The kernels, each compiled on first use and shared by everything run on this device.
     pub(crate) kernels: Kernels,
+    /// Why the device was lost, once it is.
+    lost: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// The error scopes of one submission (validation, then out-of-memory), checked after it.
@@ -94,10 +96,14 @@ impl GpuContext {
         // Errors inside a forward pass are caught by its error scopes; anything else is reported
         // here instead of wgpu's default panic.
         device.on_uncaptured_error(std::sync::Arc::new(|e| eprintln!("lrnn: GPU error: {e}")));
-        device.set_device_lost_callback(|reason, message| {
-            eprintln!("lrnn: the GPU device was lost ({reason:?}): {message}");
+        let lost = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut l) = flag.lock() {
+                *l = Some(format!("{reason:?}: {message}"));
+            }
         });
-        Ok(Self { device, queue, info, limits: wanted, kernels: Kernels::new() })
+        Ok(Self { device, queue, info, limits: wanted, kernels: Kernels::new(), lost })
     }
 
     /// The adapter, in words: name, kind and backend.
@@ -108,6 +114,36 @@ impl GpuContext {
     /// Whether the adapter is a software rasteriser (lavapipe, WARP, SwiftShader).
     pub fn is_software(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// An error when the device was lost (a driver reset, or [`Self::destroy`]): nothing may be
+    /// recorded on it any more.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] saying so.
+    pub(crate) fn check_alive(&self) -> Result<()> {
+        match self.lost.lock().ok().and_then(|l| l.clone()) {
+            Some(why) => Err(gpu_error(format!("the GPU device {} was lost ({why})", self.describe()))),
+            None => Ok(()),
+        }
+    }
+
+    /// A storage buffer holding `bytes` (written through the queue: a lost device gives an
+    /// error later, where a mapped creation would panic).
+    pub(crate) fn buffer_with(&self, label: &str, bytes: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
+        let size = (bytes.len().max(4) as u64).next_multiple_of(4);
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: usage | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        if !bytes.is_empty() {
+            let mut padded = bytes.to_vec();
+            padded.resize(size as usize, 0);
+            self.queue.write_buffer(&buffer, 0, &padded);
+        }
+        buffer
     }
 
     /// Opens the error scopes of one submission, for [`super::kernels::submit_and_read`].
@@ -129,6 +165,12 @@ impl GpuContext {
     /// loop after 65,535 iterations counted over everything nested in it; `None` for hardware.
     pub fn loop_budget(&self) -> Option<usize> {
         self.is_software().then_some(60_000)
+    }
+
+    /// Destroys the device now, as a driver losing it would: every later call on it fails with a
+    /// message (the lost-device path, checked by the tests).
+    pub fn destroy(&self) {
+        self.device.destroy();
     }
 
     /// The largest buffer one binding may hold, in bytes.

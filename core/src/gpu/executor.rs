@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor};
-use wgpu::util::DeviceExt;
 
 use super::context::GpuContext;
 use super::kernels::{fold, groups_for, submit_and_read, Kernel, MAX_HIDDEN};
@@ -24,6 +23,7 @@ use crate::models::fcn::{Variant, VGG16};
 use crate::models::Model;
 use crate::nn::forward::join_name;
 use crate::nn::{Axis, Cell, Fusion, GlobalPool, Merge};
+use crate::probe::activations::{Activation, MapKind};
 
 /// A map on the GPU: its buffer and shape `[B, C, H, W]`.
 #[derive(Clone)]
@@ -46,6 +46,7 @@ struct ConvW {
     cout: usize,
     kernel: usize,
     pad: usize,
+    stride: usize,
 }
 
 /// A bidirectional pair: its own input projection (both directions' `U` stacked, as a 1x1
@@ -130,6 +131,17 @@ pub struct GpuOutput {
     pub captured: Vec<(String, Tensor)>,
 }
 
+impl GpuOutput {
+    /// The captured maps in forward order, then the output: what
+    /// [`crate::probe::activations::activations`] gives on the CPU.
+    pub fn into_activations(self) -> Vec<Activation> {
+        let mut out: Vec<Activation> =
+            self.captured.into_iter().map(|(name, t)| Activation::captured(name, t)).collect();
+        out.push(Activation { name: "output".into(), kind: MapKind::Output, tensor: self.output });
+        out
+    }
+}
+
 /// One image's segmentation computed and coloured on the GPU.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GpuSegmentation {
@@ -152,11 +164,7 @@ fn upload_floats(ctx: &GpuContext, name: &str, values: &[f32]) -> Result<wgpu::B
     }
     let mut contents = floats_to_bytes(values);
     contents.resize(bytes as usize, 0);
-    Ok(ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some(name),
-        contents: &contents,
-        usage: wgpu::BufferUsages::STORAGE,
-    }))
+    Ok(ctx.buffer_with(name, &contents, wgpu::BufferUsages::STORAGE))
 }
 
 fn too_large(ctx: &GpuContext, name: &str, bytes: u64) -> Error {
@@ -225,6 +233,7 @@ impl Weights<'_> {
             cout,
             kernel,
             pad,
+            stride: 1,
         })
     }
 
@@ -278,6 +287,7 @@ impl Weights<'_> {
             cout,
             kernel: 1,
             pad: 0,
+            stride: 1,
         };
         let ln = upload_floats(self.ctx, prefix, &ln)?;
         Ok(PairW { proj: Some(proj), vt, ln, cell, axis, hidden })
@@ -394,13 +404,35 @@ fn build(w: &Weights, desc: &ModelDesc) -> Result<Net> {
     })
 }
 
+/// Which captured maps a forward pass reads back besides the output.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Capture<'a> {
+    /// None: only the output.
+    #[default]
+    Nothing,
+    /// Every map the CPU path captures.
+    All,
+    /// These maps only (capture names).
+    Only(&'a [&'a str]),
+}
+
+impl Capture<'_> {
+    fn wants(&self, name: &str) -> bool {
+        match self {
+            Capture::Nothing => false,
+            Capture::All => true,
+            Capture::Only(names) => names.contains(&name),
+        }
+    }
+}
+
 /// One forward pass being recorded: the command encoder, the kept buffers and what is captured.
 struct Pass<'a> {
     ctx: &'a GpuContext,
     encoder: wgpu::CommandEncoder,
     kept: &'a mut BTreeMap<String, wgpu::Buffer>,
     placeholder: &'a wgpu::Buffer,
-    capture: bool,
+    capture: Capture<'a>,
     captured: Vec<(String, Map)>,
 }
 
@@ -435,11 +467,11 @@ impl Pass<'_> {
         buffers: &[&wgpu::Buffer],
         groups: (u32, u32, u32),
     ) {
-        self.ctx.kernels.dispatch(&self.ctx.device, &mut self.encoder, kernel, params, buffers, groups);
+        self.ctx.kernels.dispatch(self.ctx, &mut self.encoder, kernel, params, buffers, groups);
     }
 
     fn record(&mut self, name: &str, map: &Map) {
-        if self.capture {
+        if self.capture.wants(name) {
             self.captured.push((name.to_string(), map.clone()));
         }
     }
@@ -449,11 +481,15 @@ impl Pass<'_> {
         if cin != c.cin {
             return Err(Error::Gpu(format!("{name}: input has {cin} channels, the layer takes {}", c.cin)));
         }
-        let (oh, ow) =
-            ((h + 2 * c.pad + 1).saturating_sub(c.kernel), (w + 2 * c.pad + 1).saturating_sub(c.kernel));
+        if h + 2 * c.pad < c.kernel || w + 2 * c.pad < c.kernel || c.stride == 0 {
+            let k = c.kernel;
+            return Err(Error::Gpu(format!("{name}: a {h}x{w} map is smaller than the {k}x{k} kernel")));
+        }
+        let oh = (h + 2 * c.pad - c.kernel) / c.stride + 1;
+        let ow = (w + 2 * c.pad - c.kernel) / c.stride + 1;
         let out = self.map(name, [b, c.cout, oh, ow])?;
         let (gx, gy) = fold((b * oh * ow).div_ceil(64));
-        let params = [b, cin, h, w, c.cout, c.kernel, c.pad, 1, oh, ow, usize::from(relu)]
+        let params = [b, cin, h, w, c.cout, c.kernel, c.pad, c.stride, oh, ow, usize::from(relu)]
             .map(|v| v as u32)
             .into_iter()
             .chain([gx])
@@ -464,14 +500,19 @@ impl Pass<'_> {
     }
 
     fn pool(&mut self, name: &str, x: &Map, kernel: usize, avg: bool) -> Result<Map> {
+        self.pool_strided(name, x, kernel, kernel, avg)
+    }
+
+    /// Max- or average-pooling over `kernel`-wide windows every `stride` positions.
+    fn pool_strided(&mut self, name: &str, x: &Map, kernel: usize, stride: usize, avg: bool) -> Result<Map> {
         let [b, c, h, w] = x.shape;
-        if h < kernel || w < kernel {
+        if h < kernel || w < kernel || kernel == 0 || stride == 0 {
             return Err(Error::Gpu(format!(
                 "{name}: a {h}x{w} map is smaller than the {kernel}x{kernel} pool"
             )));
         }
-        let out = self.map(name, [b, c, (h - kernel) / kernel + 1, (w - kernel) / kernel + 1])?;
-        let params = [b * c, h, w, kernel, kernel, usize::from(avg), 0, 0].map(|v| v as u32);
+        let out = self.map(name, [b, c, (h - kernel) / stride + 1, (w - kernel) / stride + 1])?;
+        let params = [b * c, h, w, kernel, stride, usize::from(avg), 0, 0].map(|v| v as u32);
         self.dispatch(Kernel::Pool2d, &params, &[&x.buf, &out.buf], groups_for(out.len()));
         Ok(out)
     }
@@ -611,6 +652,7 @@ impl GpuModel {
     /// [`Error::Gpu`] for a pair wider than the scan kernel holds or a weight larger than one
     /// buffer may be on this adapter; [`Error::Invalid`] for a missing weight.
     pub fn upload(ctx: &GpuContext, model: &Model) -> Result<Self> {
+        ctx.check_alive()?;
         let desc = model.desc();
         let weights = Weights { ctx, map: model.weights()? };
         let net = build(&weights, desc)?;
@@ -624,7 +666,13 @@ impl GpuModel {
     }
 
     /// Records the forward pass of `x` into a new pass.
-    fn record<'a>(&'a mut self, ctx: &'a GpuContext, x: &Tensor, capture: bool) -> Result<(Pass<'a>, Map)> {
+    fn record<'a>(
+        &'a mut self,
+        ctx: &'a GpuContext,
+        x: &Tensor,
+        capture: Capture<'a>,
+    ) -> Result<(Pass<'a>, Map)> {
+        ctx.check_alive()?;
         let (b, c, h, w) = x.dims4()?;
         if c != self.in_channels {
             return Err(Error::Gpu(format!(
@@ -730,29 +778,18 @@ impl GpuModel {
         }
     }
 
-    /// Runs the model on `x` (`[B, C, H, W]`) in inference mode.
+    /// Runs the model on `x` (`[B, C, H, W]`) in inference mode, reading back the output and the
+    /// maps `capture` asks for.
     ///
     /// # Errors
     /// [`Error::Gpu`] when the input does not fit, a buffer exceeds the adapter's limits, or the
     /// device reports an error or is lost.
-    pub fn forward(&mut self, ctx: &GpuContext, x: &Tensor, capture: bool) -> Result<GpuOutput> {
+    pub fn forward(&mut self, ctx: &GpuContext, x: &Tensor, capture: Capture) -> Result<GpuOutput> {
         let scopes = ctx.error_scopes();
         let (pass, out) = self.record(ctx, x, capture)?;
         let mut wanted: Vec<(String, Map)> = vec![("output".into(), out)];
         wanted.extend(pass.captured);
-        let bufs: Vec<&wgpu::Buffer> = wanted.iter().map(|(_, m)| &m.buf).collect();
-        let bytes = submit_and_read(ctx, pass.encoder, &bufs, scopes)?;
-        let mut at = 0;
-        let mut tensors = Vec::with_capacity(wanted.len());
-        for (name, map) in wanted {
-            let n = map.len();
-            let floats: Vec<f32> = bytes[at..at + 4 * n]
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            at += map.buf.size() as usize;
-            tensors.push((name, Tensor::from_vec(floats, map.shape.to_vec(), &Device::Cpu)?));
-        }
+        let mut tensors = read_maps(ctx, pass.encoder, wanted, scopes)?;
         let output = tensors.remove(0).1;
         let output = match &self.net {
             Net::Convnet { .. } | Net::Cifar { .. } => output.flatten_from(1)?,
@@ -787,7 +824,7 @@ impl GpuModel {
             )));
         }
         let scopes = ctx.error_scopes();
-        let (mut pass, scores) = self.record(ctx, x, false)?;
+        let (mut pass, scores) = self.record(ctx, x, Capture::Nothing)?;
         let plane = h * w;
         let rgba: Vec<u8> = photo.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
         let photo_buf = pass.buffer("photo", plane)?;
@@ -810,4 +847,100 @@ impl GpuModel {
         let picture = bytes[4 * plane..8 * plane].to_vec();
         Ok(GpuSegmentation { size: (w, h), labels, picture })
     }
+}
+
+/// Submits `encoder`, reads the `maps` back and returns them as CPU tensors, by name.
+fn read_maps(
+    ctx: &GpuContext,
+    encoder: wgpu::CommandEncoder,
+    maps: Vec<(String, Map)>,
+    scopes: super::context::Scopes,
+) -> Result<Vec<(String, Tensor)>> {
+    let bufs: Vec<&wgpu::Buffer> = maps.iter().map(|(_, m)| &m.buf).collect();
+    let bytes = submit_and_read(ctx, encoder, &bufs, scopes)?;
+    let mut at = 0;
+    let mut tensors = Vec::with_capacity(maps.len());
+    for (name, map) in maps {
+        let n = map.len();
+        let floats: Vec<f32> = bytes[at..at + 4 * n]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        at += map.buf.size() as usize;
+        tensors.push((name, Tensor::from_vec(floats, map.shape.to_vec(), &Device::Cpu)?));
+    }
+    Ok(tensors)
+}
+
+/// Runs one operation on `x` through the same kernels as the models (for checking a kernel
+/// against candle on its own, or for a caller that needs just that operation).
+fn run_one(ctx: &GpuContext, x: &Tensor, op: impl FnOnce(&mut Pass, &Map) -> Result<Map>) -> Result<Tensor> {
+    ctx.check_alive()?;
+    let (b, c, h, w) = x.dims4()?;
+    let scopes = ctx.error_scopes();
+    let mut kept = BTreeMap::new();
+    let placeholder = upload_floats(ctx, "placeholder", &[0.0; 4])?;
+    let encoder =
+        ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("one op") });
+    let mut pass = Pass {
+        ctx,
+        encoder,
+        kept: &mut kept,
+        placeholder: &placeholder,
+        capture: Capture::Nothing,
+        captured: Vec::new(),
+    };
+    let input = pass.map("input", [b, c, h, w])?;
+    ctx.queue.write_buffer(&input.buf, 0, &floats_to_bytes(&values(x)?));
+    let out = op(&mut pass, &input)?;
+    let encoder = pass.encoder;
+    Ok(read_maps(ctx, encoder, vec![("out".into(), out)], scopes)?.remove(0).1)
+}
+
+/// A 2D convolution on the GPU: `x` `[B, C, H, W]`, `weight` `[O, C, k, k]`, optional `bias`
+/// `[O]`, any stride and zero padding, optionally followed by a ReLU.
+///
+/// # Errors
+/// [`Error::Gpu`] for shapes that do not fit or a device error.
+pub fn conv2d(
+    ctx: &GpuContext,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    pad: usize,
+    relu: bool,
+) -> Result<Tensor> {
+    let (cout, cin, kernel, _) = weight.dims4()?;
+    let bias = match bias {
+        Some(b) => values(b)?,
+        None => vec![0.0; cout],
+    };
+    let conv = ConvW {
+        weight: upload_floats(ctx, "weight", &values(weight)?)?,
+        bias: upload_floats(ctx, "bias", &bias)?,
+        cin,
+        cout,
+        kernel,
+        pad,
+        stride,
+    };
+    run_one(ctx, x, |pass, input| pass.conv("conv", input, &conv, relu))
+}
+
+/// Max- or average-pooling of `[B, C, H, W]` over `kernel`-wide windows every `stride`
+/// positions, on the GPU.
+///
+/// # Errors
+/// [`Error::Gpu`] for a map smaller than the window or a device error.
+pub fn pool2d(ctx: &GpuContext, x: &Tensor, kernel: usize, stride: usize, avg: bool) -> Result<Tensor> {
+    run_one(ctx, x, |pass, input| pass.pool_strided("pool", input, kernel, stride, avg))
+}
+
+/// Bilinear upsampling (`align_corners = False`) of `[B, C, H, W]` to `(h, w)`, on the GPU.
+///
+/// # Errors
+/// [`Error::Gpu`] for a device error.
+pub fn upsample(ctx: &GpuContext, x: &Tensor, size: (usize, usize)) -> Result<Tensor> {
+    run_one(ctx, x, |pass, input| pass.upsample("upsample", input, size, None))
 }

@@ -3,8 +3,6 @@
 
 use std::sync::OnceLock;
 
-use wgpu::util::DeviceExt;
-
 use super::context::{GpuContext, Scopes};
 use crate::error::{Error, Result};
 
@@ -87,22 +85,20 @@ impl Kernels {
 
     /// Records one dispatch of `kernel` with a uniform block `params` (u32s) and storage
     /// `buffers` at bindings 1.., over `groups` workgroups (`(x, y, z)`).
-    pub fn dispatch(
+    pub(crate) fn dispatch(
         &self,
-        device: &wgpu::Device,
+        ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
         kernel: Kernel,
         params: &[u32],
         buffers: &[&wgpu::Buffer],
         groups: (u32, u32, u32),
     ) {
+        let device = &ctx.device;
         let pipeline = self.pipeline(device, kernel);
         let name = SHADERS[kernel as usize].0;
-        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: &params.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
+        let bytes: Vec<u8> = params.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let uniform = ctx.buffer_with("params", &bytes, wgpu::BufferUsages::UNIFORM);
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         for (i, b) in buffers.iter().enumerate() {
             entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });

@@ -10,4 +10,4 @@ pub mod kernels;
 
 pub use colour::paint;
 pub use context::GpuContext;
-pub use executor::{GpuModel, GpuOutput, GpuSegmentation};
+pub use executor::{conv2d, pool2d, upsample, Capture, GpuModel, GpuOutput, GpuSegmentation};

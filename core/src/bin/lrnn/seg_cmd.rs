@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use lrnn_core::data::voc::{read_label_png, write_label_png, VocSplit, VOC_CLASSES};
+use lrnn_core::data::voc::{read_label_png, write_label_png, LabelMap, VocSplit, VOC_CLASSES};
 use lrnn_core::train::confusion::Confusion;
 
 /// Runs `lrnn score`.
@@ -41,9 +41,11 @@ pub fn print_scores(confusion: &Confusion, classes: &[String]) {
     }
 }
 
-/// Runs `lrnn predict`: a palette PNG `<id>.png` per image, at the image's own size.
+/// Runs `lrnn predict`: a palette PNG `<id>.png` per image, at the image's own size; on the GPU
+/// when one is given (reading back only the labels), falling back to the CPU with a message.
 pub fn predict(
     model: &lrnn_core::models::Model,
+    mut gpu: Option<(lrnn_core::gpu::GpuContext, lrnn_core::gpu::GpuModel)>,
     images: &[(String, std::path::PathBuf)],
     size: usize,
     out: &Path,
@@ -62,12 +64,27 @@ pub fn predict(
     for (id, path) in images {
         let photo = image::open(path).with_context(|| format!("{}: not a readable image", path.display()))?;
         let x = caffe_input(&photo, size)?;
-        let scores = model.forward(&x, &mut Forward::eval())?;
-        let map = lrnn_core::train::seg::predicted_labels(
-            &scores,
-            photo.width() as usize,
-            photo.height() as usize,
-        )?;
+        let (w, h) = (photo.width() as usize, photo.height() as usize);
+        let on_gpu = match gpu.as_mut() {
+            Some((ctx, g)) => match g.segment(ctx, &x, &vec![0; 3 * size * size], 0.0) {
+                Ok(seg) => {
+                    Some(LabelMap { width: size, height: size, labels: seg.labels }.resize_nearest(w, h))
+                }
+                Err(e) => {
+                    bar.suspend(|| println!("device: CPU from {id} on (the GPU failed: {e})"));
+                    gpu = None;
+                    None
+                }
+            },
+            None => None,
+        };
+        let map = match on_gpu {
+            Some(map) => map,
+            None => {
+                let scores = model.forward(&x, &mut Forward::eval())?;
+                lrnn_core::train::seg::predicted_labels(&scores, w, h)?
+            }
+        };
         write_label_png(&out.join(format!("{id}.png")), &map)?;
         bar.inc(1);
     }
