@@ -520,7 +520,10 @@ impl StudioApp {
             }
             ui.separator();
             if let Some(a) = &self.analysis {
-                ui.label(format!("{} · photo: {} · {}", a.model, display_path(&a.photo), a.device));
+                // The adapter's name only (`GPU: llvmpipe`, `CPU`): the Compute menu has the rest.
+                let device = a.device.split(" (").next().unwrap_or(&a.device);
+                ui.label(format!("{} · photo: {} · {device}", a.model, display_path(&a.photo)))
+                    .on_hover_text(&a.device);
             }
         });
         if let Some(e) = self.error.clone() {
