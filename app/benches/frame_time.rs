@@ -17,6 +17,7 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 }
 
 fn main() {
+    lrnn_core::keep_freed_memory();
     let work = std::env::temp_dir().join(format!("lrnn-frame-time-{}", std::process::id()));
     let options = StudioOptions { work_dir: work.clone(), ..StudioOptions::bundled() };
     let mut h = harness(options, (1280.0, 860.0));

@@ -24,6 +24,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    lrnn_core::keep_freed_memory();
     let args = Args::parse();
     let mut options = StudioOptions::bundled();
     if let Some(m) = args.model {

@@ -19,6 +19,7 @@ use lrnn_core::nn::Forward;
 use lrnn_core::train::{Optimizer, OptimizerConfig};
 
 fn main() {
+    lrnn_core::keep_freed_memory();
     let runs: usize = std::env::var("LRNN_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let nets = std::env::var("LRNN_BENCH_NETS").unwrap_or_else(|_| "E-RNN-Max,Baseline-CNN-Max".into());
     let batch = 64;

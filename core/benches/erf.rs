@@ -14,6 +14,7 @@ use lrnn_core::nn::{Forward, ScanBackend};
 use lrnn_core::probe::erf::{erf, Mode, Unit};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    lrnn_core::keep_freed_memory();
     let grey = |name: &str| ModelDesc::Cifar(CifarConfig { in_channels: 1, ..CifarConfig::named(name) });
     let cases = [
         ("E-RNN-Max (bundled, Fashion-MNIST)", grey("E-RNN-Max"), "stage3.1"),

@@ -27,6 +27,7 @@ fn child(name: &str) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    lrnn_core::keep_freed_memory();
     if let Ok(name) = std::env::var("LRNN_FCN_BENCH_CHILD") {
         return child(&name);
     }

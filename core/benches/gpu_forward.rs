@@ -41,6 +41,7 @@ fn row(ctx: &GpuContext, label: &str, model: &Model, x: &Tensor, runs: usize) ->
 }
 
 fn main() {
+    lrnn_core::keep_freed_memory();
     let ctx = match GpuContext::new() {
         Ok(c) => c,
         Err(e) => {

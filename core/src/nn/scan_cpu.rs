@@ -145,7 +145,7 @@ impl ScanArgs<'_> {
     fn tasks(&self) -> Vec<(usize, usize, usize)> {
         let threads = rayon::current_num_threads().max(1);
         let seqs = self.dims.seqs();
-        let blocks_per_dir = (2 * threads).div_ceil(self.dims.dirs).max(1);
+        let blocks_per_dir = threads.div_ceil(self.dims.dirs).max(1);
         let rows = seqs.div_ceil(blocks_per_dir).max(16).min(seqs.max(1));
         let mut out = Vec::new();
         for k in 0..self.dims.dirs {

@@ -279,6 +279,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    lrnn_core::keep_freed_memory();
     // Die quietly on a closed pipe (`lrnn … | head`) like other command-line tools, instead of
     // panicking in `println!`.
     #[cfg(unix)]
