@@ -246,7 +246,7 @@ fn main() {
             let mem = if backend == ScanBackend::Fused { memory } else { None };
             rows.push((name.to_string(), f, fb, mem));
         }
-        if let Some(t) = torch_side(case, runs, false).filter(|_| !fused_only) {
+        if let Some(t) = (!fused_only).then(|| torch_side(case, runs, false)).flatten() {
             let get = |k: &str| t.get(k).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
             let name = format!("PyTorch {}", t.get("torch").and_then(|v| v.as_str()).unwrap_or("?"));
             let mem = torch_side(case, runs, true)

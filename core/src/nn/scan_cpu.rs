@@ -544,7 +544,10 @@ fn backward_block(
         for (g, c) in dh.iter_mut().zip(&carry) {
             *g += c;
         }
-        xrows.gather(xi, t, &mut s.a);
+        if args.cell != Cell::Vanilla {
+            // The pre-activations are recomputed from xi (the vanilla cell's mask is h > 0).
+            xrows.gather(xi, t, &mut s.a);
+        }
         match args.cell {
             Cell::Vanilla => {
                 hrows.gather(hb, t, &mut tmp[..m * d]);
