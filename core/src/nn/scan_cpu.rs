@@ -424,6 +424,26 @@ fn forward_block(args: &ScanArgs<'_>, k: usize, n0: usize, m: usize, hk: &Shared
     let mut s = Scratch::new(m, d, args.cell.gates());
     let mut first = true;
     for t in args.steps(k) {
+        if args.cell == Cell::Vanilla {
+            // One pass per step besides the product: h_t = relu(xi_t + h_{t-1} V^T), read from
+            // xi where it lies and written to the state and to h at once.
+            if !first {
+                matmul((m, d, d), &mut s.a, false, &s.prev, (d, 1), v, (1, d));
+            }
+            let offsets = xrows.offsets(t, m).zip(hrows.offsets(t, m));
+            for (r, (ox, oh)) in offsets.enumerate() {
+                let (x, p) = (&xi[ox..ox + d], &mut s.prev[r * d..(r + 1) * d]);
+                if first {
+                    p.iter_mut().zip(x).for_each(|(p, x)| *p = x.max(0.0));
+                } else {
+                    let a = &s.a[r * d..(r + 1) * d];
+                    p.iter_mut().zip(x).zip(a).for_each(|((p, x), a)| *p = (x + a).max(0.0));
+                }
+                hk.write(oh, p);
+            }
+            first = false;
+            continue;
+        }
         xrows.gather(xi, t, &mut s.a);
         match args.cell {
             Cell::Vanilla | Cell::VanillaLn => {
@@ -431,16 +451,10 @@ fn forward_block(args: &ScanArgs<'_>, k: usize, n0: usize, m: usize, hk: &Shared
                     // a += h_{t-1} V^T
                     matmul((m, d, d), &mut s.a, true, &s.prev, (d, 1), v, (1, d));
                 }
-                if args.cell == Cell::VanillaLn {
-                    layer_norm_rows(&s.a, d, args.eps, &mut s.extra, &mut s.rstd);
-                    for (row, nrow) in s.prev.chunks_exact_mut(d).zip(s.extra.chunks_exact(d)) {
-                        for j in 0..d {
-                            row[j] = (gain[j] * nrow[j] + bias[j]).max(0.0);
-                        }
-                    }
-                } else {
-                    for (p, a) in s.prev.iter_mut().zip(&s.a) {
-                        *p = a.max(0.0);
+                layer_norm_rows(&s.a, d, args.eps, &mut s.extra, &mut s.rstd);
+                for (row, nrow) in s.prev.chunks_exact_mut(d).zip(s.extra.chunks_exact(d)) {
+                    for j in 0..d {
+                        row[j] = (gain[j] * nrow[j] + bias[j]).max(0.0);
                     }
                 }
             }
