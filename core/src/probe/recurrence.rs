@@ -39,16 +39,39 @@ fn memory_length(spectral_radius: f64) -> Option<f64> {
 
 /// Analyses a square matrix given row-major.
 ///
+/// The decompositions are bounded: nalgebra's unbounded ones (`complex_eigenvalues`,
+/// `singular_values`) can loop forever on some matrices (a fine-tuned `V` once hung the app's
+/// worker). Each is tried at a tight tolerance, then looser ones; if none converges the
+/// eigenvalues (or singular values) are empty and the spectral radius is NaN.
+///
 /// # Panics
 /// When `values.len() != n * n`.
 pub fn analyse(values: &[f32], n: usize) -> Spectrum {
+    analyse_within(values, n, 200 * n.max(10))
+}
+
+/// [`analyse`] with at most `max_iter` iterations per decomposition attempt.
+fn analyse_within(values: &[f32], n: usize, max_iter: usize) -> Spectrum {
     assert_eq!(values.len(), n * n, "a square matrix");
     let m = DMatrix::from_row_iterator(n, n, values.iter().map(|&v| f64::from(v)));
-    let mut eigenvalues: Vec<(f64, f64)> = m.complex_eigenvalues().iter().map(|c| (c.re, c.im)).collect();
+    const TOLERANCES: [f64; 3] = [f64::EPSILON, 1e-12, 1e-9];
+    let mut eigenvalues: Vec<(f64, f64)> = TOLERANCES
+        .iter()
+        .find_map(|&eps| nalgebra::Schur::try_new(m.clone(), eps, max_iter))
+        .map(|s| s.complex_eigenvalues().iter().map(|c| (c.re, c.im)).collect())
+        .unwrap_or_default();
     eigenvalues.sort_by(|a, b| (b.0.hypot(b.1)).total_cmp(&a.0.hypot(a.1)));
-    let mut singular_values: Vec<f64> = m.singular_values().iter().copied().collect();
+    let mut singular_values: Vec<f64> = TOLERANCES
+        .iter()
+        .find_map(|&eps| nalgebra::SVD::try_new(m.clone(), false, false, eps, max_iter))
+        .map(|s| s.singular_values.iter().copied().collect())
+        .unwrap_or_default();
     singular_values.sort_by(|a, b| b.total_cmp(a));
-    let spectral_radius = eigenvalues.first().map_or(0.0, |e| e.0.hypot(e.1));
+    let spectral_radius = match eigenvalues.first() {
+        Some(e) => e.0.hypot(e.1),
+        None if n == 0 => 0.0,
+        None => f64::NAN,
+    };
     Spectrum { eigenvalues, singular_values, spectral_radius, memory_length: memory_length(spectral_radius) }
 }
 
@@ -77,5 +100,18 @@ mod scaled_tests {
             assert!((x - y).abs() < 1e-6);
         }
         assert_eq!(analyse(&v, 3).scaled(0.0).spectral_radius, 0.0);
+    }
+
+    #[test]
+    fn a_decomposition_that_does_not_converge_ends_with_nan_not_a_hang() {
+        // A matrix with complex eigenvalues needs several iterations; one is not enough.
+        let n = 6;
+        let values: Vec<f32> = (0..n * n).map(|i| ((i * 7919 % 13) as f32 - 6.0) / 6.0).collect();
+        let s = analyse_within(&values, n, 1);
+        assert!(s.eigenvalues.is_empty() && s.spectral_radius.is_nan(), "{s:?}");
+        assert_eq!(s.memory_length, None);
+        let full = analyse(&values, n);
+        assert_eq!(full.eigenvalues.len(), n);
+        assert!(full.spectral_radius.is_finite());
     }
 }
