@@ -39,7 +39,13 @@ impl StudioApp {
             ));
         }
         let rho = |r: &crate::worker::RecurrenceInfo| {
-            r.spectrum.as_ref().map_or("…".to_string(), |s| format!("{:.4}", s.spectral_radius))
+            r.spectrum.as_ref().map_or("…".to_string(), |s| {
+                if s.spectral_radius.is_nan() {
+                    "? (the eigen-decomposition did not converge)".to_string()
+                } else {
+                    format!("{:.4}", s.spectral_radius)
+                }
+            })
         };
         let names: Vec<String> = recurrences
             .iter()
@@ -65,6 +71,7 @@ impl StudioApp {
             ui.separator();
             ui.label(match (&r.spectrum, sp.memory_length) {
                 (None, _) => "memory length …".to_string(),
+                (Some(s), _) if s.spectral_radius.is_nan() => "memory length ?".to_string(),
                 (_, Some(m)) => format!("memory length {m:.2} steps"),
                 (_, None) => "memory length: unbounded (ρ ≥ 1)".to_string(),
             });
