@@ -11,6 +11,9 @@
 
 mod common;
 
+#[path = "../tests/common/bundled.rs"]
+mod bundled;
+
 use std::process::Command;
 
 use candle_core::{Device, Tensor};
@@ -53,14 +56,7 @@ fn main() {
     println!("GPU: {}; CPU: candle, {threads} threads", ctx.describe());
     println!("| model | input | candle CPU (ms) | wgpu (ms) | max relative difference |");
     println!("|---|---|---:|---:|---:|");
-    // cargo runs tests and benches in core/; so does gpu_bench.sh.
-    let root = std::path::Path::new("../assets/models");
-    let mut folders: Vec<_> = std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("model.json").exists())
-        .collect();
-    folders.sort();
+    let folders = bundled::bundled_model_dirs();
     for dir in folders {
         let (model, _) = lrnn_core::train::trainer::load_checkpoint(&dir, &Device::Cpu).unwrap();
         let (c, size) = (model.desc().in_channels(), model.desc().input_size());

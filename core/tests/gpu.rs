@@ -12,6 +12,9 @@
 //! `.ci/run`), where a missing adapter fails them.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+#[path = "common/bundled.rs"]
+mod bundled;
+
 use candle_core::{DType, Device, Tensor};
 use lrnn_core::gpu::kernels::SHADERS;
 use lrnn_core::gpu::{Capture, GpuContext, GpuModel};
@@ -205,14 +208,7 @@ fn vgg16_fcns_match_the_cpu_at_a_small_size() {
 #[test]
 fn every_bundled_model_matches_the_cpu_with_its_trained_weights() {
     let Some(ctx) = context() else { return };
-    // cargo runs tests and benches in core/; so does gpu_bench.sh.
-    let root = std::path::Path::new("../assets/models");
-    let mut folders: Vec<_> = std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("model.json").exists())
-        .collect();
-    folders.sort();
+    let folders = bundled::bundled_model_dirs();
     assert!(folders.len() >= 6, "the bundled models: {folders:?}");
     for dir in folders {
         let (model, _) = lrnn_core::train::trainer::load_checkpoint(&dir, &Device::Cpu).unwrap();
@@ -242,7 +238,9 @@ fn segmentation_coloured_on_the_gpu_matches_the_cpu() {
     let photo =
         image.resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle).to_rgb8().into_raw();
     let mut gpu = GpuModel::upload(&ctx, &model).unwrap();
-    let seg = gpu.segment(&ctx, &x, &photo, 0.6).unwrap();
+    let seg = gpu.segment(&ctx, &x, Some(&photo), 0.6).unwrap();
+    let labels_only = gpu.segment(&ctx, &x, None, 0.6).unwrap();
+    assert_eq!((labels_only.labels.as_slice(), labels_only.picture), (seg.labels.as_slice(), None));
     assert_eq!(seg.size, (w, h));
     let cpu_scores = model.forward(&x, &mut lrnn_core::nn::Forward::eval()).unwrap();
     let cpu = predicted_labels(&cpu_scores, w, h).unwrap();
@@ -252,7 +250,7 @@ fn segmentation_coloured_on_the_gpu_matches_the_cpu() {
     let objects = seg.labels.iter().filter(|&&l| l != 0).count();
     assert!(objects > 200 && objects < w * h / 2, "an object on a background: {objects} object pixels");
     let overlay = label_overlay(&photo, &seg.labels, w, h, 0.6);
-    for (i, (g, c)) in seg.picture.chunks(4).zip(overlay.as_raw().chunks(3)).enumerate() {
+    for (i, (g, c)) in seg.picture.unwrap().chunks(4).zip(overlay.as_raw().chunks(3)).enumerate() {
         assert_eq!(g[3], 255);
         for k in 0..3 {
             assert!(g[k].abs_diff(c[k]) <= 1, "pixel {i}: gpu {g:?} cpu {c:?}");
@@ -261,11 +259,11 @@ fn segmentation_coloured_on_the_gpu_matches_the_cpu() {
     let classifier = seeded(ModelDesc::from_name_or_file("Context-CNN").unwrap(), 1);
     let err = GpuModel::upload(&ctx, &classifier)
         .unwrap()
-        .segment(&ctx, &randn((1, 1, 32, 32)), &[0; 3 * 32 * 32], 0.5)
+        .segment(&ctx, &randn((1, 1, 32, 32)), None, 0.5)
         .unwrap_err()
         .to_string();
     assert!(err.contains("is not a segmentation network"), "{err}");
-    let err = gpu.segment(&ctx, &x, &photo[..30], 0.5).unwrap_err().to_string();
+    let err = gpu.segment(&ctx, &x, Some(&photo[..30]), 0.5).unwrap_err().to_string();
     assert!(err.contains("a 96x96 RGB image has"), "{err}");
 }
 

@@ -117,6 +117,8 @@ pub struct GpuModel {
     scratch: BTreeMap<String, wgpu::Buffer>,
     /// A small zero buffer bound where a kernel's optional input is unused.
     placeholder: wgpu::Buffer,
+    /// The VOC palette as RGBA8, uploaded with the first segmentation.
+    palette: Option<wgpu::Buffer>,
 }
 
 /// What one GPU forward pass gives back.
@@ -149,8 +151,8 @@ pub struct GpuSegmentation {
     pub size: (usize, usize),
     /// The label of every pixel, row by row.
     pub labels: Vec<u8>,
-    /// The labels in the VOC palette over the photo, RGBA8.
-    pub picture: Vec<u8>,
+    /// The labels in the VOC palette over the photo, RGBA8 (when a photo was given).
+    pub picture: Option<Vec<u8>>,
 }
 
 fn floats_to_bytes(values: &[f32]) -> Vec<u8> {
@@ -159,21 +161,24 @@ fn floats_to_bytes(values: &[f32]) -> Vec<u8> {
 
 fn upload_floats(ctx: &GpuContext, name: &str, values: &[f32]) -> Result<wgpu::Buffer> {
     let bytes = (values.len().max(1) * 4) as u64;
-    if bytes > ctx.max_binding() {
-        return Err(too_large(ctx, name, bytes));
-    }
+    fits(ctx, name, bytes)?;
     let mut contents = floats_to_bytes(values);
     contents.resize(bytes as usize, 0);
     Ok(ctx.buffer_with(name, &contents, wgpu::BufferUsages::STORAGE))
 }
 
-fn too_large(ctx: &GpuContext, name: &str, bytes: u64) -> Error {
-    Error::Gpu(format!(
+/// An error naming `name` when a buffer of `bytes` is larger than one binding may hold on this
+/// adapter.
+fn fits(ctx: &GpuContext, name: &str, bytes: u64) -> Result<()> {
+    if bytes <= ctx.max_binding() {
+        return Ok(());
+    }
+    Err(Error::Gpu(format!(
         "{name} needs {}, more than the {} one buffer may hold on {}",
         in_words(bytes),
         in_words(ctx.max_binding()),
         ctx.describe()
-    ))
+    )))
 }
 
 /// A size in KiB under 1 MiB, else in MiB.
@@ -440,9 +445,7 @@ impl Pass<'_> {
     /// The buffer `name` of `floats` values: the kept one when its size matches.
     fn buffer(&mut self, name: &str, floats: usize) -> Result<wgpu::Buffer> {
         let bytes = (floats.max(1) * 4) as u64;
-        if bytes > self.ctx.max_binding() {
-            return Err(too_large(self.ctx, name, bytes));
-        }
+        fits(self.ctx, name, bytes)?;
         if let Some(b) = self.kept.get(name).filter(|b| b.size() == bytes) {
             return Ok(b.clone());
         }
@@ -662,6 +665,7 @@ impl GpuModel {
             in_channels: desc.in_channels(),
             scratch: BTreeMap::new(),
             placeholder: upload_floats(ctx, "placeholder", &[0.0; 4])?,
+            palette: None,
         })
     }
 
@@ -681,9 +685,7 @@ impl GpuModel {
             )));
         }
         if let Net::Fcn { .. } = &self.net {
-            if h % 32 != 0 || w % 32 != 0 {
-                return Err(Error::Gpu(format!("FCN input {h}x{w}: both sides must be multiples of 32")));
-            }
+            crate::models::fcn::check_input(h, w).map_err(Error::Gpu)?;
         }
         let encoder =
             ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
@@ -798,9 +800,10 @@ impl GpuModel {
         Ok(GpuOutput { output, captured: tensors })
     }
 
-    /// Segments the first image of `x` with an FCN and colours the labels on the GPU over
-    /// `photo` (RGB8 at the input's size) at `opacity`: only the labels and the picture are read
-    /// back, never the score maps.
+    /// Segments the first image of `x` with an FCN and, given `photo` (RGB8 at the input's size),
+    /// colours the labels on the GPU over it at `opacity`: only the labels (and the picture) are
+    /// read back, never the score maps. Without a photo none is uploaded and only the labels come
+    /// back.
     ///
     /// # Errors
     /// [`Error::Gpu`] for a model that is not a segmentation network, a photo of another size,
@@ -809,42 +812,49 @@ impl GpuModel {
         &mut self,
         ctx: &GpuContext,
         x: &Tensor,
-        photo: &[u8],
+        photo: Option<&[u8]>,
         opacity: f32,
     ) -> Result<GpuSegmentation> {
         if !matches!(self.net, Net::Fcn { .. }) {
             return Err(Error::Gpu(format!("{} is not a segmentation network", self.name)));
         }
         let (_, _, h, w) = x.dims4()?;
-        if photo.len() != 3 * h * w {
+        if let Some(photo) = photo.filter(|p| p.len() != 3 * h * w) {
             return Err(Error::Gpu(format!(
                 "the photo has {} bytes, a {w}x{h} RGB image has {}",
                 photo.len(),
                 3 * h * w
             )));
         }
+        let palette = match &self.palette {
+            Some(b) => b.clone(),
+            None => {
+                let colours: Vec<u8> =
+                    crate::data::voc::palette().iter().flat_map(|c| [c[0], c[1], c[2], 255]).collect();
+                self.palette.insert(ctx.buffer_with("palette", &colours, wgpu::BufferUsages::STORAGE)).clone()
+            }
+        };
         let scopes = ctx.error_scopes();
         let (mut pass, scores) = self.record(ctx, x, Capture::Nothing)?;
         let plane = h * w;
-        let rgba: Vec<u8> = photo.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
         let photo_buf = pass.buffer("photo", plane)?;
-        ctx.queue.write_buffer(&photo_buf, 0, &rgba);
-        let palette: Vec<u8> =
-            crate::data::voc::palette().iter().flat_map(|c| [c[0], c[1], c[2], 255]).collect();
-        let palette_buf = pass.buffer("palette", 256)?;
-        ctx.queue.write_buffer(&palette_buf, 0, &palette);
+        if let Some(photo) = photo {
+            let rgba: Vec<u8> = photo.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
+            ctx.queue.write_buffer(&photo_buf, 0, &rgba);
+        }
         let labels = pass.buffer("labels", plane)?;
         let picture = pass.buffer("picture", plane)?;
         let params = [scores.shape[1] as u32, plane as u32, 0, opacity.to_bits()];
         pass.dispatch(
             Kernel::LabelColour,
             &params,
-            &[&scores.buf, &photo_buf, &palette_buf, &labels, &picture],
+            &[&scores.buf, &photo_buf, &palette, &labels, &picture],
             groups_for(plane),
         );
-        let bytes = submit_and_read(ctx, pass.encoder, &[&labels, &picture], scopes)?;
+        let wanted = if photo.is_some() { vec![&labels, &picture] } else { vec![&labels] };
+        let bytes = submit_and_read(ctx, pass.encoder, &wanted, scopes)?;
         let labels = bytes[..4 * plane].chunks_exact(4).map(|c| c[0]).collect();
-        let picture = bytes[4 * plane..8 * plane].to_vec();
+        let picture = photo.map(|_| bytes[4 * plane..8 * plane].to_vec());
         Ok(GpuSegmentation { size: (w, h), labels, picture })
     }
 }

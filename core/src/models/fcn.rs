@@ -271,6 +271,18 @@ impl Fcn {
     }
 }
 
+/// Checks that an `h x w` input fits an FCN: both sides multiples of 32 (its stride), on the CPU
+/// and the GPU path alike.
+///
+/// # Errors
+/// What is wrong, in words.
+pub fn check_input(h: usize, w: usize) -> std::result::Result<(), String> {
+    if h % 32 != 0 || w % 32 != 0 {
+        return Err(format!("FCN input {h}x{w}: both sides must be multiples of 32"));
+    }
+    Ok(())
+}
+
 /// The `[n_out, n_in]` matrix of bilinear interpolation from `n_in` to `n_out` samples with
 /// PyTorch's `align_corners = False` (source coordinate `(i + 0.5) · n_in / n_out − 0.5`,
 /// clamped at 0).
@@ -305,9 +317,7 @@ impl Layer for Fcn {
     /// `[B, 3, H, W]` (H, W divisible by 32) to scores `[B, classes, H, W]`.
     fn forward(&self, x: &Tensor, fwd: &mut Forward) -> Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;
-        if h % 32 != 0 || w % 32 != 0 {
-            candle_core::bail!("FCN input {h}x{w}: both sides must be multiples of 32");
-        }
+        check_input(h, w).map_err(candle_core::Error::msg)?;
         let mut t = x.clone();
         let mut pools = Vec::new();
         for (i, (name, conv)) in self.trunk.iter().enumerate() {

@@ -66,7 +66,7 @@ pub fn predict(
         let x = caffe_input(&photo, size)?;
         let (w, h) = (photo.width() as usize, photo.height() as usize);
         let on_gpu = match gpu.as_mut() {
-            Some((ctx, g)) => match g.segment(ctx, &x, &vec![0; 3 * size * size], 0.0) {
+            Some((ctx, g)) => match g.segment(ctx, &x, None, 0.0) {
                 Ok(seg) => {
                     Some(LabelMap { width: size, height: size, labels: seg.labels }.resize_nearest(w, h))
                 }
