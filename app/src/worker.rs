@@ -283,7 +283,7 @@ fn segment(
             let cnn = if m.scale.is_empty() {
                 None
             } else {
-                let cnn_scores = m.with_cnn(|model| forward_output(model, x, gpu))??;
+                let cnn_scores = m.cnn_output(x, gpu)?;
                 Some(labels_at(&cnn_scores, size)?)
             };
             let (truth, truth_note) = ground_truth(&p.path, size);
@@ -379,6 +379,8 @@ struct Loaded {
     photo_labels: Option<PhotoLabels>,
     /// The model's weights on the GPU, at the V scale they were uploaded with.
     gpu: Option<(f64, GpuModel)>,
+    /// The model with every `V` at zero (its CNN) on the GPU, uploaded once.
+    gpu_cnn: Option<GpuModel>,
 }
 
 /// What [`segment`] keeps for one photo.
@@ -406,11 +408,26 @@ impl Loaded {
             spectra: Default::default(),
             photo_labels: None,
             gpu: None,
+            gpu_cnn: None,
         })
     }
 
     /// Runs `f` on the model with every `V` at zero (the CNN the pairs were inserted into), then
     /// puts the scale back.
+    /// The output with every `V` at zero: on the GPU when one is given (and it works; the
+    /// weights uploaded once per model), else the CPU.
+    fn cnn_output(&mut self, x: &Tensor, gpu: Option<&GpuContext>) -> anyhow::Result<Tensor> {
+        if let Some(ctx) = gpu {
+            if self.gpu_cnn.is_none() {
+                self.gpu_cnn = self.with_cnn(|model| GpuModel::upload(ctx, model).ok())?;
+            }
+            if let Some(out) = self.gpu_cnn.as_mut().and_then(|g| g.forward(ctx, x, Capture::Nothing).ok()) {
+                return Ok(out.output);
+            }
+        }
+        Ok(self.with_cnn(|model| model.forward(x, &mut Forward::eval()))??)
+    }
+
     fn with_cnn<T>(&mut self, f: impl FnOnce(&Model) -> T) -> anyhow::Result<T> {
         let s = self.scale.scale();
         self.scale.set(0.0)?;
@@ -458,16 +475,6 @@ fn forward_maps(
         }
     }
     Ok((activations(&m.model, x, ScanBackend::Auto)?, device))
-}
-
-/// The output of `model` on `x`, on the GPU when one is given (and it works), else the CPU.
-fn forward_output(model: &Model, x: &Tensor, gpu: Option<&GpuContext>) -> anyhow::Result<Tensor> {
-    if let Some(ctx) = gpu {
-        if let Ok(out) = GpuModel::upload(ctx, model).and_then(|mut g| g.forward(ctx, x, Capture::Nothing)) {
-            return Ok(out.output);
-        }
-    }
-    Ok(model.forward(x, &mut Forward::eval())?)
 }
 
 impl Worker {
@@ -742,8 +749,10 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
                 state.gpu.as_ref().map_or("CPU (candle)".to_string(), |c| format!("GPU: {}", c.describe()));
             match (state.model.as_mut(), state.photo.as_ref()) {
                 (Some(m), Some(p)) => {
-                    // Everything is recomputed on the new device, the CNN's labels too.
+                    // Everything is recomputed on the new device, the CNN's labels too; weights
+                    // uploaded to an earlier device are not used on a new one.
                     m.photo_labels = None;
+                    (m.gpu, m.gpu_cnn) = (None, None);
                     Ok(Reply::Loaded(Box::new(analysis(m, p, state.gpu.as_ref())?)))
                 }
                 _ => Ok(Reply::Device(device)),

@@ -316,4 +316,18 @@ fn the_compute_menu_moves_the_forward_passes_to_the_gpu_with_the_same_maps() {
     let back = h.state().analysis().unwrap();
     assert_eq!(back.device, "CPU (candle)");
     assert_eq!(back.classes, cpu.classes);
+    // Off and on again at one scale: each time a new device, the weights uploaded to it (not
+    // the ones the earlier device holds).
+    for round in 0..2 {
+        h.state_mut().set_compute(true);
+        settle(&mut h, Duration::from_secs(120)).unwrap();
+        assert_eq!(h.state().error(), None);
+        let again = h.state().analysis().unwrap();
+        assert!(again.device.starts_with("GPU: "), "round {round}: {}", again.device);
+        for ((name, p), (_, q)) in cpu.classes.iter().zip(&again.classes) {
+            assert!((p - q).abs() < 1e-5, "{name}: {p} vs {q}");
+        }
+        h.state_mut().set_compute(false);
+        settle(&mut h, Duration::from_secs(120)).unwrap();
+    }
 }
