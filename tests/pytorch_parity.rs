@@ -58,3 +58,46 @@ fn reference_scan_should_match_pytorch_for_every_cell_and_merge() {
         check_fixture(stem, ScanBackend::Reference, true);
     }
 }
+
+/// The CNN module's batch normalisation + ReLU (the fused CPU op) against PyTorch, in training
+/// mode (output, input/weight/bias gradients, running statistics after the step) and in
+/// inference mode (output and gradients with the running statistics).
+#[test]
+fn batch_norm_relu_should_match_pytorch() {
+    use candle_nn::{VarBuilder, VarMap};
+    use lrnn_core::nn::batch_norm::BatchNormRelu;
+    let dev = Device::Cpu;
+    let io = read_tensors(&fixtures_dir().join("batch_norm_relu.io.safetensors"), &dev).expect("fixture");
+    for (mode, train) in [("train", true), ("eval", false)] {
+        let mut map = VarMap::new();
+        let bn = BatchNormRelu::new(3, 1e-5, &VarBuilder::from_varmap(&map, candle_core::DType::F32, &dev))
+            .expect("layer");
+        for name in ["weight", "bias", "running_mean", "running_var"] {
+            map.set_one(name, &io[name]).expect("set");
+        }
+        let x = Var::from_tensor(&io["input"]).expect("var");
+        let out = bn.forward(x.as_tensor(), train).expect("forward");
+        assert_close(&format!("{mode}: output"), &out, &io[&format!("{mode}.output")], TOL);
+        let grads =
+            (out * &io["grad_seed"]).expect("mul").sum_all().expect("sum").backward().expect("backward");
+        assert_close(
+            &format!("{mode}: grad input"),
+            grads.get(&x).expect("grad"),
+            &io[&format!("{mode}.grad.input")],
+            TOL,
+        );
+        let vars = map.data().lock().expect("vars").clone();
+        for name in ["weight", "bias"] {
+            let g = grads.get(&vars[name]).unwrap_or_else(|| panic!("{mode}: no gradient for {name}"));
+            assert_close(&format!("{mode}: grad {name}"), g, &io[&format!("{mode}.grad.{name}")], TOL);
+        }
+        let (mean, var) = if train {
+            (&io["running_mean_after"], &io["running_var_after"])
+        } else {
+            (&io["running_mean"], &io["running_var"])
+        };
+        assert_close(&format!("{mode}: running mean"), bn.running_mean(), mean, TOL);
+        assert_close(&format!("{mode}: running variance"), bn.running_var(), var, TOL);
+        assert!(grads.get(&vars["running_mean"]).is_none(), "{mode}: running statistics get no gradient");
+    }
+}

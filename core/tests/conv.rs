@@ -1,5 +1,5 @@
 //! The fused CPU convolution against candle's own (the reference): outputs and the gradients of
-//! input, weight and bias, for several kernels, paddings and odd sizes; and against a
+//! input, weight and bias, for several kernels, paddings (wider than the kernel too) and odd sizes; and against a
 //! hand-computed case.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -16,10 +16,16 @@ fn max_rel(a: &[f64], b: &[f64]) -> f64 {
 
 #[test]
 fn fused_convolution_should_match_candle_reference() {
-    for (i, &(b, c, h, w, o, k, pad)) in
-        [(2, 3, 7, 9, 4, 3, 1), (1, 5, 6, 5, 3, 1, 0), (3, 2, 8, 8, 6, 7, 3), (2, 4, 5, 7, 2, 3, 0)]
-            .iter()
-            .enumerate()
+    for (i, &(b, c, h, w, o, k, pad)) in [
+        (2, 3, 7, 9, 4, 3, 1),
+        (1, 5, 6, 5, 3, 1, 0),
+        (3, 2, 8, 8, 6, 7, 3),
+        (2, 4, 5, 7, 2, 3, 0),
+        (1, 2, 3, 4, 2, 1, 2),
+        (2, 3, 4, 6, 3, 5, 2),
+    ]
+    .iter()
+    .enumerate()
     {
         let seed = 10 * i as u64;
         let x = Var::from_tensor(&rand_tensor(&[b, c, h, w], 1.0, seed, DType::F32)).unwrap();

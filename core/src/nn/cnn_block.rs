@@ -2,7 +2,9 @@
 //! BN-ReLU-conv3x3(in→w)-BN-ReLU-conv3x3(w→w), without convolution biases.
 
 use candle_core::{Result, Tensor};
-use candle_nn::{BatchNorm, ModuleT, VarBuilder};
+use candle_nn::VarBuilder;
+
+use super::batch_norm::BatchNormRelu;
 
 use super::conv::Conv;
 
@@ -11,9 +13,9 @@ use super::forward::{Forward, Layer};
 /// A pre-activation CNN module of width `w`.
 #[derive(Debug, Clone)]
 pub struct CnnBlock {
-    bn1: BatchNorm,
+    bn1: BatchNormRelu,
     conv1: Conv,
-    bn2: BatchNorm,
+    bn2: BatchNormRelu,
     conv2: Conv,
 }
 
@@ -25,9 +27,9 @@ impl CnnBlock {
     /// When `vb` holds tensors of other shapes.
     pub fn new(in_channels: usize, width: usize, vb: &VarBuilder) -> Result<Self> {
         Ok(Self {
-            bn1: candle_nn::batch_norm(in_channels, 1e-5, vb.pp("bn1"))?,
+            bn1: BatchNormRelu::new(in_channels, 1e-5, &vb.pp("bn1"))?,
             conv1: Conv::new(in_channels, width, 3, 1, false, &vb.pp("conv1"))?,
-            bn2: candle_nn::batch_norm(width, 1e-5, vb.pp("bn2"))?,
+            bn2: BatchNormRelu::new(width, 1e-5, &vb.pp("bn2"))?,
             conv2: Conv::new(width, width, 3, 1, false, &vb.pp("conv2"))?,
         })
     }
@@ -35,7 +37,7 @@ impl CnnBlock {
 
 impl Layer for CnnBlock {
     fn forward(&self, x: &Tensor, fwd: &mut Forward) -> Result<Tensor> {
-        let y = self.bn1.forward_t(x, fwd.train)?.relu()?.apply(&self.conv1)?;
-        self.bn2.forward_t(&y, fwd.train)?.relu()?.apply(&self.conv2)
+        let y = self.bn1.forward(x, fwd.train)?.apply(&self.conv1)?;
+        self.bn2.forward(&y, fwd.train)?.apply(&self.conv2)
     }
 }

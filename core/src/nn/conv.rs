@@ -40,25 +40,40 @@ impl Dims {
     }
 }
 
-/// `[C·kh·kw, OH·OW]` columns of one image `[C, H, W]`.
+impl Dims {
+    /// The output columns `lo..hi` whose input column `ox + kx - pad` lies inside the image
+    /// (the others read the zero padding), with the input column of `lo`; `None` when every
+    /// column reads padding.
+    fn valid_cols(&self, kx: usize) -> Option<(usize, usize, usize)> {
+        let lo = self.pad.saturating_sub(kx);
+        let hi = (self.w + self.pad).saturating_sub(kx).min(self.ow);
+        (lo < hi).then(|| (lo, hi, lo + kx - self.pad))
+    }
+
+    /// The input row read by output row `oy` at kernel row `ky`, if inside the image.
+    fn input_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        (oy + ky).checked_sub(self.pad).filter(|&iy| iy < self.h)
+    }
+}
+
+/// `[C·kh·kw, OH·OW]` columns of one image `[C, H, W]`: each output row is a copy of the
+/// input row's valid span with zeros at the padded ends.
 fn im2col(x: &[f32], d: &Dims, col: &mut [f32]) {
     let ohw = d.out_hw();
     for ch in 0..d.c {
         for ky in 0..d.kh {
             for kx in 0..d.kw {
                 let row = &mut col[((ch * d.kh + ky) * d.kw + kx) * ohw..][..ohw];
-                for oy in 0..d.oh {
-                    let iy = (oy + ky) as isize - d.pad as isize;
-                    let dst = &mut row[oy * d.ow..(oy + 1) * d.ow];
-                    if iy < 0 || iy >= d.h as isize {
+                let cols = d.valid_cols(kx);
+                for (oy, dst) in row.chunks_exact_mut(d.ow).enumerate() {
+                    let (Some(iy), Some((lo, hi, ix))) = (d.input_row(oy, ky), cols) else {
                         dst.fill(0.0);
                         continue;
-                    }
-                    let src = &x[(ch * d.h + iy as usize) * d.w..][..d.w];
-                    for (ox, v) in dst.iter_mut().enumerate() {
-                        let ix = (ox + kx) as isize - d.pad as isize;
-                        *v = if ix < 0 || ix >= d.w as isize { 0.0 } else { src[ix as usize] };
-                    }
+                    };
+                    let src = &x[(ch * d.h + iy) * d.w + ix..][..hi - lo];
+                    dst[..lo].fill(0.0);
+                    dst[lo..hi].copy_from_slice(src);
+                    dst[hi..].fill(0.0);
                 }
             }
         }
@@ -73,17 +88,12 @@ fn col2im(col: &[f32], d: &Dims, dx: &mut [f32]) {
         for ky in 0..d.kh {
             for kx in 0..d.kw {
                 let row = &col[((ch * d.kh + ky) * d.kw + kx) * ohw..][..ohw];
-                for oy in 0..d.oh {
-                    let iy = (oy + ky) as isize - d.pad as isize;
-                    if iy < 0 || iy >= d.h as isize {
-                        continue;
-                    }
-                    let dst = &mut dx[(ch * d.h + iy as usize) * d.w..][..d.w];
-                    for (ox, v) in row[oy * d.ow..(oy + 1) * d.ow].iter().enumerate() {
-                        let ix = (ox + kx) as isize - d.pad as isize;
-                        if ix >= 0 && ix < d.w as isize {
-                            dst[ix as usize] += v;
-                        }
+                let Some((lo, hi, ix)) = d.valid_cols(kx) else { continue };
+                for (oy, src) in row.chunks_exact(d.ow).enumerate() {
+                    let Some(iy) = d.input_row(oy, ky) else { continue };
+                    let dst = &mut dx[(ch * d.h + iy) * d.w + ix..][..hi - lo];
+                    for (o, v) in dst.iter_mut().zip(&src[lo..hi]) {
+                        *o += v;
                     }
                 }
             }

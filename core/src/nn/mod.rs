@@ -1,6 +1,7 @@
 //! Neural-network building blocks: the spatial scan and its cells, the L-RNN module, the CNN
 //! module, fusions, pooling and insertion into pre-trained convolutions.
 
+pub mod batch_norm;
 pub mod buffers;
 pub mod cell;
 pub mod cnn_block;
