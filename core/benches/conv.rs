@@ -11,7 +11,7 @@ use std::process::Command;
 use candle_core::{Device, Tensor, Var};
 use common::{python, time_ms};
 use lrnn_core::nn::batch_norm::BatchNormRelu;
-use lrnn_core::nn::conv::conv2d;
+use lrnn_core::nn::{conv2d_with, ConvAlgo};
 
 fn torch_row(shape: [usize; 5], runs: usize, threads: usize) -> Option<serde_json::Value> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/conv_torch.py");
@@ -48,16 +48,15 @@ fn main() {
         let vb = candle_nn::VarBuilder::from_varmap(&map, candle_core::DType::F32, &dev);
         let bn = BatchNormRelu::new(c, 1e-5, &vb).expect("bn");
         let composed = candle_nn::batch_norm(c, 1e-5, vb.pp("composed")).expect("bn");
-        let conv = |fused: bool| {
+        let conv = |algo: Option<ConvAlgo>| {
             let (x, w) = (x.as_tensor(), wt.as_tensor());
-            if fused {
-                conv2d(x, w, None, 1).expect("conv")
-            } else {
-                x.conv2d(w, 1, 1, 1, 1).expect("conv")
+            match algo {
+                Some(algo) => conv2d_with(x, w, None, 1, algo).expect("conv"),
+                None => x.conv2d(w, 1, 1, 1, 1).expect("conv"),
             }
         };
-        let bn_relu = |fused: bool| {
-            if fused {
+        let bn_relu = |algo: Option<ConvAlgo>| {
+            if algo.is_some() {
                 bn.forward(x.as_tensor(), true).expect("bn")
             } else {
                 candle_nn::ModuleT::forward_t(&composed, x.as_tensor(), true)
@@ -67,16 +66,18 @@ fn main() {
             }
         };
         let label = format!("{b}, {c}, {h}, {w} -> {o}");
-        for (fused, name) in
-            [(true, "lrnn-core, fused ops"), (false, "candle ops (conv2d, candle-nn BatchNorm)")]
-        {
-            let conv_fwd = time_ms(runs, || drop(conv(fused)));
+        for (algo, name) in [
+            (Some(ConvAlgo::Auto), "lrnn-core: Winograd F(2x2, 3x3), fused BN+ReLU"),
+            (Some(ConvAlgo::Im2col), "lrnn-core: im2col + gemm, fused BN+ReLU"),
+            (None, "candle ops (conv2d, candle-nn BatchNorm)"),
+        ] {
+            let conv_fwd = time_ms(runs, || drop(conv(algo)));
             let conv_both = time_ms(runs, || {
-                (conv(fused) * &g).expect("mul").sum_all().expect("sum").backward().expect("backward");
+                (conv(algo) * &g).expect("mul").sum_all().expect("sum").backward().expect("backward");
             });
-            let bn_fwd = time_ms(runs, || drop(bn_relu(fused)));
+            let bn_fwd = time_ms(runs, || drop(bn_relu(algo)));
             let bn_both = time_ms(runs, || {
-                (bn_relu(fused) * &gx).expect("mul").sum_all().expect("sum").backward().expect("backward");
+                (bn_relu(algo) * &gx).expect("mul").sum_all().expect("sum").backward().expect("backward");
             });
             println!("| {label} | {gflop:.2} | {name} | {conv_fwd:.1} | {conv_both:.1} | {bn_fwd:.1} | {bn_both:.1} |");
         }

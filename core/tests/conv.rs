@@ -1,5 +1,6 @@
 //! The fused CPU convolution against candle's own (the reference): outputs and the gradients of
-//! input, weight and bias, for several kernels, paddings (wider than the kernel too) and odd sizes; and against a
+//! input, weight and bias, for several kernels, paddings (wider than the kernel too) and odd sizes,
+//! through Winograd's algorithm (3x3 kernels) and im2col; and against a
 //! hand-computed case.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -7,7 +8,7 @@ mod common;
 
 use candle_core::{DType, Device, Tensor, Var};
 use common::{flat, rand_tensor};
-use lrnn_core::nn::conv2d;
+use lrnn_core::nn::{conv2d, conv2d_with, ConvAlgo};
 
 fn max_rel(a: &[f64], b: &[f64]) -> f64 {
     let scale = b.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
@@ -16,36 +17,48 @@ fn max_rel(a: &[f64], b: &[f64]) -> f64 {
 
 #[test]
 fn fused_convolution_should_match_candle_reference() {
-    for (i, &(b, c, h, w, o, k, pad)) in [
+    let cases = [
         (2, 3, 7, 9, 4, 3, 1),
         (1, 5, 6, 5, 3, 1, 0),
         (3, 2, 8, 8, 6, 7, 3),
         (2, 4, 5, 7, 2, 3, 0),
         (1, 2, 3, 4, 2, 1, 2),
         (2, 3, 4, 6, 3, 5, 2),
-    ]
-    .iter()
-    .enumerate()
-    {
-        let seed = 10 * i as u64;
-        let x = Var::from_tensor(&rand_tensor(&[b, c, h, w], 1.0, seed, DType::F32)).unwrap();
-        let wt = Var::from_tensor(&rand_tensor(&[o, c, k, k], 0.5, seed + 1, DType::F32)).unwrap();
-        let bias = Var::from_tensor(&rand_tensor(&[o], 0.5, seed + 2, DType::F32)).unwrap();
-        let r = rand_tensor(&[b, o, h + 2 * pad + 1 - k, w + 2 * pad + 1 - k], 1.0, seed + 3, DType::F32);
-        let ours = conv2d(x.as_tensor(), wt.as_tensor(), Some(bias.as_tensor()), pad).unwrap();
-        let theirs = x
-            .as_tensor()
-            .conv2d(wt.as_tensor(), pad, 1, 1, 1)
-            .unwrap()
-            .broadcast_add(&bias.as_tensor().reshape((1, o, 1, 1)).unwrap())
-            .unwrap();
-        let tag = format!("case {i}");
-        assert!(max_rel(&flat(&ours), &flat(&theirs)) < 1e-5, "{tag}: output");
-        let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (theirs * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        for (name, v) in [("input", &x), ("weight", &wt), ("bias", &bias)] {
-            let e = max_rel(&flat(g1.get(v).unwrap()), &flat(g2.get(v).unwrap()));
-            assert!(e < 1e-5, "{tag}: grad {name}: relative error {e:e}");
+        (1, 2, 2, 3, 2, 3, 5),
+        // 3x3 kernels with 16 channels or more run Winograd's algorithm: odd and even maps, every
+        // padding it takes (0-2), small maps grouped several images to a product; the others, and
+        // every case with ConvAlgo::Im2col, run im2col.
+        (3, 16, 9, 6, 18, 3, 2),
+        (2, 16, 1, 1, 16, 3, 1),
+        (2, 4, 1, 1, 3, 3, 1),
+        (9, 16, 8, 8, 17, 3, 1),
+        (2, 16, 7, 5, 16, 3, 0),
+        (3, 20, 5, 6, 16, 3, 2),
+        (1, 3, 3, 3, 2, 3, 0),
+    ];
+    for (i, &(b, c, h, w, o, k, pad)) in cases.iter().enumerate() {
+        for algo in [ConvAlgo::Auto, ConvAlgo::Im2col] {
+            let seed = 10 * i as u64;
+            let x = Var::from_tensor(&rand_tensor(&[b, c, h, w], 1.0, seed, DType::F32)).unwrap();
+            let wt = Var::from_tensor(&rand_tensor(&[o, c, k, k], 0.5, seed + 1, DType::F32)).unwrap();
+            let bias = Var::from_tensor(&rand_tensor(&[o], 0.5, seed + 2, DType::F32)).unwrap();
+            let r = rand_tensor(&[b, o, h + 2 * pad + 1 - k, w + 2 * pad + 1 - k], 1.0, seed + 3, DType::F32);
+            let ours = conv2d_with(x.as_tensor(), wt.as_tensor(), Some(bias.as_tensor()), pad, algo).unwrap();
+            let theirs = x
+                .as_tensor()
+                .conv2d(wt.as_tensor(), pad, 1, 1, 1)
+                .unwrap()
+                .broadcast_add(&bias.as_tensor().reshape((1, o, 1, 1)).unwrap())
+                .unwrap();
+            let tag = format!("case {i} ({algo:?})");
+            let e = max_rel(&flat(&ours), &flat(&theirs));
+            assert!(e < 1e-5, "{tag}: output: relative error {e:e}");
+            let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (theirs * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            for (name, v) in [("input", &x), ("weight", &wt), ("bias", &bias)] {
+                let e = max_rel(&flat(g1.get(v).unwrap()), &flat(g2.get(v).unwrap()));
+                assert!(e < 1e-5, "{tag}: grad {name}: relative error {e:e}");
+            }
         }
     }
 }

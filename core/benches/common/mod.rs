@@ -10,10 +10,16 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Median wall time in ms of `runs` calls of `f`, after one warm-up call.
+/// Median wall time in ms of `runs` calls of `f`, after one warm-up call (the best time
+/// instead with `LRNN_BENCH_STAT=min`, steadier on a noisy machine when comparing builds).
 pub fn time_ms(runs: usize, mut f: impl FnMut()) -> f64 {
     f();
-    median(
+    let stat = if std::env::var("LRNN_BENCH_STAT").is_ok_and(|s| s == "min") {
+        |v: Vec<f64>| v.into_iter().fold(f64::INFINITY, f64::min)
+    } else {
+        median
+    };
+    stat(
         (0..runs.max(1))
             .map(|_| {
                 let t = Instant::now();

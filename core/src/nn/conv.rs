@@ -8,13 +8,16 @@
 //! thread) and one for the column gradient, folded back with col2im. Other devices and dtypes
 //! fall back to candle's `conv2d`.
 
+use std::ops::Range;
+
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
 
 use super::buffers;
-use super::pair_op::cpu_f32;
-use super::scan_cpu::matmul;
+use super::pair_op::{cpu_f32, with_f32};
+use super::scan_cpu::matmul_strided;
+use super::winograd::{self, WinogradDims};
 
 /// Sizes of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,16 +59,16 @@ impl Dims {
     }
 }
 
-/// `[C·kh·kw, OH·OW]` columns of one image `[C, H, W]`: each output row is a copy of the
-/// input row's valid span with zeros at the padded ends.
-fn im2col(x: &[f32], d: &Dims, col: &mut [f32]) {
-    let ohw = d.out_hw();
+/// The columns of output rows `oys` of one image `[C, H, W]`: `[C·kh·kw, |oys|·OW]`, each a
+/// copy of the input row's valid span with zeros at the padded ends.
+fn im2col(x: &[f32], d: &Dims, oys: Range<usize>, col: &mut [f32]) {
+    let n = oys.len() * d.ow;
     for ch in 0..d.c {
         for ky in 0..d.kh {
             for kx in 0..d.kw {
-                let row = &mut col[((ch * d.kh + ky) * d.kw + kx) * ohw..][..ohw];
+                let row = &mut col[((ch * d.kh + ky) * d.kw + kx) * n..][..n];
                 let cols = d.valid_cols(kx);
-                for (oy, dst) in row.chunks_exact_mut(d.ow).enumerate() {
+                for (oy, dst) in oys.clone().zip(row.chunks_exact_mut(d.ow)) {
                     let (Some(iy), Some((lo, hi, ix))) = (d.input_row(oy, ky), cols) else {
                         dst.fill(0.0);
                         continue;
@@ -80,16 +83,16 @@ fn im2col(x: &[f32], d: &Dims, col: &mut [f32]) {
     }
 }
 
-/// Adds the columns `[C·kh·kw, OH·OW]` back into the image gradient `[C, H, W]` (zeroed first).
-fn col2im(col: &[f32], d: &Dims, dx: &mut [f32]) {
-    dx.fill(0.0);
-    let ohw = d.out_hw();
+/// Adds the columns of output rows `oys` (`[C·kh·kw, |oys|·OW]`) back into the image gradient
+/// `[C, H, W]`.
+fn col2im(col: &[f32], d: &Dims, oys: Range<usize>, dx: &mut [f32]) {
+    let n = oys.len() * d.ow;
     for ch in 0..d.c {
         for ky in 0..d.kh {
             for kx in 0..d.kw {
-                let row = &col[((ch * d.kh + ky) * d.kw + kx) * ohw..][..ohw];
+                let row = &col[((ch * d.kh + ky) * d.kw + kx) * n..][..n];
                 let Some((lo, hi, ix)) = d.valid_cols(kx) else { continue };
-                for (oy, src) in row.chunks_exact(d.ow).enumerate() {
+                for (oy, src) in oys.clone().zip(row.chunks_exact(d.ow)) {
                     let Some(iy) = d.input_row(oy, ky) else { continue };
                     let dst = &mut dx[(ch * d.h + iy) * d.w + ix..][..hi - lo];
                     for (o, v) in dst.iter_mut().zip(&src[lo..hi]) {
@@ -101,8 +104,50 @@ fn col2im(col: &[f32], d: &Dims, dx: &mut [f32]) {
     }
 }
 
+/// Column buffers hold at most this many floats (256 KiB): an image's output rows are
+/// processed in blocks whose columns stay in the core's L2 cache between im2col and the
+/// product (the whole image's columns, 2.4 MB at 64 channels on 32x32, did not).
+const COL_BLOCK: usize = 1 << 16;
+/// The same for the weight gradient alone (4 MiB).
+const DW_BLOCK: usize = 1 << 20;
+
+impl Dims {
+    /// Output rows per block whose columns hold at most `budget` floats.
+    fn block_rows(&self, budget: usize) -> usize {
+        (budget / (self.col_rows() * self.ow).max(1)).clamp(1, self.oh.max(1))
+    }
+
+    /// The blocks of output rows of one image, each with at most `budget` floats of columns.
+    fn blocks(&self, budget: usize) -> impl Iterator<Item = Range<usize>> + '_ {
+        let step = self.block_rows(budget);
+        (0..self.oh).step_by(step).map(move |y| y..(y + step).min(self.oh))
+    }
+}
+
+/// How the CPU convolution computes its products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvAlgo {
+    /// Winograd F(2x2, 3x3) for 3x3 kernels with padding up to 2 (forward and input gradient),
+    /// im2col otherwise; the default. `LRNN_CONV=im2col` in the environment turns Winograd off.
+    Auto,
+    /// im2col and one matrix product per block of output rows, for every kernel.
+    Im2col,
+}
+
+impl ConvAlgo {
+    /// Whether a convolution of these sizes runs Winograd's algorithm: 3x3 kernels, padding up
+    /// to 2, and at least 16 channels in and out (with fewer, e.g. an RGB stem, the transforms
+    /// cost more than the products they save).
+    fn winograd(self, d: &Dims) -> bool {
+        static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let off = *OFF.get_or_init(|| std::env::var("LRNN_CONV").is_ok_and(|v| v == "im2col"));
+        self == ConvAlgo::Auto && !off && d.kh == 3 && d.kw == 3 && d.pad <= 2 && d.c >= 16 && d.o >= 16
+    }
+}
+
 struct ConvOp {
     pad: usize,
+    algo: ConvAlgo,
 }
 
 impl ConvOp {
@@ -118,6 +163,67 @@ impl ConvOp {
             candle_core::bail!("conv2d: kernel {kh}x{kw} larger than the padded input {h}x{ww}")
         };
         Ok(Dims { b, c, h, w: ww, o, kh, kw, pad: self.pad, oh, ow })
+    }
+
+    /// `(dx, dW, db)` from the input `x`, the weight and the output gradient `g`. Per image and
+    /// block of output rows: `dW += g_blk · col_blkᵀ`, `db += Σ g_blk`, `dcol = Wᵀ · g_blk`, added
+    /// into `dx_img` by col2im.
+    fn backward(&self, d: &Dims, xd: &[f32], wd: &[f32], g: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (rows, ohw, img_len) = (d.col_rows(), d.out_hw(), d.c * d.h * d.w);
+        let winograd = self.algo.winograd(d);
+        let mut dx = buffers::take(d.b * img_len);
+        // The weight gradient's products sum over the block's positions: with only those left
+        // (Winograd computes dx), whole images give them a long inner dimension.
+        let budget = if winograd { DW_BLOCK } else { COL_BLOCK };
+        let block = rows * d.block_rows(budget) * d.ow;
+        let (dw, db) = dx
+            .par_chunks_mut(img_len)
+            .enumerate()
+            .fold(
+                || (vec![0f32; d.o * rows], vec![0f32; d.o], vec![0f32; block]),
+                |(mut dw, mut db, mut col), (img, dxi)| {
+                    let gi = &g[img * d.o * ohw..][..d.o * ohw];
+                    for (b, row) in db.iter_mut().zip(gi.chunks_exact(ohw)) {
+                        *b += row.iter().sum::<f32>();
+                    }
+                    if !winograd {
+                        dxi.fill(0.0);
+                    }
+                    for oys in d.blocks(budget) {
+                        let (p, n) = (oys.start * d.ow, oys.len() * d.ow);
+                        im2col(&xd[img * img_len..][..img_len], d, oys.clone(), &mut col);
+                        matmul_strided((d.o, rows, n), &mut dw, rows, true, (&gi[p..], ohw, 1), (&col, 1, n));
+                        if !winograd {
+                            matmul_strided(
+                                (rows, n, d.o),
+                                &mut col,
+                                n,
+                                false,
+                                (wd, 1, rows),
+                                (&gi[p..], ohw, 1),
+                            );
+                            col2im(&col, d, oys, dxi);
+                        }
+                    }
+                    (dw, db, col)
+                },
+            )
+            .map(|(dw, db, _)| (dw, db))
+            .reduce(
+                || (vec![0f32; d.o * rows], vec![0f32; d.o]),
+                |(mut a, mut b), (c, e)| {
+                    a.iter_mut().zip(&c).for_each(|(x, y)| *x += y);
+                    b.iter_mut().zip(&e).for_each(|(x, y)| *x += y);
+                    (a, b)
+                },
+            );
+        if winograd {
+            // dx = conv3x3(g, W rotated by 180° and transposed), padded by 2 - pad.
+            let u = winograd::transform_kernels(wd, d.o, d.c, true);
+            let wd_ = WinogradDims { b: d.b, c: d.o, h: d.oh, w: d.ow, o: d.c, pad: 2 - d.pad };
+            winograd::conv3x3(g, wd_, &u, None, &mut dx);
+        }
+        (dx, dw, db)
     }
 }
 
@@ -143,15 +249,25 @@ impl CustomOp3 for ConvOp {
         let d = self.dims(l1.dims(), l2.dims())?;
         let (rows, ohw) = (d.col_rows(), d.out_hw());
         let mut out = buffers::take(d.b * d.o * ohw);
+        if self.algo.winograd(&d) {
+            let u = winograd::transform_kernels(w, d.o, d.c, false);
+            let wd = WinogradDims { b: d.b, c: d.c, h: d.h, w: d.w, o: d.o, pad: d.pad };
+            winograd::conv3x3(x, wd, &u, Some(bias), &mut out);
+            return Ok((CpuStorage::F32(out), Shape::from((d.b, d.o, d.oh, d.ow))));
+        }
+        let img_len = d.c * d.h * d.w;
         out.par_chunks_mut(d.o * ohw).enumerate().for_each_init(
-            || vec![0f32; rows * ohw],
+            || vec![0f32; rows * d.block_rows(COL_BLOCK) * d.ow],
             |col, (img, dst)| {
-                im2col(&x[img * d.c * d.h * d.w..][..d.c * d.h * d.w], &d, col);
                 for (oc, row) in dst.chunks_exact_mut(ohw).enumerate() {
                     row.fill(bias[oc]);
                 }
-                // out_img [O, OHW] += W [O, C·kh·kw] · col [C·kh·kw, OHW]
-                matmul((d.o, ohw, rows), dst, true, w, (rows, 1), col, (ohw, 1));
+                for oys in d.blocks(COL_BLOCK) {
+                    let (p, n) = (oys.start * d.ow, oys.len() * d.ow);
+                    im2col(&x[img * img_len..][..img_len], &d, oys, col);
+                    // out_img[:, block] += W [O, C·kh·kw] · col [C·kh·kw, block]
+                    matmul_strided((d.o, n, rows), &mut dst[p..], ohw, true, (w, rows, 1), (col, n, 1));
+                }
             },
         );
         Ok((CpuStorage::F32(out), Shape::from((d.b, d.o, d.oh, d.ow))))
@@ -166,38 +282,10 @@ impl CustomOp3 for ConvOp {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = self.dims(x.dims(), w.dims())?;
-        let xd = x.flatten_all()?.to_vec1::<f32>()?;
         let wd = w.flatten_all()?.to_vec1::<f32>()?;
-        let g = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let (rows, ohw, img_len) = (d.col_rows(), d.out_hw(), d.c * d.h * d.w);
-        let mut dx = buffers::take(d.b * img_len);
-        // Per image: dW += g_img · col^T, db += Σ g_img, dcol = W^T · g_img, dx_img = col2im(dcol).
-        let (dw, db) = dx
-            .par_chunks_mut(img_len)
-            .enumerate()
-            .fold(
-                || (vec![0f32; d.o * rows], vec![0f32; d.o], vec![0f32; rows * ohw]),
-                |(mut dw, mut db, mut col), (img, dxi)| {
-                    let gi = &g[img * d.o * ohw..][..d.o * ohw];
-                    im2col(&xd[img * img_len..][..img_len], &d, &mut col);
-                    matmul((d.o, rows, ohw), &mut dw, true, gi, (ohw, 1), &col, (1, ohw));
-                    for (b, row) in db.iter_mut().zip(gi.chunks_exact(ohw)) {
-                        *b += row.iter().sum::<f32>();
-                    }
-                    matmul((rows, ohw, d.o), &mut col, false, &wd, (1, rows), gi, (ohw, 1));
-                    col2im(&col, &d, dxi);
-                    (dw, db, col)
-                },
-            )
-            .map(|(dw, db, _)| (dw, db))
-            .reduce(
-                || (vec![0f32; d.o * rows], vec![0f32; d.o]),
-                |(mut a, mut b), (c, e)| {
-                    a.iter_mut().zip(&c).for_each(|(x, y)| *x += y);
-                    b.iter_mut().zip(&e).for_each(|(x, y)| *x += y);
-                    (a, b)
-                },
-            );
+        let (dx, dw, db) = with_f32(x, "conv2d: input", |xd| {
+            with_f32(grad, "conv2d: gradient", |g| Ok(self.backward(&d, xd, &wd, g)))
+        })?;
         let dev = x.device();
         Ok((
             Some(Tensor::from_vec(dx, x.dims(), dev)?),
@@ -213,12 +301,26 @@ impl CustomOp3 for ConvOp {
 /// # Errors
 /// Shape mismatches.
 pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, padding: usize) -> Result<Tensor> {
+    conv2d_with(x, w, b, padding, ConvAlgo::Auto)
+}
+
+/// [`conv2d`] with the CPU algorithm chosen (tests and benchmarks compare them).
+///
+/// # Errors
+/// Shape mismatches.
+pub fn conv2d_with(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    padding: usize,
+    algo: ConvAlgo,
+) -> Result<Tensor> {
     if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && w.dtype() == DType::F32 {
         let bias = match b {
             Some(b) => b.clone(),
             None => Tensor::zeros(w.dim(0)?, DType::F32, x.device())?,
         };
-        x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, ConvOp { pad: padding })
+        x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, ConvOp { pad: padding, algo })
     } else {
         let y = x.conv2d(w, padding, 1, 1, 1)?;
         match b {

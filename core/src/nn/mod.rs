@@ -15,10 +15,11 @@ pub mod pool;
 pub mod scan;
 pub mod scan_cpu;
 pub mod spatial_rnn;
+pub(crate) mod winograd;
 
 pub use cell::{Axis, Cell, Direction};
 pub use cnn_block::CnnBlock;
-pub use conv::{conv2d, Conv};
+pub use conv::{conv2d, conv2d_with, Conv, ConvAlgo};
 pub use forward::{Forward, Layer};
 pub use fusion::{Fused, Fusion};
 pub use insert::ConvWithRnn;

@@ -358,13 +358,32 @@ pub(crate) fn matmul(
     rhs: &[f32],
     (rhs_rs, rhs_cs): (usize, usize),
 ) {
+    matmul_strided((m, n, k), dst, n, acc, (lhs, lhs_rs, lhs_cs), (rhs, rhs_rs, rhs_cs));
+}
+
+/// `dst[m×n] = (acc ? dst : 0) + lhs[m×k] · rhs[k×n]`, with `dst`'s rows `dst_rs` apart (its
+/// columns adjacent) and `lhs`, `rhs` given as (slice, row stride, column stride). The one
+/// place the crate calls `gemm` (single-threaded: callers parallelise over blocks).
+///
+/// # Panics
+/// When an operand's slice is too short for its shape and strides.
+pub(crate) fn matmul_strided(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    dst_rs: usize,
+    acc: bool,
+    (lhs, lhs_rs, lhs_cs): (&[f32], usize, usize),
+    (rhs, rhs_rs, rhs_cs): (&[f32], usize, usize),
+) {
     if m == 0 || n == 0 {
         return;
     }
-    assert!(dst.len() >= m * n, "matmul: dst too small");
+    assert!(dst_rs >= n && (m - 1) * dst_rs + n <= dst.len(), "matmul: dst too small");
     if k == 0 {
         if !acc {
-            dst[..m * n].fill(0.0);
+            for row in dst.chunks_mut(dst_rs).take(m) {
+                row[..n].fill(0.0);
+            }
         }
         return;
     }
@@ -379,7 +398,7 @@ pub(crate) fn matmul(
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            dst_rs as isize,
             acc,
             lhs.as_ptr(),
             lhs_cs as isize,
