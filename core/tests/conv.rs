@@ -78,3 +78,23 @@ fn convolution_by_hand() {
     assert_eq!(y.len(), 16);
     assert_eq!(y[0], 4.0);
 }
+
+#[test]
+fn weight_gradient_without_input_gradient_should_match() {
+    // An input that is not tracked (the images at a network's stem) gets no gradient; the
+    // weight's is the same as with a tracked input, through both algorithms.
+    for (c, algo) in [(3, ConvAlgo::Auto), (16, ConvAlgo::Auto), (16, ConvAlgo::Im2col)] {
+        let x = rand_tensor(&[2, c, 6, 5], 1.0, 7, DType::F32);
+        let tracked = Var::from_tensor(&x).unwrap();
+        let wt = Var::from_tensor(&rand_tensor(&[16, c, 3, 3], 0.5, 8, DType::F32)).unwrap();
+        let r = rand_tensor(&[2, 16, 6, 5], 1.0, 9, DType::F32);
+        let loss = |x: &Tensor| {
+            (conv2d_with(x, wt.as_tensor(), None, 1, algo).unwrap() * &r).unwrap().sum_all().unwrap()
+        };
+        let without = loss(&x).backward().unwrap();
+        let with = loss(tracked.as_tensor()).backward().unwrap();
+        assert!(without.get(&x).is_none(), "{c} channels, {algo:?}: an untracked input got a gradient");
+        let e = max_rel(&flat(without.get(&wt).unwrap()), &flat(with.get(&wt).unwrap()));
+        assert!(e < 1e-6, "{c} channels, {algo:?}: weight gradient differs by {e:e}");
+    }
+}

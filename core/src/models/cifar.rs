@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use super::LayerRow;
 use crate::nn::conv::Conv;
 use crate::nn::{
-    dropout, Cell, CnnBlock, Forward, Fused, Fusion, GlobalPool, Layer, LayerRnn, LayerRnnConfig, Merge,
+    dropout, max_pool2x2, Cell, CnnBlock, Forward, Fused, Fusion, GlobalPool, Layer, LayerRnn,
+    LayerRnnConfig, Merge,
 };
 
 /// One module of a stage.
@@ -274,7 +275,7 @@ impl Layer for CifarNet {
         fwd.record("stem", || Ok(h.clone()))?;
         for (s, stage) in self.stages.iter().enumerate() {
             if s > 0 {
-                h = h.max_pool2d(2)?;
+                h = max_pool2x2(&h)?;
             }
             for (name, unit) in stage {
                 h = unit.forward(&h, fwd)?;

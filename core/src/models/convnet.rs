@@ -20,7 +20,7 @@ use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::LayerRow;
-use crate::nn::{Axis, Conv, ConvWithRnn, Forward, GlobalPool, Layer};
+use crate::nn::{max_pool2x2, Axis, Conv, ConvWithRnn, Forward, GlobalPool, Layer};
 use crate::probe::rf::Geom;
 
 /// One layer of a [`ConvNetConfig`].
@@ -329,7 +329,7 @@ impl Layer for ConvNet {
                 Op::Conv { conv, relu: true } => conv.forward(&h)?.relu()?,
                 Op::Conv { conv, relu: false } => conv.forward(&h)?,
                 Op::Inserted(layer) => layer.forward(&h, fwd)?,
-                Op::MaxPool => h.max_pool2d(2)?,
+                Op::MaxPool => max_pool2x2(&h)?,
             };
             fwd.record(name, || Ok(h.clone()))?;
         }

@@ -19,7 +19,7 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use crate::nn::{Axis, Conv, ConvWithRnn, Forward, Layer};
+use crate::nn::{max_pool2x2, Axis, Conv, ConvWithRnn, Forward, Layer};
 use crate::probe::rf::{vgg16_trunk, Geom};
 
 /// FCN-32s or FCN-8s.
@@ -324,7 +324,7 @@ impl Layer for Fcn {
             t = conv.forward(&t)?.relu()?;
             fwd.record(name, || Ok(t.clone()))?;
             if matches!(i, 1 | 3 | 6 | 9 | 12) {
-                t = t.max_pool2d(2)?;
+                t = max_pool2x2(&t)?;
                 let pool = format!("pool{}", pools.len() + 1);
                 fwd.record(&pool, || Ok(t.clone()))?;
                 pools.push(t.clone());

@@ -166,11 +166,21 @@ impl ConvOp {
     }
 
     /// `(dx, dW, db)` from the input `x`, the weight and the output gradient `g`. Per image and
-    /// block of output rows: `dW += g_blk · col_blkᵀ`, `db += Σ g_blk`, `dcol = Wᵀ · g_blk`, added
+    /// block of output rows: `dWᵀ += col_blk · g_blkᵀ`, `db += Σ g_blk`, `dcol = Wᵀ · g_blk`, added
     /// into `dx_img` by col2im.
-    fn backward(&self, d: &Dims, xd: &[f32], wd: &[f32], g: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    /// Without `need_dx` (an input that is not tracked, such as the images at a network's stem)
+    /// `dx` is left unspecified.
+    fn backward(
+        &self,
+        d: &Dims,
+        xd: &[f32],
+        wd: &[f32],
+        g: &[f32],
+        need_dx: bool,
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let (rows, ohw, img_len) = (d.col_rows(), d.out_hw(), d.c * d.h * d.w);
-        let winograd = self.algo.winograd(d);
+        // Winograd computes dx after the weight gradient; without dx only the latter is left.
+        let winograd = self.algo.winograd(d) || !need_dx;
         let mut dx = buffers::take(d.b * img_len);
         // The weight gradient's products sum over the block's positions: with only those left
         // (Winograd computes dx), whole images give them a long inner dimension.
@@ -192,7 +202,9 @@ impl ConvOp {
                     for oys in d.blocks(budget) {
                         let (p, n) = (oys.start * d.ow, oys.len() * d.ow);
                         im2col(&xd[img * img_len..][..img_len], d, oys.clone(), &mut col);
-                        matmul_strided((d.o, rows, n), &mut dw, rows, true, (&gi[p..], ohw, 1), (&col, 1, n));
+                        // dWᵀ [C·kh·kw, O] += col · g_blkᵀ (this orientation ran 1.2-1.5x faster
+                        // than dW += g_blk · colᵀ).
+                        matmul_strided((rows, d.o, n), &mut dw, d.o, true, (&col, n, 1), (&gi[p..], 1, ohw));
                         if !winograd {
                             matmul_strided(
                                 (rows, n, d.o),
@@ -217,13 +229,19 @@ impl ConvOp {
                     (a, b)
                 },
             );
-        if winograd {
+        if winograd && need_dx {
             // dx = conv3x3(g, W rotated by 180° and transposed), padded by 2 - pad.
             let u = winograd::transform_kernels(wd, d.o, d.c, true);
             let wd_ = WinogradDims { b: d.b, c: d.o, h: d.oh, w: d.ow, o: d.c, pad: 2 - d.pad };
             winograd::conv3x3(g, wd_, &u, None, &mut dx);
         }
-        (dx, dw, db)
+        let mut dw_t = vec![0f32; dw.len()];
+        for (r, row) in dw.chunks_exact(d.o).enumerate() {
+            for (oc, &v) in row.iter().enumerate() {
+                dw_t[oc * rows + r] = v;
+            }
+        }
+        (dx, dw_t, db)
     }
 }
 
@@ -284,11 +302,11 @@ impl CustomOp3 for ConvOp {
         let d = self.dims(x.dims(), w.dims())?;
         let wd = w.flatten_all()?.to_vec1::<f32>()?;
         let (dx, dw, db) = with_f32(x, "conv2d: input", |xd| {
-            with_f32(grad, "conv2d: gradient", |g| Ok(self.backward(&d, xd, &wd, g)))
+            with_f32(grad, "conv2d: gradient", |g| Ok(self.backward(&d, xd, &wd, g, x.track_op())))
         })?;
         let dev = x.device();
         Ok((
-            Some(Tensor::from_vec(dx, x.dims(), dev)?),
+            x.track_op().then(|| Tensor::from_vec(dx, x.dims(), dev)).transpose()?,
             Some(Tensor::from_vec(dw, w.dims(), dev)?),
             Some(Tensor::from_vec(db, d.o, dev)?),
         ))

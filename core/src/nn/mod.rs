@@ -24,6 +24,6 @@ pub use forward::{Forward, Layer};
 pub use fusion::{Fused, Fusion};
 pub use insert::ConvWithRnn;
 pub use layer_rnn::{LayerRnn, LayerRnnConfig};
-pub use pool::{dropout, GlobalPool};
+pub use pool::{dropout, max_pool2x2, GlobalPool};
 pub use scan::{scan_reference, ScanBackend};
 pub use spatial_rnn::{merge_maps, Merge, RnnPair};
