@@ -3,10 +3,12 @@
 //!
 //! candle's CPU convolution backward runs largely on one thread with a dot-product kernel and
 //! allocates its large buffers afresh every call; it made a CIFAR training step 4-5x slower than
-//! PyTorch's. Here each image is one task on the rayon pool: im2col into a reused buffer, then one
-//! gemm for the output; the backward does one gemm for the weight gradient (accumulated per
-//! thread) and one for the column gradient, folded back with col2im. Other devices and dtypes
-//! fall back to candle's `conv2d`.
+//! PyTorch's. Here 3x3 kernels (16+ channels, padding up to 2) run Winograd's algorithm
+//! ([`super::winograd`]) for the output and the input gradient. Otherwise each image is one task
+//! on the rayon pool: im2col of a block of output rows into a reused buffer, then one gemm; the
+//! backward does one gemm for the weight gradient (accumulated per thread, every algorithm) and
+//! one for the column gradient, folded back with col2im. Other devices and dtypes fall back to
+//! candle's `conv2d`.
 
 use std::ops::Range;
 
@@ -127,8 +129,8 @@ impl Dims {
 /// How the CPU convolution computes its products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConvAlgo {
-    /// Winograd F(2x2, 3x3) for 3x3 kernels with padding up to 2 (forward and input gradient),
-    /// im2col otherwise; the default. `LRNN_CONV=im2col` in the environment turns Winograd off.
+    /// Winograd F(2x2, 3x3) for 3x3 kernels with padding up to 2 and 16+ channels in and out
+    /// (forward and input gradient), im2col otherwise; the default. `LRNN_CONV=im2col` in the environment turns Winograd off.
     Auto,
     /// im2col and one matrix product per block of output rows, for every kernel.
     Im2col,
@@ -166,10 +168,10 @@ impl ConvOp {
     }
 
     /// `(dx, dW, db)` from the input `x`, the weight and the output gradient `g`. Per image and
-    /// block of output rows: `dWᵀ += col_blk · g_blkᵀ`, `db += Σ g_blk`, `dcol = Wᵀ · g_blk`, added
-    /// into `dx_img` by col2im.
-    /// Without `need_dx` (an input that is not tracked, such as the images at a network's stem)
-    /// `dx` is left unspecified.
+    /// block of output rows: `dWᵀ += col_blk · g_blkᵀ`, `db += Σ g_blk`, and on the im2col path
+    /// `dcol = Wᵀ · g_blk` added into `dx_img` by col2im; on the Winograd path `dx` comes after,
+    /// from one Winograd convolution of `g`. Without `need_dx` (an input that is not tracked, such
+    /// as the images at a network's stem) `dx` is left unspecified.
     fn backward(
         &self,
         d: &Dims,
@@ -179,12 +181,12 @@ impl ConvOp {
         need_dx: bool,
     ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let (rows, ohw, img_len) = (d.col_rows(), d.out_hw(), d.c * d.h * d.w);
-        // Winograd computes dx after the weight gradient; without dx only the latter is left.
-        let winograd = self.algo.winograd(d) || !need_dx;
+        // dx from the columns (im2col path), or after the loop from Winograd, or not at all.
+        let dx_from_cols = need_dx && !self.algo.winograd(d);
         let mut dx = buffers::take(d.b * img_len);
-        // The weight gradient's products sum over the block's positions: with only those left
-        // (Winograd computes dx), whole images give them a long inner dimension.
-        let budget = if winograd { DW_BLOCK } else { COL_BLOCK };
+        // The weight gradient's products sum over the block's positions: when they are the only
+        // products left in the loop, whole images give them a long inner dimension.
+        let budget = if dx_from_cols { COL_BLOCK } else { DW_BLOCK };
         let block = rows * d.block_rows(budget) * d.ow;
         let (dw, db) = dx
             .par_chunks_mut(img_len)
@@ -196,7 +198,7 @@ impl ConvOp {
                     for (b, row) in db.iter_mut().zip(gi.chunks_exact(ohw)) {
                         *b += row.iter().sum::<f32>();
                     }
-                    if !winograd {
+                    if dx_from_cols {
                         dxi.fill(0.0);
                     }
                     for oys in d.blocks(budget) {
@@ -205,7 +207,7 @@ impl ConvOp {
                         // dWᵀ [C·kh·kw, O] += col · g_blkᵀ (this orientation ran 1.2-1.5x faster
                         // than dW += g_blk · colᵀ).
                         matmul_strided((rows, d.o, n), &mut dw, d.o, true, (&col, n, 1), (&gi[p..], 1, ohw));
-                        if !winograd {
+                        if dx_from_cols {
                             matmul_strided(
                                 (rows, n, d.o),
                                 &mut col,
@@ -229,7 +231,7 @@ impl ConvOp {
                     (a, b)
                 },
             );
-        if winograd && need_dx {
+        if need_dx && !dx_from_cols {
             // dx = conv3x3(g, W rotated by 180° and transposed), padded by 2 - pad.
             let u = winograd::transform_kernels(wd, d.o, d.c, true);
             let wd_ = WinogradDims { b: d.b, c: d.o, h: d.oh, w: d.ow, o: d.c, pad: 2 - d.pad };

@@ -210,13 +210,13 @@ fn nhwc_to_nchw(src: &[f32], c: usize, hw: usize, alpha: f32, add: bool, dst: &m
 /// `dst[m×n] (contiguous) = (acc ? dst : 0) + lhs[m×k] · rhs[k×n]`, `lhs` and `rhs` given as
 /// (slice, row stride, column stride).
 fn matmul(
-    (m, n, k): (usize, usize, usize),
+    mnk: (usize, usize, usize),
     dst: &mut [f32],
     acc: bool,
-    (lhs, lhs_rs, lhs_cs): (&[f32], usize, usize),
-    (rhs, rhs_rs, rhs_cs): (&[f32], usize, usize),
+    lhs: (&[f32], usize, usize),
+    rhs: (&[f32], usize, usize),
 ) {
-    scan_cpu::matmul((m, n, k), dst, acc, lhs, (lhs_rs, lhs_cs), rhs, (rhs_rs, rhs_cs));
+    scan_cpu::matmul_strided(mnk, dst, mnk.1, acc, lhs, rhs);
 }
 
 /// Runs `f` on the f32 elements of `t` (a CPU tensor) without copying them when `t` is
