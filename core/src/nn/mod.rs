@@ -14,6 +14,9 @@ pub mod pair_op;
 pub mod pool;
 pub mod scan;
 pub mod scan_cpu;
+#[cfg(feature = "cuda")]
+mod scan_cuda;
+pub mod scan_op;
 pub mod spatial_rnn;
 pub(crate) mod winograd;
 
@@ -25,5 +28,6 @@ pub use fusion::{Fused, Fusion};
 pub use insert::ConvWithRnn;
 pub use layer_rnn::{LayerRnn, LayerRnnConfig};
 pub use pool::{dropout, max_pool2x2, GlobalPool};
-pub use scan::{scan_reference, ScanBackend};
+pub use scan::{scan, scan_reference, ScanBackend};
+pub use scan_op::{scan_fused, ScanOp};
 pub use spatial_rnn::{merge_maps, Merge, RnnPair};

@@ -1,14 +1,18 @@
 //! The spatial scan composed of candle ops (the reference implementation), and the choice
-//! between it and the fused CPU op.
+//! between it and the fused ops.
 //!
-//! Two implementations compute the same thing:
-//! - [`ScanBackend::Fused`]: a whole pair as one candle custom op whose forward and backward are
-//!   hand-written ([`super::pair_op`], [`super::scan_cpu`]; f32 CPU tensors);
-//! - [`ScanBackend::Reference`]: candle ops composed step by step ([`scan_reference`]; any device
-//!   and dtype; slower, and its backward is quadratic in the sequence length because each step
-//!   slices its input).
+//! Three implementations compute the same thing:
+//! - the fused pair op ([`super::pair_op`], [`super::scan_cpu`]): a whole pair (projection, both
+//!   scans, merge) as one candle custom op with a hand-written backward; f32 CPU tensors; what
+//!   the networks run on the CPU;
+//! - the fused scan op ([`super::scan_op`]): the scan alone, hand-written forward and backward on
+//!   the CPU and, with the crate's `cuda` feature, on NVIDIA GPUs ([`super::scan_cuda`]); what
+//!   the networks run on CUDA, around candle's own projection and permutes;
+//! - [`scan_reference`]: candle ops composed step by step (any device and dtype; slower, and its
+//!   backward is quadratic in the sequence length because each step slices its input).
 //!
-//! [`ScanBackend::Auto`] picks the fused op where it applies. Tests check both against PyTorch.
+//! [`ScanBackend::Auto`] picks a fused op where one applies. Tests check all against PyTorch or
+//! against each other.
 
 use candle_core::{DType, Device, Result, Tensor, D};
 
@@ -20,32 +24,68 @@ pub const LN_EPS: f32 = 1e-5;
 /// Which implementation runs a scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ScanBackend {
-    /// The fused op for f32 CPU tensors, the reference elsewhere.
+    /// The fused ops for f32 CPU tensors (and f32 CUDA tensors with the `cuda` feature), the
+    /// reference elsewhere.
     #[default]
     Auto,
-    /// The fused custom op (f32 CPU tensors only).
+    /// The fused ops (f32 CPU tensors; f32 CUDA tensors with the `cuda` feature).
     Fused,
     /// Composed candle ops, step by step.
     Reference,
 }
 
 impl ScanBackend {
-    /// Whether a pair on `x` runs the fused op.
+    /// Whether a pair on `x` runs the fused pair op (f32 CPU tensors).
     ///
     /// # Errors
-    /// [`ScanBackend::Fused`] asked for on a tensor it cannot take.
+    /// [`ScanBackend::Fused`] asked for on a tensor no fused op can take.
     pub fn fused_for(self, x: &Tensor) -> Result<bool> {
         let ok = matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32;
         match self {
             ScanBackend::Auto => Ok(ok),
-            ScanBackend::Fused if !ok => candle_core::bail!(
-                "the fused scan runs on f32 CPU tensors only, got {:?} on {:?}",
+            ScanBackend::Fused if !ok && !fused_scan_runs_on(x) => candle_core::bail!(
+                "the fused scan runs on f32 CPU tensors{}, got {:?} on {:?}",
+                if cfg!(feature = "cuda") {
+                    " and f32 CUDA tensors"
+                } else {
+                    " (CUDA: build with the `cuda` feature)"
+                },
                 x.dtype(),
                 x.device()
             ),
-            ScanBackend::Fused => Ok(true),
+            ScanBackend::Fused => Ok(ok),
             ScanBackend::Reference => Ok(false),
         }
+    }
+
+    /// Whether a scan on `xi` (outside the fused pair op) runs the fused scan op.
+    pub fn fused_scan_for(self, xi: &Tensor) -> bool {
+        self != ScanBackend::Reference && fused_scan_runs_on(xi)
+    }
+}
+
+/// Whether the fused scan op has an implementation for `t`'s device and dtype.
+fn fused_scan_runs_on(t: &Tensor) -> bool {
+    t.dtype() == DType::F32 && (t.device().is_cpu() || (cfg!(feature = "cuda") && t.device().is_cuda()))
+}
+
+/// The scan through the implementation `backend` picks: [`super::scan_fused`] where it applies,
+/// [`scan_reference`] elsewhere. Same arguments and result as [`scan_reference`].
+///
+/// # Errors
+/// Shape errors.
+pub fn scan(
+    backend: ScanBackend,
+    cell: Cell,
+    xi: &Tensor,
+    v: &Tensor,
+    ln: Option<&Tensor>,
+    reverse: &[bool],
+) -> Result<Tensor> {
+    if backend.fused_scan_for(xi) {
+        super::scan_fused(cell, xi, v, ln, reverse)
+    } else {
+        scan_reference(cell, xi, v, ln, reverse)
     }
 }
 

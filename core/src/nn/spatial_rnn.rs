@@ -4,7 +4,9 @@
 //! `[B, C, H, W]` into the scan layout `[N, T, C]` (`N = B·H` rows of length `T = W`, or
 //! `N = B·W` columns of length `T = H`), applies the input projection once for all positions
 //! (eq. 7), runs both directions and merges them. On f32 CPU tensors the whole pair is one fused
-//! op ([`super::pair_op`]); elsewhere it is composed of candle ops ([`scan_reference`]).
+//! op ([`super::pair_op`]); elsewhere the projection and permutes are candle ops and the scan is
+//! the fused scan op on CUDA ([`super::scan_op`]) or the composed reference
+//! ([`super::scan_reference`]).
 //!
 //! Two ways to own the input projection (both needed, SPEC §2):
 //! - [`RnnPair::new`]: each direction owns `U`, `b` (a 1x1 projection; CIFAR networks). Weights
@@ -19,7 +21,7 @@ use candle_nn::{Init, VarBuilder};
 
 use super::forward::{join_name, Forward};
 use super::pair_op::{PairOp, PairOpOutput};
-use super::scan::scan_reference;
+use super::scan::{scan, ScanBackend};
 use super::{Axis, Cell};
 
 /// How the two maps of a pair are merged.
@@ -235,15 +237,16 @@ impl RnnPair {
                 )
             }
         } else {
-            let (a, b) = self.forward_reference(x)?;
+            let (a, b) = self.forward_composed(x, fwd.backend)?;
             fwd.record(&da, || Ok(a.clone()))?;
             fwd.record(&db, || Ok(b.clone()))?;
             merge_maps(&a, &b, merge)
         }
     }
 
-    /// Both directions' maps `[B, D, H, W]` through the composed reference scan.
-    fn forward_reference(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+    /// Both directions' maps `[B, D, H, W]`, the projection and permutes composed of candle ops,
+    /// the scan by [`scan`] (the fused scan op on CUDA, the step-by-step reference otherwise).
+    fn forward_composed(&self, x: &Tensor, backend: ScanBackend) -> Result<(Tensor, Tensor)> {
         let (b, _, h, w) = x.dims4()?;
         let seq = to_scan_layout(x, self.axis)?; // [N, T, C]
         let (n, t, c) = seq.dims3()?;
@@ -262,7 +265,7 @@ impl RnnPair {
             Some([a, b]) => Some(Tensor::stack(&[Tensor::stack(a, 0)?, Tensor::stack(b, 0)?], 0)?),
             None => None,
         };
-        let hs = scan_reference(self.cell, &xi, &v, ln.as_ref(), &[false, true])?;
+        let hs = scan(backend, self.cell, &xi.contiguous()?, &v, ln.as_ref(), &[false, true])?;
         Ok((
             from_scan_layout(&hs.get(0)?, self.axis, (b, h, w))?,
             from_scan_layout(&hs.get(1)?, self.axis, (b, h, w))?,
