@@ -50,7 +50,7 @@ fn main() {
                 })
                 .collect(),
         );
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/cifar_step_torch.py");
+        let script = common::script("cifar_step_torch.py");
         let torch = Command::new(python())
             .arg(script)
             .args([name, &batch.to_string(), &runs.to_string(), &threads.to_string()])

@@ -14,7 +14,7 @@ use lrnn_core::nn::batch_norm::BatchNormRelu;
 use lrnn_core::nn::{conv2d_with, ConvAlgo};
 
 fn torch_row(shape: [usize; 5], runs: usize, threads: usize) -> Option<serde_json::Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/conv_torch.py");
+    let script = common::script("conv_torch.py");
     let out = Command::new(python())
         .arg(script)
         .args(shape.iter().map(ToString::to_string))

@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return child(&name);
     }
     let me = std::env::current_exe()?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/fcn_forward_torch.py");
+    let script = common::script("fcn_forward_torch.py");
     let threads = rayon::current_num_threads();
     println!("VGG-16 FCN forward, 1 image 384x384, n = 1024, {threads} threads, median of {RUNS} (after one warm-up)");
     println!("| network | parameters | lrnn-core (ms) | PyTorch (ms) | lrnn-core peak memory (MiB) | PyTorch peak memory (MiB) |");
@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ours: serde_json::Value = serde_json::from_str(text.trim())?;
         let (text, _, torch_rss) =
             run_child(Command::new(common::python()).env("OPENBLAS_NUM_THREADS", "1").args([
-                script,
+                &script,
                 name,
                 &RUNS.to_string(),
                 &threads.to_string(),

@@ -10,7 +10,9 @@
 //!
 //! Run: `cargo bench -p lrnn-core --bench lrnn_module` (env `LRNN_BENCH_RUNS`, default 7;
 //! `LRNN_BENCH_CASES=0,2` for some of the cases; `LRNN_BENCH_FUSED_ONLY=1` times the fused op
-//! alone, for profiling).
+//! alone, for profiling). `LRNN_BENCH_DEVICE=cuda` runs every row on the first NVIDIA GPU (build
+//! with `--features cuda`; PyTorch on CUDA too, the floor at cuBLAS's rate; no memory column):
+//! `core/benches/cuda_bench.sh` does that on a machine without cargo.
 
 mod common;
 
@@ -70,9 +72,9 @@ enum Net {
 }
 
 impl Case {
-    fn build(&self) -> (Net, Tensor) {
+    fn build(&self, dev: &Device) -> (Net, Tensor) {
         let [b, c, h, w, d] = self.shape;
-        let dev = Device::Cpu;
+        let dev = dev.clone();
         match self.mode {
             Mode::Module => {
                 let cfg = LayerRnnConfig { in_channels: c, hidden: d, cell: self.cell, merge: Merge::Sum };
@@ -114,13 +116,13 @@ impl Case {
     }
 
     /// The best sgemm rate (GFLOP/s) candle reaches at the products involved.
-    fn rate(&self, runs: usize) -> f64 {
+    fn rate(&self, dev: &Device, runs: usize) -> f64 {
         let [b, c, h, w, d] = self.shape;
         let g = self.cell.gates();
-        let step = sgemm_gflops(b * h, d, g * d, runs * 10);
+        let step = sgemm_gflops(dev, b * h, d, g * d, runs * 10);
         match self.mode {
-            Mode::Module => step.max(sgemm_gflops(b * h * w, c, 2 * g * d, runs)),
-            Mode::Pair => step.max(sgemm_gflops(2 * b * h, d, d, runs * 10)),
+            Mode::Module => step.max(sgemm_gflops(dev, b * h * w, c, 2 * g * d, runs)),
+            Mode::Pair => step.max(sgemm_gflops(dev, 2 * b * h, d, d, runs * 10)),
         }
     }
 }
@@ -132,28 +134,29 @@ fn forward(net: &Net, x: &Tensor, fwd: &mut Forward) -> Tensor {
     }
 }
 
-fn sgemm_gflops(m: usize, k: usize, n: usize, runs: usize) -> f64 {
-    let dev = Device::Cpu;
-    let a = Tensor::randn(0f32, 1.0, (m, k), &dev).expect("randn");
-    let b = Tensor::randn(0f32, 1.0, (k, n), &dev).expect("randn");
+fn sgemm_gflops(dev: &Device, m: usize, k: usize, n: usize, runs: usize) -> f64 {
+    let a = Tensor::randn(0f32, 1.0, (m, k), dev).expect("randn");
+    let b = Tensor::randn(0f32, 1.0, (k, n), dev).expect("randn");
     // The best of several medians: the floor is what the machine can reach.
     let ms = (0..5)
         .map(|_| {
             time_ms(runs, || {
                 a.matmul(&b).expect("matmul");
+                dev.synchronize().expect("synchronize");
             })
         })
         .fold(f64::INFINITY, f64::min);
     2.0 * (m * k * n) as f64 / (ms * 1e6)
 }
 
-fn torch_side(case: &Case, runs: usize, memory: bool) -> Option<serde_json::Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/lrnn_module_torch.py");
+fn torch_side(case: &Case, dev: &Device, runs: usize, memory: bool) -> Option<serde_json::Value> {
+    let script = common::script("lrnn_module_torch.py");
     let mut args: Vec<String> = case.shape.iter().map(ToString::to_string).collect();
     args.push(runs.to_string());
     args.push(std::thread::available_parallelism().map_or(1, usize::from).to_string());
     args.push(if case.cell == Cell::Gru { "gru" } else { "vanilla" }.into());
     args.push(if case.mode == Mode::Pair { "pair" } else { "module" }.into());
+    args.push(if dev.is_cuda() { "cuda" } else { "cpu" }.into());
     // torch runs its own intra-op threads; a threaded OpenBLAS under it oversubscribes the cores.
     let out = Command::new(python())
         .arg(script)
@@ -189,7 +192,7 @@ fn vm_mib(field: &str) -> f64 {
 /// (`/proc/self/clear_refs`) and read after (`VmHWM`; `ru_maxrss` would include the parent's
 /// memory at the fork), as the PyTorch script measures its own with `LRNN_TORCH_MEMORY=1`.
 fn memory_child(case: &Case) {
-    let (net, x) = case.build();
+    let (net, x) = case.build(&Device::Cpu);
     let xv = Var::from_tensor(&x).expect("var");
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let before = vm_mib("VmRSS");
@@ -209,25 +212,31 @@ fn main() {
         .ok()
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| (0..CASES.len()).collect());
+    let dev = match std::env::var("LRNN_BENCH_DEVICE").as_deref() {
+        Ok("cuda") => Device::new_cuda(0)
+            .expect("LRNN_BENCH_DEVICE=cuda: build with --features cuda, run with an NVIDIA GPU"),
+        _ => Device::Cpu,
+    };
     let threads = rayon::current_num_threads();
-    println!(
-        "Spatial scans, {threads} threads, median of {runs} (the step-by-step candle rows: of {})",
-        runs.min(3)
-    );
+    let on = if dev.is_cuda() { "CUDA GPU 0".to_string() } else { format!("CPU, {threads} threads") };
+    println!("Spatial scans, {on}, median of {runs} (the step-by-step candle rows: of {})", runs.min(3));
     println!("| case | B, C, H, W, D | implementation | forward (ms) | forward+backward (ms) | peak memory growth, fwd+bwd (MiB) |");
     println!("|---|---|---|---:|---:|---:|");
     for i in wanted {
         let case = &CASES[i];
-        let (net, x) = case.build();
+        let (net, x) = case.build(&dev);
         let xv = Var::from_tensor(&x).expect("var");
         let fwd_flops = case.flops();
-        let rate = case.rate(runs);
+        let rate = case.rate(&dev, runs);
         let fused_only = std::env::var("LRNN_BENCH_FUSED_ONLY").is_ok_and(|v| v == "1");
-        let memory = Command::new(std::env::current_exe().expect("exe"))
-            .env("LRNN_BENCH_MEMORY_OF", i.to_string())
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok());
+        let memory = dev.is_cpu().then(|| {
+            Command::new(std::env::current_exe().expect("exe"))
+                .env("LRNN_BENCH_MEMORY_OF", i.to_string())
+                .output()
+                .ok()
+                .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+        });
+        let memory = memory.flatten();
         let mut rows: Vec<(String, f64, f64, Option<f64>)> = Vec::new();
         for (name, backend, n) in [
             ("lrnn-core, fused scan op", ScanBackend::Fused, runs),
@@ -238,19 +247,25 @@ fn main() {
         {
             let f = time_ms(n, || {
                 forward(&net, &x, &mut Forward::eval().with_backend(backend));
+                dev.synchronize().expect("synchronize");
             });
             let fb = time_ms(n, || {
                 let y = forward(&net, xv.as_tensor(), &mut Forward::train().with_backend(backend));
                 y.sum_all().and_then(|l| l.backward()).expect("backward");
+                dev.synchronize().expect("synchronize");
             });
             let mem = if backend == ScanBackend::Fused { memory } else { None };
             rows.push((name.to_string(), f, fb, mem));
         }
-        if let Some(t) = (!fused_only).then(|| torch_side(case, runs, false)).flatten() {
+        if let Some(t) = (!fused_only).then(|| torch_side(case, &dev, runs, false)).flatten() {
             let get = |k: &str| t.get(k).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
             let name = format!("PyTorch {}", t.get("torch").and_then(|v| v.as_str()).unwrap_or("?"));
-            let mem = torch_side(case, runs, true)
-                .and_then(|m| m.get("peak_growth_mib").and_then(serde_json::Value::as_f64));
+            let mem = if dev.is_cpu() {
+                torch_side(case, &dev, runs, true)
+                    .and_then(|m| m.get("peak_growth_mib").and_then(serde_json::Value::as_f64))
+            } else {
+                None
+            };
             rows.push((name, get("forward_ms"), get("forward_backward_ms"), mem));
         }
         rows.push((

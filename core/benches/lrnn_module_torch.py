@@ -6,9 +6,10 @@
   projection, vanilla cell, mean merge (the FCN heads).
 Per step one [N, D] x [D, G*D] product for all rows of a direction.
 
-Usage: lrnn_module_torch.py B C H W D RUNS [THREADS [CELL [MODE]]]  -> one JSON line with
-medians in ms; with LRNN_TORCH_MEMORY=1 instead the growth of the peak resident memory over one
-forward+backward in a fresh process (MiB).
+Usage: lrnn_module_torch.py B C H W D RUNS [THREADS [CELL [MODE [DEVICE]]]]  -> one JSON line
+with medians in ms; with LRNN_TORCH_MEMORY=1 instead the growth of the peak resident memory over
+one forward+backward in a fresh process (MiB). DEVICE is `cpu` (default) or `cuda` (timings then
+wait for the GPU: torch.cuda.synchronize).
 """
 import json
 import os
@@ -83,22 +84,27 @@ def main():
     torch.set_num_threads(int(sys.argv[7]) if len(sys.argv) > 7 else torch.get_num_threads())
     cell = sys.argv[8] if len(sys.argv) > 8 else "vanilla"
     mode = sys.argv[9] if len(sys.argv) > 9 else "module"
+    dev = torch.device(sys.argv[10] if len(sys.argv) > 10 else "cpu")
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     gates = 3 if cell == "gru" else 1
     g = torch.Generator().manual_seed(0)
+
+    def leaf(t):
+        return t.to(dev).requires_grad_(True)
+
     params = []
     if mode == "pair":
-        x = torch.randn(bsz, d, hgt, wid, generator=g, requires_grad=True)
-        v = [((torch.rand(d, d, generator=g) - 0.5) / d ** 0.5).requires_grad_(True) for _ in range(2)]
+        x = leaf(torch.randn(bsz, d, hgt, wid, generator=g))
+        v = [leaf((torch.rand(d, d, generator=g) - 0.5) / d ** 0.5) for _ in range(2)]
 
         def forward():
             return shared_pair(x, v)
     else:
-        x = torch.randn(bsz, c, hgt, wid, generator=g, requires_grad=True)
+        x = leaf(torch.randn(bsz, c, hgt, wid, generator=g))
         for cin in (c, d):
-            u = ((torch.rand(2 * gates * d, cin, generator=g) - 0.5) / cin ** 0.5).requires_grad_(True)
-            b = torch.zeros(2 * gates * d, requires_grad=True)
-            v = [((torch.rand(gates * d, d, generator=g) - 0.5) / d ** 0.5).requires_grad_(True)
-                 for _ in range(2)]
+            u = leaf((torch.rand(2 * gates * d, cin, generator=g) - 0.5) / cin ** 0.5)
+            b = leaf(torch.zeros(2 * gates * d))
+            v = [leaf((torch.rand(gates * d, d, generator=g) - 0.5) / d ** 0.5) for _ in range(2)]
             params.append((u, b, v))
 
         def forward():
@@ -120,14 +126,18 @@ def main():
         forward()
         fwd = []
         for _ in range(runs):
+            sync()
             t0 = time.perf_counter()
             forward()
+            sync()
             fwd.append((time.perf_counter() - t0) * 1e3)
     forward().sum().backward()
     both = []
     for _ in range(runs):
+        sync()
         t0 = time.perf_counter()
         forward().sum().backward()
+        sync()
         both.append((time.perf_counter() - t0) * 1e3)
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"forward_ms": statistics.median(fwd), "forward_backward_ms": statistics.median(both),

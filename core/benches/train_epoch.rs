@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let n: usize = std::env::var("LRNN_EPOCH_IMAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(3200);
     let (v, batch, threads) = (1000usize, 64usize, rayon::current_num_threads());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/train_epoch_torch.py");
+    let script = common::script("train_epoch_torch.py");
     let tmp = std::env::temp_dir().join(format!("lrnn-epoch-bench-{}", std::process::id()));
     println!(
         "One epoch on Fashion-MNIST: {n} training images (padded to 32x32, no augmentation), batch {batch}, \
@@ -60,7 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("| {name} | lrnn-core (`lrnn train`) | {seconds:.1} | {project:.1} | {rss:.0} | {val}% |");
         let (text, _, rss) =
             run_child(Command::new(common::python()).env("OPENBLAS_NUM_THREADS", "1").args([
-                script,
+                &script,
                 name,
                 &dir,
                 &n.to_string(),

@@ -42,6 +42,17 @@ pub fn python() -> String {
     })
 }
 
+/// The path of the PyTorch script `name` beside these benchmarks: where the sources were built
+/// from, else `benches/` or `core/benches/` under the current folder (a benchmark built on one
+/// machine and run from a checkout on another).
+pub fn script(name: &str) -> String {
+    let built = format!("{}/benches/{name}", env!("CARGO_MANIFEST_DIR"));
+    [built.clone(), format!("benches/{name}"), format!("core/benches/{name}")]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or(built)
+}
+
 /// Runs `cmd`, returning its stdout, its wall time in s and its peak RSS in MiB.
 pub fn run_child(cmd: &mut Command) -> Result<(String, f64, f64), Box<dyn std::error::Error>> {
     let started = Instant::now();
