@@ -5,7 +5,8 @@
 //! (`fcn_forward_torch.py ... cuda`), when a CUDA-enabled torch is there.
 //!
 //! `cargo bench -p lrnn-core --bench gpu_forward` (`LRNN_BENCH_RUNS=N` timed calls of the FCN,
-//! default 3; the bundled models get 7). The GPU time includes writing the input and reading the
+//! default 3; the bundled models get 7). Built with `--features cuda` and run with an NVIDIA GPU,
+//! it also times the FCN on candle's CUDA device. The GPU time includes writing the input and reading the
 //! output back; the weights are uploaded once, before.
 #![allow(clippy::unwrap_used)]
 
@@ -41,6 +42,26 @@ fn row(ctx: &GpuContext, label: &str, model: &Model, x: &Tensor, runs: usize) ->
     let err = relative_error(&cpu, &gpu.forward(ctx, x, Capture::Nothing).unwrap().output);
     println!("| {label} | {:?} | {cpu_ms:.1} | {gpu_ms:.1} | {err:.1e} |", x.dims());
     (cpu_ms, gpu_ms)
+}
+
+/// The median time of `model` on candle's CUDA device 0 (same weights) and the largest difference
+/// of its output to the CPU's, relative to the output's peak; `None` without a CUDA device (a
+/// build without `--features cuda`, or no NVIDIA GPU).
+fn on_cuda(model: &Model, x: &Tensor, runs: usize) -> Option<(f64, f32)> {
+    let dev = Device::new_cuda(0).ok()?;
+    let on = Model::new_seeded(model.desc().clone(), &dev, 1).unwrap();
+    let src = model.varmap().data().lock().unwrap();
+    for (name, var) in on.varmap().data().lock().unwrap().iter() {
+        var.set(&src[name].as_tensor().to_device(&dev).unwrap()).unwrap();
+    }
+    let xd = x.to_device(&dev).unwrap();
+    let ms = time_ms(runs, || {
+        on.forward(&xd, &mut Forward::eval()).unwrap();
+        dev.synchronize().unwrap();
+    });
+    let cpu = model.forward(x, &mut Forward::eval()).unwrap();
+    let got = on.forward(&xd, &mut Forward::eval()).unwrap().to_device(&Device::Cpu).unwrap();
+    Some((ms, relative_error(&cpu, &got)))
 }
 
 fn main() {
@@ -81,6 +102,9 @@ fn main() {
     }
     let x = (Tensor::randn(0f32, 1.0, (1, 3, 384, 384), &Device::Cpu).unwrap() * 50.0).unwrap();
     let (_, gpu_ms) = row(&ctx, "VGG-16 FCN-8s-LRNN, n = 1024 (random weights)", &model, &x, runs);
+    if let Some((cuda_ms, err)) = on_cuda(&model, &x, runs) {
+        println!("\nFCN-8s-LRNN 384x384 on candle's CUDA device (same weights, fused CUDA scan): {cuda_ms:.1} ms, max relative difference to the CPU {err:.1e}");
+    }
     if ctx.is_software() {
         println!("\n{} is a software rasteriser: no PyTorch CUDA comparison.", ctx.describe());
         return;

@@ -38,7 +38,9 @@ struct Cli {
 /// Where `lrnn run` computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum RunDevice {
-    /// A hardware GPU when there is one and the model runs on it, else the CPU.
+    /// In a build with `--features cuda`, candle's CUDA device 0 when there is one (on an H200
+    /// 22x faster than wgpu for FCN-8s-LRNN, BENCHMARKS.md); else a hardware GPU through wgpu
+    /// when there is one and the model runs on it; else the CPU.
     Auto,
     /// The candle CPU path.
     Cpu,
@@ -51,9 +53,10 @@ enum RunDevice {
 /// Which scan implementation to use.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Backend {
-    /// The fused CPU op where it applies, the composed reference elsewhere.
+    /// The fused ops where they apply (f32 on the CPU; on CUDA with `--features cuda`), the
+    /// composed reference elsewhere.
     Auto,
-    /// The fused CPU op (f32, CPU).
+    /// The fused ops (f32 on the CPU; on CUDA with `--features cuda`).
     Fused,
     /// Candle ops composed step by step.
     Reference,
@@ -85,13 +88,14 @@ enum Command {
         /// Where to write `output` and the per-direction maps (written atomically).
         #[arg(long)]
         output: PathBuf,
-        /// Scan implementation (CPU path).
+        /// Scan implementation (candle paths: CPU and CUDA).
         #[arg(long, value_enum, default_value_t = Backend::Auto)]
         backend: Backend,
-        /// Where to run: `auto` takes a hardware GPU through wgpu when there is one, else the
-        /// CPU; `wgpu` any adapter (a software one too); `cuda` candle's CUDA device (a build
-        /// with `--features cuda`); `cpu` the candle CPU path. The choice is printed; a GPU
-        /// failure falls back to the CPU with the reason.
+        /// Where to run: `auto` takes candle's CUDA device when built with `--features cuda`
+        /// and there is one, else a hardware GPU through wgpu when there is one, else the CPU;
+        /// `wgpu` any adapter (a software one too); `cuda` candle's CUDA device (a build with
+        /// `--features cuda`); `cpu` the candle CPU path. The choice is printed; a GPU failure
+        /// falls back to the CPU with the reason.
         #[arg(long, value_enum, default_value_t = RunDevice::Auto)]
         device: RunDevice,
     },
@@ -400,6 +404,8 @@ fn run(
     }
     let gpu = match device {
         RunDevice::Cpu => Err(String::new()),
+        RunDevice::Auto if cfg!(feature = "cuda") => run_on_cuda(&model, model_path, weights, &x, backend)
+            .or_else(|cuda| run_on_gpu(&model, &x, false).map_err(|wgpu| format!("{cuda}; {wgpu}"))),
         RunDevice::Auto | RunDevice::Wgpu => run_on_gpu(&model, &x, device == RunDevice::Wgpu),
         RunDevice::Cuda => run_on_cuda(&model, model_path, weights, &x, backend),
     };
