@@ -186,25 +186,29 @@ fn nchw_to_nhwc(src: &[f32], c: usize, hw: usize, dst: &mut [f32]) {
     });
 }
 
-/// `[HW, C]` rows of each image to `[C, HW]` planes, scaled by `alpha` and added into `dst`
-/// when `add`.
-fn nhwc_to_nchw(src: &[f32], c: usize, hw: usize, alpha: f32, add: bool, dst: &mut [f32]) {
+/// `[HW, C]` rows of each image to `[C, HW]` planes: `dst = alpha · (src + also)` (`also`, when
+/// given, has `src`'s layout: a merge of two directions in the one pass over `dst`).
+fn nhwc_to_nchw(src: &[f32], also: Option<&[f32]>, c: usize, hw: usize, alpha: f32, dst: &mut [f32]) {
     if c * hw == 0 {
         return;
     }
-    dst.par_chunks_mut(c * hw).zip(src.par_chunks(c * hw)).for_each(|(d, s)| {
+    let planes = dst.par_chunks_mut(c * hw).zip(src.par_chunks(c * hw));
+    let tile = |d: &mut [f32], s: &[f32], s2: Option<&[f32]>| {
         for c0 in (0..c).step_by(TILE) {
             for p0 in (0..hw).step_by(TILE) {
                 for ch in c0..(c0 + TILE).min(c) {
                     for p in p0..(p0 + TILE).min(hw) {
-                        let v = alpha * s[p * c + ch];
-                        let o = &mut d[ch * hw + p];
-                        *o = if add { *o + v } else { v };
+                        let v = s[p * c + ch] + s2.map_or(0.0, |s2| s2[p * c + ch]);
+                        d[ch * hw + p] = alpha * v;
                     }
                 }
             }
         }
-    });
+    };
+    match also {
+        None => planes.for_each(|(d, s)| tile(d, s, None)),
+        Some(also) => planes.zip(also.par_chunks(c * hw)).for_each(|((d, s), s2)| tile(d, s, Some(s2))),
+    }
 }
 
 /// `dst[m×n] (contiguous) = (acc ? dst : 0) + lhs[m×k] · rhs[k×n]`, `lhs` and `rhs` given as
@@ -273,8 +277,8 @@ impl CustomOp2 for PairOp {
             PairOpOutput::Directions => {
                 let mut out = buffers::take(2 * per_dir);
                 let (o0, o1) = out.split_at_mut(per_dir);
-                nhwc_to_nchw(h0, d, hw, 1.0, false, o0);
-                nhwc_to_nchw(h1, d, hw, 1.0, false, o1);
+                nhwc_to_nchw(h0, None, d, hw, 1.0, o0);
+                nhwc_to_nchw(h1, None, d, hw, 1.0, o1);
                 (out, Shape::from((2, b, d, h, w)))
             }
             PairOpOutput::Merged(Merge::Concat) => {
@@ -283,16 +287,15 @@ impl CustomOp2 for PairOp {
                 out.par_chunks_mut(2 * d * hw).enumerate().for_each(|(img, o)| {
                     let (o0, o1) = o.split_at_mut(d * hw);
                     let span = img * hw * d..(img + 1) * hw * d;
-                    nhwc_to_nchw(&h0[span.clone()], d, hw, 1.0, false, o0);
-                    nhwc_to_nchw(&h1[span], d, hw, 1.0, false, o1);
+                    nhwc_to_nchw(&h0[span.clone()], None, d, hw, 1.0, o0);
+                    nhwc_to_nchw(&h1[span], None, d, hw, 1.0, o1);
                 });
                 (out, Shape::from((b, 2 * d, h, w)))
             }
             PairOpOutput::Merged(merge) => {
                 let alpha = if merge == Merge::Mean { 0.5 } else { 1.0 };
                 let mut out = buffers::take(per_dir);
-                nhwc_to_nchw(h0, d, hw, alpha, false, &mut out);
-                nhwc_to_nchw(h1, d, hw, alpha, true, &mut out);
+                nhwc_to_nchw(h0, Some(h1), d, hw, alpha, &mut out);
                 (out, Shape::from((b, d, h, w)))
             }
         };
@@ -309,44 +312,66 @@ impl CustomOp2 for PairOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (b, c, h, w) = x.dims4()?;
-        let xd = x.flatten_all()?.to_vec1::<f32>()?;
-        let p = params.flatten_all()?.to_vec1::<f32>()?;
-        let g = grad.flatten_all()?.to_vec1::<f32>()?;
+        let dims4 = x.dims4()?;
+        // The inputs' storage is read where it lies (the op runs on f32 CPU tensors only).
+        let (dx, dp) = with_f32(x, "L-RNN pair: input", |xd| {
+            with_f32(params, "L-RNN pair: parameters", |p| {
+                with_f32(grad, "L-RNN pair: output gradient", |g| Ok(self.backward_cpu(xd, p, g, dims4)))
+            })
+        })?;
+        let dx = Tensor::from_vec(dx, dims4, x.device())?;
+        let dp = Tensor::from_vec(dp, self.packed().end, params.device())?;
+        Ok((Some(dx), Some(dp)))
+    }
+}
+
+impl PairOp {
+    /// The gradients of the input and of the packed parameters, given the output's gradient `g`.
+    fn backward_cpu(
+        &self,
+        xd: &[f32],
+        p: &[f32],
+        g: &[f32],
+        (b, c, h, w): (usize, usize, usize, usize),
+    ) -> (Vec<f32>, Vec<f32>) {
         let saved = self.saved.lock().ok().and_then(|mut s| s.take());
-        let saved = saved.unwrap_or_else(|| self.forward_states(&xd, &p, (b, h, w)));
+        let saved = saved.unwrap_or_else(|| self.forward_states(xd, p, (b, h, w)));
         let (d, hw, gd) = (self.hidden, h * w, self.gd());
         let per_dir = b * hw * d;
-        // The gradient of each direction's states, channels-last.
-        let mut gh = buffers::take(2 * per_dir);
-        {
-            let (g0, g1) = gh.split_at_mut(per_dir);
-            match self.output {
-                PairOpOutput::Directions => {
-                    nchw_to_nhwc(&g[..per_dir], d, hw, g0);
-                    nchw_to_nhwc(&g[per_dir..], d, hw, g1);
-                }
-                PairOpOutput::Merged(Merge::Concat) => {
-                    g0.par_chunks_mut(hw * d).zip(g1.par_chunks_mut(hw * d)).enumerate().for_each(
-                        |(img, (a, bb))| {
-                            let src = &g[img * 2 * d * hw..(img + 1) * 2 * d * hw];
-                            nchw_to_nhwc(&src[..d * hw], d, hw, a);
-                            nchw_to_nhwc(&src[d * hw..], d, hw, bb);
-                        },
-                    );
-                }
-                PairOpOutput::Merged(merge) => {
-                    nchw_to_nhwc(&g, d, hw, g0);
-                    if merge == Merge::Mean {
-                        g0.iter_mut().for_each(|v| *v *= 0.5);
-                    }
-                    g1.copy_from_slice(g0);
-                }
+        // The gradient of each direction's states, channels-last; one block shared by both
+        // directions when the output is their sum or mean.
+        let gh = match self.output {
+            PairOpOutput::Directions => {
+                let mut gh = buffers::take(2 * per_dir);
+                let (g0, g1) = gh.split_at_mut(per_dir);
+                nchw_to_nhwc(&g[..per_dir], d, hw, g0);
+                nchw_to_nhwc(&g[per_dir..], d, hw, g1);
+                gh
             }
-        }
+            PairOpOutput::Merged(Merge::Concat) => {
+                let mut gh = buffers::take(2 * per_dir);
+                let (g0, g1) = gh.split_at_mut(per_dir);
+                g0.par_chunks_mut(hw * d).zip(g1.par_chunks_mut(hw * d)).enumerate().for_each(
+                    |(img, (a, bb))| {
+                        let src = &g[img * 2 * d * hw..(img + 1) * 2 * d * hw];
+                        nchw_to_nhwc(&src[..d * hw], d, hw, a);
+                        nchw_to_nhwc(&src[d * hw..], d, hw, bb);
+                    },
+                );
+                gh
+            }
+            PairOpOutput::Merged(merge) => {
+                let mut gh = buffers::take(per_dir);
+                nchw_to_nhwc(g, d, hw, &mut gh);
+                if merge == Merge::Mean {
+                    gh.iter_mut().for_each(|v| *v *= 0.5);
+                }
+                gh
+            }
+        };
         let at = self.packed();
         let dims = self.dims(b, h, w);
-        let sg = scan_cpu::backward(&self.args(dims, &saved.xi, &p, at), &saved.h, &gh);
+        let sg = scan_cpu::backward(&self.args(dims, &saved.xi, p, at), &saved.h, &gh);
         drop(saved);
         buffers::give(gh);
         let mut dp = vec![0f32; at.end];
@@ -357,8 +382,8 @@ impl CustomOp2 for PairOp {
         match self.own_input {
             None => {
                 // Both directions read the same projection: their gradients add up.
-                nhwc_to_nchw(&sg.dxi[..per_dir_xi], gd, hw, 1.0, false, &mut dx);
-                nhwc_to_nchw(&sg.dxi[per_dir_xi..], gd, hw, 1.0, true, &mut dx);
+                let (dxi0, dxi1) = sg.dxi.split_at(per_dir_xi);
+                nhwc_to_nchw(dxi0, Some(dxi1), gd, hw, 1.0, &mut dx);
             }
             Some(c) => {
                 let u = &p[at.u..at.b];
@@ -414,8 +439,6 @@ impl CustomOp2 for PairOp {
             }
         }
         buffers::give(sg.dxi);
-        let dx = Tensor::from_vec(dx, (b, c, h, w), x.device())?;
-        let dp = Tensor::from_vec(dp, at.end, params.device())?;
-        Ok((Some(dx), Some(dp)))
+        (dx, dp)
     }
 }
