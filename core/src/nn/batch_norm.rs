@@ -17,7 +17,7 @@ use candle_nn::{Init, ModuleT, VarBuilder};
 use rayon::prelude::*;
 
 use super::buffers;
-use super::pair_op::{cpu_f32, with_f32};
+use super::cpu::{cpu_f32, with_f32};
 
 /// PyTorch's default: `running = (1 - momentum) * running + momentum * batch statistic`.
 const MOMENTUM: f64 = 0.1;

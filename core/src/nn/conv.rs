@@ -17,7 +17,7 @@ use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
 
 use super::buffers;
-use super::pair_op::{cpu_f32, with_f32};
+use super::cpu::{cpu_f32, with_f32};
 use super::scan_cpu::matmul_strided;
 use super::winograd::{self, WinogradDims};
 

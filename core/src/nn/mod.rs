@@ -6,6 +6,7 @@ pub mod buffers;
 pub mod cell;
 pub mod cnn_block;
 pub mod conv;
+pub(crate) mod cpu;
 pub mod forward;
 pub mod fusion;
 pub mod insert;

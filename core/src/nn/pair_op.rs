@@ -8,10 +8,11 @@
 
 use std::sync::Mutex;
 
-use candle_core::{backend::BackendStorage, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::buffers;
+use super::cpu::{cpu_f32, with_f32};
 use super::scan::LN_EPS;
 use super::scan_cpu::{self, ScanArgs, ScanDims};
 use super::spatial_rnn::Merge;
@@ -221,30 +222,6 @@ fn matmul(
     rhs: (&[f32], usize, usize),
 ) {
     scan_cpu::matmul_strided(mnk, dst, mnk.1, acc, lhs, rhs);
-}
-
-/// Runs `f` on the f32 elements of `t` (a CPU tensor) without copying them when `t` is
-/// contiguous, on a contiguous copy otherwise; `what` names the tensor in errors.
-pub(crate) fn with_f32<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
-    let t = t.contiguous()?;
-    let (storage, layout) = t.storage_and_layout();
-    match &*storage {
-        candle_core::Storage::Cpu(s) => f(cpu_f32(s, layout, what)?),
-        _ => candle_core::bail!("{what} must be on the CPU"),
-    }
-}
-
-/// The f32 elements of a contiguous CPU storage (the fused ops' inputs); `what` names the
-/// input in errors.
-pub(crate) fn cpu_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let data = match s {
-        CpuStorage::F32(v) => v.as_slice(),
-        other => candle_core::bail!("{what} must be f32, got {:?}", other.dtype()),
-    };
-    match l.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("{what} must be contiguous"),
-    }
 }
 
 impl CustomOp2 for PairOp {

@@ -8,8 +8,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::buffers;
+use super::cpu::{cpu_f32, with_f32};
 use super::forward::Forward;
-use super::pair_op::{cpu_f32, with_f32};
 
 /// 2x2 max pooling with stride 2 (odd trailing rows and columns dropped, as PyTorch's
 /// `max_pool2d(x, 2)`); the gradient goes to the first maximum of each window, as in PyTorch.

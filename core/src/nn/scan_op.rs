@@ -10,7 +10,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
-use super::pair_op::cpu_f32;
+use super::cpu::cpu_f32;
 use super::scan::LN_EPS;
 use super::scan_cpu::{self, ScanArgs, ScanDims};
 use super::{Axis, Cell};
