@@ -171,7 +171,7 @@ impl ConvOp {
     /// block of output rows: `dWᵀ += col_blk · g_blkᵀ`, `db += Σ g_blk`, and on the im2col path
     /// `dcol = Wᵀ · g_blk` added into `dx_img` by col2im; on the Winograd path `dx` comes after,
     /// from one Winograd convolution of `g`. Without `need_dx` (an input that is not tracked, such
-    /// as the images at a network's stem) `dx` is left unspecified.
+    /// as the images at a network's stem) `dx` is empty and no buffer is taken for it.
     fn backward(
         &self,
         d: &Dims,
@@ -183,54 +183,50 @@ impl ConvOp {
         let (rows, ohw, img_len) = (d.col_rows(), d.out_hw(), d.c * d.h * d.w);
         // dx from the columns (im2col path), or after the loop from Winograd, or not at all.
         let dx_from_cols = need_dx && !self.algo.winograd(d);
-        let mut dx = buffers::take(d.b * img_len);
+        // Only an input that needs its gradient gets a buffer for it.
+        let mut dx = if need_dx { buffers::take(d.b * img_len) } else { Vec::new() };
         // The weight gradient's products sum over the block's positions: when they are the only
         // products left in the loop, whole images give them a long inner dimension.
         let budget = if dx_from_cols { COL_BLOCK } else { DW_BLOCK };
         let block = rows * d.block_rows(budget) * d.ow;
-        let (dw, db) = dx
-            .par_chunks_mut(img_len)
-            .enumerate()
-            .fold(
-                || (vec![0f32; d.o * rows], vec![0f32; d.o], vec![0f32; block]),
-                |(mut dw, mut db, mut col), (img, dxi)| {
-                    let gi = &g[img * d.o * ohw..][..d.o * ohw];
-                    for (b, row) in db.iter_mut().zip(gi.chunks_exact(ohw)) {
-                        *b += row.iter().sum::<f32>();
-                    }
-                    if dx_from_cols {
-                        dxi.fill(0.0);
-                    }
-                    for oys in d.blocks(budget) {
-                        let (p, n) = (oys.start * d.ow, oys.len() * d.ow);
-                        im2col(&xd[img * img_len..][..img_len], d, oys.clone(), &mut col);
-                        // dWᵀ [C·kh·kw, O] += col · g_blkᵀ (this orientation ran 1.2-1.5x faster
-                        // than dW += g_blk · colᵀ).
-                        matmul_strided((rows, d.o, n), &mut dw, d.o, true, (&col, n, 1), (&gi[p..], 1, ohw));
-                        if dx_from_cols {
-                            matmul_strided(
-                                (rows, n, d.o),
-                                &mut col,
-                                n,
-                                false,
-                                (wd, 1, rows),
-                                (&gi[p..], ohw, 1),
-                            );
-                            col2im(&col, d, oys, dxi);
-                        }
-                    }
-                    (dw, db, col)
-                },
-            )
-            .map(|(dw, db, _)| (dw, db))
-            .reduce(
-                || (vec![0f32; d.o * rows], vec![0f32; d.o]),
-                |(mut a, mut b), (c, e)| {
-                    a.iter_mut().zip(&c).for_each(|(x, y)| *x += y);
-                    b.iter_mut().zip(&e).for_each(|(x, y)| *x += y);
-                    (a, b)
-                },
-            );
+        let init = || (vec![0f32; d.o * rows], vec![0f32; d.o], vec![0f32; block]);
+        // One image: its share of dW and db, and (im2col path) its dx.
+        let image = |(mut dw, mut db, mut col): (Vec<f32>, Vec<f32>, Vec<f32>),
+                     (img, dxi): (usize, Option<&mut [f32]>)| {
+            let gi = &g[img * d.o * ohw..][..d.o * ohw];
+            for (b, row) in db.iter_mut().zip(gi.chunks_exact(ohw)) {
+                *b += row.iter().sum::<f32>();
+            }
+            let mut dxi = dxi.filter(|_| dx_from_cols);
+            if let Some(dxi) = dxi.as_deref_mut() {
+                dxi.fill(0.0);
+            }
+            for oys in d.blocks(budget) {
+                let (p, n) = (oys.start * d.ow, oys.len() * d.ow);
+                im2col(&xd[img * img_len..][..img_len], d, oys.clone(), &mut col);
+                // dWᵀ [C·kh·kw, O] += col · g_blkᵀ (this orientation ran 1.2-1.5x faster than
+                // dW += g_blk · colᵀ).
+                matmul_strided((rows, d.o, n), &mut dw, d.o, true, (&col, n, 1), (&gi[p..], 1, ohw));
+                if let Some(dxi) = dxi.as_deref_mut() {
+                    matmul_strided((rows, n, d.o), &mut col, n, false, (wd, 1, rows), (&gi[p..], ohw, 1));
+                    col2im(&col, d, oys, dxi);
+                }
+            }
+            (dw, db, col)
+        };
+        let sum = |(mut a, mut b): (Vec<f32>, Vec<f32>), (c, e): (Vec<f32>, Vec<f32>)| {
+            a.iter_mut().zip(&c).for_each(|(x, y)| *x += y);
+            b.iter_mut().zip(&e).for_each(|(x, y)| *x += y);
+            (a, b)
+        };
+        let zero = || (vec![0f32; d.o * rows], vec![0f32; d.o]);
+        let (dw, db) = if dx_from_cols {
+            let images = dx.par_chunks_mut(img_len).enumerate().map(|(i, c)| (i, Some(c)));
+            images.fold(init, image).map(|(dw, db, _)| (dw, db)).reduce(zero, sum)
+        } else {
+            let images = (0..d.b).into_par_iter().map(|i| (i, None));
+            images.fold(init, image).map(|(dw, db, _)| (dw, db)).reduce(zero, sum)
+        };
         if need_dx && !dx_from_cols {
             // dx = conv3x3(g, W rotated by 180° and transposed), padded by 2 - pad.
             let u = winograd::transform_kernels(wd, d.o, d.c, true);
