@@ -49,6 +49,27 @@ __device__ float block_sum(float v, float* red) {
     return red[32];
 }
 
+// For this block's row: n = LN(x + srow) (srow unread when first), normalised in place in `n`
+// (D floats of shared memory); returns the reciprocal standard deviation. `red` holds 33 floats.
+// Each thread keeps the columns j = threadIdx.x + m·blockDim.x, here and in its caller.
+__device__ float ln_row(const float* x, const float* srow, int first, float* n, int D, float eps, float* red) {
+    float sum = 0.0f;
+    for (int j = threadIdx.x; j < D; j += blockDim.x) {
+        float v = x[j] + (first ? 0.0f : srow[j]);
+        n[j] = v;
+        sum += v;
+    }
+    float mean = block_sum(sum, red) / D;
+    float sq = 0.0f;
+    for (int j = threadIdx.x; j < D; j += blockDim.x) {
+        float c = n[j] - mean;
+        sq += c * c;
+    }
+    float r = 1.0f / sqrtf(block_sum(sq, red) / D + eps);
+    for (int j = threadIdx.x; j < D; j += blockDim.x) n[j] = (n[j] - mean) * r;
+    return r;
+}
+
 // ---------------------------------------------------------------- forward
 
 // Vanilla: h_t = relu(xi_t + h_{t-1} V^T), with s = h_{t-1} V^T (unread when first).
@@ -66,31 +87,16 @@ extern "C" __global__ void fwd_vanilla(const float* xi, int xi_shared, const flo
 extern "C" __global__ void fwd_ln(const float* xi, int xi_shared, const float* s, const float* ln, float* hp,
                                   float* h, int K, int N, int T, int D, int i, unsigned rev, int first, float eps) {
     extern __shared__ float sh[];
-    float* a = sh;
+    float* n = sh;
     float* red = sh + D;
     long kn = blockIdx.x;
     int k = (int)(kn / N);
     int t = step_t(i, T, rev, k);
-    const float* x = xi_row(xi, xi_shared, kn, N, T, t, D);
-    const float* srow = s + kn * D;
-    float sum = 0.0f;
-    for (int j = threadIdx.x; j < D; j += blockDim.x) {
-        float v = x[j] + (first ? 0.0f : srow[j]);
-        a[j] = v;
-        sum += v;
-    }
-    float mean = block_sum(sum, red) / D;
-    float sq = 0.0f;
-    for (int j = threadIdx.x; j < D; j += blockDim.x) {
-        float c = a[j] - mean;
-        sq += c * c;
-    }
-    float var = block_sum(sq, red) / D;
-    float r = 1.0f / sqrtf(var + eps);
+    ln_row(xi_row(xi, xi_shared, kn, N, T, t, D), s + kn * D, first, n, D, eps, red);
     const float* gain = ln + (long)k * 2 * D;
     const float* bias = gain + D;
     for (int j = threadIdx.x; j < D; j += blockDim.x) {
-        float y = fmaxf(gain[j] * ((a[j] - mean) * r) + bias[j], 0.0f);
+        float y = fmaxf(gain[j] * n[j] + bias[j], 0.0f);
         hp[kn * D + j] = y;
         h[(kn * T + t) * D + j] = y;
     }
@@ -154,28 +160,13 @@ extern "C" __global__ void bwd_ln(const float* xi, int xi_shared, const float* s
     long kn = blockIdx.x;
     int k = (int)(kn / N);
     int t = step_t(i, T, rev, k);
-    const float* x = xi_row(xi, xi_shared, kn, N, T, t, D);
-    const float* srow = s + kn * D;
-    float sum = 0.0f;
-    for (int j = threadIdx.x; j < D; j += blockDim.x) {
-        float v = x[j] + (first ? 0.0f : srow[j]);
-        nrm[j] = v;
-        sum += v;
-    }
-    float mean = block_sum(sum, red) / D;
-    float sq = 0.0f;
-    for (int j = threadIdx.x; j < D; j += blockDim.x) {
-        float c = nrm[j] - mean;
-        sq += c * c;
-    }
-    float r = 1.0f / sqrtf(block_sum(sq, red) / D + eps);
+    float r = ln_row(xi_row(xi, xi_shared, kn, N, T, t, D), s + kn * D, first, nrm, D, eps, red);
     const float* gain = ln + (long)k * 2 * D;
     const float* bias = gain + D;
     float* dg = dln_rows + kn * 2 * D;
     float s1 = 0.0f, s2 = 0.0f;
     for (int j = threadIdx.x; j < D; j += blockDim.x) {
-        float nj = (nrm[j] - mean) * r;
-        nrm[j] = nj;
+        float nj = nrm[j];
         float y = gain[j] * nj + bias[j];
         float dy = y > 0.0f ? g[kn * D + j] : 0.0f;
         dg[j] += dy * nj;

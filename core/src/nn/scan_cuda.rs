@@ -58,6 +58,15 @@ impl Dims {
     fn gd(&self) -> usize {
         self.cell.gates() * self.hidden
     }
+    /// The rows of `V` each step first multiplies the previous state by: all of them, or GRU's
+    /// `W_z` and `W_r`.
+    fn lead(&self) -> usize {
+        if self.cell == Cell::Gru {
+            2 * self.hidden
+        } else {
+            self.hidden
+        }
+    }
     /// Elements of one scratch row block `[K, N, width]`.
     fn rows(&self, width: usize) -> usize {
         self.dirs * self.seqs * width
@@ -102,6 +111,29 @@ fn gemm<A: DevicePtr<f32>, B: DevicePtr<f32>, C: DevicePtrMut<f32>>(
     };
     // SAFETY: callers size every buffer for `batch` entries of the given shapes and strides.
     unsafe { blas.gemm_strided_batched(cfg, b, a, c) }.w()
+}
+
+/// The recurrent product of one step for every direction at once: `out[k] = rows[k] · W[k]ᵀ`,
+/// with `rows` `[K, N, D]`, `W[k]` the `width` rows `[width, D]` that start at `w` inside direction
+/// `k`'s block of `V` (`[G·D, D]` apart), and `out` `[K, N, width]`.
+fn times_vt<A: DevicePtr<f32>, B: DevicePtr<f32>, C: DevicePtrMut<f32>>(
+    blas: &CudaBlas,
+    dims: &Dims,
+    rows: &A,
+    w: &B,
+    width: usize,
+    out: &mut C,
+) -> Result<()> {
+    let (k, n, d) = (dims.dirs, dims.seqs, dims.hidden);
+    gemm(
+        blas,
+        k,
+        (n, width, d),
+        (rows, d, false, n * d),
+        (w, d, true, dims.gd() * d),
+        (out, width, n * width),
+        0.0,
+    )
 }
 
 /// One elementwise kernel launch over `total` threads, or one block per row when `row_block`
@@ -157,68 +189,29 @@ pub(crate) fn forward(
         _ => (dev.alloc_zeros::<f32>(1)?, dev.alloc_zeros::<f32>(1)?),
     };
     let ln = params.slice(k * gd * d..);
+    let wh = params.slice((2 * d * d).min(params.len())..);
     let shared = i32::from(dims.shared_input);
     let (ki, ni, ti, di) = (int(k), int(n), int(t), int(d));
     let cfg = grid(dims.rows(d));
     for i in 0..t {
         let first = i == 0;
         let (ii, fi) = (int(i), i32::from(first));
+        if !first {
+            times_vt(&blas, &dims, &hp, params, dims.lead(), &mut s)?;
+        }
         match dims.cell {
             Cell::Vanilla => {
-                if !first {
-                    gemm(
-                        &blas,
-                        k,
-                        (n, d, d),
-                        (&hp, d, false, n * d),
-                        (params, d, true, gd * d),
-                        (&mut s, d, n * d),
-                        0.0,
-                    )?;
-                }
                 launch!(dev, "fwd_vanilla", cfg; xi, &shared, &s, &mut hp, &mut h, &ki, &ni, &ti, &di, &ii, &dims.rev, &fi);
             }
             Cell::VanillaLn => {
-                if !first {
-                    gemm(
-                        &blas,
-                        k,
-                        (n, d, d),
-                        (&hp, d, false, n * d),
-                        (params, d, true, gd * d),
-                        (&mut s, d, n * d),
-                        0.0,
-                    )?;
-                }
                 launch!(dev, "fwd_ln", per_row(k * n, d, d + 33);
                     xi, &shared, &s, &ln, &mut hp, &mut h, &ki, &ni, &ti, &di, &ii, &dims.rev, &fi, &dims.eps);
             }
             Cell::Gru => {
-                if !first {
-                    // [a_z, a_r] recurrent parts: s_{t-1} [W_z; W_r]^T
-                    gemm(
-                        &blas,
-                        k,
-                        (n, 2 * d, d),
-                        (&hp, d, false, n * d),
-                        (params, d, true, gd * d),
-                        (&mut s, 2 * d, n * 2 * d),
-                        0.0,
-                    )?;
-                }
                 launch!(dev, "gru_gates", cfg; xi, &shared, &s, &hp, &mut zr_sig, &mut e, &ki, &ni, &ti, &di, &ii, &dims.rev, &fi);
                 if !first {
                     // (s_{t-1} ⊙ r) W_h^T
-                    let wh = params.slice(2 * d * d..);
-                    gemm(
-                        &blas,
-                        k,
-                        (n, d, d),
-                        (&e, d, false, n * d),
-                        (&wh, d, true, gd * d),
-                        (&mut s, d, n * d),
-                        0.0,
-                    )?;
+                    times_vt(&blas, &dims, &e, &wh, d, &mut s)?;
                 }
                 launch!(dev, "gru_out", cfg; xi, &shared, &s, &zr_sig, &mut hp, &mut h, &ki, &ni, &ti, &di, &ii, &dims.rev, &fi);
             }
@@ -273,22 +266,15 @@ pub(crate) fn backward(
         let has_prev = i > 0;
         let (ii, fi) = (int(i), i32::from(!has_prev));
         launch!(dev, "bwd_prep", cfg; h, grad, &carry, &mut hp, &mut g, &ki, &ni, &ti, &di, &ii, &dims.rev);
+        // The pre-activations are recomputed as in the forward (the vanilla cell's mask is h > 0).
+        if has_prev && dims.cell != Cell::Vanilla {
+            times_vt(&blas, &dims, &hp, params, dims.lead(), &mut s)?;
+        }
         match dims.cell {
             Cell::Vanilla => {
                 launch!(dev, "bwd_vanilla", cfg; h, &g, &mut da, &ki, &ni, &ti, &di, &ii, &dims.rev);
             }
             Cell::VanillaLn => {
-                if has_prev {
-                    gemm(
-                        &blas,
-                        k,
-                        (n, d, d),
-                        (&hp, d, false, n * d),
-                        (params, d, true, gd * d),
-                        (&mut s, d, n * d),
-                        0.0,
-                    )?;
-                }
                 let Some(rows) = dln_rows.as_mut() else {
                     candle_core::bail!("scan: LayerNorm gradient rows missing")
                 };
@@ -296,28 +282,9 @@ pub(crate) fn backward(
                     xi, &shared, &s, &ln, &g, &mut da, rows, &ki, &ni, &ti, &di, &ii, &dims.rev, &fi, &dims.eps);
             }
             Cell::Gru => {
-                if has_prev {
-                    gemm(
-                        &blas,
-                        k,
-                        (n, 2 * d, d),
-                        (&hp, d, false, n * d),
-                        (params, d, true, gd * d),
-                        (&mut s, 2 * d, n * 2 * d),
-                        0.0,
-                    )?;
-                }
                 launch!(dev, "gru_gates", cfg; xi, &shared, &s, &hp, &mut zr_sig, &mut e, &ki, &ni, &ti, &di, &ii, &dims.rev, &fi);
                 if has_prev {
-                    gemm(
-                        &blas,
-                        k,
-                        (n, d, d),
-                        (&e, d, false, n * d),
-                        (&wh, d, true, gd * d),
-                        (&mut s, d, n * d),
-                        0.0,
-                    )?;
+                    times_vt(&blas, &dims, &e, &wh, d, &mut s)?;
                 }
                 launch!(dev, "gru_bwd1", cfg; xi, &shared, &s, &zr_sig, &hp, &g, &mut da, &ki, &ni, &ti, &di, &ii, &dims.rev, &fi);
                 if has_prev {
