@@ -606,10 +606,11 @@ fn backward_block(
     let mut dv = vec![0f32; gd * d];
     let mut dln = if args.cell == Cell::VanillaLn { vec![0f32; 2 * d] } else { Vec::new() };
     let mut s = Scratch::new(m, d, args.cell.gates());
-    // Gradient reaching h_t from step t+1 (in scan order), and dh_t itself.
+    // Gradient reaching h_t from step t+1 (in scan order), and dh_t itself (the vanilla cell
+    // reads its gradient in place and needs neither dh nor GRU's `tmp`).
     let mut carry = vec![0f32; m * d];
-    let mut dh = vec![0f32; m * d];
-    let mut tmp = vec![0f32; m * 2 * d];
+    let mut dh = if args.cell == Cell::Vanilla { Vec::new() } else { vec![0f32; m * d] };
+    let mut tmp = if args.cell == Cell::Gru { vec![0f32; m * 2 * d] } else { Vec::new() };
     let steps: Vec<usize> = args.steps(k).collect();
     for (i, &t) in steps.iter().enumerate().rev() {
         let prev_t = if i > 0 { Some(steps[i - 1]) } else { None };
