@@ -14,17 +14,9 @@
 set -eu
 cd "$(dirname "$0")/../.."
 if [ "${1:-}" = "--kit" ]; then
-    out=${2:?--kit DIR}
-    mkdir -p "$out"
-    for spec in "--test scan_op" "--bench lrnn_module"; do
-        name=$(echo "$spec" | cut -d' ' -f2)
-        # shellcheck disable=SC2086
-        exe=$(cargo test --release -p lrnn-core --features cuda $spec --no-run --message-format=json 2>/dev/null |
-            grep "\"name\":\"$name\"" | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
-        # Without debug information (the device machine takes 64 MiB of carried files).
-        strip -o "$out/$name" "$exe"
-    done
-    echo "built $out/scan_op and $out/lrnn_module"
+    # shellcheck source=core/benches/kit.sh
+    . core/benches/kit.sh
+    build_kit "${2:?--kit DIR}" "--features cuda" "--test scan_op" "--bench lrnn_module"
     exit 0
 fi
 if [ -n "${1:-}" ]; then

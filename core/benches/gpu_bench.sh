@@ -11,17 +11,9 @@
 set -eu
 cd "$(dirname "$0")/../.."
 if [ "${1:-}" = "--kit" ]; then
-    out=${2:?--kit DIR}
-    mkdir -p "$out"
-    for spec in "--test gpu" "--bench gpu_forward"; do
-        name=$(echo "$spec" | cut -d' ' -f2)
-        # shellcheck disable=SC2086
-        exe=$(cargo test --release -p lrnn-core $spec --no-run --message-format=json 2>/dev/null |
-            grep "\"name\":\"$name\"" | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
-        # Without debug information (the device machine takes 64 MiB of carried files).
-        strip -o "$out/$name" "$exe"
-    done
-    echo "built $out/gpu and $out/gpu_forward"
+    # shellcheck source=core/benches/kit.sh
+    . core/benches/kit.sh
+    build_kit "${2:?--kit DIR}" "" "--test gpu" "--bench gpu_forward"
     exit 0
 fi
 if [ -n "${1:-}" ]; then
