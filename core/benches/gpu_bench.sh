@@ -17,8 +17,8 @@ if [ "${1:-}" = "--kit" ]; then
     exit 0
 fi
 if [ -n "${1:-}" ]; then
-    tests="$1/gpu"
-    bench="$1/gpu_forward --bench"
+    tests="$(cd "$1" && pwd)/gpu"
+    bench="$(cd "$1" && pwd)/gpu_forward --bench"
 else
     cargo test --release -p lrnn-core --test gpu --no-run
     cargo bench -p lrnn-core --bench gpu_forward --no-run
