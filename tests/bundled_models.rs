@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use lrnn_core::data::fashion_mnist;
-use lrnn_core::train::trainer::{checkpoint_mean, evaluate, load_checkpoint};
+use lrnn_core::train::trainer::evaluate;
+use lrnn_core::train::Checkpoint;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -16,14 +17,15 @@ fn root() -> PathBuf {
 /// Loads a bundled Fashion-MNIST checkpoint and returns its top-1 error on the sample.
 fn sample_error(folder: &str, parameters: usize) -> f32 {
     let dir = root().join("assets/models").join(folder);
-    let (model, state) = load_checkpoint(&dir, &Device::Cpu).expect("the bundled checkpoint loads");
+    let ckpt = Checkpoint::open(&dir, &Device::Cpu).expect("the bundled checkpoint loads");
+    let mean = ckpt.mean.clone().expect("trained with a mean");
+    let (model, state) = ckpt.into_run().expect("a run's checkpoint");
     assert_eq!(model.parameter_count().expect("count"), parameters, "{folder}: one input channel");
     assert_eq!(state.global_step, 626);
     let sample = fashion_mnist::read_pair(&root().join("tests/fixtures/fashion-mnist-sample"), "t10k")
         .expect("the committed sample")
         .pad_to(32, 32);
     assert_eq!(sample.len(), 500);
-    let mean = checkpoint_mean(&dir, &state).expect("mean").expect("trained with a mean");
     let error = evaluate(&model, &sample, Some(&mean), 100).expect("evaluate");
     println!("bundled {folder}: top-1 error {:.1}% on the 500-image sample", 100.0 * error);
     error
@@ -44,10 +46,11 @@ fn bundled_baseline_cnn_max_classifies_fashion_mnist() {
 /// Loads a bundled context-task checkpoint and returns its top-1 error on the task's test split.
 fn context_error(folder: &str, parameters: usize) -> f32 {
     let dir = root().join("assets/models").join(folder);
-    let (model, state) = load_checkpoint(&dir, &Device::Cpu).expect("the bundled checkpoint loads");
+    let ckpt = Checkpoint::open(&dir, &Device::Cpu).expect("the bundled checkpoint loads");
+    let mean = ckpt.mean.clone().expect("trained with a mean");
+    let model = ckpt.model;
     assert_eq!(model.parameter_count().expect("count"), parameters, "{folder}");
     let splits = lrnn_core::data::context::generate(&lrnn_core::data::context::ContextTask::default());
-    let mean = checkpoint_mean(&dir, &state).expect("mean").expect("trained with a mean");
     let error = evaluate(&model, &splits.test, Some(&mean), 100).expect("evaluate");
     println!("bundled {folder}: top-1 error {:.1}% on the context task's test split", 100.0 * error);
     error

@@ -5,8 +5,9 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use candle_core::{Device, Var};
-use lrnn_core::io::{read_tensors, ModelDesc};
+use lrnn_core::io::read_tensors;
 use lrnn_core::models::Model;
+use lrnn_core::models::ModelDesc;
 use lrnn_core::nn::{Forward, ScanBackend};
 use lrnn_tests::{assert_close, fixtures_dir, MODULE_FIXTURES};
 

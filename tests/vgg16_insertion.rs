@@ -11,9 +11,9 @@ use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
 use lrnn_core::io::vgg16::{caffe_input, default_weights, ensure_vgg16, load_trunk};
-use lrnn_core::io::ModelDesc;
 use lrnn_core::models::fcn::{FcnConfig, Variant};
 use lrnn_core::models::Model;
+use lrnn_core::models::ModelDesc;
 use lrnn_core::nn::Forward;
 use lrnn_core::train::{Optimizer, OptimizerConfig};
 

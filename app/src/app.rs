@@ -4,13 +4,15 @@
 use std::path::{Path, PathBuf};
 
 use eframe::egui::{self, Color32};
+use lrnn_core::colour::ColourMap;
+use lrnn_core::models::capture::MapKind;
 use lrnn_core::nn::Axis;
-use lrnn_core::probe::activations::MapKind;
-use lrnn_core::probe::render::ColourMap;
 
+use crate::protocol::{FileJob, Job, Reply};
+use crate::view_model::{Analysis, ErfPicture, InsertTarget, UnitRef};
 use crate::views::finetune::FineTune;
 use crate::views::View;
-use crate::worker::{Analysis, ErfPicture, Job, Reply, UnitRef, Worker};
+use crate::worker::Worker;
 
 /// What the app opens.
 #[derive(Debug, Clone)]
@@ -212,45 +214,19 @@ impl StudioApp {
     }
 
     /// Opens a folder of photos (or a VOC tree: its `JPEGImages`) for browsing with Left/Right, and
-    /// shows its first photo.
+    /// shows its first photo (the worker lists it).
     pub fn open_folder(&mut self, dir: &Path) {
-        match list_photos(dir) {
-            Ok(list) if !list.is_empty() => {
-                let first = list[0].clone();
-                self.notice =
-                    Some(format!("{} photos in {} (Left/Right to browse)", list.len(), dir.display()));
-                if let Some(warning) = voc_masks_missing(dir, &list) {
-                    self.notice = Some(format!("{} — {warning}", self.notice.take().unwrap_or_default()));
-                }
-                self.browse = list;
-                self.open_image(first);
-            }
-            Ok(_) => {
-                self.error =
-                    Some(format!("{}: no photos (png, jpg, jpeg, bmp) in this folder", dir.display()));
-            }
-            Err(e) => self.error = Some(e),
-        }
+        let job = FileJob::OpenFolder { dir: dir.to_path_buf(), model: None };
+        self.send(Job::File(job), &format!("listing {}", dir.display()));
     }
 
     /// Opens the bundled segmentation network with its scenes (browse them with Left/Right) and
     /// shows the Segmentation view.
     pub fn open_segmentation_demo(&mut self) {
-        let scenes = assets_dir().join(BUNDLED_SEGMENTER.1);
-        match list_photos(&scenes.join("JPEGImages")) {
-            Ok(list) if !list.is_empty() => {
-                self.notice = Some(format!("{} scenes with ground truth (Left/Right to browse)", list.len()));
-                let model = assets_dir().join("models").join(BUNDLED_SEGMENTER.0);
-                self.send(
-                    Job::Load { model: Some(model), photo: Some(list[0].clone()) },
-                    "loading the scenes segmenter",
-                );
-                self.browse = list;
-                self.view = View::Segmentation;
-            }
-            Ok(_) => self.error = Some(format!("{}: no scenes", scenes.display())),
-            Err(e) => self.error = Some(e),
-        }
+        let model = assets_dir().join("models").join(BUNDLED_SEGMENTER.0);
+        let job = FileJob::OpenFolder { dir: assets_dir().join(BUNDLED_SEGMENTER.1), model: Some(model) };
+        self.send(Job::File(job), "loading the scenes segmenter");
+        self.view = View::Segmentation;
     }
 
     /// Steps through the browsed folder (`+1` next, `-1` previous).
@@ -294,15 +270,16 @@ impl StudioApp {
     }
 
     /// Inserts an L-RNN pair (V = 0) into a convolution of the loaded model.
-    pub fn insert(&mut self, layer: &str, axis: Axis) {
+    pub fn insert(&mut self, target: InsertTarget, axis: Axis) {
         let stamp =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        let tag = if layer == crate::worker::FCN_HEADS { "fcn-heads" } else { layer };
+        let tag = match &target {
+            InsertTarget::Conv(layer) => layer.clone(),
+            InsertTarget::FcnHeads => "fcn-heads".to_string(),
+        };
         let out = self.options.work_dir.join(format!("inserted-{tag}-{stamp}"));
-        self.send(
-            Job::Insert { layer: layer.to_string(), axis, out },
-            &format!("inserting an L-RNN pair into {layer}"),
-        );
+        let what = format!("inserting an L-RNN pair into {target}");
+        self.send(Job::Insert { target, axis, out }, &what);
     }
 
     /// Runs the forward passes on the GPU through wgpu (`true`) or on the CPU from now on, and
@@ -374,6 +351,25 @@ impl StudioApp {
                 }
                 Reply::Snapshot { step, unit, erf } => self.finetune.add_snapshot(step, unit, erf),
                 Reply::Device(device) => self.device = device,
+                Reply::Folder { dir, photos, warning, model } => {
+                    let mut notice = match &model {
+                        // The segmentation demo: its bundled scenes.
+                        Some(_) => {
+                            format!("{} scenes with ground truth (Left/Right to browse)", photos.len())
+                        }
+                        None => {
+                            format!("{} photos in {} (Left/Right to browse)", photos.len(), dir.display())
+                        }
+                    };
+                    if let Some(w) = warning {
+                        notice = format!("{notice} — {w}");
+                    }
+                    self.notice = Some(notice);
+                    let first = photos[0].clone();
+                    self.browse = photos;
+                    self.send(Job::Load { model, photo: Some(first) }, "reading the first photo");
+                }
+                Reply::Written(what) => self.notice = Some(what),
                 Reply::Failed(message) => self.error = Some(message),
             }
         }
@@ -522,7 +518,7 @@ impl StudioApp {
             if let Some(a) = &self.analysis {
                 // The adapter's name only (`GPU: llvmpipe`, `CPU`): the Compute menu has the rest.
                 let device = a.device.split(" (").next().unwrap_or(&a.device);
-                ui.label(format!("{} · photo: {} · {device}", a.model, display_path(&a.photo)))
+                ui.label(format!("{} · photo: {} · {device}", a.model, a.photo_shown))
                     .on_hover_text(&a.device);
             }
         });
@@ -543,62 +539,6 @@ impl StudioApp {
             ui.label(n);
         }
     }
-}
-
-/// A path as the user reads it: bundled files relative to `assets/`, others in full.
-pub fn display_path(p: &Path) -> String {
-    let assets = assets_dir().canonicalize().unwrap_or_else(|_| assets_dir());
-    let full = p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
-    match full.strip_prefix(&assets) {
-        Ok(rel) => format!("bundled {}", rel.display()),
-        Err(_) => p.display().to_string(),
-    }
-}
-
-/// For a VOC tree: which photos have no ground-truth mask in `SegmentationClass/`, in words
-/// (`None` when every photo has one, or the folder is not a VOC tree).
-pub fn voc_masks_missing(dir: &Path, photos: &[PathBuf]) -> Option<String> {
-    if !dir.join("JPEGImages").is_dir() {
-        return None;
-    }
-    let masks = dir.join("SegmentationClass");
-    if !masks.is_dir() {
-        return Some(format!("{}: missing, so there is no ground truth for these photos", masks.display()));
-    }
-    let missing: Vec<&PathBuf> = photos
-        .iter()
-        .filter(|p| p.file_stem().is_none_or(|s| !masks.join(s).with_extension("png").exists()))
-        .collect();
-    let first = missing.first()?;
-    let stem = first.file_stem().map_or(String::new(), |s| s.to_string_lossy().into_owned());
-    Some(format!(
-        "{} of {} photos have no mask in {} (the first: {stem}.png)",
-        missing.len(),
-        photos.len(),
-        masks.display()
-    ))
-}
-
-/// The photos of a folder, sorted; for a VOC tree (a folder with `JPEGImages/`), its photos.
-///
-/// # Errors
-/// The folder cannot be read (the message names it).
-pub fn list_photos(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let dir = if dir.join("JPEGImages").is_dir() { dir.join("JPEGImages") } else { dir.to_path_buf() };
-    let entries =
-        std::fs::read_dir(&dir).map_err(|e| format!("{}: cannot read the folder: {e}", dir.display()))?;
-    let mut out: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.is_file()
-                && p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                    matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg" | "bmp")
-                })
-        })
-        .collect();
-    out.sort();
-    Ok(out)
 }
 
 impl eframe::App for StudioApp {

@@ -6,209 +6,28 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 
 use candle_core::{Device, Tensor};
-use image::{GrayImage, RgbImage};
+use image::RgbImage;
+use lrnn_core::data::photo::{photo_input, read_photo};
 use lrnn_core::gpu::{Capture, GpuContext, GpuModel};
-use lrnn_core::io::ModelDesc;
+use lrnn_core::models::capture::{Activation, MapKind};
 use lrnn_core::models::convnet::{Insertion, LayerSpec};
-use lrnn_core::models::Model;
-use lrnn_core::nn::{Axis, Forward, ScanBackend};
-use lrnn_core::probe::activations::{activations, Activation, MapKind};
+use lrnn_core::models::{Model, ModelDesc};
+use lrnn_core::nn::geometry::Geom;
+use lrnn_core::nn::{Forward, ScanBackend};
+use lrnn_core::probe::activations::activations;
 use lrnn_core::probe::contribution::{recurrence_vars, RecurrenceScale};
 use lrnn_core::probe::erf::{erf, Mode, Unit};
 use lrnn_core::probe::recurrence::{analyse, gate_blocks, Spectrum};
-use lrnn_core::probe::rf::{receptive_field, Geom};
-use lrnn_core::train::trainer::{
-    checkpoint_mean, insert_into_checkpoint, load_checkpoint, resolve_checkpoint, RunState,
+use lrnn_core::probe::rf::receptive_field;
+use lrnn_core::train::checkpoint::{insert_into_checkpoint, Checkpoint};
+use lrnn_core::train::trainer::RunState;
+
+use crate::files;
+use crate::protocol::{FileJob, Job, Reply};
+use crate::view_model::{
+    Analysis, ErfPicture, InsertTarget, MapData, RecurrenceInfo, Segmentation, UnitRef, EAGER_SPECTRUM,
+    MAX_CHANNELS, MAX_VALUES,
 };
-
-/// The most channels of one map the worker sends to the UI.
-pub const MAX_CHANNELS: usize = 64;
-
-/// About the most values of one map the worker sends to the UI.
-pub const MAX_VALUES: usize = 1 << 22;
-
-/// What the UI asks for.
-#[derive(Debug, Clone)]
-pub enum Job {
-    /// Load a model (a run or checkpoint folder) and/or a photo, keeping what is not given, and
-    /// compute every map. Nothing changes when either fails.
-    Load {
-        /// The run or checkpoint folder.
-        model: Option<PathBuf>,
-        /// The photo.
-        photo: Option<PathBuf>,
-    },
-    /// Scale every recurrence `V` by this factor (0: the plain CNN, 1: as trained) and recompute.
-    Scale(f64),
-    /// The ERF of one unit, with the model as it is and with every `V` at zero.
-    Erf(UnitRef),
-    /// Insert an L-RNN pair (V = 0) into a convolution of the loaded model; the result is written
-    /// as a run folder under `out` and loaded.
-    Insert {
-        /// The convolution.
-        layer: String,
-        /// Horizontal (left-right pair) or vertical (top-bottom pair).
-        axis: Axis,
-        /// Where the new run folder goes.
-        out: PathBuf,
-    },
-    /// The spectra of every recurrence of the loaded model at its current scale (those not sent
-    /// with the analysis).
-    Spectra,
-    /// Run the forward passes on the GPU through wgpu (`true`) or on the CPU, and recompute.
-    Compute(bool),
-    /// The ERF of `unit` under a fine-tuning snapshot's weights (for the timeline).
-    Snapshot {
-        /// The snapshot's checkpoint folder.
-        checkpoint: PathBuf,
-        /// Its global step.
-        step: usize,
-        /// The unit.
-        unit: UnitRef,
-    },
-}
-
-impl Job {
-    /// The job, in words (for messages).
-    pub fn describe(&self) -> String {
-        match self {
-            Job::Load { model, photo } => format!("loading {model:?} / {photo:?}"),
-            Job::Scale(s) => format!("scaling every V by {s}"),
-            Job::Erf(u) => format!("computing the ERF of {u}"),
-            Job::Insert { layer, .. } => format!("inserting a pair into {layer}"),
-            Job::Snapshot { checkpoint, .. } => format!("probing {}", checkpoint.display()),
-            Job::Spectra => "computing the recurrence spectra".to_string(),
-            Job::Compute(gpu) => format!("switching to the {}", if *gpu { "GPU" } else { "CPU" }),
-        }
-    }
-}
-
-/// One unit of one map.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnitRef {
-    /// The map's capture name.
-    pub map: String,
-    /// Channel.
-    pub channel: usize,
-    /// Row.
-    pub y: usize,
-    /// Column.
-    pub x: usize,
-}
-
-impl std::fmt::Display for UnitRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} channel {} at row {}, column {}", self.map, self.channel, self.y, self.x)
-    }
-}
-
-/// One map of the forward pass.
-#[derive(Debug, Clone)]
-pub struct MapData {
-    /// Capture name.
-    pub name: String,
-    /// Layer, direction or output.
-    pub kind: MapKind,
-    /// `(channels, height, width)`.
-    pub shape: (usize, usize, usize),
-    /// The first `MAX_CHANNELS` channels, `[c, h, w]` row-major.
-    pub values: Vec<f32>,
-}
-
-impl MapData {
-    /// Channels held in `values`.
-    pub fn held_channels(&self) -> usize {
-        let (c, h, w) = self.shape;
-        c.min(self.values.len() / (h * w).max(1))
-    }
-
-    /// The value of `channel` at `(y, x)`, if held.
-    pub fn value(&self, channel: usize, y: usize, x: usize) -> Option<f32> {
-        let (_, h, w) = self.shape;
-        (channel < self.held_channels() && y < h && x < w).then(|| self.values[(channel * h + y) * w + x])
-    }
-
-    /// One channel, `[h, w]`.
-    pub fn channel(&self, channel: usize) -> &[f32] {
-        let (_, h, w) = self.shape;
-        let c = channel.min(self.held_channels().saturating_sub(1));
-        &self.values[c * h * w..(c + 1) * h * w]
-    }
-}
-
-/// One recurrence matrix (one gate's block for a GRU) with its spectrum.
-#[derive(Debug, Clone)]
-pub struct RecurrenceInfo {
-    /// The weight's name (`conv5.v_lr.weight`, `stage3.0.lrnn.tb.v.weight`).
-    pub name: String,
-    /// The gate (`v` for a vanilla cell; `z`, `r`, `h` for a GRU).
-    pub gate: &'static str,
-    /// Its side.
-    pub size: usize,
-    /// Row-major values at the current scale.
-    pub values: Vec<f32>,
-    /// The analysis (`None` until asked for with [`Job::Spectra`] for matrices larger than
-    /// [`EAGER_SPECTRUM`]: a 1024x1024 decomposition takes seconds).
-    pub spectrum: Option<Spectrum>,
-}
-
-/// The insertion offered for an FCN without L-RNNs: pairs in all its heads at once.
-pub const FCN_HEADS: &str = "the FCN heads (fc1/fc2, fc4/fc5, fc7/fc8)";
-
-/// Matrices up to this side get their spectrum with every analysis; larger ones on request.
-pub const EAGER_SPECTRUM: usize = 256;
-
-/// Everything the views show about one model on one photo.
-#[derive(Debug, Clone)]
-pub struct Analysis {
-    /// The model, in words.
-    pub model: String,
-    /// The checkpoint folder it came from.
-    pub model_dir: PathBuf,
-    /// The photo's file.
-    pub photo: PathBuf,
-    /// The photo as read (any size), as RGB, for overlays.
-    pub original: RgbImage,
-    /// The photo as the model sees it (model input size; grey models see grey).
-    pub input: RgbImage,
-    /// Every map, in forward order (shared: views hold them across frames without copying).
-    pub maps: Vec<std::sync::Arc<MapData>>,
-    /// Class names and probabilities (empty for models without class scores).
-    pub classes: Vec<(String, f32)>,
-    /// Every recurrence matrix (empty for a plain CNN).
-    pub recurrences: Vec<RecurrenceInfo>,
-    /// The `V` scale in force.
-    pub scale: f64,
-    /// Convolutions an L-RNN pair can be inserted into (plain convnets only).
-    pub insertable: Vec<String>,
-    /// The checkpoint's run state (its training configuration and history; `None` for a folder
-    /// holding only `model.json` and `weights.safetensors`).
-    pub state: Option<RunState>,
-    /// A segmentation network's labels for the photo (`None` for other models).
-    pub segmentation: Option<Segmentation>,
-    /// Where the maps were computed, in words (`CPU (candle)`, or the GPU adapter; a GPU failure
-    /// says why it fell back).
-    pub device: String,
-}
-
-/// A segmentation network's reading of the photo, for the Segmentation view. Every label map is
-/// at the photo's own size (the network's, resized by nearest neighbour, as `lrnn predict` does).
-#[derive(Debug, Clone)]
-pub struct Segmentation {
-    /// Class names, by label.
-    pub classes: Vec<String>,
-    /// The photo's width and height.
-    pub size: (usize, usize),
-    /// The model's labels at the current `V` scale.
-    pub prediction: Vec<u8>,
-    /// The labels with every `V` at zero: the CNN the pairs were inserted into (`None` when the
-    /// model has no recurrence).
-    pub cnn: Option<Vec<u8>>,
-    /// The photo's ground truth (255: ignored), when the photo sits in a VOC tree with its mask.
-    pub truth: Option<Vec<u8>>,
-    /// Where the ground truth came from, or why there is none.
-    pub truth_note: String,
-}
 
 /// The ground-truth mask of a photo in a VOC tree (`…/JPEGImages/<id>.jpg` with
 /// `…/SegmentationClassAug/<id>.png` or `…/SegmentationClass/<id>.png`), checked against the
@@ -232,7 +51,7 @@ pub fn ground_truth(photo: &Path, size: (usize, usize)) -> (Option<Vec<u8>>, Str
     };
     match lrnn_core::data::voc::read_label_png(mask) {
         Ok(m) if (m.width, m.height) == size => {
-            (Some(m.labels), format!("ground truth: {}", crate::app::display_path(mask)))
+            (Some(m.labels), format!("ground truth: {}", files::display_path(mask)))
         }
         Ok(m) => (
             None,
@@ -302,64 +121,6 @@ fn segment(
     Ok(Some(seg))
 }
 
-/// The ERF of one unit as values over the model input, with its mass numbers.
-#[derive(Debug, Clone)]
-pub struct ErfPicture {
-    /// `[n, n]`, peak magnitude 1.
-    pub values: Vec<f32>,
-    /// Sides of the centred squares holding 20%, 50% and 99% of the gradient.
-    pub mass: [Option<usize>; 3],
-    /// The unit's centre in input pixels `(y, x)`.
-    pub centre: (f32, f32),
-}
-
-/// What the worker sends back.
-#[derive(Debug, Clone)]
-pub enum Reply {
-    /// A model and photo are loaded (or re-scaled) and every map computed.
-    Loaded(Box<Analysis>),
-    /// An ERF: as the model is and with `V = 0`.
-    Erf {
-        /// The unit.
-        unit: UnitRef,
-        /// Input side (square).
-        size: usize,
-        /// With the recurrences at the current scale.
-        model: ErfPicture,
-        /// With every recurrence at zero (`None` when the model has none: it is the CNN).
-        cnn: Option<ErfPicture>,
-        /// The theoretical field, `(rows, cols)` inclusive, `None` when not known.
-        theoretical: Option<((usize, usize), (usize, usize))>,
-        /// The theoretical field of the CNN (the scans left out).
-        theoretical_cnn: Option<((usize, usize), (usize, usize))>,
-        /// The scale the ERF was computed at.
-        scale: f64,
-    },
-    /// The spectra of every recurrence (in the analysis' order) at `scale`.
-    Spectra {
-        /// The model they belong to.
-        model_dir: PathBuf,
-        /// The scale they were computed at.
-        scale: f64,
-        /// One per recurrence.
-        spectra: Vec<Spectrum>,
-    },
-    /// A fine-tuning snapshot's ERF.
-    Snapshot {
-        /// Global step.
-        step: usize,
-        /// The unit.
-        unit: UnitRef,
-        /// The ERF.
-        erf: ErfPicture,
-    },
-    /// Where forward passes run now, in words (the answer to [`Job::Compute`] when nothing is
-    /// loaded to recompute).
-    Device(String),
-    /// Something failed; the message says what and names the file.
-    Failed(String),
-}
-
 /// The worker thread's handle.
 pub struct Worker {
     jobs: Sender<Job>,
@@ -392,12 +153,8 @@ struct PhotoLabels {
 }
 
 impl Loaded {
-    fn new(
-        model: Model,
-        dir: PathBuf,
-        state: Option<RunState>,
-        mean: Option<Vec<f32>>,
-    ) -> anyhow::Result<Self> {
+    fn new(checkpoint: Checkpoint) -> anyhow::Result<Self> {
+        let Checkpoint { model, dir, state, mean } = checkpoint;
         let scale = RecurrenceScale::of(&model)?;
         Ok(Self {
             model,
@@ -527,71 +284,17 @@ impl Worker {
     }
 }
 
-/// Reads a photo of any size, grey, RGBA or 16-bit, as 8-bit RGB; the error names the file.
-///
-/// # Errors
-/// The file is missing or not a readable image.
-pub fn read_photo(path: &Path) -> anyhow::Result<RgbImage> {
-    let img = image::ImageReader::open(path)
-        .map_err(|e| anyhow::anyhow!("{}: cannot open: {e}", path.display()))?
-        .with_guessed_format()
-        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?
-        .decode()
-        .map_err(|e| anyhow::anyhow!("{}: not a readable image: {e}", path.display()))?;
-    if img.width() == 0 || img.height() == 0 {
-        anyhow::bail!("{}: the image is empty", path.display());
-    }
-    Ok(img.to_rgb8())
-}
-
-/// Loads a checkpoint or run folder, or a folder holding only `model.json` and
-/// `weights.safetensors` (what `lrnn init` writes).
+/// Opens a checkpoint, run, packed or bare model folder ([`Checkpoint::open`]).
 fn load_model(path: &Path) -> anyhow::Result<Loaded> {
-    let bare = path.join("model.json").exists()
-        && path.join("weights.safetensors").exists()
-        && !path.join("state.json").exists();
-    if bare {
-        let desc = ModelDesc::load(&path.join("model.json"))?;
-        let model = Model::load(desc, &path.join("weights.safetensors"), &Device::Cpu)?;
-        return Loaded::new(model, path.to_path_buf(), None, None);
-    }
-    let dir = resolve_checkpoint(path)?;
-    let (model, state) = load_checkpoint(&dir, &Device::Cpu)?;
-    let mean = checkpoint_mean(&dir, &state)?;
-    Loaded::new(model, dir, Some(state), mean)
+    Loaded::new(Checkpoint::open(path, &Device::Cpu)?)
 }
 
-/// The model's input tensor for a photo: resized to the model's input size, grey or colour,
-/// less the training mean (or 0.5 when the run kept none).
+/// The model's input tensor for a photo ([`photo_input`]: the model's preprocessing, at its input
+/// size) and the photo as the model sees it.
 fn input_tensor(m: &Loaded, original: &RgbImage) -> anyhow::Result<(Tensor, RgbImage)> {
-    let size = m.model.desc().input_size();
-    let channels = m.model.desc().in_channels();
-    let img =
-        image::imageops::resize(original, size as u32, size as u32, image::imageops::FilterType::Triangle);
-    if let ModelDesc::Fcn(_) = m.model.desc() {
-        // VGG-16's own preprocessing: BGR, 0-255, less the Caffe means.
-        let x = lrnn_core::io::vgg16::caffe_input(&image::DynamicImage::ImageRgb8(original.clone()), size)?;
-        return Ok((x, img));
-    }
-    let n = size * size;
-    let (mut data, seen): (Vec<f32>, RgbImage) = if channels == 1 {
-        let g = image::DynamicImage::ImageRgb8(img).to_luma8();
-        let seen = image::DynamicImage::ImageLuma8(g.clone()).to_rgb8();
-        (g.pixels().map(|p| f32::from(p[0]) / 255.0).collect(), seen)
-    } else {
-        let mut planes = vec![0f32; 3 * n];
-        for (i, p) in img.pixels().enumerate() {
-            for c in 0..3 {
-                planes[c * n + i] = f32::from(p[c]) / 255.0;
-            }
-        }
-        (planes, img)
-    };
-    match m.mean.as_deref() {
-        Some(mean) if mean.len() == data.len() => data.iter_mut().zip(mean).for_each(|(v, m)| *v -= m),
-        _ => data.iter_mut().for_each(|v| *v -= 0.5),
-    }
-    Ok((Tensor::from_vec(data, (1, channels, size, size), &Device::Cpu)?, seen))
+    let desc = m.model.desc();
+    let input = photo_input(original, desc, desc.input_size(), m.mean.as_deref())?;
+    Ok((input.tensor, input.seen))
 }
 
 fn analysis(m: &mut Loaded, p: &Photo, gpu: Option<&GpuContext>) -> anyhow::Result<Analysis> {
@@ -629,11 +332,13 @@ fn analysis(m: &mut Loaded, p: &Photo, gpu: Option<&GpuContext>) -> anyhow::Resu
             .layers
             .iter()
             .filter_map(|l| match l {
-                LayerSpec::Conv { name, .. } if cfg.inserted(name).is_none() => Some(name.clone()),
+                LayerSpec::Conv { name, .. } if cfg.inserted(name).is_none() => {
+                    Some(InsertTarget::Conv(name.clone()))
+                }
                 _ => None,
             })
             .collect(),
-        ModelDesc::Fcn(cfg) if !cfg.lrnn => vec![FCN_HEADS.to_string()],
+        ModelDesc::Fcn(cfg) if !cfg.lrnn => vec![InsertTarget::FcnHeads],
         _ => vec![],
     };
     let segmentation = match &output {
@@ -641,9 +346,10 @@ fn analysis(m: &mut Loaded, p: &Photo, gpu: Option<&GpuContext>) -> anyhow::Resu
         _ => None,
     };
     Ok(Analysis {
-        model: format!("{} ({})", m.model.desc().display_name(), crate::app::display_path(&m.dir)),
+        model: format!("{} ({})", m.model.desc().display_name(), files::display_path(&m.dir)),
         model_dir: m.dir.clone(),
         photo: p.path.clone(),
+        photo_shown: files::display_path(&p.path),
         original: p.original.clone(),
         input,
         maps,
@@ -705,8 +411,31 @@ fn need<'a, T>(what: &'a Option<T>, name: &str) -> anyhow::Result<&'a T> {
     what.as_ref().ok_or_else(|| anyhow::anyhow!("no {name} is loaded"))
 }
 
+/// A file job's answer.
+fn file_job(job: &FileJob) -> anyhow::Result<Reply> {
+    Ok(match job {
+        FileJob::OpenFolder { dir, model } => {
+            let photos = files::list_photos(dir).map_err(anyhow::Error::msg)?;
+            if photos.is_empty() {
+                anyhow::bail!("{}: no photos (png, jpg, jpeg, bmp) in this folder", dir.display());
+            }
+            let warning = files::voc_masks_missing(dir, &photos);
+            Reply::Folder { dir: dir.clone(), photos, warning, model: model.clone() }
+        }
+        FileJob::Export { picture, csv, path } => {
+            let (png, table) = files::write_export(picture, csv, path).map_err(anyhow::Error::msg)?;
+            Reply::Written(format!("wrote {} and {}", png.display(), table.display()))
+        }
+        FileJob::SaveCheckpoint { from, dest } => {
+            files::copy_checkpoint(from, dest).map_err(anyhow::Error::msg)?;
+            Reply::Written(format!("saved the checkpoint to {}", dest.display()))
+        }
+    })
+}
+
 fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
     match job {
+        Job::File(f) => file_job(f),
         Job::Load { model, photo } => {
             let mut new_model = model.as_deref().map(load_model).transpose()?;
             let new_photo = match photo {
@@ -784,9 +513,12 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
                 scale: s,
             })
         }
-        Job::Insert { layer, axis, out } => {
+        Job::Insert { target, axis, out } => {
             let m = need(&state.model, "model")?;
-            let dir = if layer == FCN_HEADS {
+            let dir = if let InsertTarget::Conv(layer) = target {
+                let ins = Insertion { layer: layer.clone(), axis: *axis, v_init: 0.0 };
+                insert_into_checkpoint(&m.dir, &[ins], out)?
+            } else {
                 // An FCN: the pairs go into every head; written as a bare model folder.
                 let fcn = m.model.with_lrnn_heads()?;
                 std::fs::create_dir_all(out)
@@ -794,9 +526,6 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
                 fcn.desc().save(&out.join("model.json"))?;
                 fcn.save_weights(&out.join("weights.safetensors"))?;
                 out.clone()
-            } else {
-                let ins = Insertion { layer: layer.clone(), axis: *axis, v_init: 0.0 };
-                insert_into_checkpoint(&m.dir, &[ins], out)?
             };
             let mut nm = load_model(&dir)?;
             let a = analysis(&mut nm, need(&state.photo, "photo")?, state.gpu.as_ref())?;
@@ -815,24 +544,4 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
             Ok(Reply::Snapshot { step: *step, unit: unit.clone(), erf: erf_of(&snap.model, &x, unit)? })
         }
     }
-}
-
-/// The ERF drawn over the original photo (any aspect; the model saw it resized to a square),
-/// at most `max_side` pixels on its longer side: grey photo, ERF magnitude in red–yellow.
-pub fn overlay_on_original(original: &RgbImage, erf: &[f32], n: usize, max_side: u32) -> RgbImage {
-    let (w0, h0) = original.dimensions();
-    let k = (max_side as f32 / w0.max(h0) as f32).min(1.0);
-    let (w, h) = (((w0 as f32 * k).round() as u32).max(1), ((h0 as f32 * k).round() as u32).max(1));
-    let grey: GrayImage = image::imageops::resize(
-        &image::DynamicImage::ImageRgb8(original.clone()).to_luma8(),
-        w,
-        h,
-        image::imageops::FilterType::Triangle,
-    );
-    let map: image::ImageBuffer<image::Luma<f32>, Vec<f32>> =
-        image::ImageBuffer::from_raw(n as u32, n as u32, erf.iter().map(|v| v.abs()).collect())
-            .unwrap_or_else(|| image::ImageBuffer::new(n as u32, n as u32));
-    let map = image::imageops::resize(&map, w, h, image::imageops::FilterType::Triangle);
-    let bg: Vec<f32> = grey.pixels().map(|p| f32::from(p[0]) / 255.0).collect();
-    lrnn_core::probe::render::erf_overlay(&bg, map.as_raw(), h as usize, w as usize, 1)
 }

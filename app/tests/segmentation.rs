@@ -111,7 +111,7 @@ fn large_recurrences_get_their_spectra_when_the_recurrence_view_asks() {
 fn pairs_inserted_into_an_fcns_heads_from_the_ui_keep_its_segmentation() {
     // A plain FCN-8s (random heads, no trunk file needed) as `lrnn init` writes it.
     let dir = temp("plain-fcn");
-    let desc = lrnn_core::io::ModelDesc::Fcn(lrnn_core::models::fcn::FcnConfig {
+    let desc = lrnn_core::models::ModelDesc::Fcn(lrnn_core::models::fcn::FcnConfig {
         heads: 16,
         classes: 3,
         input_size: Some(64),
@@ -134,8 +134,8 @@ fn pairs_inserted_into_an_fcns_heads_from_the_ui_keep_its_segmentation() {
     assert_eq!(h.state().error(), None);
     let before = h.state().analysis().unwrap().segmentation.clone().unwrap();
     assert!(before.cnn.is_none(), "a plain FCN has no recurrence");
-    assert_eq!(h.state().analysis().unwrap().insertable, [lrnn_studio::worker::FCN_HEADS]);
-    h.state_mut().insert(lrnn_studio::worker::FCN_HEADS, lrnn_core::nn::Axis::Horizontal);
+    assert_eq!(h.state().analysis().unwrap().insertable, [lrnn_studio::view_model::InsertTarget::FcnHeads]);
+    h.state_mut().insert(lrnn_studio::view_model::InsertTarget::FcnHeads, lrnn_core::nn::Axis::Horizontal);
     settle(&mut h, Duration::from_secs(300)).unwrap();
     assert_eq!(h.state().error(), None);
     let a = h.state().analysis().unwrap();

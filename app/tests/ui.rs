@@ -121,7 +121,8 @@ fn inserting_a_pair_keeps_the_scores_and_adds_its_directions() {
     settle(&mut h, Duration::from_secs(120)).unwrap();
     let before = h.state().analysis().unwrap().classes.clone();
     assert!(h.state().analysis().unwrap().recurrences.is_empty());
-    h.state_mut().insert("conv5", lrnn_core::nn::Axis::Horizontal);
+    h.state_mut()
+        .insert(lrnn_studio::view_model::InsertTarget::Conv("conv5".into()), lrnn_core::nn::Axis::Horizontal);
     settle(&mut h, Duration::from_secs(120)).unwrap();
     assert_eq!(h.state().error(), None);
     let a = h.state().analysis().unwrap();
@@ -211,6 +212,7 @@ fn a_corrupt_photo_and_an_unfit_checkpoint_show_errors_and_keep_what_was_there()
     settle(&mut h, Duration::from_secs(60)).unwrap();
     assert!(h.state().analysis().unwrap().photo.ends_with("chelsea.png"));
     h.state_mut().open_folder(&dir.join("no-such-folder"));
+    settle(&mut h, Duration::from_secs(60)).unwrap();
     assert!(h.state().error().unwrap().contains("no-such-folder"));
 }
 
@@ -226,7 +228,7 @@ fn the_screenshot_option_renders_a_view_to_a_png() {
 fn a_folder_with_a_description_and_weights_opens_but_is_not_fine_tuned() {
     let mut h = open("bare");
     let dir = temp("bare-model");
-    let desc = lrnn_core::io::ModelDesc::from_name_or_file("Context-LRNN").unwrap();
+    let desc = lrnn_core::models::ModelDesc::from_name_or_file("Context-LRNN").unwrap();
     let model = lrnn_core::models::Model::new_seeded(desc.clone(), &candle_core::Device::Cpu, 5).unwrap();
     desc.save(&dir.join("model.json")).unwrap();
     model.save_weights(&dir.join("weights.safetensors")).unwrap();

@@ -12,9 +12,9 @@ use std::time::Instant;
 use common::{median, python};
 
 use candle_core::{Device, Tensor};
-use lrnn_core::io::ModelDesc;
 use lrnn_core::models::cifar::CifarConfig;
 use lrnn_core::models::Model;
+use lrnn_core::models::ModelDesc;
 use lrnn_core::nn::Forward;
 use lrnn_core::train::{Optimizer, OptimizerConfig};
 

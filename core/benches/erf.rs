@@ -7,9 +7,9 @@ mod common;
 
 use candle_core::{Device, Tensor};
 use common::time_ms;
-use lrnn_core::io::ModelDesc;
 use lrnn_core::models::cifar::CifarConfig;
 use lrnn_core::models::Model;
+use lrnn_core::models::ModelDesc;
 use lrnn_core::nn::{Forward, ScanBackend};
 use lrnn_core::probe::erf::{erf, Mode, Unit};
 

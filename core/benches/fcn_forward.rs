@@ -9,8 +9,8 @@ use std::process::Command;
 
 use candle_core::{Device, Tensor};
 use common::{run_child, time_ms};
-use lrnn_core::io::ModelDesc;
 use lrnn_core::models::Model;
+use lrnn_core::models::ModelDesc;
 use lrnn_core::nn::Forward;
 
 const RUNS: usize = 5;

@@ -20,9 +20,10 @@ use std::process::Command;
 use candle_core::{Device, Tensor};
 use common::{python, time_ms};
 use lrnn_core::gpu::{Capture, GpuContext, GpuModel};
-use lrnn_core::io::ModelDesc;
 use lrnn_core::models::Model;
+use lrnn_core::models::ModelDesc;
 use lrnn_core::nn::Forward;
+use lrnn_core::train::Checkpoint;
 
 fn relative_error(a: &Tensor, b: &Tensor) -> f32 {
     let peak = a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-6);
@@ -79,7 +80,7 @@ fn main() {
     println!("|---|---|---:|---:|---:|");
     let folders = bundled::bundled_model_dirs();
     for dir in folders {
-        let (model, _) = lrnn_core::train::trainer::load_checkpoint(&dir, &Device::Cpu).unwrap();
+        let (model, _) = Checkpoint::open(&dir, &Device::Cpu).and_then(Checkpoint::into_run).unwrap();
         let (c, size) = (model.desc().in_channels(), model.desc().input_size());
         let x = (Tensor::randn(0f32, 1.0, (1, c, size, size), &Device::Cpu).unwrap() * 50.0).unwrap();
         let label = format!(

@@ -22,8 +22,8 @@ use common::{python, time_ms};
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
-use lrnn_core::io::ModelDesc;
 use lrnn_core::models::Model;
+use lrnn_core::models::ModelDesc;
 use lrnn_core::nn::{Axis, Cell, Forward, LayerRnnConfig, Merge, RnnPair, ScanBackend};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

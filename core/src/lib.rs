@@ -1,17 +1,24 @@
 //! `lrnn-core`: Layer Recurrent Neural Networks (Xie, Noble, Zisserman, "Layer Recurrent Neural
 //! Networks", ICLR 2017 submission) on candle.
 //!
-//! - [`nn`]: the 1D spatial RNN in four directions with three cells, the L-RNN module, the CNN
-//!   module, fusions, pooling, and insertion into pre-trained convolutions with `V = 0`.
-//! - [`models`]: whole models built from a JSON description, with their weights.
-//! - [`data`]: image sets and the readers of CIFAR-10, Fashion-MNIST and a generated context task.
-//! - [`io`]: safetensors weights and tensors, model descriptions, atomic writes.
-//! - [`probe`]: effective and theoretical receptive fields, recurrence spectra.
-//! - [`train`]: optimisers, schedules, the training loop, checkpoints.
-//! - [`gpu`]: inference through wgpu (WGSL kernels from `shaders/`).
+//! The modules form layers; each may use only those below it (`tests/layers.rs` checks it):
+//!
+//! 1. [`error`], [`rng`], [`colour`]: the error type, the seeded generator, colour maps and the
+//!    VOC palette.
+//! 2. [`nn`]: the paper's layers (the 1D spatial RNN in four directions with three cells, the
+//!    L-RNN module, the CNN module, fusions, pooling, insertion with `V = 0`, layer geometry)
+//!    and, in `nn::kernels`, how they run fast (fused CPU ops, the CUDA scan).
+//! 3. [`models`]: descriptions of whole models, each lowered to one op graph
+//!    ([`models::graph`]) that every backend walks; the candle walker; captured maps.
+//! 4. [`io`]: files: safetensors, model folders, ONNX and `.pth` readers, atomic writes.
+//! 5. [`data`]: datasets and their readers; a photo as a model's input ([`data::photo`]).
+//! 6. [`gpu`]: the op graph through wgpu (WGSL kernels from `shaders/`).
+//! 7. [`probe`] and [`train`]: receptive fields, spectra and pictures; optimisers, the training
+//!    loop and checkpoints ([`train::Checkpoint`]).
 //!
 //! Any forward pass can capture every per-direction hidden map (see [`nn::Forward`]).
 
+pub mod colour;
 pub mod data;
 pub mod error;
 pub mod gpu;
@@ -19,6 +26,7 @@ pub mod io;
 pub mod models;
 pub mod nn;
 pub mod probe;
+pub mod rng;
 pub mod train;
 
 pub use error::{Error, Result};

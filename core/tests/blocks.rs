@@ -75,9 +75,8 @@ fn dropout_only_in_training() {
     let x = Tensor::ones((4, 1000), DType::F32, &Device::Cpu).unwrap();
     assert_eq!(flat(&dropout(&x, 0.5, &mut Forward::eval()).unwrap()), flat(&x));
     let y = flat(&dropout(&x, 0.5, &mut Forward::train()).unwrap());
-    let seeded = |seed| {
-        flat(&dropout(&x, 0.5, &mut Forward::train().with_rng(lrnn_core::data::augment::Rng(seed))).unwrap())
-    };
+    let seeded =
+        |seed| flat(&dropout(&x, 0.5, &mut Forward::train().with_rng(lrnn_core::rng::Rng(seed))).unwrap());
     assert_eq!(seeded(3), seeded(3), "a seeded mask is reproducible");
     assert_ne!(seeded(3), seeded(4));
     let y2 = seeded(5);

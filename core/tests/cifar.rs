@@ -3,9 +3,9 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use candle_core::{DType, Device, Tensor};
-use lrnn_core::io::ModelDesc;
 use lrnn_core::models::cifar::{CifarArch, CifarConfig, NETWORK_NAMES};
 use lrnn_core::models::Model;
+use lrnn_core::models::ModelDesc;
 use lrnn_core::nn::Forward;
 
 /// SPEC §5, "this reading".

@@ -6,9 +6,9 @@
 mod scratch;
 
 use candle_core::{Device, Tensor};
-use lrnn_core::io::ModelDesc;
 use lrnn_core::models::convnet::{ConvNetConfig, Insertion};
 use lrnn_core::models::Model;
+use lrnn_core::models::ModelDesc;
 use lrnn_core::nn::{Axis, Forward, ScanBackend};
 use lrnn_core::probe::rf::receptive_field;
 

@@ -8,9 +8,9 @@ mod scratch;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use lrnn_core::data::augment::Rng;
 use lrnn_core::data::context::{generate, ContextTask};
 use lrnn_core::data::{cifar10, fashion_mnist, Augment};
+use lrnn_core::rng::Rng;
 
 fn dir(name: &str) -> PathBuf {
     scratch::scratch_dir(name)

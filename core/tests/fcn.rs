@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use candle_core::{Device, Tensor, Var};
-use lrnn_core::io::ModelDesc;
 use lrnn_core::models::fcn::{bilinear_matrix, upsample_bilinear, FcnConfig, Variant};
 use lrnn_core::models::Model;
+use lrnn_core::models::ModelDesc;
 use lrnn_core::nn::Forward;
 use lrnn_core::probe::rf::receptive_field;
 

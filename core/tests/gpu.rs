@@ -18,12 +18,13 @@ mod bundled;
 use candle_core::{DType, Device, Tensor};
 use lrnn_core::gpu::kernels::SHADERS;
 use lrnn_core::gpu::{Capture, GpuContext, GpuModel};
-use lrnn_core::io::ModelDesc;
 use lrnn_core::models::convnet::{ConvNetConfig, Insertion, LayerSpec};
 use lrnn_core::models::fcn::{FcnConfig, Variant};
 use lrnn_core::models::Model;
+use lrnn_core::models::ModelDesc;
 use lrnn_core::nn::{Axis, Cell, GlobalPool, LayerRnnConfig, Merge, ScanBackend};
 use lrnn_core::probe::activations::activations;
+use lrnn_core::train::Checkpoint;
 
 #[test]
 fn every_shader_validates_with_naga() {
@@ -34,6 +35,32 @@ fn every_shader_validates_with_naga() {
             .validate(&module)
             .unwrap_or_else(|e| panic!("{name}: {e:?}"));
         assert!(module.entry_points.iter().any(|e| e.name == "main"), "{name}: no `main`");
+    }
+}
+
+#[test]
+fn every_parameter_struct_has_its_shaders_layout() {
+    // The typed parameter blocks (`gpu/params.rs`) must match each shader's `struct Params`:
+    // same size, and every member a 4-byte scalar, so field i of the Rust struct is member i.
+    assert_eq!(lrnn_core::gpu::params::ALL.len(), SHADERS.len());
+    for (name, bytes) in lrnn_core::gpu::params::ALL {
+        let src = SHADERS.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no shader {name}")).1;
+        let module = naga::front::wgsl::parse_str(src).unwrap();
+        let (_, params) = module
+            .types
+            .iter()
+            .find(|(_, t)| t.name.as_deref() == Some("Params"))
+            .unwrap_or_else(|| panic!("{name}: no `struct Params`"));
+        let naga::TypeInner::Struct { members, span } = &params.inner else { panic!("{name}: Params") };
+        assert_eq!(
+            *span as usize, bytes,
+            "{name}: the shader's Params has {span} bytes, the Rust struct {bytes}"
+        );
+        for (i, m) in members.iter().enumerate() {
+            assert_eq!(m.offset as usize, 4 * i, "{name}: member {:?} is not at {}", m.name, 4 * i);
+            let scalar = matches!(module.types[m.ty].inner, naga::TypeInner::Scalar(s) if s.width == 4);
+            assert!(scalar, "{name}: member {:?} is not a 4-byte scalar", m.name);
+        }
     }
 }
 
@@ -211,7 +238,7 @@ fn every_bundled_model_matches_the_cpu_with_its_trained_weights() {
     let folders = bundled::bundled_model_dirs();
     assert!(folders.len() >= 6, "the bundled models: {folders:?}");
     for dir in folders {
-        let (model, _) = lrnn_core::train::trainer::load_checkpoint(&dir, &Device::Cpu).unwrap();
+        let (model, _) = Checkpoint::open(&dir, &Device::Cpu).and_then(Checkpoint::into_run).unwrap();
         let (c, size) = (model.desc().in_channels(), model.desc().input_size());
         // A random image at the model's own input size, a second one a little wider.
         let x = (randn((2, c, size, size + 32)) * 50.0).unwrap();
@@ -227,11 +254,9 @@ fn segmentation_coloured_on_the_gpu_matches_the_cpu() {
     let Some(ctx) = context() else { return };
     // The bundled scenes model on a bundled scene: an object on a background.
     let root = std::path::Path::new(".."); // the repository, from core/ (where cargo and gpu_bench.sh run tests)
-    let (model, _) = lrnn_core::train::trainer::load_checkpoint(
-        &root.join("assets/models/scenes-fcn8s-lrnn"),
-        &Device::Cpu,
-    )
-    .unwrap();
+    let (model, _) = Checkpoint::open(&root.join("assets/models/scenes-fcn8s-lrnn"), &Device::Cpu)
+        .and_then(Checkpoint::into_run)
+        .unwrap();
     let image = image::open(root.join("assets/scenes/JPEGImages/scene-00003.jpg")).unwrap();
     let (h, w) = (96, 96);
     let x = lrnn_core::io::vgg16::caffe_input(&image, h).unwrap();
@@ -357,7 +382,7 @@ fn a_lost_device_gives_a_message_not_a_panic() {
 
 #[test]
 fn colour_maps_on_the_gpu_match_the_cpu() {
-    use lrnn_core::probe::render::ColourMap;
+    use lrnn_core::colour::ColourMap;
     let Some(ctx) = context() else { return };
     // 1,000 values (not a multiple of 64), a NaN gap, both signs.
     let mut values: Vec<f32> = (0..1000).map(|i| ((i as f32) * 0.37).sin() * 3.0 - 0.5).collect();

@@ -14,9 +14,9 @@ use lrnn_core::io::onnx::{read_onnx, write_minimal_onnx, ConvNode};
 use lrnn_core::io::vgg16::{
     convert_onnx, load_trunk, onnx_from_wheel, read_vgg16_trunk, KNOWN_BIASES, WHEEL_ONNX,
 };
-use lrnn_core::io::ModelDesc;
 use lrnn_core::models::fcn::VGG16;
 use lrnn_core::models::Model;
+use lrnn_core::models::ModelDesc;
 
 fn tmp(name: &str) -> PathBuf {
     scratch::scratch_path(name)

@@ -8,12 +8,14 @@ mod common;
 
 use candle_core::{DType, Device, Module, Tensor};
 use common::{builder, rand_tensor, set};
-use lrnn_core::io::ModelDesc;
+use lrnn_core::models::fcn::vgg16_trunk;
 use lrnn_core::models::Model;
+use lrnn_core::models::ModelDesc;
+use lrnn_core::nn::geometry::Geom;
 use lrnn_core::nn::{Axis, Conv, ConvWithRnn, Layer, ScanBackend};
 use lrnn_core::probe::erf::{erf, Mode, Unit};
 use lrnn_core::probe::recurrence::analyse;
-use lrnn_core::probe::rf::{receptive_field, vgg16_trunk, Geom};
+use lrnn_core::probe::rf::receptive_field;
 
 fn inputs() -> Vec<Tensor> {
     (0..3).map(|i| rand_tensor(&[2, 2, 9, 11], 1.0, 40 + i, DType::F32)).collect()
@@ -112,8 +114,8 @@ fn eigenvalues_of_known_matrices() {
 
 #[test]
 fn switching_off_one_direction_changes_only_what_depends_on_it() {
-    use lrnn_core::io::ModelDesc;
     use lrnn_core::models::Model;
+    use lrnn_core::models::ModelDesc;
     use lrnn_core::nn::{Cell, LayerRnnConfig, Merge};
     use lrnn_core::probe::contribution::{direction_contributions, is_recurrence};
     let cfg = LayerRnnConfig { in_channels: 2, hidden: 4, cell: Cell::Vanilla, merge: Merge::Sum };
@@ -153,7 +155,8 @@ fn switching_off_one_direction_changes_only_what_depends_on_it() {
 
 #[test]
 fn activations_come_in_forward_order_with_every_direction() {
-    use lrnn_core::probe::activations::{activations, channel_grid, MapKind};
+    use lrnn_core::models::capture::MapKind;
+    use lrnn_core::probe::activations::{activations, channel_grid};
     let model =
         Model::new_seeded(ModelDesc::from_name_or_file("Context-LRNN").unwrap(), &Device::Cpu, 2).unwrap();
     let x = Tensor::randn(0f32, 1.0, (1, 1, 24, 40), &Device::Cpu).unwrap();
@@ -211,7 +214,7 @@ fn the_recurrence_scale_goes_from_the_plain_cnn_to_the_trained_model_and_back_ex
 
 #[test]
 fn colour_maps_cover_their_range_and_keep_zero_white_when_diverging() {
-    use lrnn_core::probe::render::ColourMap;
+    use lrnn_core::colour::ColourMap;
     let values = [-2.0f32, 0.0, 1.0, f32::NAN];
     assert_eq!(ColourMap::Viridis.range(&values), (-2.0, 1.0));
     assert_eq!(ColourMap::Diverging.range(&values), (-2.0, 2.0));

@@ -10,12 +10,13 @@ use std::sync::mpsc::channel;
 use candle_core::{Device, Tensor, Var};
 use lrnn_core::data::scenes::SceneTask;
 use lrnn_core::data::Format;
-use lrnn_core::io::ModelDesc;
 use lrnn_core::models::fcn::{FcnConfig, Variant};
 use lrnn_core::models::Model;
+use lrnn_core::models::ModelDesc;
 use lrnn_core::nn::Forward;
 use lrnn_core::train::seg::{pixel_cross_entropy, pixel_errors};
-use lrnn_core::train::trainer::{load_checkpoint, run};
+use lrnn_core::train::trainer::run;
+use lrnn_core::train::Checkpoint;
 use lrnn_core::train::{DataSource, Event, OptimizerConfig, Schedule, TrainConfig};
 
 #[path = "common/scratch.rs"]
@@ -140,7 +141,7 @@ fn train_seg_on_scenes_reports_pixel_scores_and_moves_the_recurrences() {
     let miou = stats.val_miou.expect("segmentation reports a mean IoU");
     assert!((0.0..=1.0).contains(&miou) && (0.0..=1.0).contains(&stats.val_error));
     let dir = out.join("step-00000003");
-    let (model, state) = load_checkpoint(&dir, &Device::Cpu).unwrap();
+    let (model, state) = Checkpoint::open(&dir, &Device::Cpu).and_then(Checkpoint::into_run).unwrap();
     assert_eq!(state.history[0].val_miou, Some(miou));
     let w = model.weights().unwrap();
     // At 32x32, pool5 is 1x1 (no neighbour to recur from); pool3's branch is 4x4.

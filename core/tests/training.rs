@@ -12,9 +12,11 @@ use std::sync::mpsc::channel;
 use candle_core::Device;
 use lrnn_core::data::context::ContextTask;
 use lrnn_core::data::{Augment, Format};
-use lrnn_core::io::ModelDesc;
 use lrnn_core::models::cifar::CifarConfig;
-use lrnn_core::train::trainer::{latest_checkpoint, load_checkpoint, run};
+use lrnn_core::models::ModelDesc;
+use lrnn_core::train::checkpoint::latest_checkpoint;
+use lrnn_core::train::trainer::run;
+use lrnn_core::train::Checkpoint;
 use lrnn_core::train::{spawn, DataSource, Event, OptimizerConfig, RunEnd, Schedule, TrainConfig};
 
 fn out_dir(name: &str) -> PathBuf {
@@ -54,7 +56,7 @@ fn config(name: &str) -> TrainConfig {
 
 fn weights_of(out: &std::path::Path) -> Vec<(String, Vec<f32>)> {
     let dir = latest_checkpoint(out).unwrap().unwrap();
-    let (model, _) = load_checkpoint(&dir, &Device::Cpu).unwrap();
+    let (model, _) = Checkpoint::open(&dir, &Device::Cpu).and_then(Checkpoint::into_run).unwrap();
     model
         .weights()
         .unwrap()
@@ -80,9 +82,10 @@ fn loss_falls_and_events_come_in_order() {
     let steps = events.iter().filter(|e| matches!(e, Event::Step { .. })).count();
     assert_eq!(steps, 12);
     let dir = latest_checkpoint(&cfg.out).unwrap().unwrap();
-    let (_, state) = load_checkpoint(&dir, &Device::Cpu).unwrap();
+    let ckpt = Checkpoint::open(&dir, &Device::Cpu).unwrap();
+    let state = ckpt.state.as_ref().unwrap();
     assert_eq!((state.global_step, state.epoch, state.history.len()), (12, 3, 3));
-    let mean = lrnn_core::train::trainer::checkpoint_mean(&dir, &state).unwrap().unwrap();
+    let mean = ckpt.mean.unwrap();
     let data = lrnn_core::train::trainer::load_data(&cfg).unwrap();
     assert_eq!(mean, data.train.mean_image(), "the checkpoint keeps the training mean");
 }
@@ -98,7 +101,9 @@ fn a_stopped_run_resumes_exactly_where_it_ended() {
     let mut part = config("part");
     part.max_steps = Some(3);
     run(&part, false, &AtomicBool::new(false), &tx).unwrap();
-    let (_, state) = load_checkpoint(&latest_checkpoint(&part.out).unwrap().unwrap(), &Device::Cpu).unwrap();
+    let (_, state) = Checkpoint::open(&latest_checkpoint(&part.out).unwrap().unwrap(), &Device::Cpu)
+        .and_then(Checkpoint::into_run)
+        .unwrap();
     assert_eq!((state.global_step, state.epoch, state.step_in_epoch), (3, 0, 3));
     part.max_steps = Some(6);
     run(&part, true, &AtomicBool::new(false), &tx).unwrap();
@@ -119,7 +124,7 @@ fn stop_request_writes_a_checkpoint_and_reports_stopped() {
     drop(tx);
     assert!(rx.iter().any(|e| matches!(e, Event::Checkpoint(_))));
     let dir = latest_checkpoint(&cfg.out).unwrap().unwrap();
-    assert!(load_checkpoint(&dir, &Device::Cpu).is_ok());
+    assert!(Checkpoint::open(&dir, &Device::Cpu).and_then(Checkpoint::into_run).is_ok());
 }
 
 #[test]
@@ -160,7 +165,9 @@ fn a_time_budget_ends_the_run_with_a_validation_and_a_checkpoint() {
         "the rate falls over the budget: {lrs:?}"
     );
     assert!(lrs.last().unwrap() < &1e-3, "{lrs:?}");
-    let (_, state) = load_checkpoint(&latest_checkpoint(&cfg.out).unwrap().unwrap(), &Device::Cpu).unwrap();
+    let (_, state) = Checkpoint::open(&latest_checkpoint(&cfg.out).unwrap().unwrap(), &Device::Cpu)
+        .and_then(Checkpoint::into_run)
+        .unwrap();
     assert!(state.trained_seconds >= 4.0, "{}", state.trained_seconds);
     assert!(state.epoch < 1000);
     let steps: usize = state.history.iter().map(|h| h.steps).sum();
@@ -210,6 +217,8 @@ fn snapshots_every_n_steps_are_written_and_all_kept() {
     on_disk.sort();
     assert_eq!(on_disk, want, "a run with snapshots keeps every one");
     // A snapshot taken inside an epoch resumes where it was taken.
-    let (_, state) = load_checkpoint(&cfg.out.join("step-00000003"), &Device::Cpu).unwrap();
+    let (_, state) = Checkpoint::open(&cfg.out.join("step-00000003"), &Device::Cpu)
+        .and_then(Checkpoint::into_run)
+        .unwrap();
     assert_eq!((state.global_step, state.epoch, state.step_in_epoch), (3, 0, 3));
 }

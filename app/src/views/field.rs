@@ -4,8 +4,9 @@
 
 use eframe::egui::{self, Color32, Stroke};
 
+use super::overlay_on_original;
 use super::{color_image, Export};
-use crate::worker::{overlay_on_original, ErfPicture, UnitRef};
+use crate::view_model::{ErfPicture, UnitRef};
 use crate::StudioApp;
 
 fn side(s: Option<usize>) -> String {

@@ -9,11 +9,14 @@ use std::path::{Path, PathBuf};
 use eframe::egui;
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 use lrnn_core::data::Format;
+use lrnn_core::train::checkpoint::checkpoint_step;
 use lrnn_core::train::schedule::Schedule;
-use lrnn_core::train::trainer::{checkpoint_step, spawn, Event, RunState, TrainHandle};
+use lrnn_core::train::trainer::{spawn, Event, RunState, TrainHandle};
 
+use super::overlay_on_original;
 use super::{color_image, Export};
-use crate::worker::{overlay_on_original, ErfPicture, Job, UnitRef};
+use crate::protocol::Job;
+use crate::view_model::{ErfPicture, UnitRef};
 use crate::StudioApp;
 
 /// Where the training images come from.
@@ -117,32 +120,6 @@ impl FineTune {
 /// Why a model without a run state cannot be fine-tuned here.
 const NOT_A_CHECKPOINT: &str = "This model is a description and weights only (no state.json): fine-tuning starts from a \
      training checkpoint, which names its data and optimiser (`lrnn train`, `lrnn insert`, or a bundled model).";
-
-/// Copies a checkpoint folder to `dest` (a new folder), through a temporary folder renamed at
-/// the end, so `dest` is either complete or absent.
-///
-/// # Errors
-/// `dest` exists or cannot be written (the message names it).
-pub fn copy_checkpoint(from: &Path, dest: &Path) -> Result<(), String> {
-    if dest.exists() {
-        return Err(format!("{}: already exists; choose a new folder name", dest.display()));
-    }
-    let tmp = dest.with_file_name(format!(
-        ".{}.partial",
-        dest.file_name().map_or("checkpoint".into(), |n| n.to_string_lossy())
-    ));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: cannot create: {e}", tmp.display()))?;
-    let entries = std::fs::read_dir(from).map_err(|e| format!("{}: cannot read: {e}", from.display()))?;
-    for entry in entries.flatten() {
-        let p = entry.path();
-        if p.is_file() {
-            let to = tmp.join(entry.file_name());
-            std::fs::copy(&p, &to).map_err(|e| format!("{}: cannot write: {e}", to.display()))?;
-        }
-    }
-    std::fs::rename(&tmp, dest).map_err(|e| format!("{}: cannot write: {e}", dest.display()))
-}
 
 impl StudioApp {
     /// Starts a fine-tuning run of the loaded model with the view's settings.
@@ -261,7 +238,7 @@ impl StudioApp {
     /// No checkpoint yet, or `dest` cannot be written.
     pub fn save_finetuned(&self, dest: &Path) -> Result<(), String> {
         let from = self.finetune.last_checkpoint.as_ref().ok_or("no checkpoint yet: start a run first")?;
-        copy_checkpoint(from, dest)
+        crate::files::copy_checkpoint(from, dest)
     }
 
     pub(crate) fn finetune_view(&mut self, ui: &mut egui::Ui) {
@@ -301,7 +278,10 @@ impl StudioApp {
                     ui.label(format!("{f:?}: {}", p.display()));
                 }
             });
-            ui.label("VOC segmentation data: fine-tuning FCNs is not built yet (issue #4).");
+            ui.label(
+                "Segmentation networks (FCNs) are fine-tuned from the command line, not here yet: \
+                 `lrnn train-seg --init-from RUN` (VOC or the generated scenes).",
+            );
             ui.horizontal(|ui| {
                 let l = ui.label("steps");
                 ui.add(egui::DragValue::new(&mut self.finetune.steps).range(1..=100_000)).labelled_by(l.id);
@@ -332,11 +312,13 @@ impl StudioApp {
             }
             let can_save = !running && self.finetune.last_checkpoint.is_some();
             if ui.add_enabled(can_save, egui::Button::new("Save checkpoint…")).clicked() {
-                if let Some(d) = rfd::FileDialog::new().set_file_name("finetuned").save_file() {
-                    match self.save_finetuned(&d) {
-                        Ok(()) => self.notice = Some(format!("saved the checkpoint to {}", d.display())),
-                        Err(e) => self.error = Some(e),
-                    }
+                let from = self.finetune.last_checkpoint.clone();
+                if let (Some(from), Some(dest)) =
+                    (from, rfd::FileDialog::new().set_file_name("finetuned").save_file())
+                {
+                    // Copied on the worker; its reply says where.
+                    let what = format!("writing {}", dest.display());
+                    self.send(Job::File(crate::protocol::FileJob::SaveCheckpoint { from, dest }), &what);
                 }
             }
             if ui.add_enabled(can_save, egui::Button::new("Open the result")).clicked() {
@@ -362,10 +344,25 @@ impl StudioApp {
                             ft.history.iter().map(|h| [h.0 as f64 + 1.0, f64::from(h.1)]).collect();
                         let val: Vec<[f64; 2]> =
                             ft.history.iter().map(|h| [h.0 as f64 + 1.0, f64::from(h.2)]).collect();
-                        p.line(Line::new("training loss", PlotPoints::from(loss.clone())));
-                        p.points(Points::new("training loss ", PlotPoints::from(loss)).radius(3.0));
-                        p.line(Line::new("validation error", PlotPoints::from(val.clone())));
-                        p.points(Points::new("validation error ", PlotPoints::from(val)).radius(3.0));
+                        // A line and its markers share a name (one legend entry) and a colour.
+                        let (loss_colour, val_colour) =
+                            (egui::Color32::from_rgb(31, 119, 180), egui::Color32::from_rgb(255, 127, 14));
+                        p.line(Line::new("training loss", PlotPoints::from(loss.clone())).color(loss_colour));
+                        p.points(
+                            Points::new("training loss", PlotPoints::from(loss))
+                                .id("training loss markers")
+                                .color(loss_colour)
+                                .radius(3.0),
+                        );
+                        p.line(
+                            Line::new("validation error", PlotPoints::from(val.clone())).color(val_colour),
+                        );
+                        p.points(
+                            Points::new("validation error", PlotPoints::from(val))
+                                .id("validation error markers")
+                                .color(val_colour)
+                                .radius(3.0),
+                        );
                     });
                 } else {
                     ui.label("loss per step");

@@ -5,11 +5,13 @@
 use std::sync::Arc;
 
 use eframe::egui;
-use lrnn_core::probe::activations::{channel_grid, MapKind};
-use lrnn_core::probe::render::ColourMap;
+use lrnn_core::colour::ColourMap;
+use lrnn_core::models::capture::MapKind;
+use lrnn_core::probe::activations::channel_grid;
 
+use super::overlay_on_original;
 use super::{colour_bar, painted_rgb, Export};
-use crate::worker::{overlay_on_original, MapData, UnitRef};
+use crate::view_model::{InsertTarget, MapData, UnitRef};
 use crate::StudioApp;
 
 /// Channels shown in one grid.
@@ -89,10 +91,10 @@ impl StudioApp {
             ui.label("This model takes no insertions here (plain convnets, and FCNs without L-RNNs).");
             return;
         }
-        if a.insertable == [crate::worker::FCN_HEADS] {
+        if a.insertable == [InsertTarget::FcnHeads] {
             ui.label("Pairs go into the FCN's heads as in the paper: a horizontal pair on fc1, fc4, fc7 and a vertical one on fc2, fc5, fc8.");
             if ui.button("Insert into the heads").clicked() {
-                self.insert(crate::worker::FCN_HEADS, lrnn_core::nn::Axis::Horizontal);
+                self.insert(InsertTarget::FcnHeads, lrnn_core::nn::Axis::Horizontal);
             }
             ui.label(
                 "The new model segments exactly as this one until fine-tuned (`lrnn train-seg --init-from`).",
@@ -101,18 +103,21 @@ impl StudioApp {
         }
         let layers = a.insertable.clone();
         self.insert_layer = self.insert_layer.min(layers.len() - 1);
-        egui::ComboBox::from_label("into").selected_text(&layers[self.insert_layer]).show_ui(ui, |ui| {
-            for (i, l) in layers.iter().enumerate() {
-                ui.selectable_value(&mut self.insert_layer, i, l);
-            }
-        });
+        egui::ComboBox::from_label("into").selected_text(layers[self.insert_layer].to_string()).show_ui(
+            ui,
+            |ui| {
+                for (i, l) in layers.iter().enumerate() {
+                    ui.selectable_value(&mut self.insert_layer, i, l.to_string());
+                }
+            },
+        );
         ui.horizontal(|ui| {
             ui.radio_value(&mut self.insert_axis, lrnn_core::nn::Axis::Horizontal, "left-right");
             ui.radio_value(&mut self.insert_axis, lrnn_core::nn::Axis::Vertical, "top-bottom");
         });
         if ui.button("Insert").clicked() {
-            let layer = layers[self.insert_layer].clone();
-            self.insert(&layer, self.insert_axis);
+            let target = layers[self.insert_layer].clone();
+            self.insert(target, self.insert_axis);
         }
         ui.label("The new model scores exactly as this one until fine-tuned (Fine-tune tab).");
     }

@@ -12,8 +12,9 @@ use std::path::Path;
 
 use eframe::egui::{self, Color32, ColorImage, TextureHandle, TextureOptions};
 use image::RgbImage;
-use lrnn_core::probe::render::ColourMap;
+use lrnn_core::colour::ColourMap;
 
+use crate::protocol::{FileJob, Job};
 use crate::StudioApp;
 
 /// The app's views (tabs).
@@ -158,25 +159,6 @@ pub fn colour_bar(ui: &mut egui::Ui, cmap: ColourMap, range: (f32, f32), height:
     });
 }
 
-/// Writes a picture as PNG atomically (temp file, then rename).
-///
-/// # Errors
-/// The folder is not writable (the message names the file).
-pub fn save_png(img: &RgbImage, path: &Path) -> Result<(), String> {
-    let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .map_err(|e| format!("{}: cannot encode: {e}", path.display()))?;
-    lrnn_core::io::write_atomic(path, &bytes).map_err(|e| e.to_string())
-}
-
-/// Writes text atomically.
-///
-/// # Errors
-/// The folder is not writable (the message names the file).
-pub fn save_text(text: &str, path: &Path) -> Result<(), String> {
-    lrnn_core::io::write_atomic(path, text.as_bytes()).map_err(|e| e.to_string())
-}
-
 /// What a view exports: a picture and a table.
 pub struct Export {
     /// The view's main picture.
@@ -206,24 +188,46 @@ impl StudioApp {
         let e = self
             .export()
             .ok_or_else(|| format!("the {} view has nothing to export yet", self.view.title()))?;
-        let (png, csv) = (path.with_extension("png"), path.with_extension("csv"));
-        save_png(&e.picture, &png)?;
-        save_text(&e.csv, &csv)?;
-        Ok((png, csv))
+        crate::files::write_export(&e.picture, &e.csv, path)
     }
 
     /// The export buttons every view shows.
     pub(crate) fn export_buttons(&mut self, ui: &mut egui::Ui) {
         if ui.button("Export PNG + CSV…").clicked() {
             let name = format!("lrnn-{}.png", self.view.key());
-            if let Some(p) = rfd::FileDialog::new().set_file_name(name).save_file() {
-                match self.export_to(&p) {
-                    Ok((png, csv)) => {
-                        self.notice = Some(format!("wrote {} and {}", png.display(), csv.display()));
+            if let Some(path) = rfd::FileDialog::new().set_file_name(name).save_file() {
+                // The files are written on the worker; its reply shows what was written.
+                match self.export() {
+                    Some(Export { picture, csv }) => {
+                        let what = format!("writing {}", path.display());
+                        self.send(Job::File(FileJob::Export { picture, csv, path }), &what);
                     }
-                    Err(e) => self.error = Some(e),
+                    None => {
+                        self.error =
+                            Some(format!("the {} view has nothing to export yet", self.view.title()));
+                    }
                 }
             }
         }
     }
+}
+
+/// The ERF drawn over the original photo (any aspect; the model saw it resized to a square),
+/// at most `max_side` pixels on its longer side: grey photo, ERF magnitude in red–yellow.
+pub fn overlay_on_original(original: &RgbImage, erf: &[f32], n: usize, max_side: u32) -> RgbImage {
+    let (w0, h0) = original.dimensions();
+    let k = (max_side as f32 / w0.max(h0) as f32).min(1.0);
+    let (w, h) = (((w0 as f32 * k).round() as u32).max(1), ((h0 as f32 * k).round() as u32).max(1));
+    let grey: image::GrayImage = image::imageops::resize(
+        &image::DynamicImage::ImageRgb8(original.clone()).to_luma8(),
+        w,
+        h,
+        image::imageops::FilterType::Triangle,
+    );
+    let map: image::ImageBuffer<image::Luma<f32>, Vec<f32>> =
+        image::ImageBuffer::from_raw(n as u32, n as u32, erf.iter().map(|v| v.abs()).collect())
+            .unwrap_or_else(|| image::ImageBuffer::new(n as u32, n as u32));
+    let map = image::imageops::resize(&map, w, h, image::imageops::FilterType::Triangle);
+    let bg: Vec<f32> = grey.pixels().map(|p| f32::from(p[0]) / 255.0).collect();
+    lrnn_core::probe::render::erf_overlay(&bg, map.as_raw(), h as usize, w as usize, 1)
 }

@@ -4,7 +4,7 @@
 
 use eframe::egui;
 use egui_plot::{Line, MarkerShape, Plot, PlotPoints, Points};
-use lrnn_core::probe::render::ColourMap;
+use lrnn_core::colour::ColourMap;
 
 use super::{colour_bar, painted_rgb, Export};
 use crate::StudioApp;
@@ -31,14 +31,14 @@ impl StudioApp {
         if missing > 0 {
             if !self.spectra_asked {
                 self.spectra_asked = true;
-                self.send(crate::worker::Job::Spectra, "computing the recurrence spectra");
+                self.send(crate::protocol::Job::Spectra, "computing the recurrence spectra");
             }
             ui.label(format!(
                 "Computing the spectra of {missing} matrices larger than {0}×{0} (seconds each)…",
-                crate::worker::EAGER_SPECTRUM
+                crate::view_model::EAGER_SPECTRUM
             ));
         }
-        let rho = |r: &crate::worker::RecurrenceInfo| {
+        let rho = |r: &crate::view_model::RecurrenceInfo| {
             r.spectrum.as_ref().map_or("…".to_string(), |s| {
                 if s.spectral_radius.is_nan() {
                     "? (the eigen-decomposition did not converge)".to_string()

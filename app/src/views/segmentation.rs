@@ -12,7 +12,7 @@ use lrnn_core::probe::render::{label_image, label_overlay, side_by_side};
 use lrnn_core::train::confusion::Confusion;
 
 use super::{color_image, Export};
-use crate::worker::{Analysis, Segmentation};
+use crate::view_model::{Analysis, Segmentation};
 use crate::StudioApp;
 
 /// The longest side the view draws a picture at.
@@ -150,7 +150,7 @@ fn pictures(a: &Analysis, s: &Segmentation, opacity: f32) -> Vec<RgbImage> {
     if let Some(c) = &s.cnn {
         let cnn = shrink(c, s.size, (w, h));
         out.push(label_overlay(photo.as_raw(), &cnn, w, h, opacity));
-        let palette = lrnn_core::data::voc::palette();
+        let palette = lrnn_core::colour::palette();
         let diff = RgbImage::from_fn(w as u32, h as u32, |x, y| {
             let i = y as usize * w + x as usize;
             if pred[i] == cnn[i] {
@@ -299,7 +299,7 @@ impl StudioApp {
 
 /// The classes present in the prediction or the truth (`present`, by label), as colour swatches.
 fn legend(ui: &mut egui::Ui, classes: &[String], present: &[bool]) {
-    let palette = lrnn_core::data::voc::palette();
+    let palette = lrnn_core::colour::palette();
     let present = |l: usize| present.get(l).copied().unwrap_or(false);
     let swatch = |ui: &mut egui::Ui, [r, g, b]: [u8; 3], name: &str| {
         let (rect, _) = ui.allocate_exact_size(egui::vec2(14.0, 14.0), egui::Sense::hover());

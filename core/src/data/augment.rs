@@ -1,46 +1,9 @@
-//! On-the-fly augmentation (SPEC §5): horizontal flips, small rotations and scaling, with a
-//! small seedable random-number generator whose state fits in a checkpoint.
+//! On-the-fly augmentation (SPEC §5): horizontal flips, small rotations and scaling, drawn from
+//! the seeded [`Rng`].
 
 use serde::{Deserialize, Serialize};
 
-/// SplitMix64: tiny, fast, seedable; its whole state is one `u64` (saved with checkpoints so a
-/// resumed run draws the same numbers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub fn uniform(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    /// Uniform in `[-a, a)`.
-    pub fn symmetric(&mut self, a: f32) -> f32 {
-        (2.0 * self.uniform() - 1.0) * a
-    }
-
-    /// Uniform integer in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
-    }
-
-    /// Shuffles a slice in place (Fisher-Yates).
-    pub fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = self.below(i + 1);
-            v.swap(i, j);
-        }
-    }
-}
+use crate::rng::Rng;
 
 /// Augmentation settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -10,8 +10,8 @@
 //! then told left from right by the nearby border and solved the task, 1.2% validation error
 //! after one epoch.)
 
-use super::augment::Rng;
 use super::image_set::{ImageSet, Splits};
+use crate::rng::Rng;
 
 /// Parameters of the generated task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -3,7 +3,8 @@
 use candle_core::{Device, Tensor};
 use image::{Rgb, RgbImage};
 
-use super::augment::{Augment, Rng};
+use super::augment::Augment;
+use crate::rng::Rng;
 
 /// Labelled images, `u8` pixels in NCHW order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,6 +7,7 @@ pub mod cifar10;
 pub mod context;
 pub mod fashion_mnist;
 pub mod image_set;
+pub mod photo;
 pub mod scenes;
 pub mod seg_set;
 pub mod voc;

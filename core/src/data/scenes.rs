@@ -10,8 +10,8 @@
 //! part of the image that the fine FCN-8s branches see (pool3's receptive field is 44 px, pool4's
 //! 100 px), so those branches need the coarse one, or an L-RNN's scan along the row, to know.
 
-use super::augment::Rng;
 use super::seg_set::{SegSet, SegSplits};
+use crate::rng::Rng;
 
 /// Parameters of the generated scenes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

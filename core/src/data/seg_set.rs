@@ -5,9 +5,9 @@
 
 use candle_core::{Device, Tensor};
 
-use super::augment::Rng;
 use super::voc::LabelMap;
 use crate::io::vgg16::CAFFE_MEAN_BGR;
+use crate::rng::Rng;
 
 /// Photos with per-pixel labels, all of one size.
 #[derive(Debug, Clone, PartialEq, Eq)]

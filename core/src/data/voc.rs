@@ -35,21 +35,7 @@ pub const VOC_CLASSES: [&str; 21] = [
 /// The label that is ignored in training and scoring.
 pub const IGNORE: u8 = 255;
 
-/// The VOC colour map: colour of label `i` (the bits of `i` spread over R, G, B; 255 is
-/// (224, 224, 192)).
-pub fn palette() -> [[u8; 3]; 256] {
-    let mut map = [[0u8; 3]; 256];
-    for (i, c) in map.iter_mut().enumerate() {
-        let mut id = i;
-        for j in 0..8 {
-            for (k, channel) in c.iter_mut().enumerate() {
-                *channel |= u8::from((id >> k) & 1 == 1) << (7 - j);
-            }
-            id >>= 3;
-        }
-    }
-    map
-}
+use crate::colour::palette;
 
 /// A label map: one class index per pixel, row-major.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,12 +1,13 @@
 //! Colouring on the GPU: maps through `shaders/colour_map.wgsl` (the same colours as
-//! [`crate::probe::render::ColourMap`]) and label maps in the VOC palette through
+//! [`crate::colour::ColourMap`]) and label maps in the VOC palette through
 //! `shaders/label_colour.wgsl` ([`super::GpuModel::segment`], which colours an FCN's labels where
 //! its scores already are).
 
 use super::context::GpuContext;
-use super::kernels::{groups_for, submit_and_read, Kernel};
+use super::kernels::{groups_for, submit_and_read};
+use super::params::ColourMapParams;
+use crate::colour::ColourMap;
 use crate::error::Result;
-use crate::probe::render::ColourMap;
 
 /// `values` coloured with `map` over `range` as RGBA8 bytes (alpha 255), four per value.
 ///
@@ -29,10 +30,10 @@ pub fn paint(ctx: &GpuContext, values: &[f32], map: ColourMap, range: (f32, f32)
         ColourMap::Grey => 1,
         ColourMap::Diverging => 2,
     };
-    let params = [n as u32, id, range.0.to_bits(), range.1.to_bits()];
+    let params = ColourMapParams { n: n as u32, map: id, lo: range.0, hi: range.1 };
     let mut encoder =
         ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("colour map") });
-    ctx.kernels.dispatch(ctx, &mut encoder, Kernel::ColourMap, &params, &[&input, &out], groups_for(n));
+    ctx.kernels.dispatch(ctx, &mut encoder, &params, &[&input, &out], groups_for(n));
     let mut bytes = submit_and_read(ctx, encoder, &[&out], scopes)?;
     bytes.truncate(4 * n);
     Ok(bytes)

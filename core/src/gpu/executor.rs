@@ -3,27 +3,30 @@
 //! CPU path captures (layers, and each scan direction) captured on request, and only what is
 //! asked for read back.
 //!
-//! Every kind runs: a lone L-RNN module, the context-task convnets (with or without inserted
-//! pairs), the CIFAR networks (CNN and L-RNN modules with the three cells, the three fusions),
-//! and the VGG-16 FCNs (FCN-32s, FCN-8s, with or without L-RNN heads). The model's layers are
-//! walked in the same order as on the CPU, one kernel dispatch per operation, all recorded into
-//! one command buffer: see `shaders/README.md` for the kernels.
+//! The executor walks the model's op graph ([`crate::models::graph`]), the same list the candle
+//! path walks, so every model kind runs: a lone L-RNN module, the context-task convnets (with or
+//! without inserted pairs), the CIFAR networks, the VGG-16 FCNs. At upload each op becomes one
+//! step with its weights in storage buffers; neighbouring ops fuse where one kernel does both (a
+//! convolution and its ReLU, a convolution and the BatchNorm + ReLU after it, an upsampling and
+//! the sum it feeds). A forward pass records one dispatch per step into one command buffer: see
+//! `shaders/README.md` for the kernels.
 
 use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor};
 
 use super::context::GpuContext;
-use super::kernels::{fold, groups_for, submit_and_read, Kernel, MAX_HIDDEN};
+use super::kernels::{fold, groups_for, submit_and_read, MAX_HIDDEN};
+use super::params::{
+    AffineParams, CombineParams, Conv2dParams, GlobalPoolParams, KernelParams, LabelColourParams,
+    Pool2dParams, ScanPairParams, UpsampleParams,
+};
 use crate::error::{Error, Result};
-use crate::io::ModelDesc;
-use crate::models::cifar::{Block, CifarArch};
-use crate::models::convnet::LayerSpec;
-use crate::models::fcn::{Variant, VGG16};
+use crate::models::capture::{Activation, MapKind};
+use crate::models::graph::{Graph, Op, Projection, Value};
 use crate::models::Model;
 use crate::nn::forward::join_name;
-use crate::nn::{Axis, Cell, Fusion, GlobalPool, Merge};
-use crate::probe::activations::{Activation, MapKind};
+use crate::nn::{Axis, Cell, GlobalPool, Merge};
 
 /// A map on the GPU: its buffer and shape `[B, C, H, W]`.
 #[derive(Clone)]
@@ -62,57 +65,45 @@ struct PairW {
     hidden: usize,
 }
 
-/// An L-RNN module: the horizontal pair, then the vertical one on its merged output.
-struct LrnnW {
-    horizontal: PairW,
-    vertical: PairW,
-    merge: Merge,
-}
-
-/// A layer of a convnet or of an FCN head.
-enum HeadOp {
-    Conv {
-        conv: ConvW,
-        relu: bool,
-    },
-    /// A convolution with a pair inserted after it (its output is the pair's shared projection).
-    Inserted {
-        conv: ConvW,
-        pair: PairW,
-    },
+/// What one step of a forward pass runs: one op of the graph, or a few neighbouring ones fused.
+enum Kind {
+    /// A convolution (or a linear layer on `[B, C, 1, 1]`), with a ReLU after it when `relu`
+    /// (and a BatchNorm folded into its weights when the graph had one after it).
+    Conv { conv: ConvW, relu: bool },
+    /// A per-channel `scale · x + shift`, then a ReLU (a BatchNorm + ReLU in inference mode, or
+    /// a lone ReLU with scale 1 and shift 0 over one channel).
+    Affine { scale: wgpu::Buffer, shift: wgpu::Buffer, channels: Option<usize> },
+    /// 2x2 max pooling.
     MaxPool,
+    /// A scan pair, its maps merged.
+    Pair { pair: PairW, merge: Merge, prefix: String },
+    /// Two values summed, or joined along channels.
+    Combine(Combine),
+    /// Global pooling to `[B, C, 1, 1]`.
+    GlobalPool(GlobalPool),
+    /// Nothing to run (dropout in inference): the output is the input.
+    Identity,
+    /// Bilinear upsampling of the first input to the second's size, plus the value `add`.
+    Upsample { add: Option<Value> },
 }
 
-/// A CIFAR module with its fusion.
-struct UnitW {
-    block: BlockW,
-    fusion: Fusion,
-    /// The 1x1 projection of a sum fusion that changes channels.
-    proj: Option<ConvW>,
-}
-
-enum BlockW {
-    /// BN1 (as a per-channel affine map) + ReLU, conv1 with BN2 folded in + ReLU, conv2.
-    Cnn {
-        bn1: (wgpu::Buffer, wgpu::Buffer),
-        conv1: ConvW,
-        conv2: ConvW,
-    },
-    Lrnn(LrnnW),
-}
-
-enum Net {
-    Lrnn(LrnnW),
-    Convnet { layers: Vec<(String, HeadOp)>, pool: GlobalPool, head: ConvW },
-    Cifar { stem: ConvW, stages: Vec<Vec<(String, UnitW)>>, pool: GlobalPool, head: ConvW },
-    Fcn { trunk: Vec<(&'static str, ConvW)>, branches: Vec<[(String, HeadOp); 3]>, variant: Variant },
+/// One step: what runs, on which values, giving which value, captured as what.
+struct Step {
+    kind: Kind,
+    inputs: Vec<Value>,
+    out: Value,
+    capture: Option<String>,
+    /// A unique name for the step's buffers.
+    label: String,
 }
 
 /// A model's weights on the GPU, ready to run.
 pub struct GpuModel {
-    net: Net,
+    steps: Vec<Step>,
+    graph: Graph,
     name: String,
-    in_channels: usize,
+    /// Whether the model segments (an FCN: `segment` applies).
+    segments: bool,
     /// Intermediate buffers by name, reused while their size fits.
     scratch: BTreeMap<String, wgpu::Buffer>,
     /// A small zero buffer bound where a kernel's optional input is unused.
@@ -153,6 +144,11 @@ pub struct GpuSegmentation {
     pub labels: Vec<u8>,
     /// The labels in the VOC palette over the photo, RGBA8 (when a photo was given).
     pub picture: Option<Vec<u8>>,
+}
+
+/// A count as a kernel parameter: every buffer passed [`fits`] first, so counts stay within u32.
+fn u(v: usize) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
 }
 
 fn floats_to_bytes(values: &[f32]) -> Vec<u8> {
@@ -305,108 +301,91 @@ impl Weights<'_> {
         let ln = upload_floats(self.ctx, prefix, &[])?;
         Ok(PairW { proj: None, vt, ln, cell: Cell::Vanilla, axis, hidden })
     }
-
-    fn lrnn(&self, prefix: &str, cell: Cell, merge: Merge) -> Result<LrnnW> {
-        Ok(LrnnW {
-            horizontal: self.own_pair(prefix, Axis::Horizontal, cell)?,
-            vertical: self.own_pair(prefix, Axis::Vertical, cell)?,
-            merge,
-        })
-    }
-
-    /// A head layer `name`: a convolution with padding `kernel / 2`, with an inserted pair along
-    /// `insert`.
-    fn head_op(&self, name: &str, relu: bool, insert: Option<Axis>) -> Result<HeadOp> {
-        let kernel = self.get(&format!("{name}.weight"))?.dims().get(2).copied().unwrap_or(1);
-        let conv = self.conv(name, kernel / 2, None)?;
-        Ok(match insert {
-            Some(axis) => HeadOp::Inserted { conv, pair: self.inserted_pair(name, axis)? },
-            None => HeadOp::Conv { conv, relu },
-        })
-    }
 }
 
-fn build(w: &Weights, desc: &ModelDesc) -> Result<Net> {
-    Ok(match desc {
-        ModelDesc::Lrnn(cfg) => Net::Lrnn(w.lrnn("", cfg.cell, cfg.merge)?),
-        ModelDesc::Convnet(cfg) => {
-            let mut layers = Vec::new();
-            for spec in &cfg.layers {
-                match spec {
-                    LayerSpec::Conv { name, relu, .. } => {
-                        layers.push((name.clone(), w.head_op(name, *relu, cfg.inserted(name))?));
-                    }
-                    LayerSpec::MaxPool { name } => layers.push((name.clone(), HeadOp::MaxPool)),
+/// The steps of `graph` with their weights uploaded: one per op, fusing a convolution with the
+/// ReLU or BatchNorm + ReLU that alone reads it, and an upsampling with the sum that alone reads
+/// it (when the fused-away value is not captured).
+fn build(w: &Weights, graph: &Graph) -> Result<Vec<Step>> {
+    let uses = graph.uses();
+    let nodes = &graph.nodes;
+    // Whether node `i + 1` may absorb node `i`: it reads node i's value first, nothing else
+    // does, and node i's value is not captured.
+    let absorbs = |i: usize| {
+        let v = i + 1;
+        nodes.get(i + 1).is_some_and(|next| next.inputs.first() == Some(&v))
+            && uses[v] == 1
+            && nodes[i].capture.is_none()
+    };
+    let mut steps = Vec::with_capacity(nodes.len());
+    let mut i = 0;
+    while i < nodes.len() {
+        let node = &nodes[i];
+        let next = nodes.get(i + 1).map(|n| &n.op);
+        let mut last = i;
+        let kind = match &node.op {
+            Op::Conv { name, pad, .. } => match next {
+                Some(Op::Relu) if absorbs(i) => {
+                    last = i + 1;
+                    Kind::Conv { conv: w.conv(name, *pad, None)?, relu: true }
+                }
+                Some(Op::BatchNormRelu { name: bn, .. }) if absorbs(i) => {
+                    last = i + 1;
+                    let (scale, shift) = w.batch_norm(bn)?;
+                    Kind::Conv { conv: w.conv(name, *pad, Some((&scale, &shift)))?, relu: true }
+                }
+                _ => Kind::Conv { conv: w.conv(name, *pad, None)?, relu: false },
+            },
+            Op::Relu => Kind::Affine {
+                scale: upload_floats(w.ctx, "ReLU", &[1.0])?,
+                shift: upload_floats(w.ctx, "ReLU", &[0.0])?,
+                channels: Some(1),
+            },
+            Op::BatchNormRelu { name, .. } => {
+                let (scale, shift) = w.batch_norm(name)?;
+                Kind::Affine {
+                    scale: upload_floats(w.ctx, name, &scale)?,
+                    shift: upload_floats(w.ctx, name, &shift)?,
+                    channels: None,
                 }
             }
-            Net::Convnet { layers, pool: cfg.pool, head: w.conv("head", 0, None)? }
-        }
-        ModelDesc::Cifar(cfg) => {
-            let arch = CifarArch::from_name(&cfg.name).map_err(Error::Invalid)?;
-            let mut stages = Vec::new();
-            for (s, units) in arch.stages.iter().enumerate() {
-                let mut built = Vec::new();
-                for (i, unit) in units.iter().enumerate() {
-                    let prefix = format!("stage{}.{i}", s + 1);
-                    let block = match unit.block {
-                        Block::Cnn(_) => {
-                            let bn1 = w.batch_norm(&format!("{prefix}.cnn.bn1"))?;
-                            let (s2, t2) = w.batch_norm(&format!("{prefix}.cnn.bn2"))?;
-                            let name = format!("{prefix} BN1");
-                            BlockW::Cnn {
-                                bn1: (
-                                    upload_floats(w.ctx, &name, &bn1.0)?,
-                                    upload_floats(w.ctx, &name, &bn1.1)?,
-                                ),
-                                conv1: w.conv(&format!("{prefix}.cnn.conv1"), 1, Some((&s2, &t2)))?,
-                                conv2: w.conv(&format!("{prefix}.cnn.conv2"), 1, None)?,
-                            }
-                        }
-                        Block::Lrnn(_) => {
-                            BlockW::Lrnn(w.lrnn(&format!("{prefix}.lrnn"), arch.cell, Merge::Sum)?)
-                        }
-                    };
-                    let proj_name = format!("{prefix}.proj");
-                    let proj = if w.map.contains_key(&format!("{proj_name}.weight")) {
-                        Some(w.conv(&proj_name, 0, None)?)
-                    } else {
-                        None
-                    };
-                    built.push((prefix, UnitW { block, fusion: unit.fusion, proj }));
+            Op::MaxPool2x2 => Kind::MaxPool,
+            Op::ScanPair { prefix, axis, cell, hidden, projection, merge } => {
+                let pair = match projection {
+                    Projection::Own { .. } => w.own_pair(prefix, *axis, *cell)?,
+                    Projection::Shared => w.inserted_pair(prefix, *axis)?,
+                };
+                if pair.hidden != *hidden {
+                    return Err(Error::Invalid(format!(
+                        "{prefix}: the recurrences have {} hidden units, the model {hidden}",
+                        pair.hidden
+                    )));
                 }
-                stages.push(built);
+                Kind::Pair { pair, merge: *merge, prefix: prefix.clone() }
             }
-            Net::Cifar {
-                stem: w.conv("stem", 1, None)?,
-                stages,
-                pool: arch.pool,
-                head: w.conv("head", 0, None)?,
-            }
-        }
-        ModelDesc::Fcn(cfg) => {
-            let trunk = VGG16
-                .iter()
-                .map(|&(name, prefix, _, _)| {
-                    let conv = w.conv(prefix, 1, None)?;
-                    Ok((name, conv))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let pair = |axis| cfg.lrnn.then_some(axis);
-            let branch = |names: [&str; 3]| -> Result<[(String, HeadOp); 3]> {
-                Ok([
-                    (names[0].into(), w.head_op(names[0], true, pair(Axis::Horizontal))?),
-                    (names[1].into(), w.head_op(names[1], true, pair(Axis::Vertical))?),
-                    (names[2].into(), w.head_op(names[2], false, None)?),
-                ])
-            };
-            let mut branches = vec![branch(["fc1", "fc2", "fc3"])?];
-            if cfg.variant == Variant::Fcn8s {
-                branches.push(branch(["fc4", "fc5", "fc6"])?);
-                branches.push(branch(["fc7", "fc8", "fc9"])?);
-            }
-            Net::Fcn { trunk, branches, variant: cfg.variant }
-        }
-    })
+            Op::Add => Kind::Combine(Combine::Sum),
+            Op::Concat => Kind::Combine(Combine::Concat),
+            Op::GlobalPool(p) => Kind::GlobalPool(*p),
+            Op::Dropout(_) => Kind::Identity,
+            Op::Linear { name, .. } => Kind::Conv { conv: w.conv(name, 0, None)?, relu: false },
+            Op::Upsample => match (next, nodes.get(i + 1)) {
+                (Some(Op::Add), Some(add)) if absorbs(i) => {
+                    last = i + 1;
+                    Kind::Upsample { add: add.inputs.get(1).copied() }
+                }
+                _ => Kind::Upsample { add: None },
+            },
+        };
+        steps.push(Step {
+            kind,
+            inputs: node.inputs.clone(),
+            out: last + 1,
+            capture: nodes[last].capture.clone(),
+            label: format!("{i} {}", nodes[last].capture.as_deref().unwrap_or("")),
+        });
+        i = last + 1;
+    }
+    Ok(steps)
 }
 
 /// Which captured maps a forward pass reads back besides the output.
@@ -463,14 +442,8 @@ impl Pass<'_> {
         Ok(Map { buf: self.buffer(name, shape.iter().product())?, shape })
     }
 
-    fn dispatch(
-        &mut self,
-        kernel: Kernel,
-        params: &[u32],
-        buffers: &[&wgpu::Buffer],
-        groups: (u32, u32, u32),
-    ) {
-        self.ctx.kernels.dispatch(self.ctx, &mut self.encoder, kernel, params, buffers, groups);
+    fn dispatch<P: KernelParams>(&mut self, params: &P, buffers: &[&wgpu::Buffer], groups: (u32, u32, u32)) {
+        self.ctx.kernels.dispatch(self.ctx, &mut self.encoder, params, buffers, groups);
     }
 
     fn record(&mut self, name: &str, map: &Map) {
@@ -492,13 +465,22 @@ impl Pass<'_> {
         let ow = (w + 2 * c.pad - c.kernel) / c.stride + 1;
         let out = self.map(name, [b, c.cout, oh, ow])?;
         let (gx, gy) = fold((b * oh * ow).div_ceil(64));
-        let params = [b, cin, h, w, c.cout, c.kernel, c.pad, c.stride, oh, ow, usize::from(relu)]
-            .map(|v| v as u32)
-            .into_iter()
-            .chain([gx])
-            .collect::<Vec<_>>();
-        let groups = (gx, gy, c.cout.div_ceil(64) as u32);
-        self.dispatch(Kernel::Conv2d, &params, &[&x.buf, &c.weight, &c.bias, &out.buf], groups);
+        let params = Conv2dParams {
+            batch: u(b),
+            in_channels: u(cin),
+            height: u(h),
+            width: u(w),
+            out_channels: u(c.cout),
+            kernel: u(c.kernel),
+            pad: u(c.pad),
+            stride: u(c.stride),
+            out_height: u(oh),
+            out_width: u(ow),
+            relu: u32::from(relu),
+            n_groups_x: gx,
+        };
+        let groups = (gx, gy, u(c.cout.div_ceil(64)));
+        self.dispatch(&params, &[&x.buf, &c.weight, &c.bias, &out.buf], groups);
         Ok(out)
     }
 
@@ -515,8 +497,16 @@ impl Pass<'_> {
             )));
         }
         let out = self.map(name, [b, c, (h - kernel) / stride + 1, (w - kernel) / stride + 1])?;
-        let params = [b * c, h, w, kernel, stride, usize::from(avg), 0, 0].map(|v| v as u32);
-        self.dispatch(Kernel::Pool2d, &params, &[&x.buf, &out.buf], groups_for(out.len()));
+        let params = Pool2dParams {
+            planes: u(b * c),
+            height: u(h),
+            width: u(w),
+            kernel: u(kernel),
+            stride: u(stride),
+            mode: u32::from(avg),
+            ..Default::default()
+        };
+        self.dispatch(&params, &[&x.buf, &out.buf], groups_for(out.len()));
         Ok(out)
     }
 
@@ -528,16 +518,35 @@ impl Pass<'_> {
         }
         let channels = if mode == Combine::Concat { ca + cb } else { ca };
         let out = self.map(name, [n, channels, h, w])?;
-        let params = [n, ca, cb, h * w, mode as usize, 0, 0, 0].map(|v| v as u32);
-        self.dispatch(Kernel::Combine, &params, &[&a.buf, &b.buf, &out.buf], groups_for(out.len()));
+        let params = CombineParams {
+            batch: u(n),
+            a_channels: u(ca),
+            b_channels: u(cb),
+            plane: u(h * w),
+            mode: mode as u32,
+            ..Default::default()
+        };
+        self.dispatch(&params, &[&a.buf, &b.buf, &out.buf], groups_for(out.len()));
         Ok(out)
     }
 
-    fn affine(&mut self, name: &str, x: &Map, (scale, shift): &(wgpu::Buffer, wgpu::Buffer)) -> Result<Map> {
+    /// `max(scale[c] · x + shift[c], 0)` per channel (over `channels` channels: the map's, or 1
+    /// for one scale and shift everywhere).
+    fn affine(
+        &mut self,
+        name: &str,
+        x: &Map,
+        (scale, shift): (&wgpu::Buffer, &wgpu::Buffer),
+        channels: Option<usize>,
+    ) -> Result<Map> {
         let out = self.map(name, x.shape)?;
         let [_, c, h, w] = x.shape;
-        let params = [x.len(), c, h * w, 1].map(|v| v as u32);
-        self.dispatch(Kernel::Affine, &params, &[&x.buf, scale, shift, &out.buf], groups_for(out.len()));
+        let (c, plane) = match channels {
+            Some(k) => (k, 1),
+            None => (c, h * w),
+        };
+        let params = AffineParams { n: u(x.len()), channels: u(c), plane: u(plane), relu: 1 };
+        self.dispatch(&params, &[&x.buf, scale, shift, &out.buf], groups_for(out.len()));
         Ok(out)
     }
 
@@ -547,20 +556,33 @@ impl Pass<'_> {
         if let Some(a) = add.filter(|a| a.shape != out.shape) {
             return Err(Error::Gpu(format!("{name}: cannot add {:?} to {:?}", a.shape, out.shape)));
         }
-        let params = [b * c, h, w, oh, ow, usize::from(add.is_some()), 0, 0].map(|v| v as u32);
+        let params = UpsampleParams {
+            planes: u(b * c),
+            in_height: u(h),
+            in_width: u(w),
+            out_height: u(oh),
+            out_width: u(ow),
+            add: u32::from(add.is_some()),
+            ..Default::default()
+        };
         let addend = add.map_or(self.placeholder, |a| &a.buf).clone();
-        self.dispatch(Kernel::Upsample, &params, &[&x.buf, &addend, &out.buf], groups_for(out.len()));
+        self.dispatch(&params, &[&x.buf, &addend, &out.buf], groups_for(out.len()));
         Ok(out)
     }
 
-    /// Global pooling, then the linear classifier (as a 1x1 convolution on `[B, C, 1, 1]`).
-    fn classify(&mut self, x: &Map, pool: GlobalPool, head: &ConvW) -> Result<Map> {
+    /// Global max or average pooling to `[B, C, 1, 1]`.
+    fn global_pool(&mut self, name: &str, x: &Map, pool: GlobalPool) -> Result<Map> {
         let [b, c, h, w] = x.shape;
-        let pooled = self.map("pooled", [b, c, 1, 1])?;
+        let pooled = self.map(name, [b, c, 1, 1])?;
         let (gx, gy) = fold(b * c);
-        let params = [(b * c) as u32, (h * w) as u32, u32::from(pool == GlobalPool::Avg), gx];
-        self.dispatch(Kernel::GlobalPool, &params, &[&x.buf, &pooled.buf], (gx, gy, 1));
-        self.conv("head", &pooled, head, false)
+        let params = GlobalPoolParams {
+            planes: u(b * c),
+            size: u(h * w),
+            mode: u32::from(pool == GlobalPool::Avg),
+            groups_x: gx,
+        };
+        self.dispatch(&params, &[&x.buf, &pooled.buf], (gx, gy, 1));
+        Ok(pooled)
     }
 
     /// A pair on `x` (the layer input with an own projection, else the shared projection
@@ -599,8 +621,20 @@ impl Pass<'_> {
         };
         let bufs = [&xi.buf, &pair.vt, &pair.ln, &ha.buf, &hb.buf];
         for first in (0..steps).step_by(chunk) {
-            let params = [b, d, h, w, usize::from(vertical), cell, xc, dir_offset, first, chunk, 0, 0];
-            self.dispatch(Kernel::ScanPair, &params.map(|v| v as u32), &bufs, (sequences as u32, 2, 1));
+            let params = ScanPairParams {
+                batch: u(b),
+                hidden: u(d),
+                height: u(h),
+                width: u(w),
+                axis: u32::from(vertical),
+                cell,
+                xi_channels: u(xc),
+                dir_offset: u(dir_offset),
+                first_step: u(first),
+                step_count: u(chunk),
+                ..Default::default()
+            };
+            self.dispatch(&params, &bufs, (u(sequences), 2, 1));
         }
         self.record(&da, &ha);
         self.record(&db, &hb);
@@ -610,22 +644,6 @@ impl Pass<'_> {
             Merge::Concat => Combine::Concat,
         };
         self.combine(&format!("{prefix} {tag} merged"), &ha, &hb, mode)
-    }
-
-    fn lrnn(&mut self, prefix: &str, x: &Map, m: &LrnnW) -> Result<Map> {
-        let mid = self.pair(prefix, x, &m.horizontal, m.merge)?;
-        self.pair(prefix, &mid, &m.vertical, m.merge)
-    }
-
-    fn head_op(&mut self, name: &str, x: &Map, op: &HeadOp) -> Result<Map> {
-        match op {
-            HeadOp::Conv { conv, relu } => self.conv(name, x, conv, *relu),
-            HeadOp::Inserted { conv, pair } => {
-                let xi = self.conv(&format!("{name} U"), x, conv, false)?;
-                self.pair(name, &xi, pair, Merge::Mean)
-            }
-            HeadOp::MaxPool => self.pool(name, x, 2, false),
-        }
     }
 }
 
@@ -645,9 +663,6 @@ enum Combine {
     Concat = 2,
 }
 
-/// The VGG-16 layers after which a 2x2 max-pool follows.
-const POOLED: [usize; 5] = [1, 3, 6, 9, 12];
-
 impl GpuModel {
     /// Uploads `model`'s weights (BatchNorm folded in).
     ///
@@ -658,11 +673,13 @@ impl GpuModel {
         ctx.check_alive()?;
         let desc = model.desc();
         let weights = Weights { ctx, map: model.weights()? };
-        let net = build(&weights, desc)?;
+        let graph = model.graph().clone();
+        let steps = build(&weights, &graph)?;
         Ok(Self {
-            net,
+            steps,
+            graph,
             name: desc.display_name(),
-            in_channels: desc.in_channels(),
+            segments: matches!(desc, crate::models::ModelDesc::Fcn(_)),
             scratch: BTreeMap::new(),
             placeholder: upload_floats(ctx, "placeholder", &[0.0; 4])?,
             palette: None,
@@ -678,15 +695,13 @@ impl GpuModel {
     ) -> Result<(Pass<'a>, Map)> {
         ctx.check_alive()?;
         let (b, c, h, w) = x.dims4()?;
-        if c != self.in_channels {
+        if c != self.graph.in_channels {
             return Err(Error::Gpu(format!(
                 "the input has {c} channels, the model takes {}",
-                self.in_channels
+                self.graph.in_channels
             )));
         }
-        if let Net::Fcn { .. } = &self.net {
-            crate::models::fcn::check_input(h, w).map_err(Error::Gpu)?;
-        }
+        self.graph.check_input(h, w).map_err(Error::Gpu)?;
         let encoder =
             ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
         let mut pass = Pass {
@@ -699,85 +714,49 @@ impl GpuModel {
         };
         let input = pass.map("input", [b, c, h, w])?;
         ctx.queue.write_buffer(&input.buf, 0, &floats_to_bytes(&values(x)?));
-        let out = match &self.net {
-            Net::Lrnn(m) => pass.lrnn("", &input, m)?,
-            Net::Convnet { layers, pool, head } => {
-                let mut t = input;
-                for (name, op) in layers {
-                    t = pass.head_op(name, &t, op)?;
-                    pass.record(name, &t);
-                }
-                pass.classify(&t, *pool, head)?
-            }
-            Net::Cifar { stem, stages, pool, head } => {
-                let mut t = pass.conv("stem", &input, stem, false)?;
-                pass.record("stem", &t);
-                for (s, stage) in stages.iter().enumerate() {
-                    if s > 0 {
-                        t = pass.pool(&format!("pool{s}"), &t, 2, false)?;
+        let mut maps: Vec<Option<Map>> = vec![None; self.graph.nodes.len() + 1];
+        maps[0] = Some(input);
+        for step in &self.steps {
+            let arg = |k: usize| -> Result<Map> {
+                step.inputs
+                    .get(k)
+                    .and_then(|&v| maps.get(v).cloned().flatten())
+                    .ok_or_else(|| Error::Gpu(format!("{}: reads a value not computed", step.label)))
+            };
+            let name = step.label.as_str();
+            let y =
+                match &step.kind {
+                    Kind::Conv { conv, relu } => pass.conv(name, &arg(0)?, conv, *relu)?,
+                    Kind::Affine { scale, shift, channels } => {
+                        pass.affine(name, &arg(0)?, (scale, shift), *channels)?
                     }
-                    for (name, unit) in stage {
-                        t = Self::unit(&mut pass, name, &t, unit)?;
-                        pass.record(name, &t);
+                    Kind::MaxPool => pass.pool(name, &arg(0)?, 2, false)?,
+                    Kind::Pair { pair, merge, prefix } => pass.pair(prefix, &arg(0)?, pair, *merge)?,
+                    Kind::Combine(mode) => pass.combine(name, &arg(0)?, &arg(1)?, *mode)?,
+                    Kind::GlobalPool(p) => pass.global_pool(name, &arg(0)?, *p)?,
+                    Kind::Identity => arg(0)?,
+                    Kind::Upsample { add } => {
+                        let target = arg(1)?;
+                        let addend =
+                            match add {
+                                Some(v) => Some(maps.get(*v).cloned().flatten().ok_or_else(|| {
+                                    Error::Gpu(format!("{name}: reads a value not computed"))
+                                })?),
+                                None => None,
+                            };
+                        pass.upsample(name, &arg(0)?, (target.shape[2], target.shape[3]), addend.as_ref())?
                     }
-                }
-                pass.classify(&t, *pool, head)?
-            }
-            Net::Fcn { trunk, branches, variant } => {
-                let mut t = input;
-                let mut pools = Vec::new();
-                for (i, (name, conv)) in trunk.iter().enumerate() {
-                    t = pass.conv(name, &t, conv, true)?;
-                    pass.record(name, &t);
-                    if POOLED.contains(&i) {
-                        let pool = format!("pool{}", pools.len() + 1);
-                        t = pass.pool(&pool, &t, 2, false)?;
-                        pass.record(&pool, &t);
-                        pools.push(t.clone());
-                    }
-                }
-                let branch = |pass: &mut Pass, layers: &[(String, HeadOp); 3], x: &Map| -> Result<Map> {
-                    let mut t = x.clone();
-                    for (name, op) in layers {
-                        t = pass.head_op(name, &t, op)?;
-                        pass.record(name, &t);
-                    }
-                    Ok(t)
                 };
-                let mut score = branch(&mut pass, &branches[0], &pools[4])?;
-                if *variant == Variant::Fcn8s {
-                    for (k, (layers, pool)) in branches[1..].iter().zip([&pools[3], &pools[2]]).enumerate() {
-                        let fine = branch(&mut pass, layers, pool)?;
-                        let size = (pool.shape[2], pool.shape[3]);
-                        score = pass.upsample(&format!("fused{k}"), &score, size, Some(&fine))?;
-                    }
-                }
-                pass.record("score", &score);
-                pass.upsample("output", &score, (h, w), None)?
+            if let Some(c) = &step.capture {
+                pass.record(c, &y);
             }
-        };
-        Ok((pass, out))
-    }
-
-    fn unit(pass: &mut Pass, name: &str, x: &Map, unit: &UnitW) -> Result<Map> {
-        let y = match &unit.block {
-            BlockW::Cnn { bn1, conv1, conv2 } => {
-                let a = pass.affine(&format!("{name} bn1"), x, bn1)?;
-                let a = pass.conv(&format!("{name} conv1"), &a, conv1, true)?;
-                pass.conv(&format!("{name} conv2"), &a, conv2, false)?
-            }
-            BlockW::Lrnn(m) => pass.lrnn(&format!("{name}.lrnn"), x, m)?,
-        };
-        let out = format!("{name} fused");
-        match (unit.fusion, &unit.proj) {
-            (Fusion::Forward, _) => Ok(y),
-            (Fusion::Sum, Some(p)) => {
-                let px = pass.conv(&format!("{name}.proj"), x, p, false)?;
-                pass.combine(&out, &px, &y, Combine::Sum)
-            }
-            (Fusion::Sum, None) => pass.combine(&out, x, &y, Combine::Sum),
-            (Fusion::Concat, _) => pass.combine(&out, x, &y, Combine::Concat),
+            maps[step.out] = Some(y);
         }
+        let out = maps
+            .pop()
+            .flatten()
+            .ok_or_else(|| Error::Gpu(format!("{}: the model has no operation", self.name)))?;
+        Ok((pass, out))
     }
 
     /// Runs the model on `x` (`[B, C, H, W]`) in inference mode, reading back the output and the
@@ -793,8 +772,9 @@ impl GpuModel {
         wanted.extend(pass.captured);
         let mut tensors = read_maps(ctx, pass.encoder, wanted, scopes)?;
         let output = tensors.remove(0).1;
-        let output = match &self.net {
-            Net::Convnet { .. } | Net::Cifar { .. } => output.flatten_from(1)?,
+        // Classifiers end in pooled vectors: `[B, classes]`, as on the CPU.
+        let output = match self.graph.nodes.last().map(|n| &n.op) {
+            Some(Op::Linear { .. } | Op::GlobalPool(_)) => output.flatten_from(1)?,
             _ => output,
         };
         Ok(GpuOutput { output, captured: tensors })
@@ -815,7 +795,7 @@ impl GpuModel {
         photo: Option<&[u8]>,
         opacity: f32,
     ) -> Result<GpuSegmentation> {
-        if !matches!(self.net, Net::Fcn { .. }) {
+        if !self.segments {
             return Err(Error::Gpu(format!("{} is not a segmentation network", self.name)));
         }
         let (_, _, h, w) = x.dims4()?;
@@ -830,7 +810,7 @@ impl GpuModel {
             Some(b) => b.clone(),
             None => {
                 let colours: Vec<u8> =
-                    crate::data::voc::palette().iter().flat_map(|c| [c[0], c[1], c[2], 255]).collect();
+                    crate::colour::palette().iter().flat_map(|c| [c[0], c[1], c[2], 255]).collect();
                 self.palette.insert(ctx.buffer_with("palette", &colours, wgpu::BufferUsages::STORAGE)).clone()
             }
         };
@@ -844,13 +824,8 @@ impl GpuModel {
         }
         let labels = pass.buffer("labels", plane)?;
         let picture = pass.buffer("picture", plane)?;
-        let params = [scores.shape[1] as u32, plane as u32, 0, opacity.to_bits()];
-        pass.dispatch(
-            Kernel::LabelColour,
-            &params,
-            &[&scores.buf, &photo_buf, &palette, &labels, &picture],
-            groups_for(plane),
-        );
+        let params = LabelColourParams { classes: u(scores.shape[1]), plane: u(plane), offset: 0, opacity };
+        pass.dispatch(&params, &[&scores.buf, &photo_buf, &palette, &labels, &picture], groups_for(plane));
         let wanted = if photo.is_some() { vec![&labels, &picture] } else { vec![&labels] };
         let bytes = submit_and_read(ctx, pass.encoder, &wanted, scopes)?;
         let labels = bytes[..4 * plane].chunks_exact(4).map(|c| c[0]).collect();

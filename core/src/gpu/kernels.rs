@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 
 use super::context::{GpuContext, Scopes};
+use super::params::KernelParams;
 use crate::error::{Error, Result};
 
 /// The shaders' sources by name, as embedded.
@@ -83,22 +84,21 @@ impl Kernels {
         })
     }
 
-    /// Records one dispatch of `kernel` with a uniform block `params` (u32s) and storage
-    /// `buffers` at bindings 1.., over `groups` workgroups (`(x, y, z)`).
-    pub(crate) fn dispatch(
+    /// Records one dispatch of the kernel of `params` (its typed uniform block, binding 0) with
+    /// storage `buffers` at bindings 1.., over `groups` workgroups (`(x, y, z)`).
+    pub(crate) fn dispatch<P: KernelParams>(
         &self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
-        kernel: Kernel,
-        params: &[u32],
+        params: &P,
         buffers: &[&wgpu::Buffer],
         groups: (u32, u32, u32),
     ) {
         let device = &ctx.device;
+        let kernel = P::KERNEL;
         let pipeline = self.pipeline(device, kernel);
         let name = SHADERS[kernel as usize].0;
-        let bytes: Vec<u8> = params.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let uniform = ctx.buffer_with("params", &bytes, wgpu::BufferUsages::UNIFORM);
+        let uniform = ctx.buffer_with("params", bytemuck::bytes_of(params), wgpu::BufferUsages::UNIFORM);
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         for (i, b) in buffers.iter().enumerate() {
             entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });

@@ -7,6 +7,7 @@ pub mod colour;
 pub mod context;
 pub mod executor;
 pub mod kernels;
+pub mod params;
 
 pub use colour::paint;
 pub use context::GpuContext;

@@ -1,11 +1,10 @@
 //! Files: safetensors weights and tensors, JSON model descriptions, atomic writes.
 
 pub mod atomic;
-pub mod model_desc;
+pub mod model_files;
 pub mod onnx;
 pub mod tensors;
 pub mod vgg16;
 
 pub use atomic::write_atomic;
-pub use model_desc::ModelDesc;
 pub use tensors::{load_into_varmap, read_tensors, require_tensor, write_tensors, write_tensors_as};

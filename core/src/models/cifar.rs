@@ -12,16 +12,10 @@
 //! channels; `head.weight`, `head.bias`. Captured maps: every unit's output `stage<s>.<i>` and every
 //! L-RNN direction `stage<s>.<i>.lrnn.<dir>`.
 
-use candle_core::{Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::LayerRow;
-use crate::nn::conv::Conv;
-use crate::nn::{
-    dropout, max_pool2x2, Cell, CnnBlock, Forward, Fused, Fusion, GlobalPool, Layer, LayerRnn,
-    LayerRnnConfig, Merge,
-};
+use super::graph::{Graph, LayerRow, Op};
+use crate::nn::{Cell, Fusion, GlobalPool, Merge};
 
 /// One module of a stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,115 +169,74 @@ impl CifarArch {
     }
 }
 
-/// A CIFAR network.
-pub struct CifarNet {
-    config: CifarConfig,
-    arch: CifarArch,
-    stem: Conv,
-    stages: Vec<Vec<(String, Fused)>>,
-    head: Linear,
-    rows: Vec<LayerRow>,
-}
-
-impl std::fmt::Debug for CifarNet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CifarNet").field("arch", &self.arch).finish_non_exhaustive()
-    }
-}
-
-impl CifarNet {
-    /// Builds the network described by `config`.
-    ///
-    /// # Errors
-    /// An unknown name (as a candle error with the message), or tensors of other shapes in `vb`.
-    pub fn new(config: &CifarConfig, vb: &VarBuilder) -> Result<Self> {
-        let arch = CifarArch::from_name(&config.name).map_err(candle_core::Error::msg)?;
-        let stem = Conv::new(config.in_channels, 64, 3, 1, true, &vb.pp("stem"))?;
-        let mut rows = vec![LayerRow {
+impl CifarArch {
+    /// The network as an op graph for `config`: the stem, the stages (a 2x2 max-pool before
+    /// every stage but the first), each unit captured as `stage<s>.<i>`, then global pooling,
+    /// dropout and the linear classifier `head`.
+    pub fn graph(&self, config: &CifarConfig) -> Graph {
+        let mut g = Graph::new(config.in_channels);
+        let mut x = g.conv(Graph::INPUT, "stem", (config.in_channels, 64, 3), true);
+        g.capture(x, "stem");
+        g.rows.push(LayerRow {
             name: "stem".into(),
             kind: "conv3x3".into(),
             in_channels: config.in_channels,
             out_channels: 64,
             size: 32,
-        }];
+        });
         let mut channels = 64;
-        let mut stages = Vec::new();
-        for (s, units) in arch.stages.iter().enumerate() {
-            let size = 32 >> s;
-            let mut built = Vec::new();
+        for (s, units) in self.stages.iter().enumerate() {
+            if s > 0 {
+                x = g.push(Op::MaxPool2x2, &[x]);
+            }
             for (i, u) in units.iter().enumerate() {
                 let prefix = format!("stage{}.{i}", s + 1);
-                let uvb = vb.pp(&prefix);
-                let (inner, module_channels, kind): (Box<dyn Layer + Send + Sync>, usize, String) =
-                    match u.block {
-                        Block::Cnn(w) => {
-                            (Box::new(CnnBlock::new(channels, w, &uvb.pp("cnn"))?), w, format!("CNN({w})"))
-                        }
-                        Block::Lrnn(d) => {
-                            let cfg = LayerRnnConfig {
-                                in_channels: channels,
-                                hidden: d,
-                                cell: arch.cell,
-                                merge: Merge::Sum,
-                            };
-                            (
-                                Box::new(LayerRnn::new(cfg, &uvb.pp("lrnn"))?),
-                                d,
-                                format!("LRNN({d}, {})", arch.cell.name()),
-                            )
-                        }
-                    };
-                let fused = Fused::new(inner, u.fusion, channels, module_channels, &uvb)?;
-                rows.push(LayerRow {
-                    name: prefix.clone(),
+                let (y, module_channels, kind) = match u.block {
+                    Block::Cnn(w) => {
+                        let cnn = format!("{prefix}.cnn");
+                        let a = g.push(Op::BatchNormRelu { name: format!("{cnn}.bn1"), channels }, &[x]);
+                        let a = g.conv(a, &format!("{cnn}.conv1"), (channels, w, 3), false);
+                        let a = g.push(Op::BatchNormRelu { name: format!("{cnn}.bn2"), channels: w }, &[a]);
+                        (g.conv(a, &format!("{cnn}.conv2"), (w, w, 3), false), w, format!("CNN({w})"))
+                    }
+                    Block::Lrnn(d) => {
+                        let y = g.lrnn(x, &format!("{prefix}.lrnn"), (channels, d), self.cell, Merge::Sum);
+                        (y, d, format!("LRNN({d}, {})", self.cell.name()))
+                    }
+                };
+                let out = match u.fusion {
+                    Fusion::Forward => y,
+                    Fusion::Sum if channels != module_channels => {
+                        let p = g.conv(x, &format!("{prefix}.proj"), (channels, module_channels, 1), false);
+                        g.push(Op::Add, &[p, y])
+                    }
+                    Fusion::Sum => g.push(Op::Add, &[x, y]),
+                    Fusion::Concat => g.push(Op::Concat, &[x, y]),
+                };
+                g.capture(out, &prefix);
+                let out_channels = u.fusion.out_channels(channels, module_channels);
+                g.rows.push(LayerRow {
+                    name: prefix,
                     kind: format!("{kind} {:?}", u.fusion).to_lowercase(),
                     in_channels: channels,
-                    out_channels: fused.out_channels(),
-                    size,
+                    out_channels,
+                    size: 32 >> s,
                 });
-                channels = fused.out_channels();
-                built.push((prefix, fused));
+                channels = out_channels;
+                x = out;
             }
-            stages.push(built);
         }
-        let head = candle_nn::linear(channels, config.classes, vb.pp("head"))?;
-        rows.push(LayerRow {
+        let pooled = g.push(Op::GlobalPool(self.pool), &[x]);
+        let dropped = g.push(Op::Dropout(config.dropout), &[pooled]);
+        let head = Op::Linear { name: "head".into(), in_features: channels, out_features: config.classes };
+        g.push(head, &[dropped]);
+        g.rows.push(LayerRow {
             name: "head".into(),
-            kind: format!("global {:?} pool, dropout {}, linear", arch.pool, config.dropout).to_lowercase(),
+            kind: format!("global {:?} pool, dropout {}, linear", self.pool, config.dropout).to_lowercase(),
             in_channels: channels,
             out_channels: config.classes,
             size: 1,
         });
-        Ok(Self { config: config.clone(), arch, stem, stages, head, rows })
-    }
-
-    /// The architecture.
-    pub fn arch(&self) -> &CifarArch {
-        &self.arch
-    }
-
-    /// The layer table (for a 32x32 input).
-    pub fn layers(&self) -> &[LayerRow] {
-        &self.rows
-    }
-}
-
-impl Layer for CifarNet {
-    /// `[B, C, H, W]` (H, W divisible by 4) to class scores `[B, classes]`.
-    fn forward(&self, x: &Tensor, fwd: &mut Forward) -> Result<Tensor> {
-        let mut h = self.stem.forward(x)?;
-        fwd.record("stem", || Ok(h.clone()))?;
-        for (s, stage) in self.stages.iter().enumerate() {
-            if s > 0 {
-                h = max_pool2x2(&h)?;
-            }
-            for (name, unit) in stage {
-                h = unit.forward(&h, fwd)?;
-                fwd.record(name, || Ok(h.clone()))?;
-            }
-        }
-        let pooled = self.arch.pool.apply(&h)?;
-        let dropped = dropout(&pooled, self.config.dropout, fwd)?;
-        self.head.forward(&dropped)
+        g
     }
 }

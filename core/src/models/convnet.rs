@@ -15,13 +15,11 @@
 //! an inserted pair adds `<layer>.v_<dir>.weight` (SPEC §8). Captured maps: every layer's output
 //! under its name and, for an inserted pair, `<layer>.<dir>`.
 
-use candle_core::{Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::LayerRow;
-use crate::nn::{max_pool2x2, Axis, Conv, ConvWithRnn, Forward, GlobalPool, Layer};
-use crate::probe::rf::Geom;
+use super::graph::{Graph, LayerRow, Op};
+use crate::nn::geometry::Geom;
+use crate::nn::{Axis, GlobalPool};
 
 /// One layer of a [`ConvNetConfig`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,101 +236,49 @@ fn axis_word(axis: Axis) -> &'static str {
     }
 }
 
-enum Op {
-    Conv { conv: Conv, relu: bool },
-    Inserted(ConvWithRnn),
-    MaxPool,
-}
-
-/// A plain convolutional network.
-pub struct ConvNet {
-    config: ConvNetConfig,
-    ops: Vec<(String, Op)>,
-    head: Linear,
-    rows: Vec<LayerRow>,
-}
-
-impl std::fmt::Debug for ConvNet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConvNet").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
-impl ConvNet {
-    /// Builds the network.
-    ///
-    /// # Errors
-    /// An invalid configuration (as a candle error with the message), or tensors of other shapes
-    /// in `vb`.
-    pub fn new(config: &ConvNetConfig, vb: &VarBuilder) -> Result<Self> {
-        config.validate().map_err(candle_core::Error::msg)?;
-        let (mut channels, mut size) = (config.in_channels, config.input_size);
-        let mut ops = Vec::new();
-        let mut rows = Vec::new();
-        for spec in &config.layers {
+impl ConvNetConfig {
+    /// The network as an op graph: its layers in order (a convolution with its ReLU, or with
+    /// its inserted pair), each captured under its name, then global pooling and the linear
+    /// classifier `head`.
+    pub fn graph(&self) -> Graph {
+        let mut g = Graph::new(self.in_channels);
+        let (mut channels, mut size) = (self.in_channels, self.input_size);
+        let mut x = Graph::INPUT;
+        for spec in &self.layers {
             let name = spec.name().to_string();
-            let (op, kind, out) = match spec {
+            let (kind, out) = match spec {
                 LayerSpec::Conv { out, kernel, relu, .. } => {
-                    let lvb = vb.pp(&name);
-                    let conv = Conv::new(channels, *out, *kernel, kernel / 2, true, &lvb)?;
-                    let relu_word = if *relu { " + ReLU" } else { "" };
-                    match config.inserted(&name) {
-                        Some(axis) => (
-                            Op::Inserted(ConvWithRnn::insert(conv, axis, &lvb)?),
-                            format!("conv{kernel}x{kernel} + {} L-RNN pair", axis_word(axis)),
-                            *out,
-                        ),
-                        None => (
-                            Op::Conv { conv, relu: *relu },
-                            format!("conv{kernel}x{kernel}{relu_word}"),
-                            *out,
-                        ),
-                    }
+                    let insert = self.inserted(&name);
+                    x = g.conv_layer(x, &name, (channels, *out, *kernel), *relu, insert);
+                    let kind = match insert {
+                        Some(axis) => format!("conv{kernel}x{kernel} + {} L-RNN pair", axis_word(axis)),
+                        None if *relu => format!("conv{kernel}x{kernel} + ReLU"),
+                        None => format!("conv{kernel}x{kernel}"),
+                    };
+                    (kind, *out)
                 }
                 LayerSpec::MaxPool { .. } => {
                     size /= 2;
-                    (Op::MaxPool, "max-pool 2x2".to_string(), channels)
+                    x = g.push(Op::MaxPool2x2, &[x]);
+                    ("max-pool 2x2".to_string(), channels)
                 }
             };
-            rows.push(LayerRow { name: name.clone(), kind, in_channels: channels, out_channels: out, size });
+            g.capture(x, &name);
+            g.rows.push(LayerRow { name, kind, in_channels: channels, out_channels: out, size });
             channels = out;
-            ops.push((name, op));
         }
-        let head = candle_nn::linear(channels, config.classes, vb.pp("head"))?;
-        rows.push(LayerRow {
+        let pooled = g.push(Op::GlobalPool(self.pool), &[x]);
+        g.push(
+            Op::Linear { name: "head".into(), in_features: channels, out_features: self.classes },
+            &[pooled],
+        );
+        g.rows.push(LayerRow {
             name: "head".into(),
-            kind: format!("global {:?} pool, linear", config.pool).to_lowercase(),
+            kind: format!("global {:?} pool, linear", self.pool).to_lowercase(),
             in_channels: channels,
-            out_channels: config.classes,
+            out_channels: self.classes,
             size: 1,
         });
-        Ok(Self { config: config.clone(), ops, head, rows })
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &ConvNetConfig {
-        &self.config
-    }
-
-    /// The layer table (sizes for an input of `input_size`).
-    pub fn layers(&self) -> &[LayerRow] {
-        &self.rows
-    }
-}
-
-impl Layer for ConvNet {
-    /// `[B, C, H, W]` (H, W divisible by 2^pools) to class scores `[B, classes]`.
-    fn forward(&self, x: &Tensor, fwd: &mut Forward) -> Result<Tensor> {
-        let mut h = x.clone();
-        for (name, op) in &self.ops {
-            h = match op {
-                Op::Conv { conv, relu: true } => conv.forward(&h)?.relu()?,
-                Op::Conv { conv, relu: false } => conv.forward(&h)?,
-                Op::Inserted(layer) => layer.forward(&h, fwd)?,
-                Op::MaxPool => max_pool2x2(&h)?,
-            };
-            fwd.record(name, || Ok(h.clone()))?;
-        }
-        self.head.forward(&self.config.pool.apply(&h)?)
+        g
     }
 }

@@ -15,12 +15,12 @@
 //! Upsampling is bilinear (PyTorch's `align_corners = False`), written as two small matrix
 //! products so that gradients flow through it (candle's own bilinear op has no backward).
 
-use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::nn::{max_pool2x2, Axis, Conv, ConvWithRnn, Forward, Layer};
-use crate::probe::rf::{vgg16_trunk, Geom};
+use super::graph::{Graph, Op};
+use crate::nn::geometry::Geom;
+use crate::nn::Axis;
 
 /// FCN-32s or FCN-8s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,114 +173,50 @@ impl FcnConfig {
     }
 }
 
-/// A head convolution, with its inserted pair in the `-LRNN` variants.
-enum HeadConv {
-    Plain { conv: Conv, relu: bool },
-    Inserted(ConvWithRnn),
-}
-
-impl HeadConv {
-    fn new(
-        cin: usize,
-        cout: usize,
-        kernel: usize,
-        relu: bool,
-        insert: Option<Axis>,
-        vb: &VarBuilder,
-    ) -> Result<Self> {
-        let conv = Conv::new(cin, cout, kernel, kernel / 2, true, vb)?;
-        Ok(match insert {
-            Some(axis) => HeadConv::Inserted(ConvWithRnn::insert(conv, axis, vb)?),
-            None => HeadConv::Plain { conv, relu },
-        })
-    }
-
-    fn forward(&self, x: &Tensor, fwd: &mut Forward) -> Result<Tensor> {
-        match self {
-            HeadConv::Plain { conv, relu: true } => conv.forward(x)?.relu(),
-            HeadConv::Plain { conv, relu: false } => conv.forward(x),
-            HeadConv::Inserted(layer) => layer.forward(x, fwd),
+impl FcnConfig {
+    /// The network as an op graph: the VGG-16 trunk (each convolution with its ReLU, captured as
+    /// `conv1_1` …, each 2x2 max-pool as `pool1` …), the scoring branches on pool5 (and pool4,
+    /// pool3 for FCN-8s), each fused coarse to fine by upsampling and adding (`score`), then
+    /// the scores upsampled to the input's size.
+    pub fn graph(&self) -> Graph {
+        let mut g = Graph::new(3);
+        g.input_multiple = 32;
+        let mut x = Graph::INPUT;
+        let mut pools = Vec::new();
+        for (i, &(name, prefix, cin, cout)) in VGG16.iter().enumerate() {
+            x = g.conv_layer(x, prefix, (cin, cout, 3), true, None);
+            g.capture(x, name);
+            if matches!(i, 1 | 3 | 6 | 9 | 12) {
+                x = g.push(Op::MaxPool2x2, &[x]);
+                g.capture(x, format!("pool{}", pools.len() + 1));
+                pools.push(x);
+            }
         }
-    }
-}
-
-/// One scoring branch: two ReLU layers (the pairs go there) and a linear scoring layer.
-struct Branch {
-    names: [&'static str; 3],
-    layers: [HeadConv; 3],
-}
-
-impl Branch {
-    fn forward(&self, x: &Tensor, fwd: &mut Forward) -> Result<Tensor> {
-        let mut h = x.clone();
-        for (name, layer) in self.names.iter().zip(&self.layers) {
-            h = layer.forward(&h, fwd)?;
-            fwd.record(name, || Ok(h.clone()))?;
-        }
-        Ok(h)
-    }
-}
-
-/// A VGG-16 FCN.
-pub struct Fcn {
-    config: FcnConfig,
-    trunk: Vec<(&'static str, Conv)>,
-    branches: Vec<Branch>,
-}
-
-impl std::fmt::Debug for Fcn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fcn").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
-impl Fcn {
-    /// Builds the network.
-    ///
-    /// # Errors
-    /// An invalid configuration, or tensors of other shapes in `vb`.
-    pub fn new(config: &FcnConfig, vb: &VarBuilder) -> Result<Self> {
-        config.validate().map_err(candle_core::Error::msg)?;
-        let trunk = VGG16
-            .iter()
-            .map(|&(name, prefix, cin, cout)| Ok((name, Conv::new(cin, cout, 3, 1, true, &vb.pp(prefix))?)))
-            .collect::<Result<Vec<_>>>()?;
-        let (n, k) = (config.heads, config.classes);
-        let pair = |axis| config.lrnn.then_some(axis);
-        let branch = |names: [&'static str; 3], cin: usize, width: usize, kernel: usize| -> Result<Branch> {
-            Ok(Branch {
-                names,
-                layers: [
-                    HeadConv::new(cin, width, kernel, true, pair(Axis::Horizontal), &vb.pp(names[0]))?,
-                    HeadConv::new(width, width, 1, true, pair(Axis::Vertical), &vb.pp(names[1]))?,
-                    HeadConv::new(width, k, 1, false, None, &vb.pp(names[2]))?,
-                ],
-            })
+        let (n, k) = (self.heads, self.classes);
+        let pair = |axis| self.lrnn.then_some(axis);
+        let branch = |g: &mut Graph, names: [&str; 3], x: usize, cin: usize, width: usize, kernel: usize| {
+            let a = g.conv_layer(x, names[0], (cin, width, kernel), true, pair(Axis::Horizontal));
+            g.capture(a, names[0]);
+            let b = g.conv_layer(a, names[1], (width, width, 1), true, pair(Axis::Vertical));
+            g.capture(b, names[1]);
+            let c = g.conv_layer(b, names[2], (width, k, 1), false, None);
+            g.capture(c, names[2]);
+            c
         };
-        let mut branches = vec![branch(["fc1", "fc2", "fc3"], 512, n, 7)?];
-        if config.variant == Variant::Fcn8s {
-            branches.push(branch(["fc4", "fc5", "fc6"], 512, 1024, 1)?);
-            branches.push(branch(["fc7", "fc8", "fc9"], 256, 1024, 1)?);
+        let mut score = branch(&mut g, ["fc1", "fc2", "fc3"], pools[4], 512, n, 7);
+        if self.variant == Variant::Fcn8s {
+            for (names, pool, cin) in
+                [(["fc4", "fc5", "fc6"], pools[3], 512), (["fc7", "fc8", "fc9"], pools[2], 256)]
+            {
+                let fine = branch(&mut g, names, pool, cin, 1024, 1);
+                let up = g.push(Op::Upsample, &[score, pool]);
+                score = g.push(Op::Add, &[up, fine]);
+            }
         }
-        Ok(Self { config: config.clone(), trunk, branches })
+        g.capture(score, "score");
+        g.push(Op::Upsample, &[score, Graph::INPUT]);
+        g
     }
-
-    /// The configuration.
-    pub fn config(&self) -> &FcnConfig {
-        &self.config
-    }
-}
-
-/// Checks that an `h x w` input fits an FCN: both sides multiples of 32 (its stride), on the CPU
-/// and the GPU path alike.
-///
-/// # Errors
-/// What is wrong, in words.
-pub fn check_input(h: usize, w: usize) -> std::result::Result<(), String> {
-    if h % 32 != 0 || w % 32 != 0 {
-        return Err(format!("FCN input {h}x{w}: both sides must be multiples of 32"));
-    }
-    Ok(())
 }
 
 /// The `[n_out, n_in]` matrix of bilinear interpolation from `n_in` to `n_out` samples with
@@ -313,31 +249,25 @@ pub fn upsample_bilinear(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
     ah.broadcast_matmul(&rows) // [h, hi] x [B, C, hi, w] -> [B, C, h, w]
 }
 
-impl Layer for Fcn {
-    /// `[B, 3, H, W]` (H, W divisible by 32) to scores `[B, classes, H, W]`.
-    fn forward(&self, x: &Tensor, fwd: &mut Forward) -> Result<Tensor> {
-        let (_, _, h, w) = x.dims4()?;
-        check_input(h, w).map_err(candle_core::Error::msg)?;
-        let mut t = x.clone();
-        let mut pools = Vec::new();
-        for (i, (name, conv)) in self.trunk.iter().enumerate() {
-            t = conv.forward(&t)?.relu()?;
-            fwd.record(name, || Ok(t.clone()))?;
-            if matches!(i, 1 | 3 | 6 | 9 | 12) {
-                t = max_pool2x2(&t)?;
-                let pool = format!("pool{}", pools.len() + 1);
-                fwd.record(&pool, || Ok(t.clone()))?;
-                pools.push(t.clone());
+/// The geometry of the VGG-16 trunk up to and including `layer` (`conv1_1` … `conv5_3`, `pool1` … `pool5`).
+///
+/// # Errors
+/// An unknown layer name.
+pub fn vgg16_trunk(layer: &str) -> std::result::Result<Vec<Geom>, String> {
+    let conv = Geom::Window { kernel: 3, stride: 1 };
+    let pool = Geom::Window { kernel: 2, stride: 2 };
+    let mut out = Vec::new();
+    for (block, convs) in [(1, 2), (2, 2), (3, 3), (4, 3), (5, 3)] {
+        for i in 1..=convs {
+            out.push(conv);
+            if layer == format!("conv{block}_{i}") {
+                return Ok(out);
             }
         }
-        let mut score = self.branches[0].forward(&pools[4], fwd)?;
-        if self.config.variant == Variant::Fcn8s {
-            for (branch, pool) in self.branches[1..].iter().zip([&pools[3], &pools[2]]) {
-                let (_, _, ph, pw) = pool.dims4()?;
-                score = (upsample_bilinear(&score, ph, pw)? + branch.forward(pool, fwd)?)?;
-            }
+        out.push(pool);
+        if layer == format!("pool{block}") {
+            return Ok(out);
         }
-        fwd.record("score", || Ok(score.clone()))?;
-        upsample_bilinear(&score, h, w)?.to_dtype(DType::F32)
     }
+    Err(format!("unknown VGG-16 layer `{layer}` (conv1_1 … conv5_3, pool1 … pool5)"))
 }

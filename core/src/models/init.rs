@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use candle_core::{Result, Tensor, Var};
 
-use crate::data::augment::Rng;
+use crate::rng::Rng;
 
 fn is_constant(t: &Tensor) -> Result<bool> {
     let v: Vec<f32> = t.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1()?;

@@ -1,42 +1,31 @@
 //! Whole models built from a [`ModelDesc`], with their variables, so that any description can be
 //! initialised, loaded, run with capture, and saved.
 
+pub mod capture;
 pub mod cifar;
 pub mod convnet;
+pub mod desc;
+pub(crate) mod execute;
 pub mod fcn;
+pub mod graph;
 pub mod init;
 
+pub use desc::ModelDesc;
+pub use graph::{Graph, LayerRow};
+
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
 use crate::error::Result;
-use crate::io::{self, ModelDesc};
-use crate::nn::{Forward, Layer, LayerRnn};
-
-/// One row of a network's layer table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LayerRow {
-    /// Weight prefix.
-    pub name: String,
-    /// What it is, in words.
-    pub kind: String,
-    /// Input channels.
-    pub in_channels: usize,
-    /// Output channels.
-    pub out_channels: usize,
-    /// Spatial size of its output for the network's nominal input (32x32 for the CIFAR
-    /// networks, `input_size` for a convnet).
-    pub size: usize,
-}
+use crate::nn::Forward;
 
 /// A model: its description, its variables and the network.
 pub struct Model {
     desc: ModelDesc,
     varmap: VarMap,
-    net: Box<dyn Layer + Send + Sync>,
+    exec: execute::Executable,
     device: Device,
 }
 
@@ -57,13 +46,9 @@ impl Model {
     pub fn new(desc: ModelDesc, device: &Device) -> Result<Self> {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-        let net: Box<dyn Layer + Send + Sync> = match &desc {
-            ModelDesc::Lrnn(cfg) => Box::new(LayerRnn::new(*cfg, &vb)?),
-            ModelDesc::Cifar(cfg) => Box::new(cifar::CifarNet::new(cfg, &vb)?),
-            ModelDesc::Convnet(cfg) => Box::new(convnet::ConvNet::new(cfg, &vb)?),
-            ModelDesc::Fcn(cfg) => Box::new(fcn::Fcn::new(cfg, &vb)?),
-        };
-        let model = Self { desc, varmap, net, device: device.clone() };
+        let graph = desc.graph().map_err(crate::Error::Invalid)?;
+        let exec = execute::Executable::bind(graph, &vb)?;
+        let model = Self { desc, varmap, exec, device: device.clone() };
         model.init_inserted_recurrences()?;
         Ok(model)
     }
@@ -135,19 +120,14 @@ impl Model {
         Ok(model)
     }
 
-    /// Builds the model and loads its weights strictly from a safetensors file.
-    ///
-    /// # Errors
-    /// [`crate::Error::Tensor`] naming the file and the tensor that does not fit.
-    pub fn load(desc: ModelDesc, weights: &Path, device: &Device) -> Result<Self> {
-        let model = Self::new(desc, device)?;
-        io::load_into_varmap(&model.varmap, weights)?;
-        Ok(model)
-    }
-
     /// The description.
     pub fn desc(&self) -> &ModelDesc {
         &self.desc
+    }
+
+    /// The model's op graph (what every backend runs).
+    pub fn graph(&self) -> &Graph {
+        self.exec.graph()
     }
 
     /// The variables (for optimisers and for saving).
@@ -165,7 +145,7 @@ impl Model {
     /// # Errors
     /// Shape mismatches with the input.
     pub fn forward(&self, x: &Tensor, fwd: &mut Forward) -> Result<Tensor> {
-        Ok(self.net.forward(x, fwd)?)
+        Ok(self.exec.forward(x, fwd)?)
     }
 
     /// Runs the network in inference mode with `backend` and returns one map: `output`, or a map it
@@ -288,14 +268,6 @@ impl Model {
             }
         }
         Ok(model)
-    }
-
-    /// Saves the weights to a safetensors file, atomically.
-    ///
-    /// # Errors
-    /// [`crate::Error::Io`] naming `path`.
-    pub fn save_weights(&self, path: &Path) -> Result<()> {
-        io::write_tensors(&self.weights()?, path)
     }
 }
 

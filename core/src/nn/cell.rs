@@ -1,4 +1,5 @@
-//! The three recurrent cells of the paper (SPEC §1) and the four scan directions.
+//! The vocabulary of the spatial RNNs: the three recurrent cells of the paper (SPEC §1), the two
+//! axes and four scan directions, and how a pair's two maps are merged.
 
 use serde::{Deserialize, Serialize};
 
@@ -98,5 +99,32 @@ impl Direction {
     /// Whether the scan runs from the last position to the first.
     pub fn reversed(self) -> bool {
         matches!(self, Direction::RightLeft | Direction::BottomTop)
+    }
+}
+
+/// LayerNorm epsilon, added to the variance inside the square root (PyTorch's default).
+pub const LN_EPS: f32 = 1e-5;
+
+/// How the two maps of a pair are merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Merge {
+    /// `h_a + h_b` (the paper's choice).
+    #[default]
+    Sum,
+    /// `[h_a; h_b]` along channels (doubles the channels).
+    Concat,
+    /// `(h_a + h_b) / 2`: the merge of an insertion into a pre-trained convolution, so that with
+    /// `V = 0` the layer gives exactly the convolution's output (SPEC §4).
+    Mean,
+}
+
+impl Merge {
+    /// Output channels of a merged pair of hidden size `hidden`.
+    pub fn channels(self, hidden: usize) -> usize {
+        match self {
+            Merge::Sum | Merge::Mean => hidden,
+            Merge::Concat => 2 * hidden,
+        }
     }
 }

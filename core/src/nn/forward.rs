@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use candle_core::{Result, Tensor};
 
 use super::scan::ScanBackend;
-use crate::data::augment::Rng;
+use crate::rng::Rng;
 
 /// Options and captured maps of one forward pass.
 #[derive(Debug, Default)]

@@ -2,33 +2,28 @@
 //! module, fusions, pooling and insertion into pre-trained convolutions.
 
 pub mod batch_norm;
-pub mod buffers;
 pub mod cell;
 pub mod cnn_block;
 pub mod conv;
-pub(crate) mod cpu;
 pub mod forward;
 pub mod fusion;
+pub mod geometry;
 pub mod insert;
+pub mod kernels;
 pub mod layer_rnn;
-pub mod pair_op;
 pub mod pool;
 pub mod scan;
-pub mod scan_cpu;
-#[cfg(feature = "cuda")]
-mod scan_cuda;
-pub mod scan_op;
 pub mod spatial_rnn;
-pub(crate) mod winograd;
 
 pub use cell::{Axis, Cell, Direction};
 pub use cnn_block::CnnBlock;
-pub use conv::{conv2d, conv2d_with, Conv, ConvAlgo};
+pub use conv::Conv;
 pub use forward::{Forward, Layer};
 pub use fusion::{Fused, Fusion};
 pub use insert::ConvWithRnn;
+pub use kernels::conv::{conv2d, conv2d_with, ConvAlgo};
+pub use kernels::scan_op::{scan_fused, ScanOp};
 pub use layer_rnn::{LayerRnn, LayerRnnConfig};
 pub use pool::{dropout, max_pool2x2, GlobalPool};
 pub use scan::{scan, scan_reference, ScanBackend};
-pub use scan_op::{scan_fused, ScanOp};
 pub use spatial_rnn::{merge_maps, Merge, RnnPair};

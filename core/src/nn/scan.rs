@@ -2,11 +2,11 @@
 //! between it and the fused ops.
 //!
 //! Three implementations compute the same thing:
-//! - the fused pair op ([`super::pair_op`], [`super::scan_cpu`]): a whole pair (projection, both
+//! - the fused pair op ([`super::kernels::pair_op`], [`super::kernels::scan_cpu`]): a whole pair (projection, both
 //!   scans, merge) as one candle custom op with a hand-written backward; f32 CPU tensors; what
 //!   the networks run on the CPU;
-//! - the fused scan op ([`super::scan_op`]): the scan alone, hand-written forward and backward on
-//!   the CPU and, with the crate's `cuda` feature, on NVIDIA GPUs ([`super::scan_cuda`]); what
+//! - the fused scan op ([`super::kernels::scan_op`]): the scan alone, hand-written forward and backward on
+//!   the CPU and, with the crate's `cuda` feature, on NVIDIA GPUs (`kernels/scan_cuda.rs`); what
 //!   the networks run on CUDA, around candle's own projection and permutes;
 //! - [`scan_reference`]: candle ops composed step by step (any device and dtype; slower, and its
 //!   backward is quadratic in the sequence length because each step slices its input).
@@ -18,8 +18,7 @@ use candle_core::{DType, Device, Result, Tensor, D};
 
 use super::Cell;
 
-/// LayerNorm epsilon, added to the variance inside the square root (PyTorch's default).
-pub const LN_EPS: f32 = 1e-5;
+pub use super::cell::LN_EPS;
 
 /// Which implementation runs a scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -4,8 +4,8 @@
 //! `[B, C, H, W]` into the scan layout `[N, T, C]` (`N = B·H` rows of length `T = W`, or
 //! `N = B·W` columns of length `T = H`), applies the input projection once for all positions
 //! (eq. 7), runs both directions and merges them. On f32 CPU tensors the whole pair is one fused
-//! op ([`super::pair_op`]); elsewhere the projection and permutes are candle ops and the scan is
-//! the fused scan op on CUDA ([`super::scan_op`]) or the composed reference
+//! op ([`super::kernels::pair_op`]); elsewhere the projection and permutes are candle ops and the scan is
+//! the fused scan op on CUDA ([`super::kernels::scan_op`]) or the composed reference
 //! ([`super::scan_reference`]).
 //!
 //! Two ways to own the input projection (both needed, SPEC §2):
@@ -19,34 +19,11 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
+pub use super::cell::Merge;
 use super::forward::{join_name, Forward};
-use super::pair_op::{PairOp, PairOpOutput};
+use super::kernels::pair_op::{PairOp, PairOpOutput};
 use super::scan::{scan, ScanBackend};
 use super::{Axis, Cell};
-
-/// How the two maps of a pair are merged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Merge {
-    /// `h_a + h_b` (the paper's choice).
-    #[default]
-    Sum,
-    /// `[h_a; h_b]` along channels (doubles the channels).
-    Concat,
-    /// `(h_a + h_b) / 2`: the merge of an insertion into a pre-trained convolution, so that with
-    /// `V = 0` the layer gives exactly the convolution's output (SPEC §4).
-    Mean,
-}
-
-impl Merge {
-    /// Output channels of a merged pair of hidden size `hidden`.
-    pub fn channels(self, hidden: usize) -> usize {
-        match self {
-            Merge::Sum | Merge::Mean => hidden,
-            Merge::Concat => 2 * hidden,
-        }
-    }
-}
 
 /// Where a pair's input projection comes from.
 #[derive(Debug, Clone)]

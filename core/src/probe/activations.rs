@@ -5,36 +5,9 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
+use crate::models::capture::{Activation, MapKind};
 use crate::models::Model;
 use crate::nn::{Forward, ScanBackend};
-
-/// What a captured map is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MapKind {
-    /// A layer's (or unit's) output.
-    Layer,
-    /// One scan direction's hidden states (`….lr`, `….rl`, `….tb`, `….bt`).
-    Direction,
-    /// The model's output (class scores).
-    Output,
-}
-
-/// One map of a forward pass.
-#[derive(Debug, Clone)]
-pub struct Activation {
-    /// Its capture name (`stage2.0.lrnn.lr`, `conv5`, `output`).
-    pub name: String,
-    /// What it is.
-    pub kind: MapKind,
-    /// The map, `[B, C, H, W]` (or `[B, classes]` for the output).
-    pub tensor: Tensor,
-}
-
-/// Whether a capture name is a scan direction's hidden map.
-pub fn is_direction(name: &str) -> bool {
-    let last = name.rsplit('.').next().unwrap_or(name);
-    matches!(last, "lr" | "rl" | "tb" | "bt")
-}
 
 /// Runs `model` on `x` in inference mode and returns every captured map in forward order, then
 /// the output.
@@ -51,14 +24,6 @@ pub fn activations(model: &Model, x: &Tensor, backend: ScanBackend) -> Result<Ve
         .collect();
     out.push(Activation { name: "output".into(), kind: MapKind::Output, tensor: y });
     Ok(out)
-}
-
-impl Activation {
-    /// A captured map, its kind read from its name (a scan direction, else a layer).
-    pub fn captured(name: String, tensor: Tensor) -> Self {
-        let kind = if is_direction(&name) { MapKind::Direction } else { MapKind::Layer };
-        Self { name, kind, tensor }
-    }
 }
 
 /// Channels of one image's map `[C, H, W]` (row-major `values`) laid out as a grid of

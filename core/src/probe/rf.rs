@@ -3,26 +3,8 @@
 //! direction reaches the border of the map on its scanned side, a pair the whole row or column,
 //! and a whole L-RNN module (both pairs) the whole map.
 
+use crate::nn::geometry::Geom;
 use crate::nn::Direction;
-
-/// One layer's geometry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Geom {
-    /// A convolution or pooling window of side `kernel` and `stride`.
-    Window {
-        /// Kernel side.
-        kernel: usize,
-        /// Stride.
-        stride: usize,
-    },
-    /// A horizontal L-RNN pair: every unit sees its whole row of the map.
-    RowScan,
-    /// A vertical L-RNN pair: every unit sees its whole column.
-    ColumnScan,
-    /// One scan direction alone (a captured direction map): every unit sees the rest of its row
-    /// or column on the scanned side, up to the border (`LeftRight`: everything to its left).
-    Scan(Direction),
-}
 
 /// The receptive field of a unit, in input pixels, per axis; `None` means the whole image along
 /// that axis. A side in `open` reaches the border: after a single scan direction the extent is
@@ -98,27 +80,4 @@ pub fn receptive_field(layers: &[Geom]) -> Rf {
         }
     }
     rf
-}
-
-/// The VGG-16 trunk up to and including `layer` (`conv1_1` … `conv5_3`, `pool1` … `pool5`).
-///
-/// # Errors
-/// An unknown layer name.
-pub fn vgg16_trunk(layer: &str) -> Result<Vec<Geom>, String> {
-    let conv = Geom::Window { kernel: 3, stride: 1 };
-    let pool = Geom::Window { kernel: 2, stride: 2 };
-    let mut out = Vec::new();
-    for (block, convs) in [(1, 2), (2, 2), (3, 3), (4, 3), (5, 3)] {
-        for i in 1..=convs {
-            out.push(conv);
-            if layer == format!("conv{block}_{i}") {
-                return Ok(out);
-            }
-        }
-        out.push(pool);
-        if layer == format!("pool{block}") {
-            return Ok(out);
-        }
-    }
-    Err(format!("unknown VGG-16 layer `{layer}` (conv1_1 … conv5_3, pool1 … pool5)"))
 }

@@ -16,8 +16,7 @@
 //! and `latest.json` (written atomically last) names the newest complete one. A stopped or failed
 //! run therefore always leaves the last good checkpoint; older ones are pruned.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -28,15 +27,17 @@ use candle_core::{Device, Tensor};
 
 use serde::{Deserialize, Serialize};
 
+use super::checkpoint::{checkpoint_step, latest_checkpoint, load_checkpoint, save_checkpoint};
 use super::optim::{Optimizer, OptimizerConfig};
 use super::schedule::Schedule;
 use super::seg;
-use crate::data::augment::{Augment, Rng};
+use crate::data::augment::Augment;
 use crate::data::{self, ImageSet, SegSplits, Splits};
 use crate::error::{Error, Result};
-use crate::io::{self, ModelDesc};
-use crate::models::Model;
+use crate::io;
+use crate::models::{Model, ModelDesc};
 use crate::nn::Forward;
+use crate::rng::Rng;
 
 /// Where the training images come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -413,7 +414,7 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
     } else {
         let model = match &config.init_from {
             Some(from) => {
-                let dir = resolve_checkpoint(from)?;
+                let dir = super::checkpoint::Checkpoint::resolve(from)?;
                 Model::load(config.model.clone(), &dir.join("weights.safetensors"), &dev)?
             }
             None => {
@@ -591,161 +592,8 @@ fn check_data_fits(config: &TrainConfig, data: &RunData) -> Result<()> {
     Ok(())
 }
 
-fn trainable(model: &Model) -> Result<Vec<candle_core::Var>> {
+pub(super) fn trainable(model: &Model) -> Result<Vec<candle_core::Var>> {
     Ok(model.trainable_vars()?.into_iter().map(|(_, v)| v).collect())
-}
-
-#[derive(Serialize, Deserialize)]
-struct Latest {
-    checkpoint: String,
-}
-
-/// The newest complete checkpoint of a run folder, if any.
-///
-/// # Errors
-/// [`Error::File`] when `latest.json` exists but is unreadable.
-pub fn latest_checkpoint(out: &Path) -> Result<Option<PathBuf>> {
-    let p = out.join("latest.json");
-    if !p.exists() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-    let latest: Latest =
-        serde_json::from_str(&text).map_err(|e| Error::file(&p, format!("not valid: {e}")))?;
-    Ok(Some(out.join(latest.checkpoint)))
-}
-
-fn save_checkpoint(
-    model: &Model,
-    opt: &Optimizer,
-    state: &RunState,
-    mean: Option<&[f32]>,
-) -> Result<PathBuf> {
-    let out = &state.config.out;
-    let name = checkpoint_name(state.global_step);
-    let dir = out.join(&name);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    model.desc().save(&dir.join("model.json"))?;
-    model.save_weights(&dir.join("weights.safetensors"))?;
-    if let Some(m) = mean {
-        let t = Tensor::from_vec(m.to_vec(), m.len(), &Device::Cpu)?;
-        io::write_tensors(&BTreeMap::from([("mean".to_string(), t)]), &dir.join("mean.safetensors"))?;
-    }
-    let mut opt_state = BTreeMap::new();
-    for ((n, _), t) in model.trainable_vars()?.into_iter().zip(opt.state()) {
-        if let Some(t) = t {
-            opt_state.insert(n, t.clone());
-        }
-    }
-    io::write_tensors(&opt_state, &dir.join("optimizer.safetensors"))?;
-    let text = serde_json::to_string_pretty(state).map_err(|e| Error::file(&dir, e.to_string()))?;
-    io::write_atomic(&dir.join("state.json"), text.as_bytes())?;
-    let latest = serde_json::to_string(&Latest { checkpoint: name.clone() })
-        .map_err(|e| Error::file(out, e.to_string()))?;
-    io::write_atomic(&out.join("latest.json"), latest.as_bytes())?;
-    // Keep the newest two complete checkpoints (all of them when the run asked for snapshots).
-    let keep_all = state.config.checkpoint_every.is_some();
-    if let (false, Ok(entries)) = (keep_all, std::fs::read_dir(out)) {
-        let mut old: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("step-")) && *p != dir)
-            .collect();
-        old.sort();
-        for p in old.iter().rev().skip(1) {
-            let _ = std::fs::remove_dir_all(p);
-        }
-    }
-    Ok(dir)
-}
-
-/// The folder name of the checkpoint taken after `step` global steps.
-fn checkpoint_name(step: usize) -> String {
-    format!("step-{step:08}")
-}
-
-/// The global step a checkpoint folder was taken at, from its name (`None` for other folders).
-pub fn checkpoint_step(dir: &Path) -> Option<usize> {
-    dir.file_name()?.to_str()?.strip_prefix("step-")?.parse().ok()
-}
-
-/// The checkpoint a path names: a checkpoint folder itself (it holds `weights.safetensors`), or a
-/// run folder's latest checkpoint.
-///
-/// # Errors
-/// [`Error::File`] when the path is neither.
-pub fn resolve_checkpoint(path: &Path) -> Result<PathBuf> {
-    if path.join("weights.safetensors").exists() {
-        return Ok(path.to_path_buf());
-    }
-    latest_checkpoint(path)?.ok_or_else(|| {
-        Error::file(path, "neither a checkpoint (no weights.safetensors) nor a run folder (no latest.json)")
-    })
-}
-
-/// Inserts L-RNN pairs into the model of the checkpoint `from` (a checkpoint or run folder) and
-/// writes the result as a new run folder `out` (one checkpoint at step 0 with the same mean image
-/// and data source): every weight kept, the new recurrences exactly zero, so it scores exactly as
-/// the original until fine-tuned (`TrainConfig::init_from`). Returns the checkpoint's folder.
-///
-/// # Errors
-/// Unreadable checkpoints, or insertions that do not fit the model ([`Error::Invalid`]).
-pub fn insert_into_checkpoint(
-    from: &Path,
-    insert: &[crate::models::convnet::Insertion],
-    out: &Path,
-) -> Result<PathBuf> {
-    let dir = resolve_checkpoint(from)?;
-    let (model, state) = load_checkpoint(&dir, &Device::Cpu)?;
-    let mean = checkpoint_mean(&dir, &state)?;
-    let model = model.with_insertions(insert)?;
-    let mut config = state.config.clone();
-    config.model = model.desc().clone();
-    config.out = out.to_path_buf();
-    config.init_from = Some(dir);
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let opt = Optimizer::new(config.optimizer, trainable(&model)?, config.schedule.lr(0.0))?;
-    let state = RunState {
-        config,
-        global_step: 0,
-        epoch: 0,
-        step_in_epoch: 0,
-        history: vec![],
-        trained_seconds: 0.0,
-    };
-    save_checkpoint(&model, &opt, &state, mean.as_deref())
-}
-
-/// The mean image a checkpoint's model was trained with (flattened `[C, H, W]`): from its
-/// `mean.safetensors`, or recomputed from the run's training data for checkpoints without one;
-/// `None` when the run did not subtract a mean.
-///
-/// # Errors
-/// A malformed mean file, or the run's data no longer readable.
-pub fn checkpoint_mean(dir: &Path, state: &RunState) -> Result<Option<Vec<f32>>> {
-    if !state.config.subtract_mean {
-        return Ok(None);
-    }
-    let p = dir.join("mean.safetensors");
-    if p.exists() {
-        let t = io::read_tensors(&p, &Device::Cpu)?;
-        return Ok(Some(io::require_tensor(&t, "mean", 1, &p)?.to_vec1()?));
-    }
-    Ok(Some(load_data(&state.config)?.train.mean_image()))
-}
-
-/// Loads a checkpoint folder: the model and the run state.
-///
-/// # Errors
-/// Missing or malformed files, named.
-pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<(Model, RunState)> {
-    let desc = ModelDesc::load(&dir.join("model.json"))?;
-    let model = Model::load(desc, &dir.join("weights.safetensors"), device)?;
-    let p = dir.join("state.json");
-    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-    let state: RunState =
-        serde_json::from_str(&text).map_err(|e| Error::file(&p, format!("not valid: {e}")))?;
-    Ok((model, state))
 }
 
 fn restore(config: &TrainConfig, dev: &Device) -> Result<(Model, Optimizer, RunState)> {

@@ -23,8 +23,9 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use candle_core::Device;
 use clap::{Parser, Subcommand, ValueEnum};
-use lrnn_core::io::{read_tensors, require_tensor, write_tensors, ModelDesc};
+use lrnn_core::io::{read_tensors, require_tensor, write_tensors};
 use lrnn_core::models::Model;
+use lrnn_core::models::ModelDesc;
 use lrnn_core::nn::{Forward, ScanBackend};
 
 /// L-RNN Studio's command-line tool: Layer Recurrent Neural Networks without a display.
@@ -567,23 +568,21 @@ fn info(model: &str) -> anyhow::Result<()> {
             );
         }
     };
-    let zeros = candle_nn::VarBuilder::zeros(candle_core::DType::F32, &Device::Cpu);
+    let rows = desc.graph().map_err(anyhow::Error::msg)?.rows;
     match &desc {
         ModelDesc::Cifar(cfg) => {
-            let net = lrnn_core::models::cifar::CifarNet::new(cfg, &zeros)?;
             println!(
                 "{} ({} classes, {} input channels, 32x32 input)",
                 cfg.name, cfg.classes, cfg.in_channels
             );
-            table(net.layers());
+            table(&rows);
         }
         ModelDesc::Convnet(cfg) => {
-            let net = lrnn_core::models::convnet::ConvNet::new(cfg, &zeros)?;
             println!(
                 "{} (plain convnet; {} classes, {} input channels, {}x{} input)",
                 cfg.name, cfg.classes, cfg.in_channels, cfg.input_size, cfg.input_size
             );
-            table(net.layers());
+            table(&rows);
         }
         ModelDesc::Fcn(cfg) => {
             println!(
@@ -634,7 +633,7 @@ fn insert(
             Ok(Insertion { layer: layer.to_string(), axis, v_init })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let dir = lrnn_core::train::trainer::insert_into_checkpoint(run, &insert, out)?;
+    let dir = lrnn_core::train::checkpoint::insert_into_checkpoint(run, &insert, out)?;
     let model = Model::load(
         ModelDesc::load(&dir.join("model.json"))?,
         &dir.join("weights.safetensors"),

@@ -13,10 +13,9 @@ use rayon::prelude::*;
 
 use super::buffers;
 use super::cpu::{cpu_f32, with_f32};
-use super::scan::LN_EPS;
 use super::scan_cpu::{self, ScanArgs, ScanDims};
-use super::spatial_rnn::Merge;
-use super::{Axis, Cell};
+use crate::nn::cell::LN_EPS;
+use crate::nn::cell::{Axis, Cell, Merge};
 
 /// What the op returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 //! (`wait4`). `cargo bench -p lrnn-core --bench train_epoch`; `LRNN_EPOCH_IMAGES` (default 3200)
 //! training images make the epoch, `LRNN_FASHION` names the IDX folder (default Debian's).
 
+#[path = "../../core/benches/common/mod.rs"]
 mod common;
 
 use std::process::Command;

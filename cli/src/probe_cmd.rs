@@ -6,13 +6,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use candle_core::{Device, Tensor};
 use image::imageops::FilterType;
-use lrnn_core::io::{write_atomic, ModelDesc};
+use lrnn_core::data::photo::{photo_input, read_photo};
+use lrnn_core::io::write_atomic;
 use lrnn_core::models::Model;
+use lrnn_core::models::ModelDesc;
 use lrnn_core::probe::contribution::{direction_contributions, is_recurrence};
 use lrnn_core::probe::erf::{erf, Mode, Unit};
 use lrnn_core::probe::recurrence::{analyse, gate_blocks};
 use lrnn_core::probe::render::{csv, heatmap};
-use lrnn_core::train::trainer::{checkpoint_mean, load_checkpoint, resolve_checkpoint};
+use lrnn_core::train::Checkpoint;
 
 use crate::save_png;
 
@@ -143,10 +145,9 @@ pub enum Probe {
 /// checkpoint's; `None`: pixels are centred at 0.5).
 fn load(m: &ModelArgs) -> anyhow::Result<(Model, String, Option<Vec<f32>>)> {
     if let Some(run) = &m.run {
-        let dir = resolve_checkpoint(run)?;
-        let (model, state) = load_checkpoint(&dir, &Device::Cpu)?;
-        let mean = checkpoint_mean(&dir, &state)?;
-        return Ok((model, format!("{} after {} steps", dir.display(), state.global_step), mean));
+        let ckpt = Checkpoint::open(run, &Device::Cpu)?;
+        let what = ckpt.describe();
+        return Ok((ckpt.model, what, ckpt.mean));
     }
     let Some(name) = &m.model else { bail!("give --run, or --model (with --weights)") };
     let desc = ModelDesc::from_name_or_file(name)?;
@@ -159,32 +160,18 @@ fn load(m: &ModelArgs) -> anyhow::Result<(Model, String, Option<Vec<f32>>)> {
     })
 }
 
-/// An image as `[1, C, size, size]` in [0, 1] minus `mean` (when it fits) or minus 0.5 (grey when
-/// `channels` is 1).
-fn load_image(path: &Path, size: usize, channels: usize, mean: Option<&[f32]>) -> anyhow::Result<Tensor> {
-    let img = image::ImageReader::open(path)
-        .with_context(|| format!("{}: cannot open", path.display()))?
-        .with_guessed_format()?
-        .decode()
-        .with_context(|| format!("{}: not a readable image", path.display()))?
-        .resize_exact(size as u32, size as u32, FilterType::Triangle);
-    let mut data: Vec<f32> = if channels == 1 {
-        img.to_luma8().pixels().map(|p| f32::from(p[0]) / 255.0).collect()
-    } else {
-        let rgb = img.to_rgb8();
-        let mut planes = vec![0f32; 3 * size * size];
-        for (i, p) in rgb.pixels().enumerate() {
-            for c in 0..3 {
-                planes[c * size * size + i] = f32::from(p[c]) / 255.0;
-            }
-        }
-        planes
-    };
-    match mean {
-        Some(m) if m.len() == data.len() => data.iter_mut().zip(m).for_each(|(v, m)| *v -= m),
-        _ => data.iter_mut().for_each(|v| *v -= 0.5),
-    }
-    Ok(Tensor::from_vec(data, (1, channels, size, size), &Device::Cpu)?)
+/// A photo as `model`'s input at `size x size` ([`photo_input`]: the model's own preprocessing,
+/// VGG-16's for an FCN).
+fn load_image(path: &Path, model: &Model, size: usize, mean: Option<&[f32]>) -> anyhow::Result<Tensor> {
+    Ok(photo_input(&read_photo(path)?, model.desc(), size, mean)?.tensor)
+}
+
+/// A photo in grey at `size x size`, values in `[0, 1]`: the background of ERF pictures.
+fn grey_background(path: &Path, size: usize) -> anyhow::Result<Vec<f32>> {
+    let side = u32::try_from(size)?;
+    let photo = image::imageops::resize(&read_photo(path)?, side, side, FilterType::Triangle);
+    let grey = image::DynamicImage::ImageRgb8(photo).to_luma8();
+    Ok(grey.pixels().map(|p| f32::from(p[0]) / 255.0).collect())
 }
 
 /// Runs a probe command.
@@ -195,7 +182,7 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
             let c = model.desc().in_channels();
             let size = size.unwrap_or_else(|| model.desc().input_size());
             let x = match image {
-                Some(p) => load_image(p, size, c, mean.as_deref())?,
+                Some(p) => load_image(p, &model, size, mean.as_deref())?,
                 None => Tensor::randn(0f32, 0.5, (1, c, size, size), &Device::Cpu)?,
             };
             write_activations(&model, &x, *max_channels, out)?;
@@ -212,9 +199,12 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
             } else {
                 image
                     .iter()
-                    .map(|p| load_image(p, *size, c, mean.as_deref()))
+                    .map(|p| load_image(p, &model, *size, mean.as_deref()))
                     .collect::<anyhow::Result<_>>()?
             };
+            if inputs.is_empty() {
+                bail!("no input: give --image PHOTO, or --random N with N at least 1");
+            }
             let mode = match mode.as_str() {
                 "abs" => Mode::Abs,
                 "signed" => Mode::Signed,
@@ -243,10 +233,18 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
                 unit.x,
                 inputs.len()
             );
-            println!(
-                "centred square holding 20% / 50% / 99% of the mass: {} / {} / {} px",
-                sides[0], sides[1], sides[2]
-            );
+            if e.map.iter().all(|&v| v == 0.0) {
+                println!(
+                    "the unit does not respond to this input: its gradient is zero at every pixel (its \
+                     ReLU is off), so it has no effective receptive field here; try another unit, \
+                     channel or photo"
+                );
+            } else {
+                println!(
+                    "centred square holding 20% / 50% / 99% of the mass: {} / {} / {} px",
+                    sides[0], sides[1], sides[2]
+                );
+            }
             println!("wrote {} and {}", out.join("erf.png").display(), out.join("erf.csv").display());
         }
         Probe::ErfCompare { runs, images, map, channel, y, x, out } => {
@@ -257,7 +255,7 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
             let c = model.desc().in_channels();
             let size = &size.unwrap_or_else(|| model.desc().input_size());
             let x = match image {
-                Some(p) => load_image(p, *size, c, mean.as_deref())?,
+                Some(p) => load_image(p, &model, *size, mean.as_deref())?,
                 None => Tensor::randn(0f32, 0.5, (1, c, *size, *size), &Device::Cpu)?,
             };
             let effects = direction_contributions(&model, &x, map)?;
@@ -326,7 +324,8 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
 /// Writes `<map>.png` (channel grid, colour bar) and `<map>.csv` (`channel,y,x,value`) for every
 /// map of one forward pass, and `layers.csv`; prints the layer list.
 fn write_activations(model: &Model, x: &Tensor, max_channels: usize, out: &Path) -> anyhow::Result<()> {
-    use lrnn_core::probe::activations::{activations, channel_grid, MapKind};
+    use lrnn_core::models::capture::MapKind;
+    use lrnn_core::probe::activations::{activations, channel_grid};
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let maps = activations(model, x, lrnn_core::nn::ScanBackend::Auto)?;
     let mut table = String::from("name,kind,channels,height,width,min,max,mean\n");
@@ -384,9 +383,10 @@ fn erf_compare(
         let (model, what, mean) =
             load(&ModelArgs { run: Some(run.clone()), model: None, weights: None, seed: 0 })?;
         let n = *size.get_or_insert(model.desc().input_size());
-        let c = model.desc().in_channels();
-        let inputs: Vec<Tensor> =
-            images.iter().map(|p| load_image(p, n, c, mean.as_deref())).collect::<anyhow::Result<_>>()?;
+        let inputs: Vec<Tensor> = images
+            .iter()
+            .map(|p| load_image(p, &model, n, mean.as_deref()))
+            .collect::<anyhow::Result<_>>()?;
         let pick = |x: &Tensor, f: &mut lrnn_core::nn::Forward| -> candle_core::Result<Tensor> {
             let m = model.forward_map(x, map, f.backend).map_err(candle_core::Error::wrap)?;
             match channel {
@@ -402,8 +402,7 @@ fn erf_compare(
         let unit = Unit { channel: channel.unwrap_or(0), y: uy.unwrap_or(mh / 2), x: ux.unwrap_or(mw / 2) };
         let e = erf(pick, &inputs, unit, Mode::Abs)?;
         // The background: the first photo in grey, without the mean subtracted.
-        let grey = load_image(&images[0], n, 1, None)?.flatten_all()?.to_vec1::<f32>()?;
-        let background: Vec<f32> = grey.iter().map(|v| v + 0.5).collect();
+        let background = grey_background(&images[0], n)?;
         let scale = (384 / n.max(1)).max(1) as u32;
         let mut panel = erf_overlay(&background, &e.map, n, n, scale);
         let rf = model.desc().geometry(map).map(|g| receptive_field(&g));

@@ -23,7 +23,7 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{Axis, Cell};
+use crate::nn::cell::{Axis, Cell};
 
 /// The sizes of one scan call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,8 +9,9 @@ use anyhow::{bail, Context};
 use candle_core::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use lrnn_core::data;
-use lrnn_core::io::ModelDesc;
-use lrnn_core::train::trainer::{checkpoint_mean, evaluate, load_checkpoint, resolve_checkpoint};
+use lrnn_core::models::ModelDesc;
+use lrnn_core::train::trainer::evaluate;
+use lrnn_core::train::Checkpoint;
 use lrnn_core::train::{spawn, DataSource, Event, OptimizerConfig, Schedule, TrainConfig};
 
 /// Options of `lrnn train`.
@@ -90,7 +91,7 @@ pub fn data_source(format: &str, path: Option<&Path>) -> anyhow::Result<DataSour
 pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
     let (mut model, named) = match (&a.model, &a.init_from) {
         (Some(m), _) => (ModelDesc::from_name_or_file(m)?, !m.ends_with(".json")),
-        (None, Some(from)) => (ModelDesc::load(&resolve_checkpoint(from)?.join("model.json"))?, false),
+        (None, Some(from)) => (Checkpoint::desc(from)?, false),
         (None, None) => bail!("--model is needed (or --init-from, to fine-tune a checkpoint's model)"),
     };
     if a.time_budget.is_some_and(|m| m.is_nan() || m <= 0.0) {
@@ -226,8 +227,10 @@ pub fn eval(
     split: Option<&str>,
     batch: usize,
 ) -> anyhow::Result<()> {
-    let dir = resolve_checkpoint(run)?;
-    let (model, state) = load_checkpoint(&dir, &Device::Cpu)?;
+    let ckpt = Checkpoint::open(run, &Device::Cpu)?;
+    let what = ckpt.describe();
+    let mean = ckpt.mean.clone();
+    let (model, state) = ckpt.into_run()?;
     let source = match data {
         Some(d) => {
             let mut s = data_source(d, path)?;
@@ -237,7 +240,7 @@ pub fn eval(
         }
         None => state.config.data.clone(),
     };
-    println!("checkpoint {} after {} steps", dir.display(), state.global_step);
+    println!("checkpoint {what}");
     if source.format.is_segmentation() {
         let split = split.unwrap_or("val");
         let splits = data::load_segmentation(
@@ -266,7 +269,6 @@ pub fn eval(
         "test" => &splits.test,
         other => bail!("unknown split `{other}`; known: train, val, test"),
     };
-    let mean = checkpoint_mean(&dir, &state)?;
     let error = evaluate(&model, set, mean.as_deref(), batch)?;
     println!("{split}: {} images, top-1 error {:.2}%", set.len(), 100.0 * error);
     Ok(())

@@ -2,13 +2,14 @@
 //! augmented label folder), segmentation scores against hand-computed values, and `lrnn score`.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-#[path = "common/scratch.rs"]
+#[path = "../../core/tests/common/scratch.rs"]
 mod scratch;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lrnn_core::data::voc::{palette, read_label_png, write_label_png, LabelMap, VocSplit};
+use lrnn_core::colour::palette;
+use lrnn_core::data::voc::{read_label_png, write_label_png, LabelMap, VocSplit};
 use lrnn_core::train::confusion::Confusion;
 
 fn tmp(name: &str) -> PathBuf {

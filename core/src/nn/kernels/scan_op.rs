@@ -1,5 +1,5 @@
 //! The spatial scan alone as one candle custom op, in the sequence layout of
-//! [`super::scan_reference`]: forward and backward written by hand, on the CPU
+//! [`crate::nn::scan_reference`]: forward and backward written by hand, on the CPU
 //! ([`super::scan_cpu`]) and, with the crate's `cuda` feature, on NVIDIA GPUs
 //! ([`super::scan_cuda`]).
 //!
@@ -11,9 +11,9 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::cpu::cpu_f32;
-use super::scan::LN_EPS;
 use super::scan_cpu::{self, ScanArgs, ScanDims};
-use super::{Axis, Cell};
+use crate::nn::cell::LN_EPS;
+use crate::nn::cell::{Axis, Cell};
 
 /// The scan of `K` directions as one op: inputs `xi` `[K_in, N, T, G·D]` and the parameters
 /// packed flat (`V` `[K, G·D, D]`, then LayerNorm `[K, 2, D]` for vanilla + LN); output the
@@ -233,7 +233,7 @@ impl CustomOp2 for ScanOp {
     }
 }
 
-/// The scan through [`ScanOp`]: same arguments and result as [`super::scan_reference`]
+/// The scan through [`ScanOp`]: same arguments and result as [`crate::nn::scan_reference`]
 /// (`xi` `[K_in, N, T, G·D]`, `v` `[K, G·D, D]`, `ln` `[K, 2, D]`; result `[K, N, T, D]`), for
 /// f32 tensors on the CPU or (with the `cuda` feature) on an NVIDIA GPU.
 ///

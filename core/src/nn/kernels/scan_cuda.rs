@@ -18,7 +18,7 @@ use candle_core::cuda_backend::cudarc::driver::{
 use candle_core::cuda_backend::{CudaDevice, WrapErr};
 use candle_core::Result;
 
-use super::Cell;
+use crate::nn::cell::Cell;
 
 /// The kernels' source, compiled at first use.
 const SOURCE: &str = include_str!("scan_cuda.cu");

@@ -51,9 +51,9 @@ pub fn predict(
     out: &Path,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
-    use lrnn_core::io::vgg16::caffe_input;
+    use lrnn_core::data::photo::{photo_input, read_photo};
     use lrnn_core::nn::Forward;
-    if !matches!(model.desc(), lrnn_core::io::ModelDesc::Fcn(_)) {
+    if !matches!(model.desc(), lrnn_core::models::ModelDesc::Fcn(_)) {
         anyhow::bail!("{} is not a segmentation network (FCN-32s, FCN-8s, …)", model.desc().display_name());
     }
     if size % 32 != 0 {
@@ -62,8 +62,8 @@ pub fn predict(
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let bar = indicatif::ProgressBar::new(images.len() as u64);
     for (id, path) in images {
-        let photo = image::open(path).with_context(|| format!("{}: not a readable image", path.display()))?;
-        let x = caffe_input(&photo, size)?;
+        let photo = read_photo(path)?;
+        let x = photo_input(&photo, model.desc(), size, None)?.tensor;
         let (w, h) = (photo.width() as usize, photo.height() as usize);
         let on_gpu = match gpu.as_mut() {
             Some((ctx, g)) => match g.segment(ctx, &x, None, 0.0) {
@@ -96,7 +96,7 @@ pub fn predict(
 /// `lrnn dataset --format voc`: images per split, images holding each class (train and val
 /// together), and optionally a sheet of the first labelled images beside their label maps.
 pub fn describe_voc(root: &Path, sheet: Option<&Path>) -> anyhow::Result<()> {
-    use lrnn_core::data::voc::palette;
+    use lrnn_core::colour::palette;
     let mut per_class = [0usize; 21];
     let mut total = 0;
     let mut sizes = std::collections::BTreeSet::new();
@@ -242,13 +242,12 @@ pub struct TrainSegArgs {
 pub fn train_seg(a: &TrainSegArgs) -> anyhow::Result<()> {
     use anyhow::bail;
     use lrnn_core::data::{scenes::SceneTask, Format};
-    use lrnn_core::io::ModelDesc;
-    use lrnn_core::train::trainer::resolve_checkpoint;
-    use lrnn_core::train::{DataSource, OptimizerConfig, Schedule, TrainConfig};
+    use lrnn_core::models::ModelDesc;
+    use lrnn_core::train::{Checkpoint, DataSource, OptimizerConfig, Schedule, TrainConfig};
 
     let mut model = match (&a.model, &a.init_from) {
         (Some(m), _) => ModelDesc::from_name_or_file(m)?,
-        (None, Some(from)) => ModelDesc::load(&resolve_checkpoint(from)?.join("model.json"))?,
+        (None, Some(from)) => Checkpoint::desc(from)?,
         (None, None) => ModelDesc::from_name_or_file("FCN-8s-LRNN")?,
     };
     let ModelDesc::Fcn(cfg) = &mut model else {
@@ -373,9 +372,8 @@ pub fn export_scenes(out: &Path, count: usize, size: usize, seed: u64) -> anyhow
 /// `lrnn pack`: a checkpoint without its optimiser state, weights optionally in f16.
 pub fn pack(run: &Path, out: &Path, half: bool) -> anyhow::Result<()> {
     use anyhow::Context;
-    use lrnn_core::train::trainer::{load_checkpoint, resolve_checkpoint};
-    let dir = resolve_checkpoint(run)?;
-    let (model, _) = load_checkpoint(&dir, &candle_core::Device::Cpu)?;
+    let ckpt = lrnn_core::train::Checkpoint::open(run, &candle_core::Device::Cpu)?;
+    let (dir, model) = (ckpt.dir, ckpt.model);
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     for f in ["model.json", "state.json", "mean.safetensors"] {
         let from = dir.join(f);

@@ -12,14 +12,14 @@ use std::path::Path;
 use anyhow::Context;
 use candle_core::{Device, Tensor};
 use image::{imageops::FilterType, Rgb, RgbImage};
-use lrnn_core::io::ModelDesc;
 use lrnn_core::models::Model;
+use lrnn_core::models::ModelDesc;
 use lrnn_core::nn::{Cell, Forward, LayerRnnConfig, Merge};
 
 use crate::save_png;
 
 /// The bundled default photo (CC0, see assets/photos/LICENSES.md).
-const DEFAULT_PHOTO: &[u8] = include_bytes!("../../../../assets/photos/chelsea.png");
+const DEFAULT_PHOTO: &[u8] = include_bytes!("../../assets/photos/chelsea.png");
 
 /// Decodes a photo into `[1, 3, H, W]` in [0, 1], resized to `width` pixels wide.
 fn load_photo(image: Option<&Path>, width: u32) -> anyhow::Result<(Tensor, String)> {

@@ -6,19 +6,22 @@
 //! `{"kind": "cifar", "name": "E-RNN-Max", "classes": 10, "in_channels": 3, "dropout": 0.5}`
 //! (all but `name` optional).
 //! A segmentation network (SPEC §6): `{"kind": "fcn", "variant": "8s", "heads": 1024, "lrnn": true}`.
-//! A plain convolutional network with inserted L-RNN pairs (see [`crate::models::convnet`]):
+//! A plain convolutional network with inserted L-RNN pairs (see [`super::convnet`]):
 //! `{"kind": "convnet", "name": "Context-LRNN", "in_channels": 1, "classes": 2, "input_size": 64,
 //! "layers": [...], "insert": [{"layer": "conv5", "axis": "horizontal"}]}`.
-//! Unknown fields are an error, so a typo never silently falls back to a default.
+//! Unknown fields are an error, so a typo never silently falls back to a default. Writing one
+//! (atomically) is in [`crate::io::model_files`].
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::cifar::{CifarArch, CifarConfig, NETWORK_NAMES};
+use super::convnet::{ConvNetConfig, PRESET_NAMES};
+use super::fcn::{FcnConfig, FCN_NAMES};
+use super::graph::Graph;
 use crate::error::{Error, Result};
-use crate::models::cifar::{CifarArch, CifarConfig, NETWORK_NAMES};
-use crate::models::convnet::{ConvNetConfig, PRESET_NAMES};
-use crate::models::fcn::{FcnConfig, FCN_NAMES};
+use crate::nn::geometry::Geom;
 use crate::nn::LayerRnnConfig;
 
 /// A model description.
@@ -57,13 +60,22 @@ impl ModelDesc {
         Self::from_json(&text, path)
     }
 
-    /// Writes the description as pretty JSON, atomically.
+    /// The model as an op graph (every backend walks it: [`super::graph`]).
     ///
     /// # Errors
-    /// [`Error::Io`] naming `path`.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::file(path, e.to_string()))?;
-        super::write_atomic(path, text.as_bytes())
+    /// An invalid description, in words.
+    pub fn graph(&self) -> std::result::Result<Graph, String> {
+        self.validate()?;
+        Ok(match self {
+            ModelDesc::Lrnn(c) => {
+                let mut g = Graph::new(c.in_channels);
+                g.lrnn(Graph::INPUT, "", (c.in_channels, c.hidden), c.cell, c.merge);
+                g
+            }
+            ModelDesc::Cifar(c) => CifarArch::from_name(&c.name)?.graph(c),
+            ModelDesc::Convnet(c) => c.graph(),
+            ModelDesc::Fcn(c) => c.graph(),
+        })
     }
 
     /// Input channels the model expects.
@@ -88,8 +100,7 @@ impl ModelDesc {
     /// The geometry of every layer up to the captured map `map`, for theoretical receptive
     /// fields (plain convnets and FCNs; `None` for other models or unknown maps).
     /// A direction map (`conv5.lr`) ends with that direction alone instead of its pair.
-    pub fn geometry(&self, map: &str) -> Option<Vec<crate::probe::rf::Geom>> {
-        use crate::probe::rf::Geom;
+    pub fn geometry(&self, map: &str) -> Option<Vec<Geom>> {
         let (layer, direction) = match map.rsplit_once('.') {
             Some((layer, d)) => (layer, Some(crate::nn::Direction::from_name(d)?)),
             None => (map, None),

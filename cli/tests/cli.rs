@@ -3,7 +3,7 @@
 //! file and the tensor or field, with no panic and no output file left behind.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-#[path = "common/scratch.rs"]
+#[path = "../../core/tests/common/scratch.rs"]
 mod scratch;
 
 use std::collections::HashMap;
@@ -296,7 +296,7 @@ fn insert_then_probe_activations_of_the_inserted_model() {
     // A run to insert into: Context-CNN's checkpoint at step 0 on the generated task.
     let run = tmp("ctx-run");
     let config = lrnn_core::train::TrainConfig {
-        model: lrnn_core::io::ModelDesc::from_name_or_file("Context-CNN").unwrap(),
+        model: lrnn_core::models::ModelDesc::from_name_or_file("Context-CNN").unwrap(),
         data: lrnn_core::train::DataSource {
             format: lrnn_core::data::Format::Context,
             path: PathBuf::new(),
@@ -362,7 +362,7 @@ fn insert_then_probe_activations_of_the_inserted_model() {
 fn run_on_wgpu_matches_the_cpu_and_falls_back_with_a_message() {
     // A CIFAR network: BatchNorm, LayerNorm scans, concat fusions.
     let desc = tmp("gpu.json");
-    lrnn_core::io::ModelDesc::from_name_or_file("E-RNN-Max").unwrap().save(&desc).unwrap();
+    lrnn_core::models::ModelDesc::from_name_or_file("E-RNN-Max").unwrap().save(&desc).unwrap();
     let w = tmp("gpu.safetensors");
     assert!(lrnn(&["init", "--model", s(&desc), "--output", s(&w), "--seed", "3"]).status.success());
     let x = tmp("gpu.in.safetensors");

@@ -1,0 +1,222 @@
+//! The uniform parameter block of every WGSL kernel as a typed Rust struct, field for field the
+//! `struct Params` of its shader (`shaders/*.wgsl`), passed to the GPU as bytes through
+//! `bytemuck`. `core/tests/gpu.rs` checks each struct against its shader's layout with naga.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::kernels::Kernel;
+
+/// A kernel's parameter block.
+pub trait KernelParams: Pod {
+    /// The kernel it belongs to.
+    const KERNEL: Kernel;
+}
+
+macro_rules! params {
+    ($(#[$doc:meta])* $name:ident => $kernel:ident { $($(#[$fdoc:meta])* $field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[repr(C)]
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Pod, Zeroable)]
+        pub struct $name {
+            $($(#[$fdoc])* pub $field: $ty,)*
+        }
+        impl KernelParams for $name {
+            const KERNEL: Kernel = Kernel::$kernel;
+        }
+    };
+}
+
+params!(
+    /// `conv2d.wgsl`: a convolution (or a linear layer on `[B, C, 1, 1]`).
+    Conv2dParams => Conv2d {
+        /// Images.
+        batch: u32,
+        /// Input channels.
+        in_channels: u32,
+        /// Input height.
+        height: u32,
+        /// Input width.
+        width: u32,
+        /// Output channels.
+        out_channels: u32,
+        /// Kernel side.
+        kernel: u32,
+        /// Zero padding.
+        pad: u32,
+        /// Stride.
+        stride: u32,
+        /// Output height.
+        out_height: u32,
+        /// Output width.
+        out_width: u32,
+        /// 1: a ReLU after it.
+        relu: u32,
+        /// Workgroups along the output positions per row of the dispatch grid.
+        n_groups_x: u32,
+    }
+);
+
+params!(
+    /// `pool2d.wgsl`: max or average pooling.
+    Pool2dParams => Pool2d {
+        /// Images x channels.
+        planes: u32,
+        /// Input height.
+        height: u32,
+        /// Input width.
+        width: u32,
+        /// Window side.
+        kernel: u32,
+        /// Stride.
+        stride: u32,
+        /// 0: maximum, 1: mean.
+        mode: u32,
+        /// Padding to 16 bytes.
+        _a: u32,
+        /// Padding to 16 bytes.
+        _b: u32,
+    }
+);
+
+params!(
+    /// `scan_pair.wgsl`: a bidirectional scan pair, a range of steps.
+    ScanPairParams => ScanPair {
+        /// Images.
+        batch: u32,
+        /// Hidden size.
+        hidden: u32,
+        /// Map height.
+        height: u32,
+        /// Map width.
+        width: u32,
+        /// 0: horizontal, 1: vertical.
+        axis: u32,
+        /// 0: vanilla, 1: vanilla + LayerNorm, 2: GRU.
+        cell: u32,
+        /// Channels of the projection buffer.
+        xi_channels: u32,
+        /// Where direction 1's projection starts (0 when shared).
+        dir_offset: u32,
+        /// The first step this dispatch runs.
+        first_step: u32,
+        /// How many steps it runs.
+        step_count: u32,
+        /// Padding to 16 bytes.
+        _a: u32,
+        /// Padding to 16 bytes.
+        _b: u32,
+    }
+);
+
+params!(
+    /// `combine.wgsl`: a sum, mean or concatenation of two maps.
+    CombineParams => Combine {
+        /// Images.
+        batch: u32,
+        /// Channels of the first map.
+        a_channels: u32,
+        /// Channels of the second map.
+        b_channels: u32,
+        /// Positions per channel.
+        plane: u32,
+        /// 0: sum, 1: mean, 2: concatenation.
+        mode: u32,
+        /// Padding to 16 bytes.
+        _a: u32,
+        /// Padding to 16 bytes.
+        _b: u32,
+        /// Padding to 16 bytes.
+        _c: u32,
+    }
+);
+
+params!(
+    /// `affine.wgsl`: a per-channel affine map and a ReLU.
+    AffineParams => Affine {
+        /// Values.
+        n: u32,
+        /// Channels of the scale and shift.
+        channels: u32,
+        /// Values per channel run.
+        plane: u32,
+        /// 1: a ReLU after it.
+        relu: u32,
+    }
+);
+
+params!(
+    /// `upsample.wgsl`: bilinear upsampling, optionally plus a map.
+    UpsampleParams => Upsample {
+        /// Images x channels.
+        planes: u32,
+        /// Input height.
+        in_height: u32,
+        /// Input width.
+        in_width: u32,
+        /// Output height.
+        out_height: u32,
+        /// Output width.
+        out_width: u32,
+        /// 1: add the second buffer.
+        add: u32,
+        /// Padding to 16 bytes.
+        _a: u32,
+        /// Padding to 16 bytes.
+        _b: u32,
+    }
+);
+
+params!(
+    /// `global_pool.wgsl`: global max or average pooling.
+    GlobalPoolParams => GlobalPool {
+        /// Images x channels.
+        planes: u32,
+        /// Positions per plane.
+        size: u32,
+        /// 0: maximum, 1: mean.
+        mode: u32,
+        /// Workgroups per row of the dispatch grid.
+        groups_x: u32,
+    }
+);
+
+params!(
+    /// `colour_map.wgsl`: values to RGBA through a colour map.
+    ColourMapParams => ColourMap {
+        /// Values.
+        n: u32,
+        /// 0: viridis, 1: grey, 2: diverging.
+        map: u32,
+        /// The value mapped to the low end.
+        lo: f32,
+        /// The value mapped to the high end.
+        hi: f32,
+    }
+);
+
+params!(
+    /// `label_colour.wgsl`: argmax labels and their palette colours over a photo.
+    LabelColourParams => LabelColour {
+        /// Classes.
+        classes: u32,
+        /// Pixels.
+        plane: u32,
+        /// Offset of the image's scores.
+        offset: u32,
+        /// Opacity of the labels over the photo.
+        opacity: f32,
+    }
+);
+
+/// Every parameter block with its shader's name and size in bytes (for the layout test).
+pub const ALL: [(&str, usize); 9] = [
+    ("conv2d", std::mem::size_of::<Conv2dParams>()),
+    ("pool2d", std::mem::size_of::<Pool2dParams>()),
+    ("scan_pair", std::mem::size_of::<ScanPairParams>()),
+    ("combine", std::mem::size_of::<CombineParams>()),
+    ("affine", std::mem::size_of::<AffineParams>()),
+    ("upsample", std::mem::size_of::<UpsampleParams>()),
+    ("global_pool", std::mem::size_of::<GlobalPoolParams>()),
+    ("colour_map", std::mem::size_of::<ColourMapParams>()),
+    ("label_colour", std::mem::size_of::<LabelColourParams>()),
+];
