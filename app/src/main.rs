@@ -34,6 +34,11 @@ fn main() -> anyhow::Result<()> {
         options.image = i;
     }
     if let Some(out) = args.screenshot {
+        // The screenshot must never replace the photo or a file of the model it shows.
+        let model_files = [options.model.join("model.json"), options.model.join("weights.safetensors")];
+        let inputs = std::iter::once(options.image.as_path())
+            .chain(model_files.iter().map(std::path::PathBuf::as_path));
+        lrnn_core::io::refuse_overwriting_inputs(&out, inputs)?;
         lrnn_studio::screenshot::screenshot(options, args.view, &out).map_err(|e| anyhow::anyhow!(e))?;
         println!("wrote {}", out.display());
         return Ok(());

@@ -320,6 +320,24 @@ fn main() -> ExitCode {
                 if list.is_empty() {
                     bail!("give --voc (with --split) or at least one --image");
                 }
+                // Each label map is `<out>/<id>.png`: two photos with one name would overwrite each
+                // other, and a label map must never replace a photo.
+                let mut ids = std::collections::BTreeMap::new();
+                for (id, path) in &list {
+                    if let Some(other) = ids.insert(id.clone(), path) {
+                        bail!(
+                            "{} and {} have the same name: their label maps would both be {}; \
+                             predict them into separate --out folders",
+                            other.display(),
+                            path.display(),
+                            out.join(format!("{id}.png")).display()
+                        );
+                    }
+                }
+                for (id, _) in &list {
+                    let target = out.join(format!("{id}.png"));
+                    lrnn_core::io::refuse_overwriting_inputs(&target, list.iter().map(|(_, p)| p.as_path()))?;
+                }
                 let size = size.unwrap_or_else(|| model.desc().input_size());
                 let gpu = match device {
                     RunDevice::Cpu => {
@@ -388,6 +406,7 @@ fn run(
     backend: Backend,
     device: RunDevice,
 ) -> anyhow::Result<()> {
+    lrnn_core::io::refuse_overwriting_inputs(output, [model_path, weights, input])?;
     let dev = Device::Cpu;
     let desc = ModelDesc::load(model_path)?;
     let model = Model::load(desc, weights, &dev)?;
@@ -654,6 +673,10 @@ fn init(
     seed: u64,
     trunk: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
+    lrnn_core::io::refuse_overwriting_inputs(
+        output,
+        std::iter::once(std::path::Path::new(model)).chain(trunk),
+    )?;
     let dev = Device::Cpu;
     let model = Model::new_seeded(ModelDesc::from_name_or_file(model)?, &dev, seed)?;
     if let Some(trunk) = trunk {

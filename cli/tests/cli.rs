@@ -475,3 +475,52 @@ fn train_seg_reads_a_voc_tree_and_lrnn_eval_scores_it_with_the_voc_classes() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("scene-00001.png") && err.contains("5x5"), "{err}");
 }
+
+#[test]
+fn an_output_that_is_one_of_the_inputs_is_refused_and_the_file_kept() {
+    let dir = tmp("overwrite");
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = fixtures();
+    let stem = "lrnn_vanilla_ln_sum";
+    // Copies of a fixture's files, so that a failure could not damage the committed ones.
+    let [model, weights, input] =
+        ["model.json", "weights.safetensors", "input.safetensors"].map(|p| dir.join(p));
+    for (from, to) in [("json", &model), ("weights.safetensors", &weights), ("io.safetensors", &input)] {
+        std::fs::copy(f.join(format!("{stem}.{from}")), to).unwrap();
+    }
+    for target in [&model, &weights, &input] {
+        let before = std::fs::read(target).unwrap();
+        let o = lrnn(&[
+            "run",
+            "--model",
+            model.to_str().unwrap(),
+            "--weights",
+            weights.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            target.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains("refusing to overwrite"), "{err}");
+        assert_eq!(std::fs::read(target).unwrap(), before, "{} was changed", target.display());
+    }
+    // The same file by another spelling is the same file.
+    let other = dir.join(".").join("input.safetensors");
+    let o = lrnn(&[
+        "run",
+        "--model",
+        model.to_str().unwrap(),
+        "--weights",
+        weights.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        other.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("refusing to overwrite"));
+    // `lrnn init` refuses to write its weights over the description it reads.
+    let o = lrnn(&["init", "--model", model.to_str().unwrap(), "--output", model.to_str().unwrap()]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("refusing to overwrite"));
+    assert!(std::fs::read_to_string(&model).unwrap().contains("\"kind\""));
+}

@@ -179,6 +179,43 @@ fn lrnn_predict_writes_palette_pngs_that_lrnn_score_reads() {
             .concat(),
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("multiple of 32"));
+    // A label map never replaces a photo, and two photos of one name are refused, not merged.
+    let photos = root.join("JPEGImages");
+    let photo = std::fs::read_dir(&photos).unwrap().flatten().next().unwrap().path();
+    let png = photo.with_extension("png");
+    std::fs::copy(&photo, &png).unwrap();
+    let before = std::fs::read(&png).unwrap();
+    let o = lrnn(
+        &[&args[..], &["--image", png.to_str().unwrap(), "--size", "64", "--out", photos.to_str().unwrap()]]
+            .concat(),
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("refusing to overwrite"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(std::fs::read(&png).unwrap(), before, "the photo was changed");
+    let o = lrnn(
+        &[
+            &args[..],
+            &[
+                "--image",
+                photo.to_str().unwrap(),
+                "--image",
+                png.to_str().unwrap(),
+                "--size",
+                "64",
+                "--out",
+                pred.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("the same name"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]

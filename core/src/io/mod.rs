@@ -6,5 +6,5 @@ pub mod onnx;
 pub mod tensors;
 pub mod vgg16;
 
-pub use atomic::write_atomic;
+pub use atomic::{refuse_overwriting_inputs, write_atomic};
 pub use tensors::{load_into_varmap, read_tensors, require_tensor, write_tensors, write_tensors_as};
