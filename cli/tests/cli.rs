@@ -488,36 +488,28 @@ fn an_output_that_is_one_of_the_inputs_is_refused_and_the_file_kept() {
     for (from, to) in [("json", &model), ("weights.safetensors", &weights), ("io.safetensors", &input)] {
         std::fs::copy(f.join(format!("{stem}.{from}")), to).unwrap();
     }
-    for target in [&model, &weights, &input] {
-        let before = std::fs::read(target).unwrap();
-        let o = lrnn(&[
+    let run_into = |output: &Path| {
+        lrnn(&[
             "run",
             "--model",
-            model.to_str().unwrap(),
+            s(&model),
             "--weights",
-            weights.to_str().unwrap(),
+            s(&weights),
             "--input",
-            input.to_str().unwrap(),
+            s(&input),
             "--output",
-            target.to_str().unwrap(),
-        ]);
+            s(output),
+        ])
+    };
+    for target in [&model, &weights, &input] {
+        let before = std::fs::read(target).unwrap();
+        let o = run_into(target);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success() && err.contains("refusing to overwrite"), "{err}");
         assert_eq!(std::fs::read(target).unwrap(), before, "{} was changed", target.display());
     }
     // The same file by another spelling is the same file.
-    let other = dir.join(".").join("input.safetensors");
-    let o = lrnn(&[
-        "run",
-        "--model",
-        model.to_str().unwrap(),
-        "--weights",
-        weights.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        other.to_str().unwrap(),
-    ]);
+    let o = run_into(&dir.join(".").join("input.safetensors"));
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("refusing to overwrite"));
     // `lrnn init` refuses to write its weights over the description it reads.
     let o = lrnn(&["init", "--model", model.to_str().unwrap(), "--output", model.to_str().unwrap()]);
