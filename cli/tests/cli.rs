@@ -108,6 +108,11 @@ fn demo_writes_its_pictures() {
     }
 }
 
+/// Runs `lrnn run --model --weights --input --output`.
+fn lrnn_run(model: &Path, weights: &Path, input: &Path, output: &Path) -> Output {
+    lrnn(&["run", "--model", s(model), "--weights", s(weights), "--input", s(input), "--output", s(output)])
+}
+
 /// Runs `lrnn run` with a fixture's files, some replaced; expects a failure whose message
 /// contains every one of `needles`, no panic, and no output file.
 fn expect_run_error(model: Option<&Path>, weights: Option<&Path>, input: Option<&Path>, needles: &[&str]) {
@@ -117,17 +122,7 @@ fn expect_run_error(model: Option<&Path>, weights: Option<&Path>, input: Option<
     let weights = weights.map_or_else(|| f.join(format!("{stem}.weights.safetensors")), Path::to_path_buf);
     let input = input.map_or_else(|| f.join(format!("{stem}.io.safetensors")), Path::to_path_buf);
     let out = tmp(&format!("never-{}.safetensors", needles.join("-").replace(['/', ' ', '`'], "_")));
-    let o = lrnn(&[
-        "run",
-        "--model",
-        s(&model),
-        "--weights",
-        s(&weights),
-        "--input",
-        s(&input),
-        "--output",
-        s(&out),
-    ]);
+    let o = lrnn_run(&model, &weights, &input, &out);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "expected a failure for {needles:?}");
     assert!(!err.contains("panicked"), "panic: {err}");
@@ -488,19 +483,7 @@ fn an_output_that_is_one_of_the_inputs_is_refused_and_the_file_kept() {
     for (from, to) in [("json", &model), ("weights.safetensors", &weights), ("io.safetensors", &input)] {
         std::fs::copy(f.join(format!("{stem}.{from}")), to).unwrap();
     }
-    let run_into = |output: &Path| {
-        lrnn(&[
-            "run",
-            "--model",
-            s(&model),
-            "--weights",
-            s(&weights),
-            "--input",
-            s(&input),
-            "--output",
-            s(output),
-        ])
-    };
+    let run_into = |output: &Path| lrnn_run(&model, &weights, &input, output);
     for target in [&model, &weights, &input] {
         let before = std::fs::read(target).unwrap();
         let o = run_into(target);
