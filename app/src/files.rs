@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 
-use crate::app::assets_dir;
+use crate::options::assets_dir;
 
 /// A path as the user reads it: bundled files relative to `assets/`, others in full.
 pub fn display_path(p: &Path) -> String {

@@ -32,11 +32,10 @@ pub fn settle(h: &mut Harness<'static, StudioApp>, limit: Duration) -> Result<()
         }
         if start.elapsed() > limit {
             let s = h.state();
+            let (busy, pending) = s.busy();
             return Err(format!(
-                "the app was still working after {} s: {} job(s) pending ({}), fine-tuning running: {}",
+                "the app was still working after {} s: {pending} job(s) pending ({busy}), fine-tuning running: {}",
                 limit.as_secs(),
-                s.pending,
-                s.busy,
                 s.finetune().is_running()
             ));
         }

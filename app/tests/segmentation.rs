@@ -60,13 +60,13 @@ fn the_scenes_segmenter_shows_prediction_truth_its_cnn_and_running_scores() {
     h.key_press(egui::Key::ArrowRight);
     settle(&mut h, Duration::from_secs(120)).unwrap();
     assert!(h.state().analysis().unwrap().photo.ends_with("scene-00001.jpg"));
-    assert_eq!(h.state().segmentation_running_photos(), 2);
+    assert_eq!(h.state().segmentation().running_photos(), 2);
     h.key_press(egui::Key::ArrowLeft);
     settle(&mut h, Duration::from_secs(120)).unwrap();
-    assert_eq!(h.state().segmentation_running_photos(), 2);
+    assert_eq!(h.state().segmentation().running_photos(), 2);
 
     // Opacity 0 shows the photo alone; the export has the pictures and the per-class IoU.
-    h.state_mut().set_segmentation_opacity(0.0);
+    h.state_mut().segmentation_mut().set_opacity(0.0);
     h.run_steps(2);
     let dir = temp("seg-export");
     let (png, csv) = h.state().export_to(&dir.join("seg")).unwrap();

@@ -4,30 +4,33 @@
 
 use eframe::egui::{self, Color32, Stroke};
 
-use super::overlay_on_original;
-use super::{color_image, Export};
+use super::{color_image, export_button, overlay_on_original, Export, Panel, View};
+use crate::shared::Shared;
 use crate::view_model::{ErfPicture, UnitRef};
-use crate::StudioApp;
 
 fn side(s: Option<usize>) -> String {
     s.map_or("-".to_string(), |v| format!("{v} px"))
 }
 
-impl StudioApp {
-    pub(crate) fn field_view(&mut self, ui: &mut egui::Ui) {
-        let Some(a) = self.analysis.as_deref() else {
+/// The Receptive field view (its state is the shared ERF on show).
+#[derive(Default)]
+pub struct FieldView;
+
+impl Panel for FieldView {
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        if shared.analysis.is_none() {
             ui.label("Loading…");
             return;
-        };
+        }
         ui.heading("Effective receptive field");
         ui.label(
             "The gradient magnitude of one unit with respect to the input pixels (Luo et al. 2016), on \
              this photo; the white box is the theoretical receptive field. Move the V slider to go from the \
              plain CNN (0) to the trained L-RNN (1).",
         );
-        let Some(e) = &self.erf else {
+        let (Some(a), Some(e)) = (shared.analysis.as_deref(), &shared.erf) else {
             ui.label("No unit chosen yet: click one in the map below.");
-            self.unit_picker(ui);
+            unit_picker(ui, shared);
             return;
         };
         let (unit, size, theo) = (e.unit.clone(), e.size, e.theoretical);
@@ -41,7 +44,7 @@ impl StudioApp {
         ui.horizontal(|ui| {
             for (i, (title, p, theo)) in panels.iter().enumerate() {
                 let key = format!("erf/{i}/{unit}/{scale}");
-                let tex = self.textures.get(ui.ctx(), &key, || {
+                let tex = shared.textures.get(ui.ctx(), &key, || {
                     color_image(&overlay_on_original(&a.original, &p.values, size, 360))
                 });
                 ui.vertical(|ui| {
@@ -85,43 +88,14 @@ impl StudioApp {
         if e.cnn.is_none() {
             ui.label("This model has no recurrence: it is its own CNN.");
         }
-        self.export_buttons(ui);
+        export_button(ui, shared, View::Field, |s| self.export(s));
         ui.separator();
-        self.unit_picker(ui);
+        unit_picker(ui, shared);
     }
 
-    /// The selected map's first channel (or the ERF's map), to click a unit on.
-    fn unit_picker(&mut self, ui: &mut egui::Ui) {
-        let Some(a) = self.analysis.as_deref() else { return };
-        let name = self.erf.as_ref().map(|e| e.unit.map.clone());
-        let m = name
-            .and_then(|n| a.maps.iter().find(|m| m.name == n))
-            .or_else(|| a.maps.get(self.selected))
-            .filter(|m| m.shape.1 > 1)
-            .or_else(|| a.maps.iter().rev().find(|m| m.shape.1 > 1));
-        let Some(m) = m.cloned() else { return };
-        let ch = self.erf.as_ref().filter(|e| e.unit.map == m.name).map_or(0, |e| e.unit.channel);
-        let (_, h, w) = m.shape;
-        ui.label(format!("Pick a unit: {} channel {ch} (other maps: Layers tab)", m.name));
-        let cmap = self.colour_map;
-        let key = format!("pick/{}/{ch}/{cmap:?}", m.name);
-        let (tex, _) = self.textures.map(ui.ctx(), &key, cmap, || (m.channel(ch).to_vec(), h, w));
-        let zoom = (240.0 / w.max(h) as f32).clamp(1.0, 24.0);
-        let r = ui.add(
-            egui::Image::new(&tex)
-                .fit_to_exact_size(egui::vec2(w as f32 * zoom, h as f32 * zoom))
-                .sense(egui::Sense::click()),
-        );
-        if let Some(p) = r.interact_pointer_pos().filter(|_| r.clicked()) {
-            let x = (((p.x - r.rect.left()) / zoom) as usize).min(w - 1);
-            let y = (((p.y - r.rect.top()) / zoom) as usize).min(h - 1);
-            self.request_erf(UnitRef { map: m.name.clone(), channel: ch, y, x });
-        }
-    }
-
-    pub(crate) fn field_export(&self) -> Option<Export> {
-        let a = self.analysis.as_deref()?;
-        let e = self.erf.as_ref()?;
+    fn export(&self, shared: &Shared) -> Option<Export> {
+        let a = shared.analysis.as_deref()?;
+        let e = shared.erf.as_ref()?;
         let mut pictures = vec![overlay_on_original(&a.original, &e.model.values, e.size, 360)];
         let mut csv = String::from("which,y,x,erf\n");
         let mut rows = vec![("model", &e.model)];
@@ -135,5 +109,34 @@ impl StudioApp {
             }
         }
         Some(Export { picture: lrnn_core::probe::render::side_by_side(&pictures, 8), csv })
+    }
+}
+
+/// The selected map's first channel (or the ERF's map), to click a unit on.
+fn unit_picker(ui: &mut egui::Ui, shared: &mut Shared) {
+    let Some(a) = shared.analysis.as_deref() else { return };
+    let name = shared.erf.as_ref().map(|e| e.unit.map.clone());
+    let m = name
+        .and_then(|n| a.maps.iter().find(|m| m.name == n))
+        .or_else(|| a.maps.get(shared.selected))
+        .filter(|m| m.shape.1 > 1)
+        .or_else(|| a.maps.iter().rev().find(|m| m.shape.1 > 1));
+    let Some(m) = m.cloned() else { return };
+    let ch = shared.erf.as_ref().filter(|e| e.unit.map == m.name).map_or(0, |e| e.unit.channel);
+    let (_, h, w) = m.shape;
+    ui.label(format!("Pick a unit: {} channel {ch} (other maps: Layers tab)", m.name));
+    let cmap = shared.colour_map;
+    let key = format!("pick/{}/{ch}/{cmap:?}", m.name);
+    let (tex, _) = shared.textures.map(ui.ctx(), &key, cmap, || (m.channel(ch).to_vec(), h, w));
+    let zoom = (240.0 / w.max(h) as f32).clamp(1.0, 24.0);
+    let r = ui.add(
+        egui::Image::new(&tex)
+            .fit_to_exact_size(egui::vec2(w as f32 * zoom, h as f32 * zoom))
+            .sense(egui::Sense::click()),
+    );
+    if let Some(p) = r.interact_pointer_pos().filter(|_| r.clicked()) {
+        let x = (((p.x - r.rect.left()) / zoom) as usize).min(w - 1);
+        let y = (((p.y - r.rect.top()) / zoom) as usize).min(h - 1);
+        shared.request_erf(UnitRef { map: m.name.clone(), channel: ch, y, x });
     }
 }

@@ -13,11 +13,10 @@ use lrnn_core::train::checkpoint::checkpoint_step;
 use lrnn_core::train::schedule::Schedule;
 use lrnn_core::train::trainer::{spawn, Event, RunState, TrainHandle};
 
-use super::overlay_on_original;
-use super::{color_image, Export};
+use super::{color_image, export_button, overlay_on_original, Export, Panel, View};
 use crate::protocol::Job;
+use crate::shared::Shared;
 use crate::view_model::{ErfPicture, UnitRef};
-use crate::StudioApp;
 
 /// Where the training images come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,21 +120,19 @@ impl FineTune {
 const NOT_A_CHECKPOINT: &str = "This model is a description and weights only (no state.json): fine-tuning starts from a \
      training checkpoint, which names its data and optimiser (`lrnn train`, `lrnn insert`, or a bundled model).";
 
-impl StudioApp {
+impl FineTune {
     /// Starts a fine-tuning run of the loaded model with the view's settings.
-    pub fn start_finetune(&mut self) {
-        let Some(a) = self.analysis.as_deref() else { return };
-        if self.finetune.is_running() {
+    pub fn start(&mut self, shared: &mut Shared) {
+        let Some(a) = shared.analysis.as_deref() else { return };
+        if self.is_running() {
             return;
         }
         let Some(state) = &a.state else {
-            self.error = Some(NOT_A_CHECKPOINT.to_string());
+            shared.error = Some(NOT_A_CHECKPOINT.to_string());
             return;
         };
-        let stamp =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        let out = self.options.work_dir.join(format!("finetune-{stamp}"));
-        let ft = &mut self.finetune;
+        let out = shared.new_run_dir("finetune");
+        let ft = &mut *self;
         let mut config = state.config.clone();
         config.out = out.clone();
         config.init_from = Some(a.model_dir.clone());
@@ -149,7 +146,7 @@ impl StudioApp {
             config.data.format = *format;
             config.data.path = path.clone();
         }
-        let unit = self.erf.as_ref().map(|e| e.unit.clone());
+        let unit = shared.erf.as_ref().map(|e| e.unit.clone());
         match spawn(config, false) {
             Ok(h) => {
                 ft.handle = Some(h);
@@ -164,31 +161,31 @@ impl StudioApp {
                 ft.status = "loading the data…".into();
             }
             Err(e) => {
-                self.error = Some(format!("cannot start the run: {e}"));
+                shared.error = Some(format!("cannot start the run: {e}"));
                 return;
             }
         }
         if let Some(u) = unit {
             let dir = a.model_dir.clone();
-            self.send(Job::Snapshot { checkpoint: dir, step: 0, unit: u }, "probing the start");
+            shared.send(Job::Snapshot { checkpoint: dir, step: 0, unit: u }, "probing the start");
         }
     }
 
     /// Asks the run to stop after its current step (it writes a checkpoint first).
-    pub fn stop_finetune(&mut self) {
-        if let Some(h) = &self.finetune.handle {
+    pub fn stop(&mut self) {
+        if let Some(h) = &self.handle {
             h.stop();
-            self.finetune.status = "stopping after this step…".into();
+            self.status = "stopping after this step…".into();
         }
     }
 
     /// Reads the run's events (every frame).
-    pub(crate) fn finetune_poll(&mut self) {
-        let Some(h) = &self.finetune.handle else { return };
+    pub fn poll(&mut self, shared: &mut Shared) {
+        let Some(h) = &self.handle else { return };
         let events: Vec<Event> = h.events.try_iter().collect();
         let mut ended = false;
         for ev in events {
-            let ft = &mut self.finetune;
+            let ft = &mut *self;
             match ev {
                 Event::Started { steps_per_epoch, parameters, .. } => {
                     ft.status =
@@ -207,7 +204,7 @@ impl StudioApp {
                 Event::Checkpoint(p) => {
                     ft.last_checkpoint = Some(p.clone());
                     if let (Some(step), Some(u)) = (checkpoint_step(&p), ft.unit.clone()) {
-                        self.send(Job::Snapshot { checkpoint: p, step, unit: u }, "probing a snapshot");
+                        shared.send(Job::Snapshot { checkpoint: p, step, unit: u }, "probing a snapshot");
                     }
                 }
                 Event::Finished => {
@@ -220,13 +217,13 @@ impl StudioApp {
                 }
                 Event::Failed(m) => {
                     ft.status = "failed".into();
-                    self.error = Some(m);
+                    shared.error = Some(m);
                     ended = true;
                 }
             }
         }
         if ended {
-            if let Some(h) = self.finetune.handle.take() {
+            if let Some(h) = self.handle.take() {
                 h.join();
             }
         }
@@ -236,105 +233,13 @@ impl StudioApp {
     ///
     /// # Errors
     /// No checkpoint yet, or `dest` cannot be written.
-    pub fn save_finetuned(&self, dest: &Path) -> Result<(), String> {
-        let from = self.finetune.last_checkpoint.as_ref().ok_or("no checkpoint yet: start a run first")?;
+    pub fn save(&self, dest: &Path) -> Result<(), String> {
+        let from = self.last_checkpoint.as_ref().ok_or("no checkpoint yet: start a run first")?;
         crate::files::copy_checkpoint(from, dest)
     }
 
-    pub(crate) fn finetune_view(&mut self, ui: &mut egui::Ui) {
-        let Some(a) = self.analysis.as_deref() else {
-            ui.label("Loading…");
-            return;
-        };
-        ui.heading("Fine-tune");
-        let Some(state) = &a.state else {
-            ui.label(NOT_A_CHECKPOINT);
-            return;
-        };
-        let data = &state.config.data;
-        let own = match data.format {
-            Format::Context => "the generated context task (no files needed)".to_string(),
-            Format::Scenes => "the generated scenes (no files needed)".to_string(),
-            f => format!("{f:?} from {}", data.path.display()),
-        };
-        let running = self.finetune.is_running();
-        ui.add_enabled_ui(!running, |ui| {
-            ui.horizontal(|ui| {
-                ui.label("data:");
-                ui.radio_value(&mut self.finetune.data, DataChoice::Own, format!("its own: {own}"));
-                if ui.button("a dataset folder…").clicked() {
-                    if let Some(d) = rfd::FileDialog::new().pick_folder() {
-                        let format = if d.join("data_batch_1.bin").exists()
-                            || d.join("cifar-10-batches-bin").exists()
-                        {
-                            Format::Cifar10
-                        } else {
-                            Format::FashionMnist
-                        };
-                        self.finetune.data = DataChoice::Folder(format, d);
-                    }
-                }
-                if let DataChoice::Folder(f, p) = &self.finetune.data {
-                    ui.label(format!("{f:?}: {}", p.display()));
-                }
-            });
-            ui.label(
-                "Segmentation networks (FCNs) are fine-tuned from the command line, not here yet: \
-                 `lrnn train-seg --init-from RUN` (VOC or the generated scenes).",
-            );
-            ui.horizontal(|ui| {
-                let l = ui.label("steps");
-                ui.add(egui::DragValue::new(&mut self.finetune.steps).range(1..=100_000)).labelled_by(l.id);
-                let l = ui.label("learning rate");
-                ui.add(
-                    egui::DragValue::new(&mut self.finetune.lr).range(1e-7..=1.0).speed(1e-4).max_decimals(6),
-                )
-                .labelled_by(l.id);
-                let l = ui.label("snapshot every");
-                ui.add(egui::DragValue::new(&mut self.finetune.every).range(1..=10_000)).labelled_by(l.id);
-                ui.label("steps");
-            });
-        });
-        let unit = self.erf.as_ref().map(|e| e.unit.clone());
-        ui.label(match (&self.finetune.unit, &unit) {
-            (Some(u), _) if running => format!("tracking the ERF of {u}"),
-            (_, Some(u)) => {
-                format!("the timeline will track the ERF of {u} (pick another in the Layers tab)")
-            }
-            _ => "pick a unit in the Layers tab to track its ERF".into(),
-        });
-        ui.horizontal(|ui| {
-            if ui.add_enabled(!running, egui::Button::new("Start")).clicked() {
-                self.start_finetune();
-            }
-            if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
-                self.stop_finetune();
-            }
-            let can_save = !running && self.finetune.last_checkpoint.is_some();
-            if ui.add_enabled(can_save, egui::Button::new("Save checkpoint…")).clicked() {
-                let from = self.finetune.last_checkpoint.clone();
-                if let (Some(from), Some(dest)) =
-                    (from, rfd::FileDialog::new().set_file_name("finetuned").save_file())
-                {
-                    // Copied on the worker; its reply says where.
-                    let what = format!("writing {}", dest.display());
-                    self.send(Job::File(crate::protocol::FileJob::SaveCheckpoint { from, dest }), &what);
-                }
-            }
-            if ui.add_enabled(can_save, egui::Button::new("Open the result")).clicked() {
-                if let Some(out) = self.finetune.out.clone() {
-                    self.open_model(out);
-                }
-            }
-            self.export_buttons(ui);
-        });
-        ui.label(&self.finetune.status);
-        self.finetune_plots(ui);
-        self.finetune_timeline(ui);
-    }
-
-    fn finetune_plots(&mut self, ui: &mut egui::Ui) {
-        let ft = &self.finetune;
+    fn plots(&self, ui: &mut egui::Ui) {
+        let ft = self;
         ui.horizontal_top(|ui| {
             ui.vertical(|ui| {
                 if ft.losses.is_empty() && !ft.history.is_empty() {
@@ -389,22 +294,22 @@ impl StudioApp {
         });
     }
 
-    fn finetune_timeline(&mut self, ui: &mut egui::Ui) {
-        let Some(a) = self.analysis.as_deref() else { return };
-        let n = self.finetune.snapshots.len();
+    fn timeline(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        let Some(a) = shared.analysis.as_deref() else { return };
+        let n = self.snapshots.len();
         if n == 0 {
             return;
         }
         ui.separator();
         ui.strong("ERF timeline");
-        let mut scrub = self.finetune.scrub.min(n - 1);
-        let step = self.finetune.snapshots[scrub].step;
+        let mut scrub = self.scrub.min(n - 1);
+        let step = self.snapshots[scrub].step;
         ui.add(egui::Slider::new(&mut scrub, 0..=n - 1).text(format!("snapshot (step {step}; {n} so far)")));
-        self.finetune.scrub = scrub;
-        let s = &self.finetune.snapshots[scrub];
+        self.scrub = scrub;
+        let s = &self.snapshots[scrub];
         let size = a.input.width() as usize;
         let key = format!("snap/{}/{}", s.step, s.unit);
-        let tex = self
+        let tex = shared
             .textures
             .get(ui.ctx(), &key, || color_image(&overlay_on_original(&a.original, &s.erf.values, size, 320)));
         ui.label(format!("step {}: {}", s.step, s.unit));
@@ -417,10 +322,108 @@ impl StudioApp {
             side(s.erf.mass[2])
         ));
     }
+}
 
-    pub(crate) fn finetune_export(&self) -> Option<Export> {
-        let a = self.analysis.as_deref()?;
-        let ft = &self.finetune;
+impl Panel for FineTune {
+    fn loaded(&mut self, shared: &Shared, model_changed: bool) {
+        if model_changed {
+            self.adopt_history(shared.analysis.as_ref().and_then(|a| a.state.as_ref()));
+        }
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        let Some(a) = shared.analysis.as_deref() else {
+            ui.label("Loading…");
+            return;
+        };
+        ui.heading("Fine-tune");
+        let Some(state) = &a.state else {
+            ui.label(NOT_A_CHECKPOINT);
+            return;
+        };
+        let data = &state.config.data;
+        let own = match data.format {
+            Format::Context => "the generated context task (no files needed)".to_string(),
+            Format::Scenes => "the generated scenes (no files needed)".to_string(),
+            f => format!("{f:?} from {}", data.path.display()),
+        };
+        let running = self.is_running();
+        ui.add_enabled_ui(!running, |ui| {
+            ui.horizontal(|ui| {
+                ui.label("data:");
+                ui.radio_value(&mut self.data, DataChoice::Own, format!("its own: {own}"));
+                if ui.button("a dataset folder…").clicked() {
+                    if let Some(d) = rfd::FileDialog::new().pick_folder() {
+                        let format = if d.join("data_batch_1.bin").exists()
+                            || d.join("cifar-10-batches-bin").exists()
+                        {
+                            Format::Cifar10
+                        } else {
+                            Format::FashionMnist
+                        };
+                        self.data = DataChoice::Folder(format, d);
+                    }
+                }
+                if let DataChoice::Folder(f, p) = &self.data {
+                    ui.label(format!("{f:?}: {}", p.display()));
+                }
+            });
+            ui.label(
+                "Segmentation networks (FCNs) are fine-tuned from the command line, not here yet: \
+                 `lrnn train-seg --init-from RUN` (VOC or the generated scenes).",
+            );
+            ui.horizontal(|ui| {
+                let l = ui.label("steps");
+                ui.add(egui::DragValue::new(&mut self.steps).range(1..=100_000)).labelled_by(l.id);
+                let l = ui.label("learning rate");
+                ui.add(egui::DragValue::new(&mut self.lr).range(1e-7..=1.0).speed(1e-4).max_decimals(6))
+                    .labelled_by(l.id);
+                let l = ui.label("snapshot every");
+                ui.add(egui::DragValue::new(&mut self.every).range(1..=10_000)).labelled_by(l.id);
+                ui.label("steps");
+            });
+        });
+        let unit = shared.erf.as_ref().map(|e| e.unit.clone());
+        ui.label(match (&self.unit, &unit) {
+            (Some(u), _) if running => format!("tracking the ERF of {u}"),
+            (_, Some(u)) => {
+                format!("the timeline will track the ERF of {u} (pick another in the Layers tab)")
+            }
+            _ => "pick a unit in the Layers tab to track its ERF".into(),
+        });
+        ui.horizontal(|ui| {
+            if ui.add_enabled(!running, egui::Button::new("Start")).clicked() {
+                self.start(shared);
+            }
+            if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
+                self.stop();
+            }
+            let can_save = !running && self.last_checkpoint.is_some();
+            if ui.add_enabled(can_save, egui::Button::new("Save checkpoint…")).clicked() {
+                let from = self.last_checkpoint.clone();
+                if let (Some(from), Some(dest)) =
+                    (from, rfd::FileDialog::new().set_file_name("finetuned").save_file())
+                {
+                    // Copied on the worker; its reply says where.
+                    let what = format!("writing {}", dest.display());
+                    shared.send(Job::File(crate::protocol::FileJob::SaveCheckpoint { from, dest }), &what);
+                }
+            }
+            if ui.add_enabled(can_save, egui::Button::new("Open the result")).clicked() {
+                if let Some(out) = self.out.clone() {
+                    shared.open_model(out);
+                }
+            }
+            export_button(ui, shared, View::FineTune, |s| self.export(s));
+        });
+        ui.label(&self.status);
+        self.plots(ui);
+        self.timeline(ui, shared);
+    }
+
+    fn export(&self, shared: &Shared) -> Option<Export> {
+        let a = shared.analysis.as_deref()?;
+        let ft = self;
         let mut csv = String::from("step,loss,batch_error\n");
         for (l, e) in ft.losses.iter().zip(&ft.errors) {
             csv.push_str(&format!("{},{},{}\n", l[0], l[1], e[1]));

@@ -9,10 +9,9 @@ use lrnn_core::colour::ColourMap;
 use lrnn_core::models::capture::MapKind;
 use lrnn_core::probe::activations::channel_grid;
 
-use super::overlay_on_original;
-use super::{colour_bar, painted_rgb, Export};
+use super::{colour_bar, export_button, overlay_on_original, painted_rgb, Export, Panel, View};
+use crate::shared::Shared;
 use crate::view_model::{InsertTarget, MapData, UnitRef};
-use crate::StudioApp;
 
 /// Channels shown in one grid.
 pub const GRID: usize = 16;
@@ -49,11 +48,44 @@ pub fn module_of(maps: &[Arc<MapData>], name: &str) -> Option<(Vec<Arc<MapData>>
     (!dirs.is_empty()).then_some((dirs, merged))
 }
 
-impl StudioApp {
-    pub(crate) fn layer_list(&mut self, ui: &mut egui::Ui) {
+/// The Layers view's own state: the channel page of the selected map and the insertion form.
+pub struct LayersView {
+    /// The first channel of the grid.
+    first_channel: usize,
+    /// The map (index) `first_channel` belongs to: another selection starts at channel 0.
+    channels_of: usize,
+    /// The convolution chosen for an insertion.
+    insert_layer: usize,
+    /// The axis of the pair to insert.
+    insert_axis: lrnn_core::nn::Axis,
+}
+
+impl Default for LayersView {
+    fn default() -> Self {
+        Self {
+            first_channel: 0,
+            channels_of: 0,
+            insert_layer: 0,
+            insert_axis: lrnn_core::nn::Axis::Horizontal,
+        }
+    }
+}
+
+impl LayersView {
+    /// The first channel shown of the selected map (0 after another map was selected).
+    fn first_channel(&self, shared: &Shared) -> usize {
+        if self.channels_of == shared.selected {
+            self.first_channel
+        } else {
+            0
+        }
+    }
+
+    /// The side panel: the list of maps (a click selects one) and the insertion form.
+    pub fn layer_list(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         ui.heading("Layers");
         ui.label("Up/Down step through them; Left/Right step through a folder's photos");
-        let Some(a) = &self.analysis else {
+        let Some(a) = &shared.analysis else {
             ui.label("Nothing loaded yet.");
             return;
         };
@@ -67,8 +99,8 @@ impl StudioApp {
                 } else {
                     format!("{indent}{}  {c}×{h}×{w}", m.name)
                 };
-                let r = ui.selectable_label(i == self.selected, text);
-                if i == self.selected {
+                let r = ui.selectable_label(i == shared.selected, text);
+                if i == shared.selected {
                     r.scroll_to_me(None);
                 }
                 if r.clicked() {
@@ -77,14 +109,13 @@ impl StudioApp {
             }
         });
         if let Some(i) = clicked {
-            self.selected = i;
-            self.first_channel = 0;
+            shared.selected = i;
         }
-        self.insert_panel(ui);
+        self.insert_panel(ui, shared);
     }
 
-    fn insert_panel(&mut self, ui: &mut egui::Ui) {
-        let Some(a) = &self.analysis else { return };
+    fn insert_panel(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        let Some(a) = &shared.analysis else { return };
         ui.separator();
         ui.strong("Insert an L-RNN pair (V = 0)");
         if a.insertable.is_empty() {
@@ -94,7 +125,7 @@ impl StudioApp {
         if a.insertable == [InsertTarget::FcnHeads] {
             ui.label("Pairs go into the FCN's heads as in the paper: a horizontal pair on fc1, fc4, fc7 and a vertical one on fc2, fc5, fc8.");
             if ui.button("Insert into the heads").clicked() {
-                self.insert(InsertTarget::FcnHeads, lrnn_core::nn::Axis::Horizontal);
+                shared.insert(InsertTarget::FcnHeads, lrnn_core::nn::Axis::Horizontal);
             }
             ui.label(
                 "The new model segments exactly as this one until fine-tuned (`lrnn train-seg --init-from`).",
@@ -117,17 +148,80 @@ impl StudioApp {
         });
         if ui.button("Insert").clicked() {
             let target = layers[self.insert_layer].clone();
-            self.insert(target, self.insert_axis);
+            shared.insert(target, self.insert_axis);
         }
         ui.label("The new model scores exactly as this one until fine-tuned (Fine-tune tab).");
     }
 
-    pub(crate) fn layers_view(&mut self, ui: &mut egui::Ui) {
-        let Some(a) = self.analysis.as_deref() else {
+    /// For a map inside an L-RNN module: each direction's hidden state and the merged output,
+    /// side by side, for the first shown channel.
+    fn module_strip(&self, ui: &mut egui::Ui, shared: &mut Shared, m: &MapData) {
+        let Some(a) = shared.analysis.as_deref() else { return };
+        let Some((dirs, merged)) = module_of(&a.maps, &m.name) else { return };
+        let ch = self.first_channel(shared);
+        ui.separator();
+        ui.strong(format!("The L-RNN module: each scan direction and the merged output (channel {ch})"));
+        let mut all = dirs;
+        all.push(merged);
+        let cmap = shared.colour_map;
+        ui.horizontal(|ui| {
+            for d in &all {
+                let (_, h, w) = d.shape;
+                let key = format!("strip/{}/{ch}/{cmap:?}", d.name);
+                let (tex, range) =
+                    shared.textures.map(ui.ctx(), &key, cmap, || (d.channel(ch).to_vec(), h, w));
+                let zoom = (150.0 / w.max(h) as f32).clamp(1.0, 16.0);
+                ui.vertical(|ui| {
+                    ui.label(&d.name);
+                    ui.add(
+                        egui::Image::new(&tex)
+                            .fit_to_exact_size(egui::vec2(w as f32 * zoom, h as f32 * zoom)),
+                    );
+                    ui.label(format!("[{:.2}, {:.2}]", range.0, range.1));
+                });
+            }
+        });
+    }
+
+    fn erf_thumbnail(ui: &mut egui::Ui, shared: &mut Shared) {
+        let Some(a) = shared.analysis.as_deref() else { return };
+        let Some(e) = &shared.erf else { return };
+        ui.strong("Effective receptive field");
+        ui.label(e.unit.to_string());
+        let key = format!("erf-thumb/{}/{}", e.unit, e.scale);
+        let tex = shared.textures.get(ui.ctx(), &key, || {
+            super::color_image(&overlay_on_original(&a.original, &e.model.values, e.size, 300))
+        });
+        ui.add(egui::Image::new(&tex));
+        ui.label("More in the Receptive field tab (with the CNN beside it).");
+    }
+
+    fn class_scores(&self, ui: &mut egui::Ui, shared: &mut Shared) {
+        let Some(a) = shared.analysis.as_deref() else { return };
+        let best = a.classes.iter().enumerate().max_by(|x, y| x.1 .1.total_cmp(&y.1 .1)).map(|(i, _)| i);
+        for (i, (name, p)) in a.classes.iter().enumerate() {
+            ui.horizontal(|ui| {
+                let text = format!("{name}: {:.1}%", 100.0 * p);
+                let label = if Some(i) == best { egui::RichText::new(text).strong() } else { text.into() };
+                ui.add_sized([180.0, 18.0], egui::Label::new(label));
+                ui.add(egui::ProgressBar::new(*p).desired_width(260.0));
+            });
+        }
+        export_button(ui, shared, View::Layers, |s| self.export(s));
+    }
+}
+
+impl Panel for LayersView {
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        let Some(a) = shared.analysis.as_deref() else {
             ui.label("Loading…");
             return;
         };
-        let Some(m) = a.maps.get(self.selected).cloned() else { return };
+        let Some(m) = a.maps.get(shared.selected).cloned() else { return };
+        if self.channels_of != shared.selected {
+            self.channels_of = shared.selected;
+            self.first_channel = 0;
+        }
         let (c, h, w) = m.shape;
         let kind = match m.kind {
             MapKind::Layer => "layer output",
@@ -137,31 +231,29 @@ impl StudioApp {
         ui.heading(&m.name);
         ui.label(format!("{kind}: {c} channels of {h}×{w}"));
         if m.kind == MapKind::Output && h == 1 {
-            self.class_scores(ui);
+            self.class_scores(ui, shared);
             return;
         }
         ui.horizontal(|ui| {
-            egui::ComboBox::from_label("colour map").selected_text(self.colour_map.name()).show_ui(
+            egui::ComboBox::from_label("colour map").selected_text(shared.colour_map.name()).show_ui(
                 ui,
                 |ui| {
                     for cm in ColourMap::ALL {
-                        ui.selectable_value(&mut self.colour_map, cm, cm.name());
+                        ui.selectable_value(&mut shared.colour_map, cm, cm.name());
                     }
                 },
             );
             let held = m.held_channels();
             if held > GRID {
-                let mut first = self.first_channel;
-                ui.add(egui::Slider::new(&mut first, 0..=held - 1).text("first channel"));
-                self.first_channel = first;
+                ui.add(egui::Slider::new(&mut self.first_channel, 0..=held - 1).text("first channel"));
             }
-            self.export_buttons(ui);
+            export_button(ui, shared, View::Layers, |s| self.export(s));
         });
         let (first, n, cols) = grid_layout(&m, self.first_channel);
-        let key = format!("grid/{}/{first}/{:?}", m.name, self.colour_map);
-        let cmap = self.colour_map;
+        let cmap = shared.colour_map;
+        let key = format!("grid/{}/{first}/{cmap:?}", m.name);
         // The grid is built and coloured once per map, channel page and colour map, not per frame.
-        let (tex, range) = self.textures.map(ui.ctx(), &key, cmap, || {
+        let (tex, range) = shared.textures.map(ui.ctx(), &key, cmap, || {
             let (grid, gh, gw, _, _) = grid_of(&m, first);
             (grid, gh, gw)
         });
@@ -192,73 +284,17 @@ impl StudioApp {
                 }
             }
             ui.add_space(16.0);
-            ui.vertical(|ui| self.erf_thumbnail(ui));
+            ui.vertical(|ui| Self::erf_thumbnail(ui, shared));
         });
         if let Some(u) = clicked_unit {
-            self.request_erf(u);
+            shared.request_erf(u);
         }
-        self.module_strip(ui, &m);
+        self.module_strip(ui, shared, &m);
     }
 
-    /// For a map inside an L-RNN module: each direction's hidden state and the merged output,
-    /// side by side, for the first shown channel.
-    fn module_strip(&mut self, ui: &mut egui::Ui, m: &MapData) {
-        let Some(a) = self.analysis.as_deref() else { return };
-        let Some((dirs, merged)) = module_of(&a.maps, &m.name) else { return };
-        let ch = self.first_channel;
-        ui.separator();
-        ui.strong(format!("The L-RNN module: each scan direction and the merged output (channel {ch})"));
-        let mut all = dirs;
-        all.push(merged);
-        let cmap = self.colour_map;
-        ui.horizontal(|ui| {
-            for d in &all {
-                let (_, h, w) = d.shape;
-                let key = format!("strip/{}/{ch}/{cmap:?}", d.name);
-                let (tex, range) = self.textures.map(ui.ctx(), &key, cmap, || (d.channel(ch).to_vec(), h, w));
-                let zoom = (150.0 / w.max(h) as f32).clamp(1.0, 16.0);
-                ui.vertical(|ui| {
-                    ui.label(&d.name);
-                    ui.add(
-                        egui::Image::new(&tex)
-                            .fit_to_exact_size(egui::vec2(w as f32 * zoom, h as f32 * zoom)),
-                    );
-                    ui.label(format!("[{:.2}, {:.2}]", range.0, range.1));
-                });
-            }
-        });
-    }
-
-    fn erf_thumbnail(&mut self, ui: &mut egui::Ui) {
-        let Some(a) = self.analysis.as_deref() else { return };
-        let Some(e) = &self.erf else { return };
-        ui.strong("Effective receptive field");
-        ui.label(e.unit.to_string());
-        let key = format!("erf-thumb/{}/{}", e.unit, e.scale);
-        let tex = self.textures.get(ui.ctx(), &key, || {
-            super::color_image(&overlay_on_original(&a.original, &e.model.values, e.size, 300))
-        });
-        ui.add(egui::Image::new(&tex));
-        ui.label("More in the Receptive field tab (with the CNN beside it).");
-    }
-
-    fn class_scores(&mut self, ui: &mut egui::Ui) {
-        let Some(a) = self.analysis.as_deref() else { return };
-        let best = a.classes.iter().enumerate().max_by(|x, y| x.1 .1.total_cmp(&y.1 .1)).map(|(i, _)| i);
-        for (i, (name, p)) in a.classes.iter().enumerate() {
-            ui.horizontal(|ui| {
-                let text = format!("{name}: {:.1}%", 100.0 * p);
-                let label = if Some(i) == best { egui::RichText::new(text).strong() } else { text.into() };
-                ui.add_sized([180.0, 18.0], egui::Label::new(label));
-                ui.add(egui::ProgressBar::new(*p).desired_width(260.0));
-            });
-        }
-        self.export_buttons(ui);
-    }
-
-    pub(crate) fn layers_export(&self) -> Option<Export> {
-        let a = self.analysis.as_deref()?;
-        let m = a.maps.get(self.selected)?;
+    fn export(&self, shared: &Shared) -> Option<Export> {
+        let a = shared.analysis.as_deref()?;
+        let m = a.maps.get(shared.selected)?;
         let (c, h, w) = m.shape;
         let mut csv = String::from("map,channel,y,x,value\n");
         for ch in 0..m.held_channels() {
@@ -285,9 +321,9 @@ impl StudioApp {
                 csv,
             });
         }
-        let (grid, gh, gw, _, _) = grid_of(m, self.first_channel);
-        let range = self.colour_map.range(&grid);
-        let picture = painted_rgb(&grid, gh, gw, self.colour_map, range);
+        let (grid, gh, gw, _, _) = grid_of(m, self.first_channel(shared));
+        let range = shared.colour_map.range(&grid);
+        let picture = painted_rgb(&grid, gh, gw, shared.colour_map, range);
         let zoom = (512 / gw.max(gh).max(1)).clamp(1, 16) as u32;
         let picture = image::imageops::resize(
             &picture,

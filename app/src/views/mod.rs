@@ -1,5 +1,5 @@
-//! The views, one file each, and what they share: the texture cache, the colour bar, and
-//! exporting a view as PNG and CSV.
+//! The views, one component each (its own state behind the `Panel` trait, one file each), and
+//! what they draw alike: the colour bar, the ERF over the photo, exporting as PNG and CSV.
 
 pub mod field;
 pub mod finetune;
@@ -7,15 +7,13 @@ pub mod layers;
 pub mod recurrence;
 pub mod segmentation;
 
-use std::collections::HashMap;
-use std::path::Path;
-
-use eframe::egui::{self, Color32, ColorImage, TextureHandle, TextureOptions};
+use eframe::egui::{self, Color32};
 use image::RgbImage;
 use lrnn_core::colour::ColourMap;
 
 use crate::protocol::{FileJob, Job};
-use crate::StudioApp;
+use crate::shared::Shared;
+pub use crate::textures::{color_image, painted};
 
 /// The app's views (tabs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,70 +69,6 @@ impl View {
     }
 }
 
-/// Textures made from the current analysis, by key, with the value range of those that colour a
-/// map; cleared when the analysis changes.
-#[derive(Default)]
-pub struct TextureCache {
-    textures: HashMap<String, TextureHandle>,
-    ranges: HashMap<String, (f32, f32)>,
-}
-
-impl TextureCache {
-    /// Forgets every texture.
-    pub fn clear(&mut self) {
-        self.textures.clear();
-        self.ranges.clear();
-    }
-
-    /// Whether a texture is cached under `key`.
-    pub fn contains(&self, key: &str) -> bool {
-        self.textures.contains_key(key)
-    }
-
-    /// The texture under `key`, made by `make` the first time.
-    pub fn get(
-        &mut self,
-        ctx: &egui::Context,
-        key: &str,
-        make: impl FnOnce() -> ColorImage,
-    ) -> TextureHandle {
-        self.textures
-            .entry(key.to_string())
-            .or_insert_with(|| ctx.load_texture(key, make(), TextureOptions::NEAREST))
-            .clone()
-    }
-
-    /// A map coloured with `cmap` over its own range: the texture and that range. `values`
-    /// (`[h, w]` values with `h` and `w`) runs only the first time, not every frame.
-    pub fn map(
-        &mut self,
-        ctx: &egui::Context,
-        key: &str,
-        cmap: ColourMap,
-        values: impl FnOnce() -> (Vec<f32>, usize, usize),
-    ) -> (TextureHandle, (f32, f32)) {
-        if let (Some(t), Some(r)) = (self.textures.get(key), self.ranges.get(key)) {
-            return (t.clone(), *r);
-        }
-        let (v, h, w) = values();
-        let range = cmap.range(&v);
-        let t = ctx.load_texture(key, painted(&v, h, w, cmap, range), TextureOptions::NEAREST);
-        self.textures.insert(key.to_string(), t.clone());
-        self.ranges.insert(key.to_string(), range);
-        (t, range)
-    }
-}
-
-/// An RGB picture as an egui image.
-pub fn color_image(img: &RgbImage) -> ColorImage {
-    ColorImage::from_rgb([img.width() as usize, img.height() as usize], img.as_raw())
-}
-
-/// `[h, w]` values coloured with `cmap` over `range` as an egui image.
-pub fn painted(values: &[f32], h: usize, w: usize, cmap: ColourMap, range: (f32, f32)) -> ColorImage {
-    ColorImage::from_rgb([w, h], &cmap.paint(values, range))
-}
-
 /// `[h, w]` values coloured with `cmap` over `range` as a picture (for PNG export).
 pub fn painted_rgb(values: &[f32], h: usize, w: usize, cmap: ColourMap, range: (f32, f32)) -> RgbImage {
     RgbImage::from_raw(w as u32, h as u32, cmap.paint(values, range)).unwrap_or_else(|| RgbImage::new(1, 1))
@@ -167,49 +101,43 @@ pub struct Export {
     pub csv: String,
 }
 
-impl StudioApp {
-    /// The current view's picture and numbers, if it shows any.
-    pub fn export(&self) -> Option<Export> {
-        match self.view {
-            View::Layers => self.layers_export(),
-            View::Field => self.field_export(),
-            View::Recurrence => self.recurrence_export(),
-            View::FineTune => self.finetune_export(),
-            View::Segmentation => self.segmentation_export(),
-        }
-    }
+/// A view: its own state, how it draws itself with the shared state, and what it exports.
+pub trait Panel {
+    /// Draws the view in the central panel.
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared);
 
-    /// Saves the current view as `<stem>.png` and `<stem>.csv` next to `path` (its extension is
-    /// replaced). Returns the two files written.
-    ///
-    /// # Errors
-    /// Nothing to export, or the files cannot be written.
-    pub fn export_to(&self, path: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
-        let e = self
-            .export()
-            .ok_or_else(|| format!("the {} view has nothing to export yet", self.view.title()))?;
-        crate::files::write_export(&e.picture, &e.csv, path)
-    }
+    /// The view's picture and numbers, if it shows any.
+    fn export(&self, shared: &Shared) -> Option<Export>;
 
-    /// The export buttons every view shows.
-    pub(crate) fn export_buttons(&mut self, ui: &mut egui::Ui) {
-        if ui.button("Export PNG + CSV…").clicked() {
-            let name = format!("lrnn-{}.png", self.view.key());
-            if let Some(path) = rfd::FileDialog::new().set_file_name(name).save_file() {
-                // The files are written on the worker; its reply shows what was written.
-                match self.export() {
-                    Some(Export { picture, csv }) => {
-                        let what = format!("writing {}", path.display());
-                        self.send(Job::File(FileJob::Export { picture, csv, path }), &what);
-                    }
-                    None => {
-                        self.error =
-                            Some(format!("the {} view has nothing to export yet", self.view.title()));
-                    }
+    /// A new analysis arrived (`model_changed`: from another model); `shared` holds it.
+    fn loaded(&mut self, _shared: &Shared, _model_changed: bool) {}
+}
+
+/// The export button every view shows: asks where, then writes the view's picture and numbers
+/// on the worker (its reply shows what was written).
+pub fn export_button(
+    ui: &mut egui::Ui,
+    shared: &mut Shared,
+    view: View,
+    export: impl FnOnce(&Shared) -> Option<Export>,
+) {
+    if ui.button("Export PNG + CSV…").clicked() {
+        let name = format!("lrnn-{}.png", view.key());
+        if let Some(path) = rfd::FileDialog::new().set_file_name(name).save_file() {
+            match export(shared) {
+                Some(Export { picture, csv }) => {
+                    let what = format!("writing {}", path.display());
+                    shared.send(Job::File(FileJob::Export { picture, csv, path }), &what);
                 }
+                None => shared.error = Some(nothing_to_export(view)),
             }
         }
     }
+}
+
+/// The message of a view with nothing to export.
+pub fn nothing_to_export(view: View) -> String {
+    format!("the {} view has nothing to export yet", view.title())
 }
 
 /// The ERF drawn over the original photo (any aspect; the model saw it resized to a square),

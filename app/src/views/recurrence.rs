@@ -6,12 +6,28 @@ use eframe::egui;
 use egui_plot::{Line, MarkerShape, Plot, PlotPoints, Points};
 use lrnn_core::colour::ColourMap;
 
-use super::{colour_bar, painted_rgb, Export};
-use crate::StudioApp;
+use super::{colour_bar, export_button, painted_rgb, Export, Panel, View};
+use crate::shared::Shared;
 
-impl StudioApp {
-    pub(crate) fn recurrence_view(&mut self, ui: &mut egui::Ui) {
-        let Some((recurrences, scale)) = self.analysis.as_deref().map(|a| (a.recurrences.clone(), a.scale))
+/// The Recurrence view's own state: the matrix on show, and whether the spectra the analysis
+/// lacks were asked for.
+#[derive(Default)]
+pub struct RecurrenceView {
+    /// The matrix on show (an index into the analysis' recurrences).
+    recurrence: usize,
+    /// Whether the spectra missing from the current analysis were asked for.
+    spectra_asked: bool,
+}
+
+impl Panel for RecurrenceView {
+    fn loaded(&mut self, shared: &Shared, _model_changed: bool) {
+        self.spectra_asked = false;
+        let n = shared.analysis.as_ref().map_or(0, |a| a.recurrences.len());
+        self.recurrence = self.recurrence.min(n.saturating_sub(1));
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        let Some((recurrences, scale)) = shared.analysis.as_deref().map(|a| (a.recurrences.clone(), a.scale))
         else {
             ui.label("Loading…");
             return;
@@ -31,7 +47,7 @@ impl StudioApp {
         if missing > 0 {
             if !self.spectra_asked {
                 self.spectra_asked = true;
-                self.send(crate::protocol::Job::Spectra, "computing the recurrence spectra");
+                shared.send(crate::protocol::Job::Spectra, "computing the recurrence spectra");
             }
             ui.label(format!(
                 "Computing the spectra of {missing} matrices larger than {0}×{0} (seconds each)…",
@@ -81,12 +97,13 @@ impl StudioApp {
                 sp.singular_values.first().copied().unwrap_or(0.0)
             ));
             ui.separator();
-            self.export_buttons(ui);
+            export_button(ui, shared, View::Recurrence, |s| self.export(s));
         });
         ui.horizontal_top(|ui| {
             let cmap = ColourMap::Diverging;
             let key = format!("rec/{}/{}/{}", r.name, r.gate, scale);
-            let (tex, range) = self.textures.map(ui.ctx(), &key, cmap, || (r.values.clone(), r.size, r.size));
+            let (tex, range) =
+                shared.textures.map(ui.ctx(), &key, cmap, || (r.values.clone(), r.size, r.size));
             ui.vertical(|ui| {
                 ui.label("V (row: to, column: from)");
                 let side = 320.0;
@@ -156,8 +173,8 @@ impl StudioApp {
         });
     }
 
-    pub(crate) fn recurrence_export(&self) -> Option<Export> {
-        let a = self.analysis.as_deref()?;
+    fn export(&self, shared: &Shared) -> Option<Export> {
+        let a = shared.analysis.as_deref()?;
         let r = a.recurrences.get(self.recurrence)?;
         let range = ColourMap::Diverging.range(&r.values);
         let picture = painted_rgb(&r.values, r.size, r.size, ColourMap::Diverging, range);

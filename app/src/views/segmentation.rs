@@ -11,9 +11,9 @@ use image::RgbImage;
 use lrnn_core::probe::render::{label_image, label_overlay, side_by_side};
 use lrnn_core::train::confusion::Confusion;
 
-use super::{color_image, Export};
+use super::{color_image, export_button, Export, Panel, View};
+use crate::shared::Shared;
 use crate::view_model::{Analysis, Segmentation};
-use crate::StudioApp;
 
 /// The longest side the view draws a picture at.
 const SHOWN: u32 = 420;
@@ -166,20 +166,28 @@ fn pictures(a: &Analysis, s: &Segmentation, opacity: f32) -> Vec<RgbImage> {
     out
 }
 
-impl StudioApp {
-    /// The photos in the running scores of the Segmentation view.
-    pub fn segmentation_running_photos(&self) -> usize {
-        self.seg.tally.photos.len()
+impl SegView {
+    /// The photos in the running scores.
+    pub fn running_photos(&self) -> usize {
+        self.tally.photos.len()
     }
 
     /// Sets the overlay's opacity.
-    pub fn set_segmentation_opacity(&mut self, opacity: f32) {
-        self.seg.opacity = opacity.clamp(0.0, 1.0);
+    pub fn set_opacity(&mut self, opacity: f32) {
+        self.opacity = opacity.clamp(0.0, 1.0);
+    }
+}
+
+impl Panel for SegView {
+    fn loaded(&mut self, shared: &Shared, _model_changed: bool) {
+        if let Some(a) = shared.analysis.as_deref() {
+            self.record(a);
+        }
     }
 
-    pub(crate) fn segmentation_view(&mut self, ui: &mut egui::Ui) {
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         ui.heading("Segmentation checks");
-        let Some(a) = self.analysis.as_deref() else {
+        let Some(a) = shared.analysis.as_deref() else {
             ui.label("Loading…");
             return;
         };
@@ -193,27 +201,27 @@ impl StudioApp {
             return;
         };
         ui.horizontal(|ui| {
-            ui.add(egui::Slider::new(&mut self.seg.opacity, 0.0..=1.0).text("opacity of the class colours"));
+            ui.add(egui::Slider::new(&mut self.opacity, 0.0..=1.0).text("opacity of the class colours"));
             if ui.button("Reset the running scores").clicked() {
-                self.seg.tally.photos.clear();
-                self.seg.sum_up(s.classes.len());
+                self.tally.photos.clear();
+                self.sum_up(s.classes.len());
             }
         });
         ui.label(&s.truth_note);
-        let opacity = self.seg.opacity;
+        let opacity = self.opacity;
         let key = format!("seg/{}/{opacity:.2}", a.scale);
         // The pictures are made once per analysis and opacity (the cache is cleared with the
         // analysis), not every frame.
         let titles = titles(a, s);
-        let textures: Vec<_> = if self.textures.contains(&format!("{key}/0")) {
+        let textures: Vec<_> = if shared.textures.contains(&format!("{key}/0")) {
             (0..titles.len())
-                .map(|i| self.textures.get(ui.ctx(), &format!("{key}/{i}"), egui::ColorImage::default))
+                .map(|i| shared.textures.get(ui.ctx(), &format!("{key}/{i}"), egui::ColorImage::default))
                 .collect()
         } else {
             pictures(a, s, opacity)
                 .iter()
                 .enumerate()
-                .map(|(i, img)| self.textures.get(ui.ctx(), &format!("{key}/{i}"), || color_image(img)))
+                .map(|(i, img)| shared.textures.get(ui.ctx(), &format!("{key}/{i}"), || color_image(img)))
                 .collect()
         };
         ui.horizontal_wrapped(|ui| {
@@ -227,10 +235,10 @@ impl StudioApp {
                 });
             }
         });
-        let shown = &self.seg.shown;
+        let shown = &self.shown;
         legend(ui, &s.classes, &shown.present);
         let (photo, total, total_cnn) = (&shown.photo, &shown.total, &shown.total_cnn);
-        let n = self.seg.tally.photos.len();
+        let n = self.tally.photos.len();
         if let Some(changed) = shown.changed {
             ui.label(format!(
                 "the L-RNN changes {:.1}% of the pixels' labels from its CNN's",
@@ -269,16 +277,16 @@ impl StudioApp {
         if s.truth.is_none() {
             ui.label("Scores need a ground truth: open a VOC tree (Photo menu) or the bundled scenes.");
         }
-        self.export_buttons(ui);
+        export_button(ui, shared, View::Segmentation, |s| self.export(s));
     }
 
-    pub(crate) fn segmentation_export(&self) -> Option<Export> {
-        let a = self.analysis.as_deref()?;
+    fn export(&self, shared: &Shared) -> Option<Export> {
+        let a = shared.analysis.as_deref()?;
         let s = a.segmentation.as_ref()?;
-        let pics = pictures(a, s, self.seg.opacity);
-        let shown = &self.seg.shown;
+        let pics = pictures(a, s, self.opacity);
+        let shown = &self.shown;
         let (photo, total, total_cnn) = (&shown.photo, &shown.total, &shown.total_cnn);
-        let n = self.seg.tally.photos.len();
+        let n = self.tally.photos.len();
         let mut csv =
             String::from("class,photo_iou,photo_iou_cnn,running_iou,running_iou_cnn,running_photos\n");
         let num = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
