@@ -213,19 +213,35 @@ impl ConvOp {
             }
             (dw, db, col)
         };
-        let sum = |(mut a, mut b): (Vec<f32>, Vec<f32>), (c, e): (Vec<f32>, Vec<f32>)| {
-            a.iter_mut().zip(&c).for_each(|(x, y)| *x += y);
-            b.iter_mut().zip(&e).for_each(|(x, y)| *x += y);
-            (a, b)
-        };
-        let zero = || (vec![0f32; d.o * rows], vec![0f32; d.o]);
-        let (dw, db) = if dx_from_cols {
-            let images = dx.par_chunks_mut(img_len).enumerate().map(|(i, c)| (i, Some(c)));
-            images.fold(init, image).map(|(dw, db, _)| (dw, db)).reduce(zero, sum)
+        // The images in a fixed number of groups (not one per thread): each group sums its
+        // images in order and the groups are summed in order, so dW and db are bit-identical at
+        // any thread count (a training run repeats exactly).
+        let per_group = d.b.div_ceil(super::REDUCTION_GROUPS).max(1);
+        let partials: Vec<(Vec<f32>, Vec<f32>)> = if dx_from_cols {
+            dx.par_chunks_mut(per_group * img_len)
+                .enumerate()
+                .map(|(g, chunk)| {
+                    let images =
+                        chunk.chunks_mut(img_len).enumerate().map(|(i, c)| (g * per_group + i, Some(c)));
+                    let (dw, db, _) = images.fold(init(), image);
+                    (dw, db)
+                })
+                .collect()
         } else {
-            let images = (0..d.b).into_par_iter().map(|i| (i, None));
-            images.fold(init, image).map(|(dw, db, _)| (dw, db)).reduce(zero, sum)
+            (0..d.b.div_ceil(per_group))
+                .into_par_iter()
+                .map(|g| {
+                    let images = (g * per_group..((g + 1) * per_group).min(d.b)).map(|i| (i, None));
+                    let (dw, db, _) = images.fold(init(), image);
+                    (dw, db)
+                })
+                .collect()
         };
+        let (mut dw, mut db) = (vec![0f32; d.o * rows], vec![0f32; d.o]);
+        for (pw, pb) in &partials {
+            dw.iter_mut().zip(pw).for_each(|(x, y)| *x += y);
+            db.iter_mut().zip(pb).for_each(|(x, y)| *x += y);
+        }
         if need_dx && !dx_from_cols {
             // dx = conv3x3(g, W rotated by 180° and transposed), padded by 2 - pad.
             let u = winograd::transform_kernels(wd, d.o, d.c, true);

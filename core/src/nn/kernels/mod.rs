@@ -9,6 +9,11 @@
 //! - [`batch_norm`]: BatchNorm + ReLU; [`max_pool`]: 2x2 max pooling;
 //! - [`buffers`], [`cpu`]: recycled buffers, borrowing a CPU tensor's f32 data.
 
+/// Sums over a batch (weight gradients) are split into this many fixed groups, each summed in
+/// order and then added in order, instead of one part per thread: the result is bit-identical at
+/// any thread count, so a seeded training run repeats exactly.
+pub const REDUCTION_GROUPS: usize = 16;
+
 pub mod batch_norm;
 pub mod buffers;
 pub mod conv;

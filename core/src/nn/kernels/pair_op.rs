@@ -378,39 +378,42 @@ impl PairOp {
                     }
                 });
                 // dU_k [G·D, C] = Σ_img dxi_k,img^T X_img^T ; db_k = Σ rows of dxi_k
-                let du_db = (0..b)
+                // Images in a fixed number of groups, summed in order: the same sums at any
+                // thread count.
+                let per_group = b.div_ceil(super::REDUCTION_GROUPS).max(1);
+                let partials: Vec<Vec<f32>> = (0..b.div_ceil(per_group))
                     .into_par_iter()
-                    .fold(
-                        || vec![0f32; 2 * gd * c + 2 * gd],
-                        |mut acc, img| {
-                            let xs = &xd[img * c * hw..(img + 1) * c * hw];
-                            for k in 0..2 {
-                                let dxi = &sg.dxi
-                                    [k * per_dir_xi + img * hw * gd..k * per_dir_xi + (img + 1) * hw * gd];
-                                matmul(
-                                    (gd, c, hw),
-                                    &mut acc[k * gd * c..(k + 1) * gd * c],
-                                    true,
-                                    (dxi, 1, gd),
-                                    (xs, 1, hw),
-                                );
-                                let db = &mut acc[2 * gd * c + k * gd..2 * gd * c + (k + 1) * gd];
-                                for row in dxi.chunks_exact(gd) {
-                                    for (a, v) in db.iter_mut().zip(row) {
-                                        *a += v;
+                    .map(|g| {
+                        (g * per_group..((g + 1) * per_group).min(b)).fold(
+                            vec![0f32; 2 * gd * c + 2 * gd],
+                            |mut acc, img| {
+                                let xs = &xd[img * c * hw..(img + 1) * c * hw];
+                                for k in 0..2 {
+                                    let dxi = &sg.dxi[k * per_dir_xi + img * hw * gd
+                                        ..k * per_dir_xi + (img + 1) * hw * gd];
+                                    matmul(
+                                        (gd, c, hw),
+                                        &mut acc[k * gd * c..(k + 1) * gd * c],
+                                        true,
+                                        (dxi, 1, gd),
+                                        (xs, 1, hw),
+                                    );
+                                    let db = &mut acc[2 * gd * c + k * gd..2 * gd * c + (k + 1) * gd];
+                                    for row in dxi.chunks_exact(gd) {
+                                        for (a, v) in db.iter_mut().zip(row) {
+                                            *a += v;
+                                        }
                                     }
                                 }
-                            }
-                            acc
-                        },
-                    )
-                    .reduce(
-                        || vec![0f32; 2 * gd * c + 2 * gd],
-                        |mut a, bb| {
-                            a.iter_mut().zip(&bb).for_each(|(x, y)| *x += y);
-                            a
-                        },
-                    );
+                                acc
+                            },
+                        )
+                    })
+                    .collect();
+                let mut du_db = vec![0f32; 2 * gd * c + 2 * gd];
+                for p in &partials {
+                    du_db.iter_mut().zip(p).for_each(|(x, y)| *x += y);
+                }
                 dp[at.u..at.v].copy_from_slice(&du_db);
             }
         }

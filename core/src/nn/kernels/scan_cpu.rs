@@ -142,10 +142,12 @@ impl ScanArgs<'_> {
 
     /// The tasks: (direction, first sequence, number of sequences), enough to keep every
     /// thread busy with blocks large enough for an efficient product.
+    /// The blocks of sequences the work is split into: `(direction, first sequence, count)`.
+    /// Their number does not depend on the thread count, so the backward pass's per-block sums
+    /// of dV (added in block order) are bit-identical however many threads run them.
     fn tasks(&self) -> Vec<(usize, usize, usize)> {
-        let threads = rayon::current_num_threads().max(1);
         let seqs = self.dims.seqs();
-        let blocks_per_dir = threads.div_ceil(self.dims.dirs).max(1);
+        let blocks_per_dir = super::REDUCTION_GROUPS.div_ceil(self.dims.dirs).max(1);
         let rows = seqs.div_ceil(blocks_per_dir).max(16).min(seqs.max(1));
         let mut out = Vec::new();
         for k in 0..self.dims.dirs {
