@@ -35,6 +35,7 @@ pub struct StudioApp {
 impl StudioApp {
     /// Opens the app and starts loading `options`' model and photo.
     pub fn new(cc: &eframe::CreationContext<'_>, options: StudioOptions) -> Self {
+        crate::fonts::install(&cc.egui_ctx);
         let ctx = cc.egui_ctx.clone();
         let (model, photo) = (options.model.clone(), options.image.clone());
         let mut shared = Shared::new(options, move || ctx.request_repaint());
@@ -440,8 +441,9 @@ impl StudioApp {
             if let Some(a) = &self.shared.analysis {
                 // The adapter's name only (`GPU: llvmpipe`, `CPU`): the Compute menu has the rest.
                 let device = a.device.split(" (").next().unwrap_or(&a.device);
-                ui.label(format!("{} · photo: {} · {device}", a.model, a.photo_shown))
-                    .on_hover_text(&a.device);
+                // Long paths end in "…" at the window's edge; the whole line shows on hover.
+                let line = format!("{} · photo: {} · {device}", a.model, a.photo_shown);
+                ui.add(egui::Label::new(&line).truncate()).on_hover_text(format!("{line}\n{}", a.device));
             }
         });
         if let Some(e) = self.shared.error.clone() {

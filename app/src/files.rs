@@ -73,21 +73,19 @@ pub fn copy_checkpoint(from: &Path, dest: &Path) -> Result<(), String> {
     if dest.exists() {
         return Err(format!("{}: already exists; choose a new folder name", dest.display()));
     }
-    let tmp = dest.with_file_name(format!(
-        ".{}.partial",
-        dest.file_name().map_or("checkpoint".into(), |n| n.to_string_lossy())
-    ));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: cannot create: {e}", tmp.display()))?;
-    let entries = std::fs::read_dir(from).map_err(|e| format!("{}: cannot read: {e}", from.display()))?;
-    for entry in entries.flatten() {
-        let p = entry.path();
-        if p.is_file() {
-            let to = tmp.join(entry.file_name());
-            std::fs::copy(&p, &to).map_err(|e| format!("{}: cannot write: {e}", to.display()))?;
+    // Whole or not at all (a temporary folder renamed at the end).
+    lrnn_core::io::write_folder(dest, |tmp| {
+        let entries = std::fs::read_dir(from).map_err(|e| lrnn_core::Error::io(from, e))?;
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.is_file() {
+                let to = tmp.join(entry.file_name());
+                std::fs::copy(&p, &to).map_err(|e| lrnn_core::Error::io(&to, e))?;
+            }
         }
-    }
-    std::fs::rename(&tmp, dest).map_err(|e| format!("{}: cannot write: {e}", dest.display()))
+        Ok(())
+    })
+    .map_err(|e| e.to_string())
 }
 
 /// Writes a picture as PNG atomically (temp file, then rename).

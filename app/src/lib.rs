@@ -7,11 +7,12 @@
 //! the worker's replies on; `screenshot.rs` renders a view without a window.
 //!
 //! The modules form layers, lowest first (a module uses only lower ones; `tests/layers.rs`
-//! checks it): `options`, `view_model` → `protocol`, `files` → `worker` → `textures` →
+//! checks it): `options`, `view_model`, `fonts` → `protocol`, `files` → `worker` → `textures` →
 //! `shared` → `views` → `app` → `screenshot`.
 
 pub mod app;
 pub mod files;
+pub mod fonts;
 pub mod options;
 pub mod protocol;
 pub mod screenshot;

@@ -9,6 +9,9 @@ use egui_kittest::Harness;
 use crate::{StudioApp, StudioOptions, View};
 
 /// A harness running the app at `size` points, rendering through wgpu.
+/// egui_kittest panics on a character no font has (to catch missing glyphs in tests); the app
+/// itself draws a box for one. The tests keep the panic for the app's own text, and install the
+/// fallback fonts (`crate::fonts`) that names in other scripts need.
 pub fn harness(options: StudioOptions, size: (f32, f32)) -> Harness<'static, StudioApp> {
     Harness::builder()
         .with_size(eframe::egui::vec2(size.0, size.1))
@@ -49,7 +52,12 @@ pub fn settle(h: &mut Harness<'static, StudioApp>, limit: Duration) -> Result<()
 /// The app reported an error (the message says which), the renderer failed, or the file cannot
 /// be written.
 pub fn screenshot(options: StudioOptions, view: View, out: &Path) -> Result<(), String> {
-    let mut h = harness(options, (1280.0, 860.0));
+    // As in the window: a character no font has is drawn as a box, never a panic.
+    let mut h = Harness::builder()
+        .with_size(eframe::egui::vec2(1280.0, 860.0))
+        .wgpu()
+        .allow_missing_glyphs()
+        .build_eframe(move |cc| StudioApp::new(cc, options));
     settle(&mut h, Duration::from_secs(600))?;
     if let Some(e) = h.state().error() {
         return Err(e.to_string());

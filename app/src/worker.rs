@@ -327,6 +327,16 @@ fn analysis(m: &mut Loaded, p: &Photo, gpu: Option<&GpuContext>) -> anyhow::Resu
         }
         maps.push(std::sync::Arc::new(MapData { name: a.name, kind: a.kind, shape: (c, h, w), values }));
     }
+    if let Some(out) = &output {
+        let bad = lrnn_core::io::non_finite(out)?;
+        if bad > 0 {
+            anyhow::bail!(
+                "{}: the output holds {bad} NaN or infinite values on this photo (the weights overflow f32); \
+                 the last good result stays on show",
+                files::display_path(&m.dir)
+            );
+        }
+    }
     let insertable = match m.model.desc() {
         ModelDesc::Convnet(cfg) => cfg
             .layers

@@ -11,6 +11,7 @@ mod layering;
 const LAYERS: &[(&str, usize)] = &[
     ("options", 0),
     ("view_model", 0),
+    ("fonts", 0),
     ("protocol", 1),
     ("files", 1),
     ("worker", 2),

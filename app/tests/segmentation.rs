@@ -45,7 +45,7 @@ fn the_scenes_segmenter_shows_prediction_truth_its_cnn_and_running_scores() {
     h.get_by_label("its CNN (every V = 0)");
     h.get_by_label("where the L-RNN changes the CNN's labels");
     h.get_by_label_contains("running, 1 photo");
-    h.snapshot("segmentation_scenes");
+    common::snapshot(&mut h, "segmentation_scenes");
 
     // The V slider at 0: the model is its CNN, and nothing differs.
     h.state_mut().set_scale(0.0);

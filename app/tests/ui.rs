@@ -47,12 +47,12 @@ fn opens_the_bundled_model_with_every_view_showing_real_content() {
     assert_eq!(unit.map, "conv6", "the default unit is the centre of the last map");
     let (model, cnn) = (model[2].unwrap(), cnn.unwrap()[2].unwrap());
     assert!(model > cnn, "the L-RNN's 99% square ({model} px) is wider than its CNN's ({cnn} px)");
-    h.snapshot("layers");
+    common::snapshot(&mut h, "layers");
 
     for view in [View::Field, View::Recurrence, View::FineTune, View::Segmentation] {
         h.state_mut().show_view(view);
         h.run_steps(3);
-        h.snapshot(view.key());
+        common::snapshot(&mut h, view.key());
     }
     // Real content: the recurrence view lists all four matrices with their radii; the fine-tune
     // view plots the checkpoint's own history; the segmentation view says what to open instead
@@ -166,7 +166,7 @@ fn a_corrupt_photo_and_an_unfit_checkpoint_show_errors_and_keep_what_was_there()
     assert!(err.contains(bad.to_str().unwrap()) && err.contains("not a readable image"), "{err}");
     assert_eq!(h.state().map_names(), before, "the maps of the last good photo stay");
     h.get_by_label_contains("Error:");
-    h.snapshot("corrupt_photo");
+    common::snapshot(&mut h, "corrupt_photo");
 
     // A checkpoint whose weights belong to another model.
     let ckpt = temp("unfit");
@@ -332,4 +332,27 @@ fn the_compute_menu_moves_the_forward_passes_to_the_gpu_with_the_same_maps() {
         h.state_mut().set_compute(false);
         settle(&mut h, Duration::from_secs(120)).unwrap();
     }
+}
+
+#[test]
+fn photos_named_in_any_script_open_and_their_names_show() {
+    let mut h = open("unicode");
+    let dir = temp("unicode-names");
+    // Japanese, Arabic and an emoji in one name (the CJK glyphs come from a system font such as
+    // Droid Sans Fallback; the harness fails on any character no font has).
+    let photo = dir.join("猫の写真 صورة 🐱.png");
+    std::fs::copy(lrnn_studio::options::assets_dir().join("photos/chelsea.png"), &photo).unwrap();
+    h.state_mut().open_image(photo.clone());
+    settle(&mut h, Duration::from_secs(60)).unwrap();
+    assert_eq!(h.state().error(), None);
+    assert_eq!(h.state().analysis().unwrap().photo, photo);
+    h.get_by_label_contains("猫の写真 صورة 🐱.png");
+    // A missing one: the error names it, drawn in the window.
+    let missing = dir.join("存在しない 🚫.png");
+    h.state_mut().open_image(missing.clone());
+    settle(&mut h, Duration::from_secs(60)).unwrap();
+    let err = h.state().error().unwrap().to_string();
+    assert!(err.contains("存在しない 🚫.png"), "{err}");
+    h.get_by_label_contains("存在しない");
+    common::save_render(&mut h, "unicode_names");
 }

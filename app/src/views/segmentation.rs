@@ -274,6 +274,9 @@ impl Panel for SegView {
                 row(ui, &format!("IoU {name}"), &|c: &Confusion| c.iou().get(i).copied().flatten());
             }
         });
+        if let Some(warning) = total.as_ref().and_then(|t| foreign_warning(t, &s.classes)) {
+            ui.colored_label(Color32::from_rgb(230, 140, 30), warning);
+        }
         if s.truth.is_none() {
             ui.label("Scores need a ground truth: open a VOC tree (Photo menu) or the bundled scenes.");
         }
@@ -303,6 +306,27 @@ impl Panel for SegView {
         }
         Some(Export { picture: side_by_side(&pics, 8), csv })
     }
+}
+
+/// In words, the true labels the model has no class for (a VOC photo against a model of other
+/// classes), which count as wrong; `None` when there are none.
+fn foreign_warning(c: &Confusion, classes: &[String]) -> Option<String> {
+    let (labels, pixels) = c.foreign_labels();
+    if labels.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = labels
+        .iter()
+        .map(|&l| match lrnn_core::data::voc::VOC_CLASSES.get(usize::from(l)) {
+            Some(name) => format!("{l} ({name})"),
+            None => l.to_string(),
+        })
+        .collect();
+    Some(format!(
+        "The ground truth holds labels this {}-class model has no class for: {}. Their {pixels} pixels count as wrong.",
+        classes.len(),
+        names.join(", ")
+    ))
 }
 
 /// The classes present in the prediction or the truth (`present`, by label), as colour swatches.
