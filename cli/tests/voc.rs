@@ -85,6 +85,13 @@ fn the_split_reader_finds_images_and_labels_and_names_bad_ones() {
     assert!(err.contains("SegmentationClass/a.png"), "{err}");
     let err = VocSplit::open(&root, "train").unwrap_err().to_string();
     assert!(err.contains("train.txt"), "{err}");
+    // A label that is neither a VOC class nor 255 is refused with where it is (as train-seg
+    // refuses it), not silently ignored by score, eval or dataset.
+    let mut m = split.label("b", None).unwrap();
+    m.labels[3] = 37;
+    write_label_png(&root.join("SegmentationClass/b.png"), &m).unwrap();
+    let err = split.label("b", None).unwrap_err().to_string();
+    assert!(err.contains("b.png") && err.contains("label 37 at row 0, column 3"), "{err}");
     // The augmented labels are preferred when present.
     std::fs::create_dir_all(root.join("SegmentationClassAug")).unwrap();
     assert!(VocSplit::open(&root, "val").unwrap().labels.ends_with("SegmentationClassAug"));
@@ -103,6 +110,17 @@ fn scores_match_hand_computed_values() {
     assert_eq!(iou[2], Some(0.0)); // TP 0, FN 1
     assert!((c.mean_iou().unwrap() - (0.5 + 2.0 / 3.0) / 3.0).abs() < 1e-12);
     assert_eq!(Confusion::new(21).mean_iou(), None);
+    // A truth of a class the model does not have (VOC's person, 15, against a 3-class model):
+    // wrong, a false positive of the class predicted, and named; never silently ignored.
+    let mut c = Confusion::new(3);
+    c.add(&[0, 0, 1, 2], &[0, 15, 15, 255]);
+    assert_eq!(c.pixel_accuracy(), Some(1.0 / 3.0));
+    assert_eq!(c.iou()[0], Some(0.5)); // TP 1, FP 1 (the person predicted as 0)
+    assert_eq!(c.iou()[1], Some(0.0)); // FP 1
+    assert_eq!(c.foreign_labels(), (vec![15], 2));
+    let mut total = Confusion::new(3);
+    total.merge(&c);
+    assert_eq!(total.foreign_labels(), (vec![15], 2));
 }
 
 #[test]

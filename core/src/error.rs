@@ -6,12 +6,13 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, not also as a source: printing the chain would say it
+        /// twice).
+        error: std::io::Error,
     },
     /// A file is malformed as a whole (not safetensors, invalid JSON, unknown field, …).
     #[error("{}: {problem}", path.display())]
@@ -47,18 +48,32 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// An [`Error::File`].
+    /// An [`Error::File`] (a problem longer than [`MAX_PROBLEM`] characters is shortened: a
+    /// parser may quote a huge field value).
     pub fn file(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
-        Error::File { path: path.into(), problem: problem.into() }
+        Error::File { path: path.into(), problem: shorten(problem.into()) }
     }
 
     /// An [`Error::Tensor`].
     pub fn tensor(path: impl Into<PathBuf>, tensor: impl Into<String>, problem: impl Into<String>) -> Self {
-        Error::Tensor { path: path.into(), tensor: tensor.into(), problem: problem.into() }
+        Error::Tensor { path: path.into(), tensor: shorten(tensor.into()), problem: shorten(problem.into()) }
     }
 
     /// An [`Error::Io`].
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io { path: path.into(), error: source }
     }
+}
+
+/// The longest problem text an error keeps, in characters.
+pub const MAX_PROBLEM: usize = 400;
+
+/// `text` cut to [`MAX_PROBLEM`] characters, saying how much was left out.
+fn shorten(text: String) -> String {
+    let n = text.chars().count();
+    if n <= MAX_PROBLEM {
+        return text;
+    }
+    let kept: String = text.chars().take(MAX_PROBLEM).collect();
+    format!("{kept}… ({} more characters)", n - MAX_PROBLEM)
 }

@@ -3,8 +3,8 @@
 //!
 //! The modules form layers; each may use only those below it (`tests/layers.rs` checks it):
 //!
-//! 1. [`error`], [`rng`], [`colour`]: the error type, the seeded generator, colour maps and the
-//!    VOC palette.
+//! 1. [`error`], [`rng`], [`colour`], [`limits`]: the error type, the seeded generator, colour
+//!    maps and the VOC palette, the size and memory limits every boundary checks.
 //! 2. [`nn`]: the paper's layers (the 1D spatial RNN in four directions with three cells, the
 //!    L-RNN module, the CNN module, fusions, pooling, insertion with `V = 0`, layer geometry)
 //!    and, in `nn::kernels`, how they run fast (fused CPU ops, the CUDA scan).
@@ -23,6 +23,7 @@ pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod io;
+pub mod limits;
 pub mod models;
 pub mod nn;
 pub mod probe;

@@ -117,6 +117,20 @@ fn fashion_mnist_bad_files_are_named() {
     assert!(err.contains("gzip"), "{err}");
     let err = fashion_mnist::read_pair(&d, "t10k").unwrap_err().to_string();
     assert!(err.contains("t10k-images-idx3-ubyte") && err.contains("missing"), "{err}");
+    // Dimensions whose product wraps past 2^64, a zero dimension, and images larger than the
+    // 32x32 they are padded to: refused, not wrapped, divided by zero or cropped.
+    std::fs::remove_file(d.join("train-labels-idx1-ubyte.gz")).unwrap();
+    std::fs::write(d.join("train-labels-idx1-ubyte"), idx(&[3], &[0, 1, 2])).unwrap();
+    let huge = idx(&[u32::MAX, u32::MAX, 65_537], &[0; 16]);
+    std::fs::write(d.join("train-images-idx3-ubyte"), huge).unwrap();
+    let err = fashion_mnist::read_pair(&d, "train").unwrap_err().to_string();
+    assert!(err.contains("more than 2^64"), "{err}");
+    std::fs::write(d.join("train-images-idx3-ubyte"), idx(&[3, 0, 28], &[])).unwrap();
+    let err = fashion_mnist::read_pair(&d, "train").unwrap_err().to_string();
+    assert!(err.contains("a dimension is 0"), "{err}");
+    std::fs::write(d.join("train-images-idx3-ubyte"), idx(&[3, 40, 40], &[0; 3 * 1600])).unwrap();
+    let err = fashion_mnist::read_pair(&d, "train").unwrap_err().to_string();
+    assert!(err.contains("40x40") && err.contains("cropped"), "{err}");
 }
 
 #[test]
@@ -160,4 +174,46 @@ fn augmentation_flips_and_keeps_identity_when_off() {
     let mirrored: Vec<f32> = (0..40).map(|i| img[i - i % 5 + (4 - i % 5)]).collect();
     assert!(flipped.contains(&mirrored), "some draws flip");
     assert!(flipped.contains(&img), "some draws do not");
+}
+
+#[test]
+fn photos_truncated_or_too_large_are_refused_and_so_is_a_mean_image_with_nan() {
+    use lrnn_core::data::photo::{photo_input, read_photo};
+    let d = dir("photos");
+    let img = image::RgbImage::from_fn(16, 12, |x, y| image::Rgb([x as u8 * 15, y as u8 * 20, 128]));
+    let mut jpg = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg)
+        .unwrap();
+    std::fs::write(d.join("ok.jpg"), &jpg).unwrap();
+    let photo = read_photo(&d.join("ok.jpg")).unwrap();
+    assert_eq!(photo.dimensions(), (16, 12));
+    // Cut short (a download that stopped): refused, not decoded with a grey bottom.
+    std::fs::write(d.join("cut.jpg"), &jpg[..jpg.len() * 2 / 3]).unwrap();
+    let err = read_photo(&d.join("cut.jpg")).unwrap_err().to_string();
+    assert!(err.contains("cut.jpg") && err.contains("truncated"), "{err}");
+    // A PNG header claiming 100000 x 100000 pixels: refused before decoding.
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend(100_000u32.to_be_bytes());
+    ihdr.extend(100_000u32.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    for chunk in [&ihdr[..], b"IDAT", b"IEND"] {
+        let mut crc = flate2::Crc::new();
+        crc.update(chunk);
+        png.extend((chunk.len() as u32 - 4).to_be_bytes());
+        png.extend(chunk);
+        png.extend(crc.sum().to_be_bytes());
+    }
+    std::fs::write(d.join("huge.png"), &png).unwrap();
+    let err = read_photo(&d.join("huge.png")).unwrap_err().to_string();
+    assert!(err.contains("huge.png") && err.contains("100000x100000"), "{err}");
+    // A mean image holding NaN is refused, not spread into every map.
+    let desc = lrnn_core::models::ModelDesc::from_name_or_file("Context-CNN").unwrap();
+    let mut mean = vec![0.5f32; 96 * 96];
+    mean[7] = f32::NAN;
+    let err = photo_input(&photo, &desc, 96, Some(&mean)).unwrap_err().to_string();
+    assert!(err.contains("NaN"), "{err}");
+    let err = photo_input(&photo, &desc, 100_000, None).unwrap_err().to_string();
+    assert!(err.contains("16384"), "{err}");
 }

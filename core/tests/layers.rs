@@ -15,6 +15,7 @@ const LAYERS: &[(&str, usize)] = &[
     ("error", 0),
     ("rng", 0),
     ("colour", 0),
+    ("limits", 0),
     ("nn", 1),
     ("models", 2),
     ("io", 3),

@@ -38,10 +38,15 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
 fn read_idx(path: &Path) -> Result<Vec<u8>> {
     let raw = super::read(path)?;
     if path.extension().is_some_and(|e| e == "gz") {
+        // Decompressed no further than the memory budget (a gzip bomb stops there).
+        let budget = crate::limits::memory_budget();
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&raw[..])
+            .take(budget.saturating_add(1))
             .read_to_end(&mut out)
             .map_err(|e| Error::file(path, format!("not a valid gzip file: {e}")))?;
+        crate::limits::check_memory(out.len() as u64, "decompressing this file")
+            .map_err(|problem| Error::file(path, problem))?;
         Ok(out)
     } else {
         Ok(raw)
@@ -65,9 +70,13 @@ fn parse_idx(bytes: &[u8], rank: usize, path: &Path) -> Result<(Vec<usize>, Vec<
                 as usize
         })
         .collect();
-    let expected: usize = dims.iter().product();
+    let expected = crate::limits::elements(&dims);
     let data = &bytes[header..];
-    if data.len() != expected {
+    if dims.contains(&0) {
+        return Err(Error::file(path, format!("dimensions {dims:?}: a dimension is 0")));
+    }
+    if expected != Some(data.len() as u64) {
+        let expected = expected.map_or("more than 2^64".to_string(), |e| e.to_string());
         return Err(Error::file(
             path,
             format!(
@@ -92,6 +101,15 @@ pub fn read_pair(dir: &Path, prefix: &str) -> Result<ImageSet> {
         return Err(Error::file(
             &lpath,
             format!("{} labels for {} images in {}", ldims[0], idims[0], ipath.display()),
+        ));
+    }
+    if idims[1] > 32 || idims[2] > 32 {
+        return Err(Error::file(
+            &ipath,
+            format!(
+                "images of {}x{}: Fashion-MNIST's are 28x28, and this reader pads them to 32x32 (larger ones would be cropped)",
+                idims[1], idims[2]
+            ),
         ));
     }
     if let Some(i) = labels.iter().position(|&l| usize::from(l) >= CLASSES.len()) {

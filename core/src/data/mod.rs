@@ -144,5 +144,5 @@ pub fn load_segmentation(
 
 /// Reads a whole file, naming it in errors.
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+    crate::io::read_file(path)
 }

@@ -12,23 +12,58 @@ use candle_core::{Device, Tensor};
 use image::{imageops::FilterType, RgbImage};
 
 use crate::error::{Error, Result};
+use crate::limits;
 use crate::models::ModelDesc;
 
 /// Reads a photo of any size, grey, RGBA or 16-bit, as 8-bit RGB.
 ///
 /// # Errors
-/// [`Error::File`] naming the file when it is missing, unreadable, not an image or empty.
+/// [`Error::File`] naming the file when it is missing, unreadable, not an image, empty, over
+/// [`limits::MAX_PHOTO_PIXELS`], or a truncated JPEG (which would decode with a grey bottom).
 pub fn read_photo(path: &Path) -> Result<RgbImage> {
-    let img = image::ImageReader::open(path)
-        .map_err(|e| Error::file(path, format!("cannot open: {e}")))?
-        .with_guessed_format()
-        .map_err(|e| Error::file(path, format!("cannot read: {e}")))?
-        .decode()
-        .map_err(|e| Error::file(path, format!("not a readable image: {e}")))?;
+    let bytes = crate::io::read_file(path)?;
+    // A reader of the bytes with decoding memory bounded (a decompression bomb stops there).
+    let open = || {
+        let mut reader = image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
+            .with_guessed_format()
+            .map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+        let mut lim = image::Limits::default();
+        lim.max_alloc = Some(limits::MAX_PHOTO_PIXELS * 8);
+        reader.limits(lim);
+        Ok::<_, Error>(reader)
+    };
+    let reader = open()?;
+    if reader.format() == Some(image::ImageFormat::Jpeg) && jpeg_truncated(&bytes) {
+        return Err(Error::file(
+            path,
+            "the JPEG is truncated (it ends before its end-of-image marker): part of the photo is missing",
+        ));
+    }
+    let (w, h) =
+        reader.into_dimensions().map_err(|e| Error::file(path, format!("not a readable image: {e}")))?;
+    if u64::from(w) * u64::from(h) > limits::MAX_PHOTO_PIXELS {
+        return Err(Error::file(
+            path,
+            format!("{w}x{h} pixels: over the limit of {} megapixels", limits::MAX_PHOTO_PIXELS >> 20),
+        ));
+    }
+    let reader = open()?;
+    let img = reader.decode().map_err(|e| Error::file(path, format!("not a readable image: {e}")))?;
     if img.width() == 0 || img.height() == 0 {
         return Err(Error::file(path, "the image is empty"));
     }
     Ok(img.to_rgb8())
+}
+
+/// Whether a JPEG stream stops before the end-of-image marker (`FF D9`) that follows its last
+/// scan (`FF DA`): a download cut short. Entropy-coded data never holds `FF D9` (a data `FF` is
+/// followed by `00`), so the last scan's end is found reliably; bytes after it are allowed.
+pub fn jpeg_truncated(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_scan {
+        Some(at) => !bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => true,
+    }
 }
 
 /// A photo prepared for a model.
@@ -54,10 +89,12 @@ pub fn photo_input(
     if size == 0 {
         return Err(Error::Invalid("the input size must be at least 1 pixel".into()));
     }
-    let side = u32::try_from(size).map_err(|_| Error::Invalid(format!("input size {size} is too large")))?;
+    limits::check_size(size, limits::MAX_SIDE, "the input size").map_err(Error::Invalid)?;
+    let side = size as u32;
     let resized = image::imageops::resize(photo, side, side, FilterType::Triangle);
     if let ModelDesc::Fcn(_) = desc {
-        let tensor = crate::io::vgg16::caffe_input(&image::DynamicImage::ImageRgb8(photo.clone()), size)?;
+        // Already at the input's size: `caffe_input` only reorders and centres it.
+        let tensor = crate::io::vgg16::caffe_input(&image::DynamicImage::ImageRgb8(resized.clone()), size)?;
         return Ok(ModelInput { tensor, seen: resized });
     }
     let channels = desc.in_channels();
@@ -81,6 +118,12 @@ pub fn photo_input(
         )));
     };
     match mean {
+        Some(m) if m.iter().any(|v| !v.is_finite()) => {
+            return Err(Error::Invalid(
+                "the model's mean image holds NaN or infinite values: the checkpoint's mean is damaged"
+                    .into(),
+            ))
+        }
         Some(m) if m.len() == data.len() => data.iter_mut().zip(m).for_each(|(v, m)| *v -= m),
         Some(m) => {
             return Err(Error::Invalid(format!(

@@ -74,6 +74,14 @@ pub fn read_label_png(path: &Path) -> Result<LabelMap> {
     decoder.set_transformations(png::Transformations::IDENTITY);
     let mut reader = decoder.read_info().map_err(|e| bad(e.to_string()))?;
     let size = reader.output_buffer_size().ok_or_else(|| bad("too large".into()))?;
+    let (iw, ih) = (reader.info().width, reader.info().height);
+    if u64::from(iw) * u64::from(ih) > crate::limits::MAX_PHOTO_PIXELS {
+        return Err(Error::file(
+            path,
+            format!("{iw}x{ih} labels: over the limit of {} pixels", crate::limits::MAX_PHOTO_PIXELS),
+        ));
+    }
+    crate::limits::check_memory(size as u64, "decoding this PNG").map_err(|p| Error::file(path, p))?;
     let mut buf = vec![0u8; size];
     let info = reader.next_frame(&mut buf).map_err(|e| bad(e.to_string()))?;
     if info.bit_depth != png::BitDepth::Eight
@@ -127,17 +135,27 @@ impl VocSplit {
     /// # Errors
     /// [`Error::Io`] / [`Error::File`] naming the missing list or folder.
     pub fn open(root: &Path, split: &str) -> Result<Self> {
-        let list = root.join("ImageSets/Segmentation").join(format!("{split}.txt"));
-        let text = std::fs::read_to_string(&list).map_err(|e| Error::io(&list, e))?;
-        let ids: Vec<String> =
-            text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
-        if ids.is_empty() {
-            return Err(Error::file(&list, "lists no image"));
+        if !root.join("JPEGImages").is_dir() {
+            return Err(Error::file(root, "not a VOC tree: it has no JPEGImages folder"));
         }
         let aug = root.join("SegmentationClassAug");
         let labels = if aug.is_dir() { aug } else { root.join("SegmentationClass") };
         if !labels.is_dir() {
             return Err(Error::file(&labels, "missing: a VOC tree needs its label folder"));
+        }
+        let list = root.join("ImageSets/Segmentation").join(format!("{split}.txt"));
+        let bytes = crate::io::read_file(&list)?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::file(&list, "is not UTF-8 text"))?;
+        let ids: Vec<String> =
+            text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+        if ids.is_empty() {
+            return Err(Error::file(&list, "lists no image"));
+        }
+        if let Some((n, id)) =
+            ids.iter().enumerate().find(|(_, id)| id.contains(['/', '\\']) || id.starts_with('.'))
+        {
+            let shown: String = id.chars().take(80).collect();
+            return Err(Error::file(&list, format!("entry {}: `{shown}` is not an image id", n + 1)));
         }
         Ok(Self { root: root.to_path_buf(), ids, labels })
     }
@@ -159,6 +177,17 @@ impl VocSplit {
     pub fn label(&self, id: &str, size: Option<(usize, usize)>) -> Result<LabelMap> {
         let path = self.label_path(id);
         let map = read_label_png(&path)?;
+        if let Some(i) = map.labels.iter().position(|&l| usize::from(l) >= VOC_CLASSES.len() && l != IGNORE) {
+            return Err(Error::file(
+                &path,
+                format!(
+                    "label {} at row {}, column {} is neither a VOC class (0-20) nor 255 (ignored)",
+                    map.labels[i],
+                    i / map.width.max(1),
+                    i % map.width.max(1)
+                ),
+            ));
+        }
         if let Some((w, h)) = size {
             if (map.width, map.height) != (w, h) {
                 return Err(Error::file(

@@ -701,7 +701,7 @@ impl GpuModel {
                 self.graph.in_channels
             )));
         }
-        self.graph.check_input(h, w).map_err(Error::Gpu)?;
+        self.graph.check_input(b, h, w).map_err(Error::Gpu)?;
         let encoder =
             ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
         let mut pass = Pass {

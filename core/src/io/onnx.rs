@@ -93,19 +93,22 @@ pub fn read_onnx(bytes: &[u8], path: &Path) -> Result<OnnxWeights> {
             continue; // not f32: shapes and indices of other ops
         }
         let dims: Vec<usize> = t.dims.iter().map(|&d| usize::try_from(d).unwrap_or(0)).collect();
-        let count: usize = dims.iter().product();
+        // Checked: dimensions whose product wraps past 2^64 must not pass the length check.
+        let count = crate::limits::elements(&dims);
+        let held = if t.raw_data.is_empty() { t.float_data.len() } else { t.raw_data.len() / 4 };
+        if count != Some(held as u64) || (!t.raw_data.is_empty() && t.raw_data.len() % 4 != 0) {
+            let count = count.map_or("more than 2^64".to_string(), |c| c.to_string());
+            return Err(Error::tensor(
+                path,
+                &t.name,
+                format!("shape {dims:?} needs {count} values, the file holds {held}"),
+            ));
+        }
         let values = if t.raw_data.is_empty() {
             t.float_data
         } else {
             t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
         };
-        if values.len() != count {
-            return Err(Error::tensor(
-                path,
-                &t.name,
-                format!("shape {dims:?} needs {count} values, the file holds {}", values.len()),
-            ));
-        }
         initializers.insert(t.name, Initializer { dims, values });
     }
     let convs = graph

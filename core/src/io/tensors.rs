@@ -10,8 +10,19 @@ use safetensors::SafeTensors;
 
 use crate::error::{Error, Result};
 
-fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+use super::read_file;
+
+/// Refuses a tensor holding NaN or infinite values: they would flow silently into every map.
+fn check_finite(t: &Tensor, name: &str, path: &Path) -> Result<()> {
+    let bad = non_finite(t)?;
+    if bad > 0 {
+        return Err(Error::tensor(
+            path,
+            name,
+            format!("holds {bad} NaN or infinite value{}", if bad == 1 { "" } else { "s" }),
+        ));
+    }
+    Ok(())
 }
 
 fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<SafeTensors<'a>> {
@@ -43,17 +54,28 @@ fn view_to_f32(
         .to_device(device)?)
 }
 
+/// How many values of `t` are NaN or infinite.
+///
+/// # Errors
+/// Candle errors (a tensor that cannot be read as f32).
+pub fn non_finite(t: &Tensor) -> Result<usize> {
+    let v = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    Ok(v.iter().filter(|x| !x.is_finite()).count())
+}
+
 /// Reads every tensor of a safetensors file (f32, or f16 / bf16 converted to f32).
 ///
 /// # Errors
-/// [`Error::Io`], [`Error::File`] for a malformed file, [`Error::Tensor`] for a tensor that is
-/// not a float.
+/// [`Error::Io`], [`Error::File`] for a malformed file or one over the memory limit,
+/// [`Error::Tensor`] for a tensor that is not a float or holds NaN or infinite values.
 pub fn read_tensors(path: &Path, device: &Device) -> Result<BTreeMap<String, Tensor>> {
     let bytes = read_file(path)?;
     let st = parse(&bytes, path)?;
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
-        out.insert(name.clone(), view_to_f32(&view, &name, path, device)?);
+        let t = view_to_f32(&view, &name, path, device)?;
+        check_finite(&t, &name, path)?;
+        out.insert(name.clone(), t);
     }
     Ok(out)
 }
@@ -107,7 +129,9 @@ pub fn load_into_varmap(varmap: &VarMap, path: &Path) -> Result<()> {
                 format!("shape {:?}, the model expects {:?}", view.shape(), var.dims()),
             ));
         }
-        loaded.push((var, view_to_f32(&view, name, path, var.device())?));
+        let t = view_to_f32(&view, name, path, var.device())?;
+        check_finite(&t, name, path)?;
+        loaded.push((var, t));
     }
     let mut extra: Vec<String> =
         st.names().into_iter().filter(|n| !vars.contains_key(*n)).map(str::to_string).collect();

@@ -56,6 +56,10 @@ impl ModelDesc {
     /// # Errors
     /// [`Error::Io`] or [`Error::File`] naming `path`.
     pub fn load(path: &Path) -> Result<Self> {
+        let len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+        if len > 64 << 20 {
+            return Err(Error::file(path, format!("{len} bytes: too large for a model description")));
+        }
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         Self::from_json(&text, path)
     }
@@ -65,7 +69,7 @@ impl ModelDesc {
     /// # Errors
     /// An invalid description, in words.
     pub fn graph(&self) -> std::result::Result<Graph, String> {
-        self.validate()?;
+        self.validate_fields()?;
         Ok(match self {
             ModelDesc::Lrnn(c) => {
                 let mut g = Graph::new(c.in_channels);
@@ -176,7 +180,29 @@ impl ModelDesc {
         Ok(desc)
     }
 
+    /// Checks the fields, the sizes against [`crate::limits`] and the graph's sizes (channels,
+    /// weights' memory), before anything is allocated for them.
     fn validate(&self) -> std::result::Result<(), String> {
+        self.graph()?.check_sizes()
+    }
+
+    /// Checks the fields and the description's own sizes (not the graph's).
+    fn validate_fields(&self) -> std::result::Result<(), String> {
+        self.check_fields()?;
+        if let ModelDesc::Convnet(c) = self {
+            crate::limits::check_size(c.input_size, crate::limits::MAX_SIDE, "input_size")?;
+            crate::limits::check_size(c.layers.len(), crate::limits::MAX_LAYERS, "the number of layers,")?;
+        }
+        if let Some(n) = match self {
+            ModelDesc::Fcn(c) => c.input_size,
+            _ => None,
+        } {
+            crate::limits::check_size(n, crate::limits::MAX_SIDE, "input_size")?;
+        }
+        Ok(())
+    }
+
+    fn check_fields(&self) -> std::result::Result<(), String> {
         match self {
             ModelDesc::Lrnn(c) if c.in_channels == 0 || c.hidden == 0 => {
                 Err("in_channels and hidden must be at least 1".into())

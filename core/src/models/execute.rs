@@ -86,11 +86,11 @@ impl Executable {
     /// # Errors
     /// An input that does not fit the graph; shape mismatches.
     pub(crate) fn forward(&self, x: &Tensor, fwd: &mut Forward) -> Result<Tensor> {
-        let (_, c, h, w) = x.dims4()?;
+        let (b, c, h, w) = x.dims4()?;
         if c != self.graph.in_channels {
             candle_core::bail!("the input has {c} channels, the model takes {}", self.graph.in_channels);
         }
-        self.graph.check_input(h, w).map_err(candle_core::Error::msg)?;
+        self.graph.check_input(b, h, w).map_err(candle_core::Error::msg)?;
         let mut values: Vec<Option<Tensor>> = Vec::with_capacity(self.bound.len() + 1);
         values.push(Some(x.clone()));
         for (i, (node, op)) in self.graph.nodes.iter().zip(&self.bound).enumerate() {

@@ -10,6 +10,7 @@
 //! Values are numbered: value 0 is the input, value `i + 1` is the output of node `i`. Nodes are
 //! in forward order (every input is an earlier value), so walking them in order runs the model.
 
+use crate::limits;
 use crate::nn::{Axis, Cell, GlobalPool, Merge};
 
 /// A value of the graph: 0 is the input, `i + 1` the output of node `i`.
@@ -244,12 +245,15 @@ impl Graph {
         1usize << pools.min(20)
     }
 
-    /// Checks that an `h x w` input fits: not smaller than [`Graph::min_input`] and both sides
-    /// multiples of `input_multiple` (an FCN's stride), on every backend alike.
+    /// Checks that a batch of `b` inputs of `h x w` fits: both sides multiples of
+    /// `input_multiple` (an FCN's stride) and not smaller than [`Graph::min_input`], no map
+    /// empty or smaller than its kernel on the way, and every value of the pass together within
+    /// the memory limit ([`crate::limits`]); on every backend alike, before anything is
+    /// allocated.
     ///
     /// # Errors
     /// What is wrong, in words.
-    pub fn check_input(&self, h: usize, w: usize) -> std::result::Result<(), String> {
+    pub fn check_input(&self, b: usize, h: usize, w: usize) -> std::result::Result<(), String> {
         let m = self.input_multiple.max(1);
         if m > 1 && (h % m != 0 || w % m != 0 || h == 0 || w == 0) {
             return Err(format!(
@@ -258,12 +262,118 @@ impl Graph {
         }
         let min = self.min_input();
         if h < min || w < min {
-            return Err(format!(
-                "input {h}x{w}: the network halves its maps {} times, so both sides must be at least {min}",
-                min.trailing_zeros()
-            ));
+            return Err(if min == 1 {
+                format!("input {h}x{w}: both sides must be at least 1")
+            } else {
+                format!(
+                    "input {h}x{w}: the network halves its maps {} times, so both sides must be at least {min}",
+                    min.trailing_zeros()
+                )
+            });
         }
-        Ok(())
+        limits::check_size(h.max(w), limits::MAX_SIDE, &format!("input {h}x{w}: a side of"))?;
+        limits::check_size(b, limits::MAX_COUNT, "a batch of")?;
+        let shapes = self.shapes(h, w)?;
+        let floats = shapes
+            .iter()
+            .try_fold(0u64, |acc, &(c, h, w)| acc.checked_add(limits::elements(&[b, c, h, w])?))
+            .and_then(|f| f.checked_mul(4));
+        limits::check_memory(
+            floats.unwrap_or(u64::MAX),
+            &format!("a forward pass of {b} input(s) of {h}x{w} (every map it computes)"),
+        )
+    }
+
+    /// The shape `(channels, height, width)` of every value (the input first) for an `h x w`
+    /// input.
+    ///
+    /// # Errors
+    /// A map that becomes empty or smaller than a kernel, in words naming the op.
+    pub fn shapes(&self, h: usize, w: usize) -> std::result::Result<Vec<(usize, usize, usize)>, String> {
+        let mut shapes = Vec::with_capacity(self.nodes.len() + 1);
+        shapes.push((self.in_channels, h, w));
+        for (i, node) in self.nodes.iter().enumerate() {
+            let arg = |k: usize| -> std::result::Result<(usize, usize, usize), String> {
+                node.inputs
+                    .get(k)
+                    .and_then(|&v| shapes.get(v))
+                    .copied()
+                    .ok_or_else(|| format!("op graph: node {i} reads a missing value"))
+            };
+            let (c, h, w) = arg(0)?;
+            let shape = match &node.op {
+                Op::Conv { name, out_channels, kernel, pad, .. } => {
+                    let (hp, wp) = (h + 2 * pad, w + 2 * pad);
+                    if hp < *kernel || wp < *kernel || h == 0 || w == 0 {
+                        return Err(format!(
+                            "the map reaching `{name}` is {h}x{w}, smaller than its {kernel}x{kernel} kernel: \
+                             the input is too small for this network"
+                        ));
+                    }
+                    (*out_channels, hp - kernel + 1, wp - kernel + 1)
+                }
+                Op::Relu | Op::BatchNormRelu { .. } | Op::Dropout(_) => (c, h, w),
+                Op::MaxPool2x2 => {
+                    if h < 2 || w < 2 {
+                        return Err(format!(
+                            "a {h}x{w} map cannot be halved by 2x2 pooling: the input is too small for this network"
+                        ));
+                    }
+                    (c, h / 2, w / 2)
+                }
+                Op::ScanPair { hidden, merge, .. } => (merge.channels(*hidden), h, w),
+                Op::Add => (c, h, w),
+                Op::Concat => (c + arg(1)?.0, h, w),
+                Op::GlobalPool(_) => (c, 1, 1),
+                Op::Linear { out_features, .. } => (*out_features, 1, 1),
+                Op::Upsample => {
+                    let (_, th, tw) = arg(1)?;
+                    (c, th, tw)
+                }
+            };
+            shapes.push(shape);
+        }
+        Ok(shapes)
+    }
+
+    /// Checks the graph's own sizes before any weight is allocated: channels, features and
+    /// kernels of every op, the number of ops, and the weights' memory ([`crate::limits`]).
+    ///
+    /// # Errors
+    /// The op and the size over its limit.
+    pub fn check_sizes(&self) -> std::result::Result<(), String> {
+        limits::check_size(self.nodes.len(), 8 * limits::MAX_LAYERS, "the number of ops,")?;
+        limits::check_size(self.in_channels, limits::MAX_CHANNELS, "in_channels")?;
+        for node in &self.nodes {
+            let sizes: Vec<(&str, usize)> = match &node.op {
+                Op::Conv { in_channels, out_channels, kernel, .. } => {
+                    vec![("in_channels", *in_channels), ("out_channels", *out_channels), ("kernel", *kernel)]
+                }
+                Op::BatchNormRelu { channels, .. } => vec![("channels", *channels)],
+                Op::ScanPair { hidden, projection, .. } => match projection {
+                    Projection::Own { in_channels } => {
+                        vec![("hidden", *hidden), ("in_channels", *in_channels)]
+                    }
+                    Projection::Shared => vec![("hidden", *hidden)],
+                },
+                Op::Linear { in_features, out_features, .. } => {
+                    vec![("in_features", *in_features), ("out_features", *out_features)]
+                }
+                _ => vec![],
+            };
+            for (what, v) in sizes {
+                let max = if what == "kernel" { 64 } else { limits::MAX_CHANNELS };
+                if v == 0 || v > max {
+                    return Err(format!("{}: {what} {v} is outside 1..={max}", node_name(&node.op)));
+                }
+            }
+        }
+        let floats = self
+            .weights()
+            .iter()
+            .try_fold(0u64, |acc, (_, dims)| acc.checked_add(limits::elements(dims)?))
+            .and_then(|f| f.checked_mul(4));
+        limits::check_memory(floats.unwrap_or(u64::MAX), "the model's weights")
     }
 
     /// How many nodes read each value (index = value).
@@ -341,5 +451,16 @@ impl Graph {
             }
         }
         out
+    }
+}
+
+/// The name an op's weights go under, for messages.
+fn node_name(op: &Op) -> String {
+    match op {
+        Op::Conv { name, .. } | Op::BatchNormRelu { name, .. } | Op::Linear { name, .. } => {
+            format!("`{name}`")
+        }
+        Op::ScanPair { prefix, .. } if !prefix.is_empty() => format!("`{prefix}`"),
+        _ => "the L-RNN".to_string(),
     }
 }

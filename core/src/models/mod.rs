@@ -47,6 +47,7 @@ impl Model {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
         let graph = desc.graph().map_err(crate::Error::Invalid)?;
+        graph.check_sizes().map_err(crate::Error::Invalid)?;
         let exec = execute::Executable::bind(graph, &vb)?;
         let model = Self { desc, varmap, exec, device: device.clone() };
         model.init_inserted_recurrences()?;

@@ -124,9 +124,15 @@ pub fn latest_checkpoint(out: &Path) -> Result<Option<PathBuf>> {
     if !p.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+    let bytes = io::read_file(&p)?;
+    let text = String::from_utf8_lossy(&bytes);
     let latest: Latest =
         serde_json::from_str(&text).map_err(|e| Error::file(&p, format!("not valid: {e}")))?;
+    // A checkpoint's own folder name, never a path that leads elsewhere.
+    if checkpoint_step(Path::new(&latest.checkpoint)).is_none() || latest.checkpoint.contains(['/', '\\']) {
+        let shown: String = latest.checkpoint.chars().take(80).collect();
+        return Err(Error::file(&p, format!("names `{shown}`, not a checkpoint folder (step-NNNNNNNN)")));
+    }
     Ok(Some(out.join(latest.checkpoint)))
 }
 
@@ -136,7 +142,18 @@ pub(super) fn save_checkpoint(
     state: &RunState,
     mean: Option<&[f32]>,
 ) -> Result<PathBuf> {
-    let out = &state.config.out;
+    save_checkpoint_in(&state.config.out, model, opt, state, mean)
+}
+
+/// [`save_checkpoint`] into the run folder `out` (a temporary one that becomes
+/// `state.config.out`).
+fn save_checkpoint_in(
+    out: &Path,
+    model: &Model,
+    opt: &Optimizer,
+    state: &RunState,
+    mean: Option<&[f32]>,
+) -> Result<PathBuf> {
     let name = checkpoint_name(state.global_step);
     let dir = out.join(&name);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -204,7 +221,6 @@ pub fn insert_into_checkpoint(
     config.model = model.desc().clone();
     config.out = out.to_path_buf();
     config.init_from = Some(dir);
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let opt = Optimizer::new(config.optimizer, trainable(&model)?, config.schedule.lr(0.0))?;
     let state = RunState {
         config,
@@ -214,7 +230,10 @@ pub fn insert_into_checkpoint(
         history: vec![],
         trained_seconds: 0.0,
     };
-    save_checkpoint(&model, &opt, &state, mean.as_deref())
+    // The new run folder appears whole or not at all.
+    let written =
+        io::write_folder(out, |tmp| save_checkpoint_in(tmp, &model, &opt, &state, mean.as_deref()))?;
+    Ok(out.join(written.file_name().unwrap_or_default()))
 }
 
 /// The mean image a checkpoint's model was trained with (flattened `[C, H, W]`): from its

@@ -611,6 +611,19 @@ fn restore(config: &TrainConfig, dev: &Device) -> Result<(Model, Optimizer, RunS
     let mut opt = Optimizer::new(config.optimizer, trainable(&model)?, config.schedule.lr(0.0))?;
     let opt_path = dir.join("optimizer.safetensors");
     let saved = io::read_tensors(&opt_path, dev)?;
+    // Every optimiser here keeps a state per variable from its first step on (SGD a momentum
+    // buffer, even at momentum 0): an empty file after steps is damage, not a fresh start.
+    if saved.is_empty() && state.global_step > 0 && !model.trainable_vars()?.is_empty() {
+        return Err(Error::file(
+            &opt_path,
+            format!(
+                "holds no optimiser state although the run took {} steps: the file is damaged \
+                 (start afresh with --init-from {} instead of --resume)",
+                state.global_step,
+                dir.display()
+            ),
+        ));
+    }
     let restored: Vec<Option<Tensor>> =
         model.trainable_vars()?.iter().map(|(n, _)| saved.get(n).cloned()).collect();
     opt.restore_state(restored, state.global_step).map_err(|problem| Error::file(&opt_path, problem))?;

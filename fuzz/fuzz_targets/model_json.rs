@@ -1,0 +1,8 @@
+//! `cargo +nightly fuzz run model_json`: see `fuzz/src/targets.rs`.
+#![no_main]
+
+#[path = "../src/targets.rs"]
+#[allow(dead_code)]
+mod targets;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| targets::model_json(data));
