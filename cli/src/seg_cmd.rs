@@ -102,10 +102,13 @@ pub fn describe_voc(root: &Path, sheet: Option<&Path>) -> anyhow::Result<()> {
     let mut sizes = std::collections::BTreeSet::new();
     let mut shown: Vec<image::RgbImage> = Vec::new();
     for split in ["train", "val"] {
-        let Ok(s) = VocSplit::open(root, split) else {
+        // A split without its list is absent; any other problem (no label folder, a bad list)
+        // is an error, not "none".
+        if !root.join("ImageSets/Segmentation").join(format!("{split}.txt")).exists() {
             println!("split {split}: none (no ImageSets/Segmentation/{split}.txt)");
             continue;
-        };
+        }
+        let s = VocSplit::open(root, split)?;
         println!("split {split}: {} images", s.ids.len());
         for id in &s.ids {
             let label = s.label(id, None)?;
@@ -135,6 +138,12 @@ pub fn describe_voc(root: &Path, sheet: Option<&Path>) -> anyhow::Result<()> {
                 shown.push(thumb(&img));
             }
         }
+    }
+    if total == 0 {
+        anyhow::bail!(
+            "{}: no split list (ImageSets/Segmentation/train.txt or val.txt): not a VOC tree",
+            root.display()
+        );
     }
     println!("images: {total}");
     let shape = match (sizes.len(), sizes.iter().next()) {

@@ -310,6 +310,14 @@ fn lrnn_dataset_describes_a_voc_tree() {
         assert!(out.lines().any(|l| l == line), "no line `{line}` in:\n{out}");
     }
     assert_eq!(image::open(&sheet).unwrap().width(), 324);
+    // Without its label folder the tree is refused (naming the folder), not described as empty.
+    std::fs::remove_dir_all(root.join("SegmentationClass")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_lrnn"))
+        .args(["dataset", "--format", "voc", "--path", root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("SegmentationClass") && err.contains("missing"), "{err}");
 }
 
 #[test]
@@ -344,4 +352,55 @@ fn training_loads_a_split_resized_and_centre_cropped_and_names_bad_files() {
     std::fs::remove_file(root.join("SegmentationClass/b.png")).unwrap();
     let err = split.load_resized(8, None).unwrap_err().to_string();
     assert!(err.contains("b.png"), "a missing label is named: {err}");
+}
+
+#[test]
+fn a_scenes_tree_killed_while_written_leaves_nothing_and_the_next_run_cleans_up() {
+    let parent = tmp("killed");
+    let out = parent.join("scenes");
+    let partial = || {
+        std::fs::read_dir(&parent)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".scenes.partial-"))
+            .count()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lrnn"))
+        .args(["dataset", "--format", "scenes", "--count", "5000", "--size", "96", "--voc-out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // SIGKILL once it is writing (its temporary folder exists).
+    let start = std::time::Instant::now();
+    while partial() == 0 && start.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.exists(), "a killed run left a partial tree at the output");
+    assert_eq!(partial(), 1, "the temporary folder of the killed run");
+    // The next run writes the whole tree and removes the leftover.
+    let o = Command::new(env!("CARGO_BIN_EXE_lrnn"))
+        .args(["dataset", "--format", "scenes", "--count", "3", "--size", "32", "--voc-out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(out.join("ImageSets/Segmentation/val.txt")).unwrap().lines().count(),
+        3
+    );
+    assert_eq!(partial(), 0);
+    // A second run into the finished tree is refused and keeps it.
+    let o = Command::new(env!("CARGO_BIN_EXE_lrnn"))
+        .args(["dataset", "--format", "scenes", "--count", "2", "--size", "32", "--voc-out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("not empty"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("ImageSets/Segmentation/val.txt")).unwrap().lines().count(),
+        3
+    );
 }
