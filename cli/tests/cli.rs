@@ -595,3 +595,57 @@ fn a_seeded_training_run_is_bit_identical_at_one_and_two_threads() {
         assert!(same, "{name} differs between 1 and 2 threads");
     }
 }
+
+#[test]
+fn a_run_killed_or_interrupted_keeps_its_last_good_checkpoint_and_resumes() {
+    let out = tmp("killed-run");
+    let _ = std::fs::remove_dir_all(&out);
+    let train = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_lrnn"))
+            .args(["train", "--model", "Context-CNN", "--data", "context", "--epochs", "200"])
+            .args(["--max-train", "16", "--max-val", "8", "--batch", "8", "--checkpoint-every", "1"])
+            .args(["--out", s(&out)])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let checkpoints = || {
+        std::fs::read_dir(&out).map_or(0, |d| {
+            d.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("step-")).count()
+        })
+    };
+    let wait_for = |n: usize| {
+        let start = std::time::Instant::now();
+        while checkpoints() < n && start.elapsed() < std::time::Duration::from_secs(180) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(checkpoints() >= n, "no checkpoint {n} after 180 s");
+    };
+    // SIGKILL in the middle of the run (possibly in the middle of a write).
+    let mut child = train(&[]);
+    wait_for(3);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The third folder may have been half written when the kill came: the newest complete
+    // checkpoint (what `latest.json` names) is at least the second.
+    let killed = lrnn_core::train::Checkpoint::open(&out, &Device::Cpu).unwrap();
+    assert!(killed.steps() >= 2, "the last good checkpoint loads");
+    // Ctrl-C (SIGINT) on the resumed run: it stops after its step with a checkpoint, exit 0.
+    let child = train(&["--resume"]);
+    wait_for(killed.steps() + 2);
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let o = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && text.contains("stopped on request"),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stopped = lrnn_core::train::Checkpoint::open(&out, &Device::Cpu).unwrap();
+    assert!(stopped.steps() > killed.steps());
+    // No temporary file of an interrupted write is read as a checkpoint.
+    assert!(lrnn_core::train::checkpoint::latest_checkpoint(&out).unwrap().is_some());
+}
