@@ -30,9 +30,17 @@ pub struct ModelArgs {
     /// safetensors weights for --model.
     #[arg(long)]
     weights: Option<PathBuf>,
-    /// Seed of the initialisation when no weights are given.
+    /// Seed of the initialisation when no weights are given, and of the random inputs (the
+    /// same seed draws the same inputs: a probe repeats bit for bit).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+}
+
+/// The `i`-th random input of a probe: normal with deviation 0.5, drawn from `seed`.
+fn random_input(seed: u64, i: u64, c: usize, size: usize) -> candle_core::Result<Tensor> {
+    let mut rng = lrnn_core::rng::Rng(seed ^ 0x7072_6f62_6500_0000 ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let values: Vec<f32> = (0..c * size * size).map(|_| 0.5 * rng.normal()).collect();
+    Tensor::from_vec(values, (1, c, size, size), &Device::Cpu)
 }
 
 /// `lrnn probe` commands.
@@ -178,23 +186,25 @@ fn grey_background(path: &Path, size: usize) -> anyhow::Result<Vec<f32>> {
 pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
     match cmd {
         Probe::Activations { model, image, size, max_channels, out } => {
+            let seed = model.seed;
             let (model, what, mean) = load(model)?;
             let c = model.desc().in_channels();
             let size = size.unwrap_or_else(|| model.desc().input_size());
             let x = match image {
                 Some(p) => load_image(p, &model, size, mean.as_deref())?,
-                None => Tensor::randn(0f32, 0.5, (1, c, size, size), &Device::Cpu)?,
+                None => random_input(seed, 0, c, size)?,
             };
             write_activations(&model, &x, *max_channels, out)?;
             println!("({what}, {size}x{size} input)");
         }
         Probe::Erf { model, image, random, size, map, channel, y, x, mode, out } => {
+            let seed = model.seed;
             let (model, what, mean) = load(model)?;
             let c = model.desc().in_channels();
             let size = &size.unwrap_or_else(|| model.desc().input_size());
             let inputs: Vec<Tensor> = if image.is_empty() {
-                (0..*random)
-                    .map(|_| Tensor::randn(0f32, 0.5, (1, c, *size, *size), &Device::Cpu))
+                (0..*random as u64)
+                    .map(|i| random_input(seed, i, c, *size))
                     .collect::<candle_core::Result<_>>()?
             } else {
                 image
@@ -251,12 +261,13 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
             erf_compare(runs, images, map, *channel, (*y, *x), out)?;
         }
         Probe::Directions { model, image, size, map, out } => {
+            let seed = model.seed;
             let (model, what, mean) = load(model)?;
             let c = model.desc().in_channels();
             let size = &size.unwrap_or_else(|| model.desc().input_size());
             let x = match image {
                 Some(p) => load_image(p, &model, *size, mean.as_deref())?,
-                None => Tensor::randn(0f32, 0.5, (1, c, *size, *size), &Device::Cpu)?,
+                None => random_input(seed, 0, c, *size)?,
             };
             let effects = direction_contributions(&model, &x, map)?;
             if effects.is_empty() {

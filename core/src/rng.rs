@@ -28,6 +28,14 @@ impl Rng {
         (2.0 * self.uniform() - 1.0) * a
     }
 
+    /// Standard normal (Box-Muller), mean 0 and deviation 1.
+    pub fn normal(&mut self) -> f32 {
+        // `1 - uniform` is in (0, 1]: the logarithm is finite.
+        let u = 1.0 - self.uniform();
+        let v = self.uniform();
+        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+    }
+
     /// Uniform integer in `0..n` (`n > 0`).
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n.max(1) as u64) as usize
@@ -39,5 +47,26 @@ impl Rng {
             let j = self.below(i + 1);
             v.swap(i, j);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rng;
+
+    #[test]
+    fn normal_draws_are_finite_with_mean_zero_and_deviation_one() {
+        let mut rng = Rng(11);
+        let n = 200_000;
+        let draws: Vec<f64> = (0..n).map(|_| f64::from(rng.normal())).collect();
+        assert!(draws.iter().all(|d| d.is_finite()));
+        let mean = draws.iter().sum::<f64>() / f64::from(n);
+        let var = draws.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / f64::from(n);
+        // Standard errors: 1/sqrt(n) = 0.0022 for the mean, sqrt(2/n) = 0.0032 for the variance.
+        assert!(mean.abs() < 0.01, "mean {mean}");
+        assert!((var - 1.0).abs() < 0.015, "variance {var}");
+        // The tails: about 4.55% beyond two deviations.
+        let tail = draws.iter().filter(|d| d.abs() > 2.0).count() as f64 / f64::from(n);
+        assert!((tail - 0.0455).abs() < 0.003, "tail {tail}");
     }
 }
