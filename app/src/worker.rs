@@ -227,7 +227,7 @@ fn forward_maps(
             Ok(g.forward(ctx, x, Capture::All)?.into_activations())
         };
         match run(m) {
-            Ok(maps) => return Ok((maps, format!("GPU: {}", ctx.describe()))),
+            Ok(maps) => return Ok((maps, gpu_words(ctx))),
             Err(e) => device = format!("CPU (the GPU failed: {e})"),
         }
     }
@@ -484,8 +484,7 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
                 (true, Some(ctx)) => Some(ctx),
                 (true, None) => Some(GpuContext::new()?),
             };
-            let device =
-                state.gpu.as_ref().map_or("CPU (candle)".to_string(), |c| format!("GPU: {}", c.describe()));
+            let device = state.gpu.as_ref().map_or("CPU (candle)".to_string(), gpu_words);
             match (state.model.as_mut(), state.photo.as_ref()) {
                 (Some(m), Some(p)) => {
                     // Everything is recomputed on the new device, the CNN's labels too; weights
@@ -530,11 +529,12 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
                 insert_into_checkpoint(&m.dir, &[ins], out)?
             } else {
                 // An FCN: the pairs go into every head; written as a bare model folder.
+                // Whole or not at all (a temporary folder renamed at the end).
                 let fcn = m.model.with_lrnn_heads()?;
-                std::fs::create_dir_all(out)
-                    .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", out.display()))?;
-                fcn.desc().save(&out.join("model.json"))?;
-                fcn.save_weights(&out.join("weights.safetensors"))?;
+                lrnn_core::io::write_folder(out, |tmp| {
+                    fcn.desc().save(&tmp.join("model.json"))?;
+                    fcn.save_weights(&tmp.join("weights.safetensors"))
+                })?;
                 out.clone()
             };
             let mut nm = load_model(&dir)?;
@@ -553,5 +553,13 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
             let (x, _) = input_tensor(&snap, &p.original)?;
             Ok(Reply::Snapshot { step: *step, unit: unit.clone(), erf: erf_of(&snap.model, &x, unit)? })
         }
+    }
+}
+
+/// The GPU in words for the header, with the advice for a software OpenGL adapter.
+fn gpu_words(ctx: &GpuContext) -> String {
+    match ctx.advice() {
+        Some(advice) => format!("GPU: {} ({advice})", ctx.describe()),
+        None => format!("GPU: {}", ctx.describe()),
     }
 }
