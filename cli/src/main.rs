@@ -510,6 +510,9 @@ fn open_gpu(any_adapter: bool) -> Result<lrnn_core::gpu::GpuContext, String> {
             ctx.describe()
         ));
     }
+    if let Some(advice) = ctx.advice() {
+        eprintln!("note: {advice}");
+    }
     Ok(ctx)
 }
 

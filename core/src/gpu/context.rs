@@ -116,6 +116,19 @@ impl GpuContext {
         self.info.device_type == wgpu::DeviceType::Cpu
     }
 
+    /// A word of advice when the adapter is the slowest there is: a software rasteriser behind
+    /// OpenGL (llvmpipe), where wgpu compiles each kernel through GLSL (a tiny model takes tens
+    /// of seconds). A Vulkan driver gives lavapipe instead, many times faster.
+    pub fn advice(&self) -> Option<String> {
+        (self.is_software() && self.info.backend == wgpu::Backend::Gl).then(|| {
+            format!(
+                "{} is a software OpenGL renderer, the slowest path (tens of seconds even for a tiny \
+                 model); a Vulkan driver runs much faster (Debian: apt-get install mesa-vulkan-drivers)",
+                self.info.name
+            )
+        })
+    }
+
     /// An error when the device was lost (a driver reset, or [`Self::destroy`]): nothing may be
     /// recorded on it any more.
     ///
