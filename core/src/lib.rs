@@ -7,7 +7,8 @@
 //!    maps and the VOC palette, the size and memory limits every boundary checks.
 //! 2. [`nn`]: the paper's layers (the 1D spatial RNN in four directions with three cells, the
 //!    L-RNN module, the CNN module, fusions, pooling, insertion with `V = 0`, layer geometry)
-//!    and, in `nn::kernels`, how they run fast (fused CPU ops, the CUDA scan).
+//!    and, in `nn::kernels`, how they run fast (fused CPU ops, the CUDA scan). Beside it,
+//!    [`crf`]: the fully connected CRF that post-processes segmentations (permutohedral lattice).
 //! 3. [`models`]: descriptions of whole models, each lowered to one op graph
 //!    ([`models::graph`]) that every backend walks; the candle walker; captured maps.
 //! 4. [`io`]: files: safetensors, model folders, ONNX and `.pth` readers, atomic writes.
@@ -19,6 +20,7 @@
 //! Any forward pass can capture every per-direction hidden map (see [`nn::Forward`]).
 
 pub mod colour;
+pub mod crf;
 pub mod data;
 pub mod error;
 pub mod gpu;

@@ -17,6 +17,7 @@ const LAYERS: &[(&str, usize)] = &[
     ("colour", 0),
     ("limits", 0),
     ("nn", 1),
+    ("crf", 1),
     ("models", 2),
     ("io", 3),
     ("data", 4),

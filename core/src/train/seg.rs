@@ -85,3 +85,76 @@ pub fn evaluate_segmentation(model: &Model, set: &SegSet, batch: usize) -> crate
     }
     Ok(confusion)
 }
+
+/// The dense CRF over one image's scores: `logits` `[1, K, h, w]` (or `[K, h, w]`) at any size,
+/// upsampled bilinearly to the photo's `width x height` (as PyTorch's `align_corners=False`),
+/// then refined with the photo's colours (`rgb`, `height x width x 3` bytes). `progress` as
+/// for [`DenseCrf::infer`](crate::crf::DenseCrf::infer): `Ok(None)` when it stops the run.
+///
+/// # Errors
+/// Scores that are not 3- or 4-dimensional, a photo of the wrong size, the CRF's errors.
+pub fn crf_on_scores(
+    logits: &Tensor,
+    rgb: &[u8],
+    width: usize,
+    height: usize,
+    params: &crate::crf::CrfParams,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> crate::Result<Option<crate::crf::CrfOutput>> {
+    let logits = match logits.rank() {
+        3 => logits.unsqueeze(0)?,
+        4 => logits.narrow(0, 0, 1)?,
+        _ => return Err(crate::Error::Invalid(format!("CRF: scores of shape {:?}", logits.dims()))),
+    };
+    let (_, k, h, w) = logits.dims4()?;
+    let at_size = if (h, w) == (height, width) {
+        logits
+    } else {
+        logits.to_dtype(DType::F32)?.upsample_bilinear2d(height, width, false)?
+    };
+    let scores = at_size.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let crf = crate::crf::DenseCrf::new(rgb, width, height, params)?;
+    crf.infer(&scores, k, progress)
+}
+
+/// The confusion matrices of `model` over `set` without and with the dense CRF (each image
+/// refined at the set's size with its own colours). `progress(done, total)` counts images and
+/// stops the run when it returns `false` (then `Ok(None)`).
+///
+/// # Errors
+/// Candle and CRF errors.
+pub fn evaluate_segmentation_with_crf(
+    model: &Model,
+    set: &SegSet,
+    batch: usize,
+    params: &crate::crf::CrfParams,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> crate::Result<Option<(Confusion, Confusion)>> {
+    let classes = model.desc().classes().unwrap_or(set.classes.len()).max(set.classes.len());
+    let (mut plain, mut refined) = (Confusion::new(classes), Confusion::new(classes));
+    let (h, w) = set.size;
+    let idx: Vec<usize> = (0..set.len()).collect();
+    let mut done = 0;
+    for chunk in idx.chunks(batch.max(1)) {
+        let (x, _) = set.batch(chunk, None, model.device())?;
+        let logits = model.forward(&x, &mut Forward::eval())?;
+        for (j, &i) in chunk.iter().enumerate() {
+            let truth = set.label(i).labels;
+            let one = logits.narrow(0, j, 1)?;
+            plain.add(&pixel_predictions(&one)?[0], &truth);
+            // The set keeps pixels planar (3 x h x w); the CRF reads them interleaved.
+            let planes = &set.pixels[i * 3 * h * w..(i + 1) * 3 * h * w];
+            let rgb: Vec<u8> =
+                (0..h * w).flat_map(|p| [planes[p], planes[h * w + p], planes[2 * h * w + p]]).collect();
+            let Some(out) = crf_on_scores(&one, &rgb, w, h, params, &mut |_, _| true)? else {
+                return Ok(None);
+            };
+            refined.add(&out.labels, &truth);
+            done += 1;
+            if !progress(done, set.len()) {
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some((plain, refined)))
+}
