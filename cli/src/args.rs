@@ -69,6 +69,33 @@ pub fn non_negative(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// A finite positive `f32` (a CRF kernel's width).
+pub fn positive_f32(s: &str) -> Result<f32, String> {
+    let v = positive(s)?;
+    if v > f64::from(f32::MAX) {
+        return Err(format!("{v} is beyond f32"));
+    }
+    Ok(v as f32)
+}
+
+/// A finite `f32` at least 0 (a CRF kernel's weight).
+pub fn non_negative_f32(s: &str) -> Result<f32, String> {
+    let v = non_negative(s)?;
+    if v > f64::from(f32::MAX) {
+        return Err(format!("{v} is beyond f32"));
+    }
+    Ok(v as f32)
+}
+
+/// A number of mean-field updates: 0 to 1000.
+pub fn iterations(s: &str) -> Result<usize, String> {
+    let v: usize = s.trim().parse().map_err(|_| format!("`{s}` is not a whole number"))?;
+    if v > lrnn_core::crf::MAX_ITERATIONS {
+        return Err(format!("{v} is above {}", lrnn_core::crf::MAX_ITERATIONS));
+    }
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

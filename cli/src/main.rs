@@ -10,6 +10,7 @@
 //!   L-RNN module carries across the image.
 
 mod args;
+mod crf_cmd;
 mod demo;
 mod fetch;
 mod probe_cmd;
@@ -130,6 +131,11 @@ enum Command {
         /// Images per batch.
         #[arg(long, default_value_t = 16, value_parser = crate::args::count)]
         batch: usize,
+        /// Segmentation: the scores also after the dense CRF, beside those without.
+        #[arg(long)]
+        crf: bool,
+        #[command(flatten)]
+        crf_args: crf_cmd::CrfArgs,
     },
     /// Describe a dataset: image count, shape, images per class; optionally a contact sheet.
     Dataset {
@@ -230,6 +236,27 @@ enum Command {
         /// Where to run (as for `run`; `wgpu` reads back only the labels, never the score maps).
         #[arg(long, value_enum, default_value_t = RunDevice::Auto)]
         device: RunDevice,
+        /// Refine each label map with the dense CRF over the photo (the scores upsampled
+        /// bilinearly to its size; computed on the CPU).
+        #[arg(long)]
+        crf: bool,
+        #[command(flatten)]
+        crf_args: crf_cmd::CrfArgs,
+    },
+    /// Refine a network's scores over a photo with the fully connected CRF (Krähenbühl & Koltun,
+    /// mean field on the permutohedral lattice): a VOC-palette PNG of label indices.
+    Crf {
+        /// The photo.
+        #[arg(long)]
+        image: PathBuf,
+        /// safetensors with `scores` `[C, H, W]` (or `[1, C, H, W]`): logits at the photo's size.
+        #[arg(long)]
+        scores: PathBuf,
+        /// The label PNG to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        crf: crf_cmd::CrfArgs,
     },
     /// Score predicted label PNGs (palette or grey, `<id>.png`) against a PASCAL VOC split:
     /// pixel accuracy, mean IoU and the IoU of every class (label 255 ignored).
@@ -300,7 +327,7 @@ fn main() -> ExitCode {
         }
         Command::Init { model, output, seed, trunk } => init(&model, &output, seed, trunk.as_deref()),
         Command::Info { model } => info(&model),
-        Command::Predict { model, weights, voc, split, images, size, out, device } => {
+        Command::Predict { model, weights, voc, split, images, size, out, device, crf, crf_args } => {
             (|| -> anyhow::Result<()> {
                 let model = Model::load(ModelDesc::from_name_or_file(&model)?, &weights, &Device::Cpu)?;
                 let list: Vec<(String, PathBuf)> = match voc {
@@ -340,7 +367,12 @@ fn main() -> ExitCode {
                     lrnn_core::io::refuse_overwriting_inputs(&target, list.iter().map(|(_, p)| p.as_path()))?;
                 }
                 let size = size.unwrap_or_else(|| model.desc().input_size());
+                let crf = crf.then(|| crf_args.params());
                 let gpu = match device {
+                    _ if crf.is_some() => {
+                        println!("device: CPU (--crf needs the score maps)");
+                        None
+                    }
                     RunDevice::Cpu => {
                         println!("device: CPU");
                         None
@@ -368,7 +400,7 @@ fn main() -> ExitCode {
                         }
                     }
                 };
-                seg_cmd::predict(&model, gpu, &list, size, &out)
+                seg_cmd::predict(&model, gpu, &list, size, &out, crf.as_ref())
             })()
         }
         Command::Score { pred, voc, split } => seg_cmd::score(&pred, &voc, &split),
@@ -380,9 +412,15 @@ fn main() -> ExitCode {
         Command::Train(args) => train_cmd::train(&args),
         Command::TrainSeg(args) => seg_cmd::train_seg(&args),
         Command::Probe(p) => probe_cmd::probe(&p),
-        Command::Eval { run, data, path, split, batch } => {
-            train_cmd::eval(&run, data.as_deref(), path.as_deref(), split.as_deref(), batch)
-        }
+        Command::Eval { run, data, path, split, batch, crf, crf_args } => train_cmd::eval(
+            &run,
+            data.as_deref(),
+            path.as_deref(),
+            split.as_deref(),
+            batch,
+            crf.then(|| crf_args.params()).as_ref(),
+        ),
+        Command::Crf { image, scores, out, crf } => crf_cmd::crf(&image, &scores, &out, &crf),
         Command::Dataset { format, voc_out: Some(out), count, size, seed, .. } if format == "scenes" => {
             seg_cmd::export_scenes(&out, count, size, seed)
         }

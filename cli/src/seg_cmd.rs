@@ -49,6 +49,7 @@ pub fn predict(
     images: &[(String, std::path::PathBuf)],
     size: usize,
     out: &Path,
+    crf: Option<&lrnn_core::crf::CrfParams>,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     use lrnn_core::data::photo::{photo_input, read_photo};
@@ -78,11 +79,24 @@ pub fn predict(
             },
             None => None,
         };
-        let map = match on_gpu {
-            Some(map) => map,
-            None => {
+        let map = match (on_gpu, crf) {
+            (Some(map), _) => map,
+            (None, None) => {
                 let scores = model.forward(&x, &mut Forward::eval())?;
                 lrnn_core::train::seg::predicted_labels(&scores, w, h)?
+            }
+            (None, Some(params)) => {
+                let scores = model.forward(&x, &mut Forward::eval())?;
+                let refined = lrnn_core::train::seg::crf_on_scores(
+                    &scores,
+                    photo.as_raw(),
+                    w,
+                    h,
+                    params,
+                    &mut |_, _| true,
+                )?
+                .ok_or_else(|| anyhow::anyhow!("stopped"))?;
+                LabelMap { width: w, height: h, labels: refined.labels }
             }
         };
         write_label_png(&out.join(format!("{id}.png")), &map)?;

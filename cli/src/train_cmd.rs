@@ -269,6 +269,7 @@ pub fn eval(
     path: Option<&Path>,
     split: Option<&str>,
     batch: usize,
+    crf: Option<&lrnn_core::crf::CrfParams>,
 ) -> anyhow::Result<()> {
     let ckpt = Checkpoint::open(run, &Device::Cpu)?;
     let what = ckpt.describe();
@@ -286,23 +287,53 @@ pub fn eval(
     println!("checkpoint {what}");
     if source.format.is_segmentation() {
         let split = split.unwrap_or("val");
+        // Only the split scored is read from a VOC tree (generated scenes draw both splits
+        // from one seed: the validation scenes stay those training held out).
+        let (max_train, max_val) = match (source.format, split) {
+            (data::Format::Voc, "train") => (None, Some(0)),
+            (data::Format::Voc, _) => (Some(0), None),
+            _ => (None, None),
+        };
         let splits = data::load_segmentation(
             source.format,
             &source.path,
             source.segmentation_size(),
             source.scenes,
-            None,
-            None,
+            max_train,
+            max_val,
         )?;
         let set = match split {
             "train" => &splits.train,
             "val" | "validation" => &splits.val,
             other => bail!("unknown split `{other}` for segmentation data; known: train, val"),
         };
-        let confusion = lrnn_core::train::seg::evaluate_segmentation(&model, set, batch)?;
         println!("{split}: {} images of {}x{}", set.len(), set.size.1, set.size.0);
-        crate::seg_cmd::print_scores(&confusion, &set.classes);
+        let Some(params) = crf else {
+            let confusion = lrnn_core::train::seg::evaluate_segmentation(&model, set, batch)?;
+            crate::seg_cmd::print_scores(&confusion, &set.classes);
+            return Ok(());
+        };
+        let bar = indicatif::ProgressBar::new(set.len() as u64);
+        let scored = lrnn_core::train::seg::evaluate_segmentation_with_crf(
+            &model,
+            set,
+            batch,
+            params,
+            &mut |done, _| {
+                bar.set_position(done as u64);
+                true
+            },
+        )?;
+        bar.finish_and_clear();
+        let Some((plain, refined)) = scored else { bail!("stopped") };
+        println!("without the CRF:");
+        crate::seg_cmd::print_scores(&plain, &set.classes);
+        println!("with the CRF ({} updates):", params.iterations);
+        crate::seg_cmd::print_scores(&refined, &set.classes);
         return Ok(());
+    }
+    if crf.is_some() {
+        bail!("--crf refines segmentations; {what} is a classifier");
     }
     let split = split.unwrap_or("test");
     let splits = data::load(source.format, &source.path)?;

@@ -118,10 +118,17 @@ pub fn load_segmentation(
         )));
     }
     match format {
-        Format::Voc => Ok(SegSplits {
-            train: voc::VocSplit::open(path, "train")?.load_resized(size, max_train)?,
-            val: voc::VocSplit::open(path, "val")?.load_resized(size, max_val)?,
-        }),
+        Format::Voc => {
+            // A split asked for none of its images is not read (a tree may lack its list).
+            let load = |split: &str, max: Option<usize>| -> Result<seg_set::SegSet> {
+                if max == Some(0) {
+                    let classes = voc::VOC_CLASSES.iter().map(|c| (*c).to_string()).collect();
+                    return Ok(seg_set::SegSet::new((size, size), classes));
+                }
+                voc::VocSplit::open(path, split)?.load_resized(size, max)
+            };
+            Ok(SegSplits { train: load("train", max_train)?, val: load("val", max_val)? })
+        }
         Format::Scenes => {
             let mut task = scenes_task.unwrap_or_default();
             task.size = size;
