@@ -39,6 +39,9 @@ pub enum Job {
     Spectra,
     /// Run the forward passes on the GPU through wgpu (`true`) or on the CPU, and recompute.
     Compute(bool),
+    /// Refine every segmentation with the dense CRF from now on (`Some`: its settings) or not,
+    /// and recompute.
+    Crf(Option<lrnn_core::crf::CrfParams>),
     /// Read or write files.
     File(FileJob),
     /// The ERF of `unit` under a fine-tuning snapshot's weights (for the timeline).
@@ -95,6 +98,8 @@ impl Job {
             Job::File(FileJob::Export { path, .. }) => format!("writing {}", path.display()),
             Job::File(FileJob::SaveCheckpoint { dest, .. }) => format!("writing {}", dest.display()),
             Job::Compute(gpu) => format!("switching to the {}", if *gpu { "GPU" } else { "CPU" }),
+            Job::Crf(Some(p)) => format!("refining the labels with the dense CRF ({} updates)", p.iterations),
+            Job::Crf(None) => "recomputing without the dense CRF".to_string(),
         }
     }
 }

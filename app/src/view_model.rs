@@ -159,6 +159,8 @@ pub struct Segmentation {
     pub truth: Option<Vec<u8>>,
     /// Where the ground truth came from, or why there is none.
     pub truth_note: String,
+    /// The model's labels refined by the dense CRF over the photo, when the CRF is switched on.
+    pub crf: Option<Vec<u8>>,
 }
 
 /// The ERF of one unit as values over the model input, with its mass numbers.

@@ -82,6 +82,7 @@ fn segment(
     x: &Tensor,
     scores: &Tensor,
     gpu: Option<&GpuContext>,
+    crf: Option<&lrnn_core::crf::CrfParams>,
 ) -> anyhow::Result<Option<Segmentation>> {
     let ModelDesc::Fcn(cfg) = m.model.desc() else { return Ok(None) };
     let size = (p.original.width() as usize, p.original.height() as usize);
@@ -95,6 +96,19 @@ fn segment(
         _ => (0..cfg.classes).map(|i| format!("class {i}")).collect(),
     };
     let prediction = labels_at(scores, size)?;
+    // The scores upsampled to the photo's size, refined over its colours.
+    let crf = match crf {
+        Some(params) => lrnn_core::train::seg::crf_on_scores(
+            scores,
+            p.original.as_raw(),
+            size.0,
+            size.1,
+            params,
+            &mut |_, _| true,
+        )?
+        .map(|o| o.labels),
+        None => None,
+    };
     let kept = m.photo_labels.take().filter(|k| k.photo == p.path);
     let kept = match kept {
         Some(k) => k,
@@ -116,6 +130,7 @@ fn segment(
         cnn: kept.cnn.clone(),
         truth: kept.truth.clone(),
         truth_note: kept.truth_note.clone(),
+        crf,
     };
     m.photo_labels = Some(kept);
     Ok(Some(seg))
@@ -205,6 +220,8 @@ struct WorkerState {
     photo: Option<Photo>,
     /// The GPU forward passes run on, when chosen.
     gpu: Option<GpuContext>,
+    /// The dense CRF's settings while it is switched on.
+    crf: Option<lrnn_core::crf::CrfParams>,
 }
 
 /// Every captured map and the output of `m` on `x`: on the GPU when one is given (its weights
@@ -297,7 +314,12 @@ fn input_tensor(m: &Loaded, original: &RgbImage) -> anyhow::Result<(Tensor, RgbI
     Ok((input.tensor, input.seen))
 }
 
-fn analysis(m: &mut Loaded, p: &Photo, gpu: Option<&GpuContext>) -> anyhow::Result<Analysis> {
+fn analysis(
+    m: &mut Loaded,
+    p: &Photo,
+    gpu: Option<&GpuContext>,
+    crf: Option<&lrnn_core::crf::CrfParams>,
+) -> anyhow::Result<Analysis> {
     let (x, input) = input_tensor(m, &p.original)?;
     let mut maps = Vec::new();
     let mut classes = Vec::new();
@@ -352,7 +374,7 @@ fn analysis(m: &mut Loaded, p: &Photo, gpu: Option<&GpuContext>) -> anyhow::Resu
         _ => vec![],
     };
     let segmentation = match &output {
-        Some(scores) if scores.rank() == 4 => segment(m, p, &x, scores, gpu)?,
+        Some(scores) if scores.rank() == 4 => segment(m, p, &x, scores, gpu, crf)?,
         _ => None,
     };
     Ok(Analysis {
@@ -462,7 +484,7 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
                 // The photo (or its mask) may have changed on disk: nothing kept for it holds.
                 m.photo_labels = None;
             }
-            let a = analysis(m, p, state.gpu.as_ref())?;
+            let a = analysis(m, p, state.gpu.as_ref(), state.crf.as_ref())?;
             if let Some(nm) = new_model {
                 state.model = Some(nm);
             }
@@ -476,7 +498,7 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
             m.scale.set(*s)?;
             let p = need(&state.photo, "photo")?;
             let m = state.model.as_mut().ok_or_else(|| anyhow::anyhow!("no model is loaded"))?;
-            Ok(Reply::Loaded(Box::new(analysis(m, p, state.gpu.as_ref())?)))
+            Ok(Reply::Loaded(Box::new(analysis(m, p, state.gpu.as_ref(), state.crf.as_ref())?)))
         }
         Job::Compute(on) => {
             state.gpu = match (*on, state.gpu.take()) {
@@ -491,9 +513,21 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
                     // uploaded to an earlier device are not used on a new one.
                     m.photo_labels = None;
                     (m.gpu, m.gpu_cnn) = (None, None);
-                    Ok(Reply::Loaded(Box::new(analysis(m, p, state.gpu.as_ref())?)))
+                    Ok(Reply::Loaded(Box::new(analysis(m, p, state.gpu.as_ref(), state.crf.as_ref())?)))
                 }
                 _ => Ok(Reply::Device(device)),
+            }
+        }
+        Job::Crf(params) => {
+            state.crf = *params;
+            match (state.model.as_mut(), state.photo.as_ref()) {
+                (Some(m), Some(p)) => {
+                    Ok(Reply::Loaded(Box::new(analysis(m, p, state.gpu.as_ref(), state.crf.as_ref())?)))
+                }
+                _ => Ok(Reply::Written(format!(
+                    "the dense CRF is {}",
+                    if params.is_some() { "on" } else { "off" }
+                ))),
             }
         }
         Job::Erf(unit) => {
@@ -538,7 +572,7 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
                 out.clone()
             };
             let mut nm = load_model(&dir)?;
-            let a = analysis(&mut nm, need(&state.photo, "photo")?, state.gpu.as_ref())?;
+            let a = analysis(&mut nm, need(&state.photo, "photo")?, state.gpu.as_ref(), state.crf.as_ref())?;
             state.model = Some(nm);
             Ok(Reply::Loaded(Box::new(a)))
         }

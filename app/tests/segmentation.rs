@@ -76,11 +76,56 @@ fn the_scenes_segmenter_shows_prediction_truth_its_cnn_and_running_scores() {
     let (p, q) = (photo.get_pixel(40, 40).0, img.get_pixel(40, 40).0);
     assert!(p.iter().zip(q).all(|(a, b)| a.abs_diff(b) < 12), "opacity 0: the photo, {p:?} vs {q:?}");
     let text = std::fs::read_to_string(&csv).unwrap();
-    assert!(text.starts_with("class,photo_iou,photo_iou_cnn,running_iou,running_iou_cnn,running_photos\n"));
+    assert!(text.starts_with(
+        "class,photo_iou,photo_iou_cnn,photo_iou_crf,running_iou,running_iou_cnn,running_iou_crf,running_photos\n"
+    ));
     assert!(text.contains("red-marked object,") && text.lines().count() == 4, "{text}");
     h.state_mut().show_view(View::Layers);
     h.run_steps(2);
     assert!(h.state().map_names().contains(&"fc7.lr".to_string()), "{:?}", h.state().map_names());
+}
+
+#[test]
+fn the_dense_crf_switch_refines_the_labels_and_scores_them_beside_the_networks() {
+    let mut h = open_demo("seg-crf");
+    h.run_steps(2);
+    h.get_by_label("dense CRF").click();
+    h.run_steps(1);
+    settle(&mut h, Duration::from_secs(300)).unwrap();
+    assert_eq!(h.state().error(), None);
+    let s = h.state().analysis().unwrap().segmentation.clone().unwrap();
+    let crf = s.crf.clone().expect("the CRF's labels");
+    assert_eq!(crf.len(), s.prediction.len());
+    // On the flat-coloured scenes the CRF keeps the objects and cleans their borders.
+    let truth = s.truth.clone().unwrap();
+    let iou = |labels: &[u8]| {
+        let mut c = Confusion::new(3);
+        c.add(labels, &truth);
+        c.mean_iou().unwrap()
+    };
+    assert!(iou(&crf) >= iou(&s.prediction) - 0.01, "CRF {} vs {}", iou(&crf), iou(&s.prediction));
+    h.run_steps(3);
+    h.get_by_label("after the dense CRF");
+    h.get_by_label("where the CRF changes the labels");
+    h.get_by_label_contains("the dense CRF changes");
+    assert_eq!(h.query_all_by_label("with the CRF").count(), 2, "photo and running columns");
+    common::snapshot(&mut h, "segmentation_crf");
+    // It stays on for the next scene; its export has six panels and the CRF's IoU.
+    h.key_press(egui::Key::ArrowRight);
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    assert!(h.state().analysis().unwrap().segmentation.as_ref().unwrap().crf.is_some());
+    let dir = temp("seg-crf-export");
+    let (png, csv) = h.state().export_to(&dir.join("seg")).unwrap();
+    assert!(image::open(&png).unwrap().width() >= 6 * 96);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let red = text.lines().find(|l| l.starts_with("red-marked object,")).unwrap();
+    let crf_iou: f64 = red.split(',').nth(3).unwrap().parse().unwrap();
+    assert!(crf_iou > 0.5, "{red}");
+    // Off again: no CRF labels.
+    h.get_by_label("dense CRF").click();
+    h.run_steps(1);
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    assert!(h.state().analysis().unwrap().segmentation.as_ref().unwrap().crf.is_none());
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The Segmentation view: an FCN's prediction in the VOC palette over the photo (with an opacity
 //! slider), the ground truth beside it when the photo sits in a VOC tree, the same network with
-//! every `V` at zero (the CNN its L-RNNs were inserted into) and where the two differ, with
-//! per-image and running per-class IoU for both.
+//! every `V` at zero (the CNN its L-RNNs were inserted into) and where the two differ, and, with
+//! the dense CRF switched on, the labels it refines and where it changes them; per-image and
+//! running per-class IoU for each.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,31 +19,45 @@ use crate::view_model::{Analysis, Segmentation};
 /// The longest side the view draws a picture at.
 const SHOWN: u32 = 420;
 
-/// The view's own state: the overlay's opacity, the running scores and the numbers on show.
+/// The view's own state: the overlay's opacity, the CRF switch, the running scores and the
+/// numbers on show.
 pub struct SegView {
     /// Opacity of the class colours over the photo.
     pub opacity: f32,
+    /// Whether the dense CRF refines the labels (the worker computes it with every analysis).
+    pub crf: bool,
     tally: Tally,
     shown: Shown,
 }
 
 impl Default for SegView {
     fn default() -> Self {
-        Self { opacity: 0.6, tally: Tally::default(), shown: Shown::default() }
+        Self { opacity: 0.6, crf: false, tally: Tally::default(), shown: Shown::default() }
     }
+}
+
+/// One photo's confusion matrices: the model's, its CNN's and the model's after the CRF.
+#[derive(Clone)]
+struct PhotoScores {
+    model: Confusion,
+    cnn: Option<Confusion>,
+    crf: Option<Confusion>,
 }
 
 /// The numbers the view shows for the current analysis, computed once when it arrives (not every
 /// frame: each is a pass over every pixel of the photo).
 #[derive(Default)]
 struct Shown {
-    /// The photo's matrices (the model's, its CNN's), when it has a ground truth.
-    photo: Option<(Confusion, Option<Confusion>)>,
-    /// The running totals (the model's, its CNN's).
+    /// The photo's matrices, when it has a ground truth.
+    photo: Option<PhotoScores>,
+    /// The running totals (the model's, its CNN's, after the CRF: over the photos it refined).
     total: Option<Confusion>,
     total_cnn: Option<Confusion>,
+    total_crf: Option<Confusion>,
     /// The fraction of pixels whose label the L-RNN changes from its CNN's.
     changed: Option<f64>,
+    /// The fraction of pixels whose label the CRF changes.
+    crf_changed: Option<f64>,
     /// Which labels (0..=255) appear in the prediction or the truth, for the legend.
     present: Vec<bool>,
 }
@@ -53,7 +68,7 @@ struct Shown {
 struct Tally {
     model: PathBuf,
     scale: f64,
-    photos: BTreeMap<PathBuf, (Confusion, Option<Confusion>)>,
+    photos: BTreeMap<PathBuf, PhotoScores>,
 }
 
 /// The scores of one prediction against the truth.
@@ -72,36 +87,42 @@ impl SegView {
             self.tally = Tally { model: a.model_dir.clone(), scale: a.scale, photos: BTreeMap::new() };
         }
         let k = s.classes.len();
-        let photo = s
-            .truth
-            .as_ref()
-            .map(|t| (confusion(k, &s.prediction, t), s.cnn.as_ref().map(|c| confusion(k, c, t))));
+        let photo = s.truth.as_ref().map(|t| PhotoScores {
+            model: confusion(k, &s.prediction, t),
+            cnn: s.cnn.as_ref().map(|c| confusion(k, c, t)),
+            crf: s.crf.as_ref().map(|c| confusion(k, c, t)),
+        });
         if let Some(p) = &photo {
             self.tally.photos.insert(a.photo.clone(), p.clone());
         }
         let mut present = vec![false; 256];
-        for &l in s.prediction.iter().chain(s.truth.iter().flatten()) {
+        for &l in s.prediction.iter().chain(s.truth.iter().flatten()).chain(s.crf.iter().flatten()) {
             present[usize::from(l)] = true;
         }
-        let changed = s.cnn.as_ref().map(|c| {
-            s.prediction.iter().zip(c).filter(|(a, b)| a != b).count() as f64
+        let differ = |other: &Vec<u8>| {
+            s.prediction.iter().zip(other).filter(|(a, b)| a != b).count() as f64
                 / s.prediction.len().max(1) as f64
-        });
-        self.shown = Shown { photo, total: None, total_cnn: None, changed, present };
+        };
+        let (changed, crf_changed) = (s.cnn.as_ref().map(differ), s.crf.as_ref().map(differ));
+        self.shown =
+            Shown { photo, total: None, total_cnn: None, total_crf: None, changed, crf_changed, present };
         self.sum_up(k);
     }
 
     /// Recomputes the running totals of the photos in the tally.
     fn sum_up(&mut self, classes: usize) {
         let mut model = Confusion::new(classes);
-        let mut cnn: Option<Confusion> = None;
-        for (m, c) in self.tally.photos.values().filter(|(m, _)| m.classes() == classes) {
-            model.merge(m);
-            if let Some(c) = c {
+        let (mut cnn, mut crf): (Option<Confusion>, Option<Confusion>) = (None, None);
+        for p in self.tally.photos.values().filter(|p| p.model.classes() == classes) {
+            model.merge(&p.model);
+            if let Some(c) = &p.cnn {
                 cnn.get_or_insert_with(|| Confusion::new(classes)).merge(c);
             }
+            if let Some(c) = &p.crf {
+                crf.get_or_insert_with(|| Confusion::new(classes)).merge(c);
+            }
         }
-        (self.shown.total, self.shown.total_cnn) = (Some(model), cnn);
+        (self.shown.total, self.shown.total_cnn, self.shown.total_crf) = (Some(model), cnn, crf);
     }
 }
 
@@ -132,7 +153,26 @@ fn titles(a: &Analysis, s: &Segmentation) -> Vec<String> {
         out.push("its CNN (every V = 0)".to_string());
         out.push("where the L-RNN changes the CNN's labels".to_string());
     }
+    if s.crf.is_some() {
+        out.push("after the dense CRF".to_string());
+        out.push("where the CRF changes the labels".to_string());
+    }
     out
+}
+
+/// Where `other` differs from `pred`: `other`'s class colour there, the photo dimmed elsewhere.
+fn difference(photo: &RgbImage, pred: &[u8], other: &[u8], (w, h): (usize, usize)) -> RgbImage {
+    let palette = lrnn_core::colour::palette();
+    RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let i = y as usize * w + x as usize;
+        if pred[i] == other[i] {
+            let p = photo.get_pixel(x, y).0;
+            let g = ((u16::from(p[0]) + u16::from(p[1]) + u16::from(p[2])) / 9) as u8;
+            image::Rgb([g, g, g])
+        } else {
+            image::Rgb(palette[usize::from(other[i])])
+        }
+    })
 }
 
 /// The pictures of the view (see [`titles`]): prediction over the photo, ground truth, the CNN's
@@ -150,18 +190,13 @@ fn pictures(a: &Analysis, s: &Segmentation, opacity: f32) -> Vec<RgbImage> {
     if let Some(c) = &s.cnn {
         let cnn = shrink(c, s.size, (w, h));
         out.push(label_overlay(photo.as_raw(), &cnn, w, h, opacity));
-        let palette = lrnn_core::colour::palette();
-        let diff = RgbImage::from_fn(w as u32, h as u32, |x, y| {
-            let i = y as usize * w + x as usize;
-            if pred[i] == cnn[i] {
-                let p = photo.get_pixel(x, y).0;
-                let g = ((u16::from(p[0]) + u16::from(p[1]) + u16::from(p[2])) / 9) as u8;
-                image::Rgb([g, g, g])
-            } else {
-                image::Rgb(palette[usize::from(pred[i])])
-            }
-        });
-        out.push(diff);
+        // (the model's colour where the L-RNN changed its CNN's label)
+        out.push(difference(&photo, &cnn, &pred, (w, h)));
+    }
+    if let Some(c) = &s.crf {
+        let crf = shrink(c, s.size, (w, h));
+        out.push(label_overlay(photo.as_raw(), &crf, w, h, opacity));
+        out.push(difference(&photo, &pred, &crf, (w, h)));
     }
     out
 }
@@ -170,6 +205,15 @@ impl SegView {
     /// The photos in the running scores.
     pub fn running_photos(&self) -> usize {
         self.tally.photos.len()
+    }
+
+    /// Switches the dense CRF on or off (the worker recomputes the segmentation).
+    pub fn set_crf(&mut self, shared: &mut Shared, on: bool) {
+        self.crf = on;
+        let params = on.then(lrnn_core::crf::CrfParams::default);
+        let what =
+            if on { "refining the labels with the dense CRF" } else { "recomputing without the dense CRF" };
+        shared.send(crate::protocol::Job::Crf(params), what);
     }
 
     /// Sets the overlay's opacity.
@@ -200,12 +244,18 @@ impl Panel for SegView {
             ));
             return;
         };
+        let mut crf = self.crf;
         ui.horizontal(|ui| {
             ui.add(egui::Slider::new(&mut self.opacity, 0.0..=1.0).text("opacity of the class colours"));
             if ui.button("Reset the running scores").clicked() {
                 self.tally.photos.clear();
                 self.sum_up(s.classes.len());
             }
+            ui.checkbox(&mut crf, "dense CRF").on_hover_text(
+                "Refine the labels with a fully connected CRF over the photo (Krähenbühl & Koltun; \
+                 5 mean-field updates, smoothness σ 3 px weight 3, appearance σ 80 px and 13 \
+                 colour levels weight 10), as the paper does after FCN-8s-LRNN",
+            );
         });
         ui.label(&s.truth_note);
         let opacity = self.opacity;
@@ -224,20 +274,31 @@ impl Panel for SegView {
                 .map(|(i, img)| shared.textures.get(ui.ctx(), &format!("{key}/{i}"), || color_image(img)))
                 .collect()
         };
-        ui.horizontal_wrapped(|ui| {
-            for (title, tex) in titles.iter().zip(&textures) {
+        // One row when the pictures fit at 200 points or more (up to 280), else rows of as many
+        // as fit. Small photos (the 96 px scenes) are enlarged, large ones shrunk.
+        let gap = ui.spacing().item_spacing.x;
+        let count = textures.len().max(1) as f32;
+        let width = ui.available_width();
+        let side = ((width - gap * (count - 1.0)) / count).clamp(200.0, 280.0);
+        let columns = (((width + gap) / (side + gap)).floor() as usize).max(1);
+        egui::Grid::new("seg-pictures").num_columns(columns).spacing([gap, 8.0]).show(ui, |ui| {
+            for (i, (title, tex)) in titles.iter().zip(&textures).enumerate() {
                 ui.vertical(|ui| {
-                    ui.label(title);
-                    // Small photos (the 96 px scenes) are enlarged, large ones shrunk, to 280 points.
+                    ui.set_width(side);
+                    ui.add(egui::Label::new(title.as_str()).truncate());
                     let size = tex.size_vec2();
-                    let k = 280.0 / size.x.max(size.y).max(1.0);
+                    let k = side / size.x.max(size.y).max(1.0);
                     ui.add(egui::Image::new(tex).fit_to_exact_size(size * k));
                 });
+                if (i + 1) % columns == 0 {
+                    ui.end_row();
+                }
             }
         });
         let shown = &self.shown;
         legend(ui, &s.classes, &shown.present);
-        let (photo, total, total_cnn) = (&shown.photo, &shown.total, &shown.total_cnn);
+        let (photo, total, total_cnn, total_crf) =
+            (&shown.photo, &shown.total, &shown.total_cnn, &shown.total_crf);
         let n = self.tally.photos.len();
         if let Some(changed) = shown.changed {
             ui.label(format!(
@@ -245,26 +306,44 @@ impl Panel for SegView {
                 100.0 * changed
             ));
         }
+        if let Some(changed) = shown.crf_changed {
+            ui.label(format!("the dense CRF changes {:.1}% of the pixels' labels", 100.0 * changed));
+        } else if self.crf {
+            ui.label("the dense CRF is on: it refines the next segmentation");
+        }
+        let (with_cnn, with_crf) = (s.cnn.is_some(), s.crf.is_some());
         egui::Grid::new("seg-scores").striped(true).show(ui, |ui| {
             ui.strong("");
             ui.strong("this photo");
-            if s.cnn.is_some() {
+            if with_cnn {
                 ui.strong("its CNN");
             }
+            if with_crf {
+                ui.strong("with the CRF");
+            }
             ui.strong(format!("running, {n} photo{}", if n == 1 { "" } else { "s" }));
-            if s.cnn.is_some() {
+            if with_cnn {
                 ui.strong("its CNN");
+            }
+            if with_crf {
+                ui.strong("with the CRF");
             }
             ui.end_row();
             let row = |ui: &mut egui::Ui, name: &str, f: &dyn Fn(&Confusion) -> Option<f64>| {
                 ui.label(name);
-                ui.label(pct(photo.as_ref().and_then(|(m, _)| f(m))));
-                if s.cnn.is_some() {
-                    ui.label(pct(photo.as_ref().and_then(|(_, c)| c.as_ref().and_then(f))));
+                ui.label(pct(photo.as_ref().and_then(|p| f(&p.model))));
+                if with_cnn {
+                    ui.label(pct(photo.as_ref().and_then(|p| p.cnn.as_ref().and_then(f))));
+                }
+                if with_crf {
+                    ui.label(pct(photo.as_ref().and_then(|p| p.crf.as_ref().and_then(f))));
                 }
                 ui.label(pct(total.as_ref().and_then(f)));
-                if s.cnn.is_some() {
+                if with_cnn {
                     ui.label(pct(total_cnn.as_ref().and_then(f)));
+                }
+                if with_crf {
+                    ui.label(pct(total_crf.as_ref().and_then(f)));
                 }
                 ui.end_row();
             };
@@ -281,6 +360,9 @@ impl Panel for SegView {
             ui.label("Scores need a ground truth: open a VOC tree (Photo menu) or the bundled scenes.");
         }
         export_button(ui, shared, View::Segmentation, |s| self.export(s));
+        if crf != self.crf {
+            self.set_crf(shared, crf);
+        }
     }
 
     fn export(&self, shared: &Shared) -> Option<Export> {
@@ -288,20 +370,24 @@ impl Panel for SegView {
         let s = a.segmentation.as_ref()?;
         let pics = pictures(a, s, self.opacity);
         let shown = &self.shown;
-        let (photo, total, total_cnn) = (&shown.photo, &shown.total, &shown.total_cnn);
+        let (photo, total, total_cnn, total_crf) =
+            (&shown.photo, &shown.total, &shown.total_cnn, &shown.total_crf);
         let n = self.tally.photos.len();
-        let mut csv =
-            String::from("class,photo_iou,photo_iou_cnn,running_iou,running_iou_cnn,running_photos\n");
+        let mut csv = String::from(
+            "class,photo_iou,photo_iou_cnn,photo_iou_crf,running_iou,running_iou_cnn,running_iou_crf,running_photos\n",
+        );
         let num = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
         let iou = |c: Option<&Confusion>, i: usize| c.and_then(|c| c.iou().get(i).copied().flatten());
         for (i, name) in s.classes.iter().enumerate() {
-            let (pm, pc) = photo.as_ref().map_or((None, None), |(m, c)| (Some(m), c.as_ref()));
+            let p = photo.as_ref();
             csv.push_str(&format!(
-                "{name},{},{},{},{},{n}\n",
-                num(iou(pm, i)),
-                num(iou(pc, i)),
+                "{name},{},{},{},{},{},{},{n}\n",
+                num(iou(p.map(|p| &p.model), i)),
+                num(iou(p.and_then(|p| p.cnn.as_ref()), i)),
+                num(iou(p.and_then(|p| p.crf.as_ref()), i)),
                 num(iou(total.as_ref(), i)),
-                num(iou(total_cnn.as_ref(), i))
+                num(iou(total_cnn.as_ref(), i)),
+                num(iou(total_crf.as_ref(), i))
             ));
         }
         Some(Export { picture: side_by_side(&pics, 8), csv })
