@@ -175,7 +175,7 @@ impl Lattice {
             });
         // Number the vertices in the order the points meet them (as the reference's hash table).
         let mut table: HashMap<Key, u32, BuildHasherDefault<KeyHasher>> =
-            HashMap::with_capacity_and_hasher(n.min(1 << 20), BuildHasherDefault::default());
+            HashMap::with_capacity_and_hasher(4096, BuildHasherDefault::default());
         let mut vertices: Vec<Key> = Vec::new();
         let offset: Vec<u32> = keys
             .iter()
@@ -237,18 +237,17 @@ impl Lattice {
     /// Filters `input` (`n` points of `c` values each, point-major) into `out`: splat, blur
     /// along each direction, slice, scaled as the reference does (`1 / (1 + 2^-d)`).
     pub fn filter(&self, input: &[f32], c: usize, out: &mut [f32]) {
-        out.fill(0.0);
-        if c == 1 {
-            return self.filter_with::<1>(input, None, 1, out, None, 1.0);
+        if c == 0 {
+            return;
         }
         let cp = padded(c);
         let mut x = vec![0f32; self.n * cp];
-        for (x, i) in x.chunks_mut(cp).zip(input.chunks(c.max(1))) {
+        for (x, i) in x.chunks_mut(cp).zip(input.chunks(c)) {
             x[..c].copy_from_slice(i);
         }
         let mut y = vec![0f32; self.n * cp];
         self.filter_add(&x, None, cp, &mut y, None, 1.0);
-        for (o, y) in out.chunks_mut(c.max(1)).zip(y.chunks(cp)) {
+        for (o, y) in out.chunks_mut(c).zip(y.chunks(cp)) {
             o.copy_from_slice(&y[..c]);
         }
     }
@@ -266,22 +265,21 @@ impl Lattice {
         post: Option<&[f32]>,
         weight: f32,
     ) {
-        self.filter_with::<LANES>(input, pre, cp, out, post, weight);
+        assert!(cp % LANES == 0 && input.len() == self.n * cp && out.len() == self.n * cp);
+        let Some(values) = self.splat_blur(input, pre, cp) else { return };
+        out.par_chunks_mut(cp).with_min_len(64).enumerate().for_each(|(i, o)| {
+            self.slice_point(i, &values, cp, o, weight * post.map_or(1.0, |p| p[i]));
+        });
     }
 
-    fn filter_with<const L: usize>(
-        &self,
-        input: &[f32],
-        pre: Option<&[f32]>,
-        cp: usize,
-        out: &mut [f32],
-        post: Option<&[f32]>,
-        weight: f32,
-    ) {
+    /// The first two steps of the filter: `pre ⊙ input` splatted onto the vertices and blurred
+    /// along every direction; the vertex values (`(m + 1) · cp`, the last row zero), or `None`
+    /// for an empty lattice. [`Self::slice_point`] reads them back.
+    pub fn splat_blur(&self, input: &[f32], pre: Option<&[f32]>, cp: usize) -> Option<Vec<f32>> {
         let (d, dp1, m, n) = (self.d, self.d + 1, self.m, self.n);
-        assert!(cp % L == 0 && input.len() == n * cp && out.len() == n * cp);
+        assert!(cp % LANES == 0 && input.len() == n * cp);
         if m == 0 || cp == 0 {
-            return;
+            return None;
         }
         // Splat in point order, as the reference: the points in a fixed number of groups (so
         // the result does not depend on the thread count), each group into its own buffer,
@@ -300,8 +298,7 @@ impl Lattice {
                     for r in 0..dp1 {
                         let e = p * dp1 + r;
                         let at = self.offset[e] as usize * cp;
-                        // (w · (x · s), as the reference scales the input first)
-                        axpy_scaled::<L>(&mut val[at..at + cp], x, self.barycentric[e], s);
+                        super::simd::axpy(&mut val[at..at + cp], x, self.barycentric[e] * s);
                     }
                 }
                 val
@@ -329,25 +326,26 @@ impl Lattice {
                 let own = &old[v * cp..(v + 1) * cp];
                 let a = &old[n1 as usize * cp..(n1 as usize + 1) * cp];
                 let b = &old[n2 as usize * cp..(n2 as usize + 1) * cp];
-                blur::<L>(new, own, a, b);
+                super::simd::blur(new, own, a, b);
             });
             std::mem::swap(&mut values, &mut next);
         }
-        drop(next);
-        // Slice: each point reads its vertices back.
-        let alpha = 1.0 / (1.0 + 2f32.powi(-(d as i32)));
-        out.par_chunks_mut(cp).with_min_len(64).enumerate().for_each_init(
-            || vec![0f32; cp],
-            |acc, (i, o)| {
-                acc.fill(0.0);
-                for r in 0..dp1 {
-                    let e = i * dp1 + r;
-                    let at = self.offset[e] as usize * cp;
-                    axpy::<L>(acc, &values[at..at + cp], self.barycentric[e] * alpha);
-                }
-                axpy::<L>(o, acc, weight * post.map_or(1.0, |p| p[i]));
-            },
-        );
+        Some(values)
+    }
+
+    /// The last step of the filter for point `i`: `out += scale · Σ_r w_r · values[vertex r]`,
+    /// with the reference's constant `1 / (1 + 2^-d)`.
+    #[inline]
+    pub fn slice_point(&self, i: usize, values: &[f32], cp: usize, out: &mut [f32], scale: f32) {
+        let dp1 = self.d + 1;
+        // (the point's scale folded into each vertex's weight)
+        let s = scale / (1.0 + 2f32.powi(-(self.d as i32)));
+        let (mut at, mut w) = ([0usize; MAX_DIM + 1], [0f32; MAX_DIM + 1]);
+        for r in 0..dp1 {
+            at[r] = self.offset[i * dp1 + r] as usize * cp;
+            w[r] = self.barycentric[i * dp1 + r] * s;
+        }
+        super::simd::gather_add(out, values, &at[..dp1], &w[..dp1]);
     }
 }
 
@@ -360,52 +358,12 @@ fn splat_groups(row: usize) -> usize {
 
 const SPLAT_BYTES: u64 = 8 << 20;
 
-/// The width of the blocks the filter's loops work on (two SSE or one AVX register).
-pub const LANES: usize = 8;
+/// The width of the blocks the filter's loops work on (one SSE register).
+pub const LANES: usize = 4;
 
 /// `c` rounded up to a multiple of [`LANES`].
 pub fn padded(c: usize) -> usize {
     c.div_ceil(LANES) * LANES
-}
-
-/// `acc += w · x`, in blocks of `L`.
-#[inline(always)]
-fn axpy<const L: usize>(acc: &mut [f32], x: &[f32], w: f32) {
-    for (a, x) in acc.chunks_exact_mut(L).zip(x.chunks_exact(L)) {
-        let a: &mut [f32; L] = a.try_into().expect("block");
-        let x: &[f32; L] = x.try_into().expect("block");
-        for k in 0..L {
-            a[k] += w * x[k];
-        }
-    }
-}
-
-/// `acc += w · (x · s)`, in blocks of `L`.
-#[inline(always)]
-fn axpy_scaled<const L: usize>(acc: &mut [f32], x: &[f32], w: f32, s: f32) {
-    for (a, x) in acc.chunks_exact_mut(L).zip(x.chunks_exact(L)) {
-        let a: &mut [f32; L] = a.try_into().expect("block");
-        let x: &[f32; L] = x.try_into().expect("block");
-        for k in 0..L {
-            a[k] += w * (x[k] * s);
-        }
-    }
-}
-
-/// `new = own + (a + b) / 2`, in blocks of `L`.
-#[inline(always)]
-fn blur<const L: usize>(new: &mut [f32], own: &[f32], a: &[f32], b: &[f32]) {
-    for (((n, o), a), b) in
-        new.chunks_exact_mut(L).zip(own.chunks_exact(L)).zip(a.chunks_exact(L)).zip(b.chunks_exact(L))
-    {
-        let n: &mut [f32; L] = n.try_into().expect("block");
-        let o: &[f32; L] = o.try_into().expect("block");
-        let a: &[f32; L] = a.try_into().expect("block");
-        let b: &[f32; L] = b.try_into().expect("block");
-        for k in 0..L {
-            n[k] = o[k] + 0.5 * (a[k] + b[k]);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! on the photo and the kernel widths); [`DenseCrf::infer`] runs the updates for any scores.
 
 pub mod lattice;
+mod simd;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -108,12 +109,6 @@ impl Kernel {
             *v = (1.0 / (f64::from(*v) + 1e-20).sqrt()) as f32;
         }
         Self { lattice, norm, weight }
-    }
-
-    /// `out += weight · D^-1/2 K D^-1/2 q` for `q` of `c` values per pixel: the Potts message
-    /// (the reference's `tmp1 -= -w · (n ⊙ K (n ⊙ q))`).
-    fn add_message(&self, q: &[f32], cp: usize, out: &mut [f32]) {
-        self.lattice.filter_add(q, Some(&self.norm), cp, out, Some(&self.norm), self.weight);
     }
 }
 
@@ -248,39 +243,69 @@ impl DenseCrf {
         let vertices = self.kernels.iter().map(|k| k.lattice.filter_bytes(classes)).max().unwrap_or(0);
         limits::check_memory(vertices + 3 * (n * cp) as u64 * 4, "CRF inference").map_err(Error::Invalid)?;
         // Pixel-major, each pixel's classes padded with zeros to a multiple of the filter's
-        // blocks. The negated unaries: log softmax, in f64 as the reference's callers compute it.
+        // blocks. The negated unaries: log softmax (the sum of exponentials in f64).
         let mut neg_unary = vec![0f32; n * cp];
-        neg_unary.par_chunks_mut(cp).enumerate().for_each(|(i, u)| {
-            let max = (0..classes).map(|l| scores[l * n + i]).fold(f32::NEG_INFINITY, f32::max);
-            let sum: f64 = (0..classes).map(|l| (f64::from(scores[l * n + i]) - f64::from(max)).exp()).sum();
-            for (l, u) in u[..classes].iter_mut().enumerate() {
-                *u = (f64::from(scores[l * n + i]) - f64::from(max) - sum.ln()) as f32;
-            }
-        });
+        neg_unary.par_chunks_mut(cp).with_min_len(256).enumerate().for_each_init(
+            || vec![0f32; cp],
+            |e, (i, u)| {
+                for (l, u) in u[..classes].iter_mut().enumerate() {
+                    *u = scores[l * n + i];
+                }
+                let max = u[..classes].iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+                simd::exp_shifted(e, u, max);
+                let sum: f64 = e[..classes].iter().map(|&v| f64::from(v)).sum();
+                let lse = f64::from(max) + sum.ln();
+                for u in &mut u[..classes] {
+                    *u = (f64::from(*u) - lse) as f32;
+                }
+            },
+        );
         let mut q = vec![0f32; n * cp];
         exp_and_normalise(&neg_unary, classes, cp, &mut q);
-        let mut energy = neg_unary.clone();
         let total = self.params.iterations;
         for it in 0..total {
-            energy.par_chunks_mut(cp).zip(neg_unary.par_chunks(cp)).for_each(|(e, u)| e.copy_from_slice(u));
-            for k in &self.kernels {
-                k.add_message(&q, cp, &mut energy);
-            }
-            exp_and_normalise(&energy, classes, cp, &mut q);
+            // Both kernels' vertex values from Q, then one pass over the pixels that adds the
+            // messages to the unaries and normalises, writing the new Q in place (the energy
+            // never makes a whole array: a third of the memory traffic).
+            let values: Vec<Option<Vec<f32>>> =
+                self.kernels.iter().map(|k| k.lattice.splat_blur(&q, Some(&k.norm), cp)).collect();
+            q.par_chunks_mut(cp).with_min_len(256).enumerate().for_each_init(
+                || vec![0f32; cp],
+                |energy, (i, qrow)| {
+                    energy.copy_from_slice(&neg_unary[i * cp..(i + 1) * cp]);
+                    for (k, v) in self.kernels.iter().zip(&values) {
+                        if let Some(v) = v {
+                            // The Potts message: the reference's `tmp1 -= -w · (n ⊙ K (n ⊙ q))`.
+                            k.lattice.slice_point(i, v, cp, energy, k.weight * k.norm[i]);
+                        }
+                    }
+                    softmax_row(energy, classes, qrow);
+                },
+            );
             if !progress(it + 1, total) {
                 return Ok(None);
             }
         }
-        drop(energy);
         drop(neg_unary);
-        // Back to class-major.
+        // The labels, and Q back to class-major.
+        let labels: Vec<u8> = q
+            .par_chunks(cp)
+            .map(|p| {
+                let mut best = 0;
+                for l in 1..classes {
+                    if p[l] > p[best] {
+                        best = l;
+                    }
+                }
+                best as u8
+            })
+            .collect();
         let mut out = vec![0f32; n * classes];
-        for (i, p) in q.chunks(cp).enumerate() {
-            for (l, v) in p[..classes].iter().enumerate() {
-                out[l * n + i] = *v;
+        out.par_chunks_mut(n).enumerate().for_each(|(l, row)| {
+            for (o, p) in row.iter_mut().zip(q.chunks(cp)) {
+                *o = p[l];
             }
-        }
-        let labels = argmax_labels(&out, classes, n);
+        });
         Ok(Some(CrfOutput { q: out, labels }))
     }
 }
@@ -288,62 +313,27 @@ impl DenseCrf {
 /// `out = softmax(energy)` over the first `c` of every `cp` values (the reference's
 /// `expAndNormalize`); the padding stays zero.
 fn exp_and_normalise(energy: &[f32], c: usize, cp: usize, out: &mut [f32]) {
-    out.par_chunks_mut(cp).with_min_len(256).zip(energy.par_chunks(cp)).for_each(|(o, e)| {
-        let max = e[..c].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        for (o, e) in o.chunks_exact_mut(lattice::LANES).zip(e.chunks_exact(lattice::LANES)) {
-            let o: &mut [f32; lattice::LANES] = o.try_into().expect("block");
-            for (o, e) in o.iter_mut().zip(e) {
-                *o = fast_exp(e - max);
-            }
-        }
-        o[c..].fill(0.0);
-        let sum: f32 = o[..c].iter().sum();
-        for o in &mut o[..c] {
-            *o /= sum;
-        }
-    });
+    out.par_chunks_mut(cp)
+        .with_min_len(256)
+        .zip(energy.par_chunks(cp))
+        .for_each(|(o, e)| softmax_row(e, c, o));
 }
 
-/// `e^x` in f32 within 2 ulp (Cephes' `expf`: `x = k ln 2 + r`, a degree-6 polynomial in
-/// `r`, times `2^k`), written so that the compiler vectorises it; Eigen's vectorised `exp`,
-/// which the reference uses, is the same algorithm. Arguments below −87 give about 1e-38.
-#[inline(always)]
-fn fast_exp(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 88.0);
-    // k = round(x / ln 2), by truncation corrected for negatives (no libm floor).
-    let t = x * std::f32::consts::LOG2_E + 0.5;
-    let mut k = t as i32 as f32;
-    if k > t {
-        k -= 1.0;
+/// One pixel's `softmax` over its first `c` values; the padding of `out` stays zero.
+#[inline]
+fn softmax_row(e: &[f32], c: usize, out: &mut [f32]) {
+    let max = e[..c].iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    simd::exp_shifted(out, e, max);
+    out[c..].fill(0.0);
+    let sum: f32 = out[..c].iter().sum();
+    for o in &mut out[..c] {
+        *o /= sum;
     }
-    let r = x - k * 0.693_359_4 - k * -2.121_944_4e-4;
-    let z = r * r;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 0.5;
-    let y = p * z + r + 1.0;
-    y * f32::from_bits(((k as i32 + 127) as u32) << 23)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_fast_exp_is_within_two_ulp_of_the_exact_one() {
-        let mut worst = 0f64;
-        let mut x = -87.0f32;
-        while x < 88.0 {
-            let exact = f64::from(x).exp();
-            let rel = ((f64::from(fast_exp(x)) - exact) / exact).abs();
-            worst = worst.max(rel);
-            x += 0.001_37;
-        }
-        assert!(worst < 2.5e-7, "worst relative error {worst:e}");
-        assert_eq!(fast_exp(0.0), 1.0);
-        assert!(fast_exp(-1000.0) < 1e-37 && fast_exp(f32::NEG_INFINITY) < 1e-37);
-    }
 
     #[test]
     fn settings_out_of_range_are_refused_by_name() {
