@@ -33,6 +33,7 @@ pub const TARGETS: &[Target] = &[
     ("checkpoint_state", checkpoint_state),
     ("run_latest", run_latest),
     ("onnx", onnx),
+    ("pth_trunk", pth_trunk),
 ];
 
 /// The memory budget under fuzzing: a description that is valid but large would otherwise
@@ -192,4 +193,11 @@ pub fn onnx(data: &[u8]) {
     if let Ok(w) = io::onnx::read_onnx(data, path) {
         let _ = io::vgg16::vgg16_from_onnx(&w, path);
     }
+}
+
+/// A PyTorch `.pth` file as `lrnn init --trunk` reads it (torchvision's VGG-16 weights): the zip
+/// format of `torch.save`, or the legacy one (refused with an error).
+pub fn pth_trunk(data: &[u8]) {
+    let path = file("pth_trunk", "fuzz.pth", data);
+    let _ = io::vgg16::read_vgg16_trunk(&path);
 }

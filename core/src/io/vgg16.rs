@@ -176,10 +176,12 @@ pub fn read_vgg16_trunk(path: &Path) -> Result<BTreeMap<String, Tensor>> {
     let is_pth =
         path.extension().is_some_and(|e| e.eq_ignore_ascii_case("pth") || e.eq_ignore_ascii_case("pt"));
     let all: BTreeMap<String, Tensor> = if is_pth {
-        candle_core::pickle::read_all(path)
-            .map_err(|e| Error::file(path, format!("not a readable PyTorch file: {e}")))?
-            .into_iter()
-            .collect()
+        super::guarded(path, || {
+            candle_core::pickle::read_all(path)
+                .map_err(|e| Error::file(path, format!("not a readable PyTorch file: {e}")))
+        })?
+        .into_iter()
+        .collect()
     } else {
         super::read_tensors(path, &Device::Cpu)?
     };

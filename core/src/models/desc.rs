@@ -189,6 +189,26 @@ impl ModelDesc {
     /// Checks the fields and the description's own sizes (not the graph's).
     fn validate_fields(&self) -> std::result::Result<(), String> {
         self.check_fields()?;
+        // Channel counts within the limit before any arithmetic on them (a huge `hidden` would
+        // overflow `2 · hidden` for a concat merge).
+        let channels: Vec<(usize, &str)> = match self {
+            ModelDesc::Lrnn(c) => vec![(c.in_channels, "in_channels"), (c.hidden, "hidden")],
+            ModelDesc::Cifar(c) => vec![(c.in_channels, "in_channels"), (c.classes, "classes")],
+            ModelDesc::Fcn(c) => vec![(c.heads, "heads"), (c.classes, "classes")],
+            ModelDesc::Convnet(c) => c
+                .layers
+                .iter()
+                .filter_map(|l| match l {
+                    crate::models::convnet::LayerSpec::Conv { out, .. } => {
+                        Some((*out, "a convolution's out"))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        };
+        for (v, what) in channels {
+            crate::limits::check_size(v, crate::limits::MAX_CHANNELS, what)?;
+        }
         if let ModelDesc::Convnet(c) = self {
             crate::limits::check_size(c.input_size, crate::limits::MAX_SIDE, "input_size")?;
             crate::limits::check_size(c.layers.len(), crate::limits::MAX_LAYERS, "the number of layers,")?;
