@@ -195,7 +195,10 @@ fn bad_model_descriptions_name_the_file_and_field() {
             r#"{"kind": "lrnn", "in_channels": 3, "hidden": 100000000000}"#,
             "hidden 100000000000 is outside 1..=65536",
         ),
-        (r#"{"kind": "lrnn", "in_channels": 18446744073709551615, "hidden": 4}"#, "over the limit of 65536"),
+        (
+            r#"{"kind": "lrnn", "in_channels": 18446744073709551615, "hidden": 4}"#,
+            "in_channels 18446744073709551615 is outside 1..=65536",
+        ),
         ("{not json", "not a valid model description"),
     ];
     for (i, (text, needle)) in cases.iter().enumerate() {

@@ -207,7 +207,9 @@ impl ModelDesc {
                 .collect(),
         };
         for (v, what) in channels {
-            crate::limits::check_size(v, crate::limits::MAX_CHANNELS, what)?;
+            if v > crate::limits::MAX_CHANNELS {
+                return Err(format!("{what} {v} is outside 1..={}", crate::limits::MAX_CHANNELS));
+            }
         }
         if let ModelDesc::Convnet(c) = self {
             crate::limits::check_size(c.input_size, crate::limits::MAX_SIDE, "input_size")?;
