@@ -639,7 +639,8 @@ fn a_run_killed_or_interrupted_keeps_its_last_good_checkpoint_and_resumes() {
     let child = train(&["--resume"]);
     wait_for(killed.steps() + 2);
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    // (the shell's own `kill`: a fresh machine may lack procps' /bin/kill)
+    assert!(Command::new("sh").arg("-c").arg(format!("kill -INT {pid}")).status().unwrap().success());
     let o = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(

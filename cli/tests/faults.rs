@@ -338,7 +338,8 @@ fn every_write_survives_sigkill_and_sigint_at_any_moment() {
             if k % 2 == 0 {
                 child.kill().unwrap();
             } else {
-                let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+                // (the shell's own `kill`: a fresh machine may lack procps' /bin/kill)
+                let _ = Command::new("sh").arg("-c").arg(format!("kill -INT {}", child.id())).status();
             }
             let status = child.wait().unwrap();
             killed += usize::from(status.code().is_none());
