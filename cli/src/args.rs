@@ -42,13 +42,17 @@ pub fn finite(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
-/// A finite `f32`.
-pub fn finite_f32(s: &str) -> Result<f32, String> {
-    let v = finite(s)?;
+/// `v` as an `f32`, refused beyond its range.
+fn to_f32(v: f64) -> Result<f32, String> {
     if v.abs() > f64::from(f32::MAX) {
         return Err(format!("{v} is beyond f32"));
     }
     Ok(v as f32)
+}
+
+/// A finite `f32`.
+pub fn finite_f32(s: &str) -> Result<f32, String> {
+    to_f32(finite(s)?)
 }
 
 /// A finite positive number (learning rates, time budgets).
@@ -71,20 +75,12 @@ pub fn non_negative(s: &str) -> Result<f64, String> {
 
 /// A finite positive `f32` (a CRF kernel's width).
 pub fn positive_f32(s: &str) -> Result<f32, String> {
-    let v = positive(s)?;
-    if v > f64::from(f32::MAX) {
-        return Err(format!("{v} is beyond f32"));
-    }
-    Ok(v as f32)
+    to_f32(positive(s)?)
 }
 
 /// A finite `f32` at least 0 (a CRF kernel's weight).
 pub fn non_negative_f32(s: &str) -> Result<f32, String> {
-    let v = non_negative(s)?;
-    if v > f64::from(f32::MAX) {
-        return Err(format!("{v} is beyond f32"));
-    }
-    Ok(v as f32)
+    to_f32(non_negative(s)?)
 }
 
 /// A number of mean-field updates: 0 to 1000.

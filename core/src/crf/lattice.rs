@@ -245,31 +245,17 @@ impl Lattice {
         for (x, i) in x.chunks_mut(cp).zip(input.chunks(c)) {
             x[..c].copy_from_slice(i);
         }
-        let mut y = vec![0f32; self.n * cp];
-        self.filter_add(&x, None, cp, &mut y, None, 1.0);
-        for (o, y) in out.chunks_mut(c).zip(y.chunks(cp)) {
-            o.copy_from_slice(&y[..c]);
-        }
-    }
-
-    /// `out[i] += weight · post[i] · (K (pre ⊙ input))[i]`: the filter with a scale of every
-    /// point before and after it folded into the splat and the slice (no extra buffers).
-    /// `input` and `out` hold `cp` values per point, `cp` a multiple of [`LANES`] (pad with
-    /// zeros: see [`padded`]).
-    pub fn filter_add(
-        &self,
-        input: &[f32],
-        pre: Option<&[f32]>,
-        cp: usize,
-        out: &mut [f32],
-        post: Option<&[f32]>,
-        weight: f32,
-    ) {
-        assert!(cp % LANES == 0 && input.len() == self.n * cp && out.len() == self.n * cp);
-        let Some(values) = self.splat_blur(input, pre, cp) else { return };
-        out.par_chunks_mut(cp).with_min_len(64).enumerate().for_each(|(i, o)| {
-            self.slice_point(i, &values, cp, o, weight * post.map_or(1.0, |p| p[i]));
-        });
+        let values = self.splat_blur(&x, None, cp);
+        out.par_chunks_mut(c).with_min_len(64).enumerate().for_each_init(
+            || vec![0f32; cp],
+            |y, (i, o)| {
+                y.fill(0.0);
+                if let Some(v) = &values {
+                    self.slice_point(i, v, cp, y, 1.0);
+                }
+                o.copy_from_slice(&y[..c]);
+            },
+        );
     }
 
     /// The first two steps of the filter: `pre ⊙ input` splatted onto the vertices and blurred

@@ -287,25 +287,14 @@ impl DenseCrf {
             }
         }
         drop(neg_unary);
-        // The labels, and Q back to class-major.
-        let labels: Vec<u8> = q
-            .par_chunks(cp)
-            .map(|p| {
-                let mut best = 0;
-                for l in 1..classes {
-                    if p[l] > p[best] {
-                        best = l;
-                    }
-                }
-                best as u8
-            })
-            .collect();
+        // Q back to class-major, and its labels.
         let mut out = vec![0f32; n * classes];
         out.par_chunks_mut(n).enumerate().for_each(|(l, row)| {
             for (o, p) in row.iter_mut().zip(q.chunks(cp)) {
                 *o = p[l];
             }
         });
+        let labels = argmax_labels(&out, classes, n);
         Ok(Some(CrfOutput { q: out, labels }))
     }
 }
