@@ -119,6 +119,16 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         }
         // Written by torch (fuzz/make_pth_seeds.py): the committed corpus holds them.
         "pth_trunk" => vec![],
+        // Written by tests/fixtures/gen_fcn_caffe.py.
+        "weights_file" => [
+            "fcn8s_caffe.legacy.pth",
+            "fcn8s_caffe.zip.pth",
+            "fcn8s_caffe.caffemodel",
+            "fcn8s_caffe.v1.caffemodel",
+        ]
+        .iter()
+        .map(|f| std::fs::read(fixtures.join(f)).unwrap())
+        .collect(),
         other => panic!("no seeds for target `{other}`"),
     }
 }

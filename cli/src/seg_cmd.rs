@@ -54,10 +54,10 @@ pub fn predict(
     use anyhow::Context;
     use lrnn_core::data::photo::{photo_input, read_photo};
     use lrnn_core::nn::Forward;
-    if !matches!(model.desc(), lrnn_core::models::ModelDesc::Fcn(_)) {
+    if !model.desc().is_segmentation() {
         anyhow::bail!("{} is not a segmentation network (FCN-32s, FCN-8s, …)", model.desc().display_name());
     }
-    if size % 32 != 0 {
+    if size % 32 != 0 && !model.desc().own_size() {
         anyhow::bail!("--size {size}: an FCN needs a multiple of 32");
     }
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
@@ -69,7 +69,8 @@ pub fn predict(
         let on_gpu = match gpu.as_mut() {
             Some((ctx, g)) => match g.segment(ctx, &x, None, 0.0) {
                 Ok(seg) => {
-                    Some(LabelMap { width: size, height: size, labels: seg.labels }.resize_nearest(w, h))
+                    let (sw, sh) = seg.size;
+                    Some(LabelMap { width: sw, height: sh, labels: seg.labels }.resize_nearest(w, h))
                 }
                 Err(e) => {
                     bar.suspend(|| println!("device: CPU from {id} on (the GPU failed: {e})"));

@@ -34,6 +34,7 @@ pub const TARGETS: &[Target] = &[
     ("run_latest", run_latest),
     ("onnx", onnx),
     ("pth_trunk", pth_trunk),
+    ("weights_file", weights_file),
 ];
 
 /// The memory budget under fuzzing: a description that is valid but large would otherwise
@@ -196,8 +197,23 @@ pub fn onnx(data: &[u8]) {
 }
 
 /// A PyTorch `.pth` file as `lrnn init --trunk` reads it (torchvision's VGG-16 weights): the zip
-/// format of `torch.save`, or the legacy one (refused with an error).
+/// format of `torch.save`, or the legacy one.
 pub fn pth_trunk(data: &[u8]) {
     let path = file("pth_trunk", "fuzz.pth", data);
     let _ = io::vgg16::read_vgg16_trunk(&path);
+}
+
+/// A weight file of any format (safetensors, `.pth` zip or legacy, `.caffemodel` current or V1)
+/// as `lrnn import` and every `--weights` read it, loaded into a narrow FCN-8s-Caffe (the
+/// fixtures' widths) and run on a small input.
+pub fn weights_file(data: &[u8]) {
+    let path = file("weights_file", "fuzz.caffemodel", data);
+    let desc =
+        r#"{"kind": "fcn_caffe", "variant": "8s", "classes": 3, "fc": 16, "trunk": [4, 8, 8, 16, 16]}"#;
+    let Ok(desc) = ModelDesc::from_json(desc, Path::new("fuzz.json")) else { return };
+    if let Ok(model) = Model::load(desc, &path, &Device::Cpu) {
+        if let Ok(x) = Tensor::zeros((1, 3, 5, 7), candle_core::DType::F32, &Device::Cpu) {
+            let _ = model.forward(&x, &mut lrnn_core::nn::Forward::eval());
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //!
 //! - VGG-16 FCNs: the photo resized to the input side, **BGR**, 0-255, less the Caffe means
 //!   ([`crate::io::vgg16::caffe_input`]), as the ImageNet weights expect;
+//! - Long et al.'s FCNs (`FCN-8s-Caffe`, …): the same at the photo's own size, not resized;
 //! - every other model: resized, grey for one-channel models, in `[0, 1]`, less the checkpoint's
 //!   mean image, or less 0.5 for a model trained without one.
 
@@ -69,14 +70,16 @@ pub fn jpeg_truncated(bytes: &[u8]) -> bool {
 /// A photo prepared for a model.
 #[derive(Debug, Clone)]
 pub struct ModelInput {
-    /// `[1, C, size, size]` on the CPU.
+    /// `[1, C, size, size]` on the CPU (`[1, 3, H, W]` at the photo's own size for a model that
+    /// runs photos at their own size, [`ModelDesc::own_size`]).
     pub tensor: Tensor,
     /// What the model sees, for people: the photo resized (and grey for a grey model), RGB.
     pub seen: RgbImage,
 }
 
-/// `photo` as the input of a model described by `desc`, at `size x size` pixels, centred with
-/// `mean` (flattened `[C, size, size]`, a checkpoint's mean image; ignored by FCNs).
+/// `photo` as the input of a model described by `desc`, at `size x size` pixels (at its own size
+/// for Long et al.'s FCNs, `size` then unused), centred with `mean` (flattened
+/// `[C, size, size]`, a checkpoint's mean image; ignored by FCNs).
 ///
 /// # Errors
 /// [`Error::Invalid`] when `size` is 0 or `mean` is not of the input's size.
@@ -90,6 +93,20 @@ pub fn photo_input(
         return Err(Error::Invalid("the input size must be at least 1 pixel".into()));
     }
     limits::check_size(size, limits::MAX_SIDE, "the input size").map_err(Error::Invalid)?;
+    if desc.own_size() {
+        // Long et al.'s FCNs: the photo at its own size, BGR less the Caffe means.
+        let (w, h) = (photo.width() as usize, photo.height() as usize);
+        limits::check_size(h.max(w), limits::MAX_SIDE, "a photo side of").map_err(Error::Invalid)?;
+        let plane = w * h;
+        let mut data = vec![0f32; 3 * plane];
+        for (i, p) in photo.pixels().enumerate() {
+            for (c, rgb_index) in [2usize, 1, 0].into_iter().enumerate() {
+                data[c * plane + i] = f32::from(p[rgb_index]) - crate::io::vgg16::CAFFE_MEAN_BGR[c];
+            }
+        }
+        let tensor = Tensor::from_vec(data, (1, 3, h, w), &Device::Cpu)?;
+        return Ok(ModelInput { tensor, seen: photo.clone() });
+    }
     let side = size as u32;
     let resized = image::imageops::resize(photo, side, side, FilterType::Triangle);
     if let ModelDesc::Fcn(_) = desc {

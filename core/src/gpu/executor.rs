@@ -375,6 +375,13 @@ fn build(w: &Weights, graph: &Graph) -> Result<Vec<Step>> {
                 }
                 _ => Kind::Upsample { add: None },
             },
+            Op::MaxPoolCeil | Op::ConvTranspose { .. } | Op::Crop { .. } => {
+                return Err(Error::Gpu(
+                    "Long et al.'s FCNs (ceil-mode pooling, transposed convolutions, crops) run on \
+                     the CPU and CUDA only: the wgpu kernels for them are not built yet"
+                        .into(),
+                ))
+            }
         };
         steps.push(Step {
             kind,

@@ -168,23 +168,12 @@ pub fn check_known_values(trunk: &BTreeMap<String, Tensor>, path: &Path) -> Resu
 }
 
 /// Reads a VGG-16 trunk (`features.*` tensors; others, such as torchvision's `classifier.*`, are
-/// ignored) from a safetensors file or a PyTorch `.pth`.
+/// ignored) from a safetensors file or a PyTorch `.pth` (zip or legacy format).
 ///
 /// # Errors
 /// Unreadable files, or a missing or mis-shaped trunk tensor (naming the file and tensor).
 pub fn read_vgg16_trunk(path: &Path) -> Result<BTreeMap<String, Tensor>> {
-    let is_pth =
-        path.extension().is_some_and(|e| e.eq_ignore_ascii_case("pth") || e.eq_ignore_ascii_case("pt"));
-    let all: BTreeMap<String, Tensor> = if is_pth {
-        super::guarded(path, || {
-            candle_core::pickle::read_all(path)
-                .map_err(|e| Error::file(path, format!("not a readable PyTorch file: {e}")))
-        })?
-        .into_iter()
-        .collect()
-    } else {
-        super::read_tensors(path, &Device::Cpu)?
-    };
+    let (_, all, _) = super::weights::read_weights(path)?;
     let mut trunk = BTreeMap::new();
     for (name, prefix, cin, cout) in VGG16 {
         for (suffix, shape) in [("weight", vec![cout, cin, 3, 3]), ("bias", vec![cout])] {

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::cifar::{CifarArch, CifarConfig, NETWORK_NAMES};
 use super::convnet::{ConvNetConfig, PRESET_NAMES};
 use super::fcn::{FcnConfig, FCN_NAMES};
+use super::fcn_caffe::{FcnCaffeConfig, FCN_CAFFE_NAMES};
 use super::graph::Graph;
 use crate::error::{Error, Result};
 use crate::nn::geometry::Geom;
@@ -36,6 +37,8 @@ pub enum ModelDesc {
     Convnet(ConvNetConfig),
     /// A VGG-16 FCN for segmentation (SPEC §6).
     Fcn(FcnConfig),
+    /// One of Long et al.'s FCNs in its published geometry (any input size).
+    FcnCaffe(FcnCaffeConfig),
 }
 
 impl ModelDesc {
@@ -79,6 +82,7 @@ impl ModelDesc {
             ModelDesc::Cifar(c) => CifarArch::from_name(&c.name)?.graph(c),
             ModelDesc::Convnet(c) => c.graph(),
             ModelDesc::Fcn(c) => c.graph(),
+            ModelDesc::FcnCaffe(c) => c.graph(),
         })
     }
 
@@ -88,7 +92,7 @@ impl ModelDesc {
             ModelDesc::Lrnn(c) => c.in_channels,
             ModelDesc::Cifar(c) => c.in_channels,
             ModelDesc::Convnet(c) => c.in_channels,
-            ModelDesc::Fcn(_) => 3,
+            ModelDesc::Fcn(_) | ModelDesc::FcnCaffe(_) => 3,
         }
     }
 
@@ -98,6 +102,8 @@ impl ModelDesc {
             ModelDesc::Lrnn(_) | ModelDesc::Cifar(_) => 32,
             ModelDesc::Convnet(c) => c.input_size,
             ModelDesc::Fcn(c) => c.input_size.unwrap_or(384),
+            // Run at a photo's own size; 500 is a VOC photo's long side.
+            ModelDesc::FcnCaffe(_) => 500,
         }
     }
 
@@ -112,7 +118,9 @@ impl ModelDesc {
         let mut g = match self {
             ModelDesc::Convnet(c) => c.geometry(layer)?,
             ModelDesc::Fcn(c) => c.geometry(layer)?,
-            ModelDesc::Lrnn(_) | ModelDesc::Cifar(_) => return None,
+            // Long et al.'s FCNs pad their input by 100: their units do not sit on the
+            // centred grid the receptive-field overlay assumes, so none is drawn.
+            ModelDesc::Lrnn(_) | ModelDesc::Cifar(_) | ModelDesc::FcnCaffe(_) => return None,
         };
         if let Some(d) = direction {
             match g.last_mut() {
@@ -130,6 +138,7 @@ impl ModelDesc {
             ModelDesc::Cifar(c) => Some(c.classes),
             ModelDesc::Convnet(c) => Some(c.classes),
             ModelDesc::Fcn(c) => Some(c.classes),
+            ModelDesc::FcnCaffe(c) => Some(c.classes),
         }
     }
 
@@ -146,6 +155,7 @@ impl ModelDesc {
                 format!("{} + L-RNN pairs in {}", c.name, layers.join(", "))
             }
             ModelDesc::Fcn(c) => c.display_name(),
+            ModelDesc::FcnCaffe(c) => c.display_name(),
         }
     }
 
@@ -164,13 +174,17 @@ impl ModelDesc {
         if let Some(config) = FcnConfig::named(name_or_path) {
             return Ok(ModelDesc::Fcn(config));
         }
+        if let Some(config) = FcnCaffeConfig::named(name_or_path) {
+            return Ok(ModelDesc::FcnCaffe(config));
+        }
         if CifarArch::from_name(name_or_path).is_err() {
             return Err(Error::file(
                 name_or_path,
                 format!(
-                    "unknown network `{name_or_path}` (and not a .json file); known: {}, {}, {} (or -Avg)",
+                    "unknown network `{name_or_path}` (and not a .json file); known: {}, {}, {}, {} (or -Avg)",
                     PRESET_NAMES.join(", "),
                     FCN_NAMES.join(", "),
+                    FCN_CAFFE_NAMES.join(", "),
                     NETWORK_NAMES.join(", ")
                 ),
             ));
@@ -195,6 +209,11 @@ impl ModelDesc {
             ModelDesc::Lrnn(c) => vec![(c.in_channels, "in_channels"), (c.hidden, "hidden")],
             ModelDesc::Cifar(c) => vec![(c.in_channels, "in_channels"), (c.classes, "classes")],
             ModelDesc::Fcn(c) => vec![(c.heads, "heads"), (c.classes, "classes")],
+            ModelDesc::FcnCaffe(c) => {
+                let mut v = vec![(c.fc, "fc"), (c.classes, "classes")];
+                v.extend(c.trunk.iter().map(|&t| (t, "a trunk width")));
+                v
+            }
             ModelDesc::Convnet(c) => c
                 .layers
                 .iter()
@@ -242,6 +261,18 @@ impl ModelDesc {
             }
             ModelDesc::Convnet(c) => c.validate(),
             ModelDesc::Fcn(c) => c.validate(),
+            ModelDesc::FcnCaffe(c) => c.validate(),
         }
+    }
+
+    /// Whether the model segments (scores every pixel): the FCNs.
+    pub fn is_segmentation(&self) -> bool {
+        matches!(self, ModelDesc::Fcn(_) | ModelDesc::FcnCaffe(_))
+    }
+
+    /// Whether photos go in at their own size (Long et al.'s FCNs) rather than resized to
+    /// [`ModelDesc::input_size`].
+    pub fn own_size(&self) -> bool {
+        matches!(self, ModelDesc::FcnCaffe(_))
     }
 }

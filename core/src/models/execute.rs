@@ -10,7 +10,7 @@ use candle_nn::VarBuilder;
 use super::fcn::upsample_bilinear;
 use super::graph::{Graph, Op, Projection};
 use crate::nn::batch_norm::BatchNormRelu;
-use crate::nn::{dropout, max_pool2x2, Conv, Forward, RnnPair};
+use crate::nn::{dropout, max_pool2x2, max_pool2x2_ceil, Conv, Forward, RnnPair};
 
 /// An op bound to its layer and weights.
 enum Bound {
@@ -25,6 +25,9 @@ enum Bound {
     Dropout(f32),
     Linear(candle_nn::Linear),
     Upsample,
+    MaxPoolCeil,
+    ConvTranspose { weight: Tensor, stride: usize },
+    Crop(usize),
 }
 
 /// A graph with its ops bound to candle layers.
@@ -70,6 +73,16 @@ impl Executable {
                     Bound::Linear(candle_nn::linear(*in_features, *out_features, vb.pp(name))?)
                 }
                 Op::Upsample => Bound::Upsample,
+                Op::MaxPoolCeil => Bound::MaxPoolCeil,
+                Op::ConvTranspose { name, in_channels, out_channels, kernel, stride } => {
+                    let (k, fan) = (*kernel, in_channels * kernel * kernel);
+                    let bound = 1.0 / (fan as f64).sqrt();
+                    let init = candle_nn::Init::Uniform { lo: -bound, up: bound };
+                    let weight =
+                        vb.pp(name).get_with_hints((*in_channels, *out_channels, k, k), "weight", init)?;
+                    Bound::ConvTranspose { weight, stride: *stride }
+                }
+                Op::Crop { offset } => Bound::Crop(*offset),
             });
         }
         let last_use = graph.last_use();
@@ -113,6 +126,14 @@ impl Executable {
                 Bound::Upsample => {
                     let (_, _, th, tw) = arg(1)?.dims4()?;
                     upsample_bilinear(arg(0)?, th, tw)?
+                }
+                Bound::MaxPoolCeil => max_pool2x2_ceil(arg(0)?)?,
+                Bound::ConvTranspose { weight, stride } => {
+                    arg(0)?.contiguous()?.conv_transpose2d(weight, 0, 0, *stride, 1)?
+                }
+                Bound::Crop(offset) => {
+                    let (_, _, th, tw) = arg(1)?.dims4()?;
+                    arg(0)?.narrow(2, *offset, th)?.narrow(3, *offset, tw)?.contiguous()?
                 }
             };
             if let Some(name) = &node.capture {

@@ -98,6 +98,31 @@ pub enum Op {
     /// Bilinear upsampling (`align_corners = False`) of the first input to the height and width
     /// of the second.
     Upsample,
+    /// 2x2 max pooling with stride 2 in Caffe's ceil mode: an odd side keeps its last row or
+    /// column as a window of one (`ceil(h / 2) x ceil(w / 2)`), as Long et al.'s FCNs pool.
+    MaxPoolCeil,
+    /// A transposed convolution without bias (Caffe's `Deconvolution`, PyTorch's
+    /// `ConvTranspose2d(bias=False)`), no padding: `<name>.weight` `[in_channels, out_channels,
+    /// kernel, kernel]`; an `h x w` map becomes `((h - 1)·stride + kernel) x ((w - 1)·stride +
+    /// kernel)`.
+    ConvTranspose {
+        /// Weight prefix.
+        name: String,
+        /// Input channels.
+        in_channels: usize,
+        /// Output channels.
+        out_channels: usize,
+        /// Kernel side.
+        kernel: usize,
+        /// Stride (the upsampling factor).
+        stride: usize,
+    },
+    /// The first input cropped to the height and width of the second, starting `offset` rows
+    /// and columns in (Caffe's `Crop` layer with axis 2).
+    Crop {
+        /// Rows and columns skipped at the top and left.
+        offset: usize,
+    },
 }
 
 /// An operation with its inputs and its capture name.
@@ -330,6 +355,34 @@ impl Graph {
                     let (_, th, tw) = arg(1)?;
                     (c, th, tw)
                 }
+                Op::MaxPoolCeil => {
+                    if h == 0 || w == 0 {
+                        return Err("an empty map cannot be pooled".to_string());
+                    }
+                    (c, h.div_ceil(2), w.div_ceil(2))
+                }
+                Op::ConvTranspose { out_channels, kernel, stride, .. } => {
+                    if h == 0 || w == 0 {
+                        return Err("an empty map cannot be upsampled".to_string());
+                    }
+                    let side = |n: usize| (n - 1).checked_mul(*stride).and_then(|v| v.checked_add(*kernel));
+                    match (side(h), side(w)) {
+                        (Some(oh), Some(ow)) if oh.max(ow) <= limits::MAX_SIDE * 64 => {
+                            (*out_channels, oh, ow)
+                        }
+                        _ => return Err(format!("a {h}x{w} map upsampled x{stride} is too large")),
+                    }
+                }
+                Op::Crop { offset } => {
+                    let (_, th, tw) = arg(1)?;
+                    if offset + th > h || offset + tw > w {
+                        return Err(format!(
+                            "a {h}x{w} map cannot be cropped to {th}x{tw} at offset {offset}: \
+                             the input is too small for this network"
+                        ));
+                    }
+                    (c, th, tw)
+                }
             };
             shapes.push(shape);
         }
@@ -359,10 +412,16 @@ impl Graph {
                 Op::Linear { in_features, out_features, .. } => {
                     vec![("in_features", *in_features), ("out_features", *out_features)]
                 }
+                Op::ConvTranspose { in_channels, out_channels, kernel, stride, .. } => vec![
+                    ("in_channels", *in_channels),
+                    ("out_channels", *out_channels),
+                    ("kernel", *kernel),
+                    ("stride", *stride),
+                ],
                 _ => vec![],
             };
             for (what, v) in sizes {
-                let max = if what == "kernel" { 64 } else { limits::MAX_CHANNELS };
+                let max = if matches!(what, "kernel" | "stride") { 64 } else { limits::MAX_CHANNELS };
                 if v == 0 || v > max {
                     return Err(format!("{}: {what} {v} is outside 1..={max}", node_name(&node.op)));
                 }
@@ -441,6 +500,10 @@ impl Graph {
                     out.push((format!("{name}.weight"), vec![*out_features, *in_features]));
                     out.push((format!("{name}.bias"), vec![*out_features]));
                 }
+                Op::ConvTranspose { name, in_channels, out_channels, kernel, .. } => {
+                    out.push((format!("{name}.weight"), vec![*in_channels, *out_channels, *kernel, *kernel]));
+                }
+                Op::MaxPoolCeil | Op::Crop { .. } => {}
                 Op::Relu
                 | Op::MaxPool2x2
                 | Op::Add
@@ -457,7 +520,10 @@ impl Graph {
 /// The name an op's weights go under, for messages.
 fn node_name(op: &Op) -> String {
     match op {
-        Op::Conv { name, .. } | Op::BatchNormRelu { name, .. } | Op::Linear { name, .. } => {
+        Op::Conv { name, .. }
+        | Op::BatchNormRelu { name, .. }
+        | Op::Linear { name, .. }
+        | Op::ConvTranspose { name, .. } => {
             format!("`{name}`")
         }
         Op::ScanPair { prefix, .. } if !prefix.is_empty() => format!("`{prefix}`"),

@@ -7,6 +7,7 @@ pub mod convnet;
 pub mod desc;
 pub(crate) mod execute;
 pub mod fcn;
+pub mod fcn_caffe;
 pub mod graph;
 pub mod init;
 
@@ -113,6 +114,23 @@ impl Model {
                         .any(|l| name.strip_prefix(l).is_some_and(|r| r.starts_with('.')))
                     {
                         var.set(&var.zeros_like()?)?;
+                    }
+                }
+            }
+            if let ModelDesc::FcnCaffe(_) = &model.desc {
+                // Long et al.'s start: scoring layers at zero, every upsampling a fixed bilinear
+                // interpolation of each class onto itself.
+                for (name, var) in vars.iter() {
+                    let layer = name.split('.').next().unwrap_or_default();
+                    if layer.starts_with("score") {
+                        var.set(&var.zeros_like()?)?;
+                    } else if layer.starts_with("upscore") {
+                        let (cin, cout, k, _) = var.dims4()?;
+                        var.set(&Tensor::from_vec(
+                            fcn_caffe::bilinear_kernel(cin, cout, k),
+                            var.shape(),
+                            &model.device,
+                        )?)?;
                     }
                 }
             }
@@ -231,7 +249,7 @@ impl Model {
     }
 
     /// An FCN with L-RNN pairs inserted into its heads (fc1/fc2, and fc4/fc5, fc7/fc8 for FCN-8s:
-    /// the paper's FCN-8s-LRNN), every weight kept and every `V` at zero, so that it segments
+    /// the paper's FCN-8s-LRNN; fc6 and fc7 of Long et al.'s FCNs), every weight kept and every `V` at zero, so that it segments
     /// exactly as this FCN until fine-tuned.
     ///
     /// # Errors
@@ -243,6 +261,12 @@ impl Model {
                 v_init: 0.0,
                 ..cfg.clone()
             })),
+            ModelDesc::FcnCaffe(cfg) if !cfg.lrnn => {
+                self.with_weights_in(ModelDesc::FcnCaffe(fcn_caffe::FcnCaffeConfig {
+                    lrnn: true,
+                    ..cfg.clone()
+                }))
+            }
             other => Err(crate::Error::Invalid(format!(
                 "{} is not an FCN without L-RNNs: nothing to insert into its heads",
                 other.display_name()

@@ -24,6 +24,6 @@ pub use insert::ConvWithRnn;
 pub use kernels::conv::{conv2d, conv2d_with, ConvAlgo};
 pub use kernels::scan_op::{scan_fused, ScanOp};
 pub use layer_rnn::{LayerRnn, LayerRnnConfig};
-pub use pool::{dropout, max_pool2x2, GlobalPool};
+pub use pool::{dropout, max_pool2x2, max_pool2x2_ceil, GlobalPool};
 pub use scan::{scan, scan_reference, ScanBackend};
 pub use spatial_rnn::{merge_maps, Merge, RnnPair};

@@ -7,6 +7,26 @@ use serde::{Deserialize, Serialize};
 use super::forward::Forward;
 pub use super::kernels::max_pool::max_pool2x2;
 
+/// 2x2 max pooling with stride 2 in Caffe's ceil mode (PyTorch's `ceil_mode=True`): an odd last
+/// row or column is a window of its own, so an `h x w` map becomes `ceil(h/2) x ceil(w/2)`.
+/// Written as [`max_pool2x2`] over the map padded with `-inf`, so gradients are exact.
+///
+/// # Errors
+/// When `x` is not 4-dimensional.
+pub fn max_pool2x2_ceil(x: &Tensor) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let mut x = x.clone();
+    if w % 2 == 1 {
+        let col = Tensor::full(f32::NEG_INFINITY, (b, c, h, 1), x.device())?.to_dtype(x.dtype())?;
+        x = Tensor::cat(&[&x, &col], 3)?;
+    }
+    if h % 2 == 1 {
+        let row = Tensor::full(f32::NEG_INFINITY, (b, c, 1, x.dim(3)?), x.device())?.to_dtype(x.dtype())?;
+        x = Tensor::cat(&[&x, &row], 2)?;
+    }
+    max_pool2x2(&x)
+}
+
 /// Global pooling over the whole feature map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]

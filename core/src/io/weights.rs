@@ -1,0 +1,96 @@
+//! Weight files of any supported format, told apart by their bytes (not their extension):
+//! safetensors (the project's own), PyTorch `.pth` (zip or legacy, [`super::pytorch`]) and
+//! Caffe `.caffemodel` ([`super::caffe`]). Every command that takes `--weights` and the app's
+//! Model menu read through here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use candle_core::Tensor;
+
+use crate::error::{Error, Result};
+
+/// A weight file's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// safetensors.
+    Safetensors,
+    /// PyTorch's `torch.save` (zip or legacy).
+    Pth,
+    /// Caffe's `NetParameter` protobuf.
+    Caffe,
+}
+
+impl WeightFormat {
+    /// The format's name for people.
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightFormat::Safetensors => "safetensors",
+            WeightFormat::Pth => "PyTorch .pth",
+            WeightFormat::Caffe => "Caffe .caffemodel",
+        }
+    }
+}
+
+/// The format of `bytes` (a whole file's): PyTorch by its zip or legacy magic, safetensors by
+/// its header (a length, then `{`), otherwise Caffe when the file is named `.caffemodel` or
+/// decodes as a Caffe net with learned layers.
+pub fn sniff(bytes: &[u8], path: &Path) -> Option<WeightFormat> {
+    if super::pytorch::looks_like_pth(bytes) {
+        return Some(WeightFormat::Pth);
+    }
+    if bytes.len() >= 9 {
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());
+        if n > 0 && n <= (bytes.len() - 8) as u64 && bytes[8] == b'{' {
+            return Some(WeightFormat::Safetensors);
+        }
+    }
+    let named = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("caffemodel"));
+    if named || super::caffe::decode(bytes, path).is_ok() {
+        return Some(WeightFormat::Caffe);
+    }
+    None
+}
+
+/// Every float tensor of a weight file as f32 on the CPU, with the names of those whose shape
+/// is Caffe's legacy 4D one (a loader may reshape those to a model's shape of the same size).
+///
+/// # Errors
+/// [`Error::File`] naming `path` when the format is none of the three or the file is damaged;
+/// [`Error::Tensor`] for a NaN or infinite value.
+pub fn read_weights(path: &Path) -> Result<(WeightFormat, BTreeMap<String, Tensor>, BTreeSet<String>)> {
+    let bytes = super::read_file(path)?;
+    let format = sniff(&bytes, path).ok_or_else(|| {
+        Error::file(path, "not a weight file: neither safetensors, a PyTorch .pth nor a Caffe .caffemodel")
+    })?;
+    let mut legacy = BTreeSet::new();
+    let tensors = match format {
+        WeightFormat::Safetensors => {
+            drop(bytes);
+            super::read_tensors(path, &candle_core::Device::Cpu)?
+        }
+        WeightFormat::Pth => {
+            drop(bytes);
+            super::pytorch::read_pth(path)?
+        }
+        WeightFormat::Caffe => {
+            let blobs = super::caffe::decode(&bytes, path)?;
+            blobs
+                .into_iter()
+                .map(|(name, b)| {
+                    if b.legacy_shape {
+                        legacy.insert(name.clone());
+                    }
+                    (name, b.tensor)
+                })
+                .collect()
+        }
+    };
+    for (name, t) in &tensors {
+        let bad = super::non_finite(t)?;
+        if bad > 0 {
+            return Err(Error::tensor(path, name, format!("holds {bad} NaN or infinite value(s)")));
+        }
+    }
+    Ok((format, tensors, legacy))
+}
