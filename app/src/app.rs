@@ -333,6 +333,10 @@ impl StudioApp {
                 } else {
                     self.open_folder(&path);
                 }
+            } else if path.extension().is_some_and(|e| {
+                ["pth", "pt", "caffemodel", "safetensors"].iter().any(|w| e.eq_ignore_ascii_case(w))
+            }) {
+                self.open_model(path);
             } else {
                 self.open_image(path);
             }
@@ -391,9 +395,20 @@ impl StudioApp {
                         self.open_model(d);
                     }
                 }
+                if ui.button("Open a published FCN's weights (.pth, .caffemodel, .safetensors)…").clicked()
+                {
+                    ui.close();
+                    if let Some(p) = rfd::FileDialog::new()
+                        .add_filter("weights", &["pth", "pt", "caffemodel", "safetensors"])
+                        .pick_file()
+                    {
+                        self.open_model(p);
+                    }
+                }
                 ui.label(
-                    "VGG-16 / FCN models: `lrnn train-seg` (VOC or the generated scenes), or \
-                     `lrnn fetch vgg16`, then `lrnn init --model FCN-8s --trunk …`",
+                    "Long et al.'s FCN-32s/16s/8s (fcn8s-heavy-pascal.caffemodel, fcn8s_from_caffe.pth) \
+                     open as they are, run at each photo's own size. The paper's VGG-16 FCNs: \
+                     `lrnn train-seg`, or `lrnn fetch vgg16` then `lrnn init --model FCN-8s --trunk …`.",
                 );
             });
             ui.menu_button("Compute", |ui| {

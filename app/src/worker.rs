@@ -84,16 +84,18 @@ fn segment(
     gpu: Option<&GpuContext>,
     crf: Option<&lrnn_core::crf::CrfParams>,
 ) -> anyhow::Result<Option<Segmentation>> {
-    let ModelDesc::Fcn(cfg) = m.model.desc() else { return Ok(None) };
+    let Some(classes) = m.model.desc().classes().filter(|_| m.model.desc().is_segmentation()) else {
+        return Ok(None);
+    };
     let size = (p.original.width() as usize, p.original.height() as usize);
     let names: Vec<String> = match &m.state {
         Some(s) if !s.config.data.format.class_names().is_empty() => {
             s.config.data.format.class_names().iter().map(|c| (*c).to_string()).collect()
         }
-        _ if cfg.classes == lrnn_core::data::voc::VOC_CLASSES.len() => {
+        _ if classes == lrnn_core::data::voc::VOC_CLASSES.len() => {
             lrnn_core::data::voc::VOC_CLASSES.iter().map(|c| (*c).to_string()).collect()
         }
-        _ => (0..cfg.classes).map(|i| format!("class {i}")).collect(),
+        _ => (0..classes).map(|i| format!("class {i}")).collect(),
     };
     let prediction = labels_at(scores, size)?;
     // The scores upsampled to the photo's size, refined over its colours.
@@ -301,8 +303,14 @@ impl Worker {
     }
 }
 
-/// Opens a checkpoint, run, packed or bare model folder ([`Checkpoint::open`]).
+/// Opens a checkpoint, run, packed or bare model folder ([`Checkpoint::open`]), or a weight file
+/// of Long et al.'s FCNs.
 fn load_model(path: &Path) -> anyhow::Result<Loaded> {
+    if path.is_file() {
+        // A published network's weight file (.pth, .caffemodel, safetensors), its kind recognised.
+        let model = lrnn_core::io::weights::load_recognised(path, &Device::Cpu)?;
+        return Loaded::new(Checkpoint { model, dir: path.to_path_buf(), state: None, mean: None });
+    }
     Loaded::new(Checkpoint::open(path, &Device::Cpu)?)
 }
 
@@ -371,6 +379,7 @@ fn analysis(
             })
             .collect(),
         ModelDesc::Fcn(cfg) if !cfg.lrnn => vec![InsertTarget::FcnHeads],
+        ModelDesc::FcnCaffe(cfg) if !cfg.lrnn => vec![InsertTarget::FcnHeads],
         _ => vec![],
     };
     let segmentation = match &output {

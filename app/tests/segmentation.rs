@@ -210,3 +210,32 @@ fn the_demo_segments_the_same_on_the_gpu() {
     assert!(differ(&cpu.prediction, &gpu.prediction) <= 10, "the model's labels");
     assert!(differ(cpu.cnn.as_ref().unwrap(), gpu.cnn.as_ref().unwrap()) <= 10, "the CNN's labels");
 }
+
+#[test]
+fn a_published_fcns_weight_file_opens_segments_a_photo_at_its_size_and_takes_pairs() {
+    // Long et al.'s FCN-8s geometry (narrow widths) as PyTorch's legacy torch.save wrote it.
+    let file =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/fcn8s_caffe.legacy.pth");
+    let mut h = harness(options("fcn-caffe"), (1280.0, 960.0));
+    settle(&mut h, Duration::from_secs(300)).unwrap();
+    h.state_mut().open_model(file);
+    h.state_mut().open_image(lrnn_studio::app::assets_dir().join("photos/chelsea.png"));
+    settle(&mut h, Duration::from_secs(300)).unwrap();
+    assert_eq!(h.state().error(), None);
+    let a = h.state().analysis().unwrap();
+    assert!(a.model.contains("FCN-8s-Caffe"), "{}", a.model);
+    let s = a.segmentation.clone().expect("a published FCN segments the photo");
+    assert_eq!(s.size, (451, 300), "at the photo's own size");
+    assert_eq!(s.classes.len(), 3);
+    assert_eq!(a.insertable, [lrnn_studio::view_model::InsertTarget::FcnHeads]);
+    h.state_mut().show_view(View::Segmentation);
+    h.run_steps(3);
+    common::snapshot(&mut h, "segmentation_caffe");
+    h.state_mut().insert(lrnn_studio::view_model::InsertTarget::FcnHeads, lrnn_core::nn::Axis::Horizontal);
+    settle(&mut h, Duration::from_secs(300)).unwrap();
+    assert_eq!(h.state().error(), None);
+    let after = h.state().analysis().unwrap();
+    assert!(after.model.contains("FCN-8s-Caffe-LRNN"), "{}", after.model);
+    let s2 = after.segmentation.clone().unwrap();
+    assert_eq!(s2.prediction, s.prediction, "V = 0: the same labels, pixel for pixel");
+}

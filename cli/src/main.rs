@@ -206,9 +206,10 @@ enum Command {
         #[arg(long = "from")]
         from: PathBuf,
         /// The network the weights are for: `FCN-32s-Caffe`, `FCN-16s-Caffe`, `FCN-8s-Caffe`, any
-        /// other built-in name, or a JSON model description.
+        /// other built-in name, or a JSON model description (default: recognised from the
+        /// weights' names and shapes, for Long et al.'s FCNs).
         #[arg(long)]
-        model: String,
+        model: Option<String>,
         /// Insert L-RNN pairs into the heads too (V = 0: the scores are unchanged), ready for
         /// `lrnn train-seg --init-from`.
         #[arg(long)]
@@ -432,7 +433,7 @@ fn main() -> ExitCode {
             other => Err(anyhow::anyhow!("nothing called `{other}` to fetch; known: vgg16")),
         },
         Command::Insert { run, layers, out, v_init } => insert(&run, &layers, &out, v_init),
-        Command::Import { from, model, lrnn, out } => import(&from, &model, lrnn, &out),
+        Command::Import { from, model, lrnn, out } => import(&from, model.as_deref(), lrnn, &out),
         Command::Train(args) => train_cmd::train(&args),
         Command::TrainSeg(args) => seg_cmd::train_seg(&args),
         Command::Probe(p) => probe_cmd::probe(&p),
@@ -814,13 +815,20 @@ fn insert(
     Ok(())
 }
 
-fn import(from: &std::path::Path, model: &str, lrnn: bool, out: &std::path::Path) -> anyhow::Result<()> {
+fn import(
+    from: &std::path::Path,
+    model: Option<&str>,
+    lrnn: bool,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
     lrnn_core::io::refuse_overwriting_inputs(&out.join("weights.safetensors"), [from])?;
-    let desc = ModelDesc::from_name_or_file(model)?;
     let bytes = lrnn_core::io::read_file(from)?;
     let format = lrnn_core::io::weights::sniff(&bytes, from).map_or("unknown", |f| f.name());
     drop(bytes);
-    let mut model = Model::load(desc, from, &Device::Cpu)?;
+    let mut model = match model {
+        Some(m) => Model::load(ModelDesc::from_name_or_file(m)?, from, &Device::Cpu)?,
+        None => lrnn_core::io::weights::load_recognised(from, &Device::Cpu)?,
+    };
     if lrnn {
         model = model.with_lrnn_heads()?;
     }

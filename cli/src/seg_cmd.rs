@@ -278,20 +278,24 @@ pub fn train_seg(a: &TrainSegArgs) -> anyhow::Result<()> {
         (None, Some(from)) => Checkpoint::desc(from)?,
         (None, None) => ModelDesc::from_name_or_file("FCN-8s-LRNN")?,
     };
-    let ModelDesc::Fcn(cfg) = &mut model else {
+    if !model.is_segmentation() {
         bail!("{} is not a segmentation network (FCN-32s, FCN-8s, …)", model.display_name());
-    };
-    if let Some(n) = a.heads {
-        if a.init_from.is_some() {
-            bail!("--heads cannot change a checkpoint's network");
-        }
-        cfg.heads = n;
     }
-    if let Some(v) = a.v_init {
-        if a.init_from.is_some() || !cfg.lrnn {
-            bail!("--v-init sets the recurrences of a fresh -LRNN network");
+    if let ModelDesc::Fcn(cfg) = &mut model {
+        if let Some(n) = a.heads {
+            if a.init_from.is_some() {
+                bail!("--heads cannot change a checkpoint's network");
+            }
+            cfg.heads = n;
         }
-        cfg.v_init = v;
+        if let Some(v) = a.v_init {
+            if a.init_from.is_some() || !cfg.lrnn {
+                bail!("--v-init sets the recurrences of a fresh -LRNN network");
+            }
+            cfg.v_init = v;
+        }
+    } else if a.heads.is_some() || a.v_init.is_some() {
+        bail!("--heads and --v-init are for the paper's FCNs (FCN-8s-LRNN, …), not {}", model.display_name());
     }
     let mut data = match &a.voc {
         Some(_) if a.width.is_some() || a.min_distance.is_some() => {
@@ -310,7 +314,12 @@ pub fn train_seg(a: &TrainSegArgs) -> anyhow::Result<()> {
                 val: a.scenes_val,
                 seed: a.seed,
             });
-            cfg.classes = lrnn_core::data::scenes::CLASSES.len();
+            let classes = lrnn_core::data::scenes::CLASSES.len();
+            match &mut model {
+                ModelDesc::Fcn(cfg) => cfg.classes = classes,
+                ModelDesc::FcnCaffe(cfg) => cfg.classes = classes,
+                _ => {}
+            }
             d
         }
     };

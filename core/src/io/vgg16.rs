@@ -201,7 +201,11 @@ pub fn load_trunk(model: &Model, path: &Path) -> Result<()> {
     let vars =
         model.varmap().data().lock().map_err(|_| Error::Invalid("model variables are poisoned".into()))?;
     for (name, t) in &trunk {
-        let var = vars.get(name).ok_or_else(|| {
+        // Long et al.'s FCNs keep Caffe's names: `features.0.weight` is `conv1_1.weight` there.
+        let caffe = VGG16.iter().find_map(|(layer, prefix, _, _)| {
+            name.strip_prefix(prefix).filter(|r| r.starts_with('.')).map(|r| format!("{layer}{r}"))
+        });
+        let var = vars.get(name).or_else(|| caffe.as_ref().and_then(|c| vars.get(c))).ok_or_else(|| {
             Error::Invalid(format!("{}: the model has no VGG-16 trunk ({name})", model.desc().display_name()))
         })?;
         var.set(t)?;

@@ -94,3 +94,25 @@ pub fn read_weights(path: &Path) -> Result<(WeightFormat, BTreeMap<String, Tenso
     }
     Ok((format, tensors, legacy))
 }
+
+/// Loads a weight file of Long et al.'s FCNs with the model kind recognised from its weights
+/// ([`crate::models::fcn_caffe::FcnCaffeConfig::infer`]).
+///
+/// # Errors
+/// As [`read_weights`]; [`Error::File`] when the weights are not those of FCN-32s/16s/8s.
+pub fn load_recognised(path: &Path, device: &candle_core::Device) -> Result<crate::models::Model> {
+    let (format, tensors, _) = read_weights(path)?;
+    let dims = tensors.iter().map(|(n, t)| (n.clone(), t.dims().to_vec())).collect();
+    let cfg = crate::models::fcn_caffe::FcnCaffeConfig::infer(&dims).ok_or_else(|| {
+        Error::file(
+            path,
+            format!(
+                "this {} file is not one of Long et al.'s FCNs (no score_fr / upscore weights): \
+                 name the model it is for (--model)",
+                format.name()
+            ),
+        )
+    })?;
+    drop(tensors);
+    crate::models::Model::load(crate::models::ModelDesc::FcnCaffe(cfg), path, device)
+}

@@ -131,6 +131,28 @@ impl FcnCaffeConfig {
         Some(Self { variant, classes: default_classes(), lrnn, fc: default_fc(), trunk: default_trunk() })
     }
 
+    /// The network a set of weights is for, from their names and shapes (`name → dims`): the
+    /// variant from the last upsampling (`upscore8`, `upscore16`, `upscore`), the classes from
+    /// `score_fr`, the widths from the convolutions, L-RNNs from `fc6.v_lr.weight`. `None` when
+    /// the weights are not those of one of Long et al.'s FCNs.
+    pub fn infer(dims: &std::collections::BTreeMap<String, Vec<usize>>) -> Option<Self> {
+        let has = |n: &str| dims.contains_key(n);
+        let variant = if has("upscore8.weight") {
+            CaffeVariant::Fcn8s
+        } else if has("upscore16.weight") {
+            CaffeVariant::Fcn16s
+        } else if has("upscore.weight") {
+            CaffeVariant::Fcn32s
+        } else {
+            return None;
+        };
+        let out = |n: &str| dims.get(&format!("{n}.weight")).and_then(|d| d.first().copied());
+        let classes = out("score_fr")?;
+        let fc = out("fc6")?;
+        let trunk = [out("conv1_2")?, out("conv2_2")?, out("conv3_3")?, out("conv4_3")?, out("conv5_3")?];
+        Some(Self { variant, classes, lrnn: has("fc6.v_lr.weight"), fc, trunk })
+    }
+
     /// A name for people, e.g. `FCN-8s-Caffe-LRNN`, with the widths when they are not the
     /// published ones.
     pub fn display_name(&self) -> String {

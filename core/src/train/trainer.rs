@@ -549,7 +549,7 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
 
 /// Checks that the data's images and labels fit the model.
 fn check_data_fits(config: &TrainConfig, data: &RunData) -> Result<()> {
-    let is_fcn = matches!(config.model, ModelDesc::Fcn(_));
+    let is_fcn = config.model.is_segmentation();
     let (train_len, data_classes) = match data {
         RunData::Pixels(_) if !is_fcn => {
             return Err(Error::Invalid(format!(
