@@ -52,6 +52,13 @@ pub fn sniff(bytes: &[u8], path: &Path) -> Option<WeightFormat> {
     None
 }
 
+/// Whether a file's name says it is not safetensors (`.pth`, `.pt`, `.caffemodel`, or any
+/// extension other than `.safetensors`): its unrecognised bytes are then not reported as a
+/// broken safetensors file.
+pub fn foreign_extension(path: &Path) -> bool {
+    path.extension().is_some_and(|e| !e.eq_ignore_ascii_case("safetensors"))
+}
+
 /// Every float tensor of a weight file as f32 on the CPU, with the names of those whose shape
 /// is Caffe's legacy 4D one (a loader may reshape those to a model's shape of the same size).
 ///
@@ -60,9 +67,23 @@ pub fn sniff(bytes: &[u8], path: &Path) -> Option<WeightFormat> {
 /// [`Error::Tensor`] for a NaN or infinite value.
 pub fn read_weights(path: &Path) -> Result<(WeightFormat, BTreeMap<String, Tensor>, BTreeSet<String>)> {
     let bytes = super::read_file(path)?;
-    let format = sniff(&bytes, path).ok_or_else(|| {
-        Error::file(path, "not a weight file: neither safetensors, a PyTorch .pth nor a Caffe .caffemodel")
-    })?;
+    let format = match sniff(&bytes, path) {
+        Some(f) => f,
+        // Unrecognised bytes: the reader the name points to says what is wrong in its terms.
+        None if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("pth") || e.eq_ignore_ascii_case("pt")) =>
+        {
+            WeightFormat::Pth
+        }
+        None if foreign_extension(path) => {
+            return Err(Error::file(
+                path,
+                "not a weight file: neither safetensors, a PyTorch .pth nor a Caffe .caffemodel",
+            ))
+        }
+        None => WeightFormat::Safetensors,
+    };
     let mut legacy = BTreeSet::new();
     let tensors = match format {
         WeightFormat::Safetensors => {
