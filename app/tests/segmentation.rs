@@ -214,8 +214,14 @@ fn the_demo_segments_the_same_on_the_gpu() {
 #[test]
 fn a_published_fcns_weight_file_opens_segments_a_photo_at_its_size_and_takes_pairs() {
     // Long et al.'s FCN-8s geometry (narrow widths) as PyTorch's legacy torch.save wrote it.
-    let file =
+    // Copied to a fixed place: the window shows the file's path, and the snapshot must not
+    // depend on where the repository is.
+    let fixture =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/fcn8s_caffe.legacy.pth");
+    let dir = std::env::temp_dir().join("lrnn-studio-fcn-caffe");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("fcn8s_caffe.legacy.pth");
+    std::fs::copy(&fixture, &file).unwrap();
     let mut h = harness(options("fcn-caffe"), (1280.0, 960.0));
     settle(&mut h, Duration::from_secs(300)).unwrap();
     h.state_mut().open_model(file);

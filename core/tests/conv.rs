@@ -35,6 +35,15 @@ fn fused_convolution_should_match_candle_reference() {
         (2, 16, 7, 5, 16, 3, 0),
         (3, 20, 5, 6, 16, 3, 2),
         (1, 3, 3, 3, 2, 3, 0),
+        // One image (fewer than the threads): Winograd in parallel bands of tile rows (maps of
+        // 512+ tiles, odd and even, every padding), im2col in parallel parts of the output
+        // channels (7x7 as fc6, 1x1 as fc7, a padded RGB stem).
+        (1, 16, 80, 64, 24, 3, 1),
+        (1, 16, 101, 41, 17, 3, 2),
+        (1, 17, 48, 48, 16, 3, 0),
+        (1, 8, 12, 11, 40, 7, 0),
+        (1, 24, 9, 10, 37, 1, 0),
+        (1, 3, 13, 9, 20, 3, 5),
     ];
     for (i, &(b, c, h, w, o, k, pad)) in cases.iter().enumerate() {
         for algo in [ConvAlgo::Auto, ConvAlgo::Im2col] {

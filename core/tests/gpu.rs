@@ -233,6 +233,25 @@ fn vgg16_fcns_match_the_cpu_at_a_small_size() {
 }
 
 #[test]
+fn long_et_al_fcns_match_the_cpu_with_their_published_weights_layout() {
+    let Some(ctx) = context() else { return };
+    // The PyTorch-parity fixtures (narrow widths): ceil pooling on odd sides, every transposed
+    // convolution and crop; the L-RNN variant with non-zero recurrences.
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    for variant in ["32s", "16s", "8s"] {
+        let desc = ModelDesc::load(&fixtures.join(format!("fcn{variant}_caffe.json"))).unwrap();
+        let model =
+            Model::load(desc, &fixtures.join(format!("fcn{variant}_caffe.zip.pth")), &Device::Cpu).unwrap();
+        check(&ctx, &model, &(randn((1, 3, 47, 61)) * 60.0).unwrap());
+        if variant == "8s" {
+            let lrnn = model.with_lrnn_heads().unwrap();
+            randomise(&lrnn);
+            check(&ctx, &lrnn, &(randn((2, 3, 21, 30)) * 60.0).unwrap());
+        }
+    }
+}
+
+#[test]
 fn every_bundled_model_matches_the_cpu_with_its_trained_weights() {
     let Some(ctx) = context() else { return };
     let folders = bundled::bundled_model_dirs();

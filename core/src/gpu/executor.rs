@@ -18,8 +18,8 @@ use candle_core::{DType, Device, Tensor};
 use super::context::GpuContext;
 use super::kernels::{fold, groups_for, submit_and_read, MAX_HIDDEN};
 use super::params::{
-    AffineParams, CombineParams, Conv2dParams, GlobalPoolParams, KernelParams, LabelColourParams,
-    Pool2dParams, ScanPairParams, UpsampleParams,
+    AffineParams, CombineParams, Conv2dParams, ConvTransposeParams, CropParams, GlobalPoolParams,
+    KernelParams, LabelColourParams, Pool2dParams, ScanPairParams, UpsampleParams,
 };
 use crate::error::{Error, Result};
 use crate::models::capture::{Activation, MapKind};
@@ -85,6 +85,12 @@ enum Kind {
     Identity,
     /// Bilinear upsampling of the first input to the second's size, plus the value `add`.
     Upsample { add: Option<Value> },
+    /// 2x2 max pooling in Caffe's ceil mode.
+    MaxPoolCeil,
+    /// A bias-free transposed convolution (`[in, out, k, k]` weights).
+    ConvTranspose { weight: wgpu::Buffer, cin: usize, cout: usize, kernel: usize, stride: usize },
+    /// The first input cropped to the second's height and width at `offset`.
+    Crop(usize),
 }
 
 /// One step: what runs, on which values, giving which value, captured as what.
@@ -375,13 +381,15 @@ fn build(w: &Weights, graph: &Graph) -> Result<Vec<Step>> {
                 }
                 _ => Kind::Upsample { add: None },
             },
-            Op::MaxPoolCeil | Op::ConvTranspose { .. } | Op::Crop { .. } => {
-                return Err(Error::Gpu(
-                    "Long et al.'s FCNs (ceil-mode pooling, transposed convolutions, crops) run on \
-                     the CPU and CUDA only: the wgpu kernels for them are not built yet"
-                        .into(),
-                ))
-            }
+            Op::MaxPoolCeil => Kind::MaxPoolCeil,
+            Op::ConvTranspose { name, in_channels, out_channels, kernel, stride } => Kind::ConvTranspose {
+                weight: upload_floats(w.ctx, name, &w.floats(&format!("{name}.weight"))?)?,
+                cin: *in_channels,
+                cout: *out_channels,
+                kernel: *kernel,
+                stride: *stride,
+            },
+            Op::Crop { offset } => Kind::Crop(*offset),
         };
         steps.push(Step {
             kind,
@@ -511,6 +519,77 @@ impl Pass<'_> {
             kernel: u(kernel),
             stride: u(stride),
             mode: u32::from(avg),
+            ..Default::default()
+        };
+        self.dispatch(&params, &[&x.buf, &out.buf], groups_for(out.len()));
+        Ok(out)
+    }
+
+    /// 2x2 max pooling in Caffe's ceil mode: `ceil(h/2) x ceil(w/2)`.
+    fn pool_ceil(&mut self, name: &str, x: &Map) -> Result<Map> {
+        let [b, c, h, w] = x.shape;
+        if h == 0 || w == 0 {
+            return Err(Error::Gpu(format!("{name}: an empty map cannot be pooled")));
+        }
+        let out = self.map(name, [b, c, h.div_ceil(2), w.div_ceil(2)])?;
+        let params = Pool2dParams {
+            planes: u(b * c),
+            height: u(h),
+            width: u(w),
+            kernel: 2,
+            stride: 2,
+            mode: 0,
+            ceil: 1,
+            ..Default::default()
+        };
+        self.dispatch(&params, &[&x.buf, &out.buf], groups_for(out.len()));
+        Ok(out)
+    }
+
+    /// A bias-free transposed convolution without padding.
+    fn conv_transpose(
+        &mut self,
+        name: &str,
+        x: &Map,
+        weight: &wgpu::Buffer,
+        (cin, cout, kernel, stride): (usize, usize, usize, usize),
+    ) -> Result<Map> {
+        let [b, c, h, w] = x.shape;
+        if c != cin || h == 0 || w == 0 {
+            return Err(Error::Gpu(format!("{name}: cannot upsample a map of shape {:?}", x.shape)));
+        }
+        let (oh, ow) = ((h - 1) * stride + kernel, (w - 1) * stride + kernel);
+        let out = self.map(name, [b, cout, oh, ow])?;
+        let params = ConvTransposeParams {
+            batch: u(b),
+            in_channels: u(cin),
+            height: u(h),
+            width: u(w),
+            out_channels: u(cout),
+            kernel: u(kernel),
+            stride: u(stride),
+            out_height: u(oh),
+            out_width: u(ow),
+            ..Default::default()
+        };
+        self.dispatch(&params, &[&x.buf, weight, &out.buf], groups_for(out.len()));
+        Ok(out)
+    }
+
+    /// `x` cropped to `oh x ow` from row and column `offset`.
+    fn crop(&mut self, name: &str, x: &Map, (oh, ow): (usize, usize), offset: usize) -> Result<Map> {
+        let [b, c, h, w] = x.shape;
+        if offset + oh > h || offset + ow > w {
+            return Err(Error::Gpu(format!("{name}: cannot crop {h}x{w} to {oh}x{ow} at {offset}")));
+        }
+        let out = self.map(name, [b, c, oh, ow])?;
+        let params = CropParams {
+            planes: u(b * c),
+            height: u(h),
+            width: u(w),
+            out_height: u(oh),
+            out_width: u(ow),
+            offset: u(offset),
             ..Default::default()
         };
         self.dispatch(&params, &[&x.buf, &out.buf], groups_for(out.len()));
@@ -686,7 +765,7 @@ impl GpuModel {
             steps,
             graph,
             name: desc.display_name(),
-            segments: matches!(desc, crate::models::ModelDesc::Fcn(_)),
+            segments: desc.is_segmentation(),
             scratch: BTreeMap::new(),
             placeholder: upload_floats(ctx, "placeholder", &[0.0; 4])?,
             palette: None,
@@ -738,6 +817,14 @@ impl GpuModel {
                         pass.affine(name, &arg(0)?, (scale, shift), *channels)?
                     }
                     Kind::MaxPool => pass.pool(name, &arg(0)?, 2, false)?,
+                    Kind::MaxPoolCeil => pass.pool_ceil(name, &arg(0)?)?,
+                    Kind::ConvTranspose { weight, cin, cout, kernel, stride } => {
+                        pass.conv_transpose(name, &arg(0)?, weight, (*cin, *cout, *kernel, *stride))?
+                    }
+                    Kind::Crop(offset) => {
+                        let target = arg(1)?;
+                        pass.crop(name, &arg(0)?, (target.shape[2], target.shape[3]), *offset)?
+                    }
                     Kind::Pair { pair, merge, prefix } => pass.pair(prefix, &arg(0)?, pair, *merge)?,
                     Kind::Combine(mode) => pass.combine(name, &arg(0)?, &arg(1)?, *mode)?,
                     Kind::GlobalPool(p) => pass.global_pool(name, &arg(0)?, *p)?,

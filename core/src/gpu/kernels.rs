@@ -8,7 +8,7 @@ use super::params::KernelParams;
 use crate::error::{Error, Result};
 
 /// The shaders' sources by name, as embedded.
-pub const SHADERS: [(&str, &str); 9] = [
+pub const SHADERS: [(&str, &str); 11] = [
     ("conv2d", include_str!("../../../shaders/conv2d.wgsl")),
     ("pool2d", include_str!("../../../shaders/pool2d.wgsl")),
     ("scan_pair", include_str!("../../../shaders/scan_pair.wgsl")),
@@ -18,6 +18,8 @@ pub const SHADERS: [(&str, &str); 9] = [
     ("global_pool", include_str!("../../../shaders/global_pool.wgsl")),
     ("colour_map", include_str!("../../../shaders/colour_map.wgsl")),
     ("label_colour", include_str!("../../../shaders/label_colour.wgsl")),
+    ("conv_transpose", include_str!("../../../shaders/conv_transpose.wgsl")),
+    ("crop", include_str!("../../../shaders/crop.wgsl")),
 ];
 
 /// The kernels, in the order of [`SHADERS`].
@@ -41,6 +43,10 @@ pub enum Kernel {
     ColourMap,
     /// `label_colour.wgsl`
     LabelColour,
+    /// `conv_transpose.wgsl`
+    ConvTranspose,
+    /// `crop.wgsl`
+    Crop,
 }
 
 /// The largest hidden size the scan kernel holds in workgroup memory.

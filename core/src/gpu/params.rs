@@ -71,6 +71,58 @@ params!(
         stride: u32,
         /// 0: maximum, 1: mean.
         mode: u32,
+        /// 1: Caffe's ceil mode (maximum only): windows clipped at the bottom and right edges.
+        ceil: u32,
+        /// Padding to 16 bytes.
+        _b: u32,
+    }
+);
+
+params!(
+    /// `conv_transpose.wgsl`: a bias-free transposed convolution without padding.
+    ConvTransposeParams => ConvTranspose {
+        /// Images.
+        batch: u32,
+        /// Input channels.
+        in_channels: u32,
+        /// Input height.
+        height: u32,
+        /// Input width.
+        width: u32,
+        /// Output channels.
+        out_channels: u32,
+        /// Kernel side.
+        kernel: u32,
+        /// Stride.
+        stride: u32,
+        /// Output height, `(height - 1) · stride + kernel`.
+        out_height: u32,
+        /// Output width.
+        out_width: u32,
+        /// Padding to 16 bytes.
+        _a: u32,
+        /// Padding to 16 bytes.
+        _b: u32,
+        /// Padding to 16 bytes.
+        _c: u32,
+    }
+);
+
+params!(
+    /// `crop.wgsl`: a spatial crop.
+    CropParams => Crop {
+        /// Images x channels.
+        planes: u32,
+        /// Input height.
+        height: u32,
+        /// Input width.
+        width: u32,
+        /// Output height.
+        out_height: u32,
+        /// Output width.
+        out_width: u32,
+        /// Rows and columns skipped at the top and left.
+        offset: u32,
         /// Padding to 16 bytes.
         _a: u32,
         /// Padding to 16 bytes.
@@ -209,7 +261,7 @@ params!(
 );
 
 /// Every parameter block with its shader's name and size in bytes (for the layout test).
-pub const ALL: [(&str, usize); 9] = [
+pub const ALL: [(&str, usize); 11] = [
     ("conv2d", std::mem::size_of::<Conv2dParams>()),
     ("pool2d", std::mem::size_of::<Pool2dParams>()),
     ("scan_pair", std::mem::size_of::<ScanPairParams>()),
@@ -219,4 +271,6 @@ pub const ALL: [(&str, usize); 9] = [
     ("global_pool", std::mem::size_of::<GlobalPoolParams>()),
     ("colour_map", std::mem::size_of::<ColourMapParams>()),
     ("label_colour", std::mem::size_of::<LabelColourParams>()),
+    ("conv_transpose", std::mem::size_of::<ConvTransposeParams>()),
+    ("crop", std::mem::size_of::<CropParams>()),
 ];

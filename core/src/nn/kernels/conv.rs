@@ -287,20 +287,35 @@ impl CustomOp3 for ConvOp {
             return Ok((CpuStorage::F32(out), Shape::from((d.b, d.o, d.oh, d.ow))));
         }
         let img_len = d.c * d.h * d.w;
-        out.par_chunks_mut(d.o * ohw).enumerate().for_each_init(
-            || vec![0f32; rows * d.block_rows(COL_BLOCK) * d.ow],
-            |col, (img, dst)| {
-                for (oc, row) in dst.chunks_exact_mut(ohw).enumerate() {
-                    row.fill(bias[oc]);
-                }
-                for oys in d.blocks(COL_BLOCK) {
-                    let (p, n) = (oys.start * d.ow, oys.len() * d.ow);
-                    im2col(&x[img * img_len..][..img_len], &d, oys, col);
-                    // out_img[:, block] += W [O, C·kh·kw] · col [C·kh·kw, block]
-                    matmul_strided((d.o, n, rows), &mut dst[p..], ohw, true, (w, rows, 1), (col, n, 1));
-                }
-            },
-        );
+        // Each image is a task; with fewer images than threads (a photo through an FCN) each
+        // image's output channels are split into as many parts, each part forming its own
+        // columns (cheap beside its product) and computing its channels.
+        let threads = rayon::current_num_threads();
+        let parts = if d.b < threads { (threads.div_ceil(d.b) * 2).min(d.o.div_ceil(8)).max(1) } else { 1 };
+        let oc_len = d.o.div_ceil(parts);
+        // Blocks of at least 256 output positions where the columns allow: a product only a
+        // few positions wide (fc6's 7x7 over 512 channels on a small map) would read the whole
+        // weight matrix again for each handful of positions.
+        let budget = COL_BLOCK.max(rows * ohw.min(256));
+        out.par_chunks_mut(d.o * ohw).enumerate().for_each(|(img, dst)| {
+            dst.par_chunks_mut(oc_len * ohw).enumerate().for_each_init(
+                || vec![0f32; rows * d.block_rows(budget) * d.ow],
+                |col, (part, dst)| {
+                    let oc0 = part * oc_len;
+                    let len = dst.len() / ohw;
+                    for (oc, row) in dst.chunks_exact_mut(ohw).enumerate() {
+                        row.fill(bias[oc0 + oc]);
+                    }
+                    for oys in d.blocks(budget) {
+                        let (p, n) = (oys.start * d.ow, oys.len() * d.ow);
+                        im2col(&x[img * img_len..][..img_len], &d, oys, col);
+                        // out_img[part, block] += W [part, C·kh·kw] · col [C·kh·kw, block]
+                        let wp = &w[oc0 * rows..][..len * rows];
+                        matmul_strided((len, n, rows), &mut dst[p..], ohw, true, (wp, rows, 1), (col, n, 1));
+                    }
+                },
+            );
+        });
         Ok((CpuStorage::F32(out), Shape::from((d.b, d.o, d.oh, d.ow))))
     }
 

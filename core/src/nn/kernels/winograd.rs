@@ -85,8 +85,16 @@ pub(crate) fn conv3x3(x: &[f32], d: WinogradDims, u: &[f32], bias: Option<&[f32]
     if d.b == 0 || per_img == 0 || d.o == 0 {
         return;
     }
-    let group = MIN_TILES.div_ceil(per_img).clamp(1, d.b);
     let (in_len, out_len) = (d.c * d.h * d.w, d.o * oh * ow);
+    if d.b < rayon::current_num_threads().max(2) {
+        // Fewer images than threads (a photo through an FCN): each image in bands of tile rows,
+        // the bands in parallel.
+        for img in 0..d.b {
+            banded(&x[img * in_len..][..in_len], d, u, bias, &mut out[img * out_len..][..out_len]);
+        }
+        return;
+    }
+    let group = MIN_TILES.div_ceil(per_img).clamp(1, d.b);
     out.par_chunks_mut(group * out_len).enumerate().for_each_init(
         || (vec![0f32; 16 * d.c * group * per_img], vec![0f32; 16 * d.o * group * per_img]),
         |(v, m), (gi, dst)| {
@@ -108,6 +116,155 @@ pub(crate) fn conv3x3(x: &[f32], d: WinogradDims, u: &[f32], bias: Option<&[f32]
             transform_output(&m[..16 * d.o * t], d, imgs, bias, dst);
         },
     );
+}
+
+/// The most tiles per band of [`banded`]: bands small enough that their transformed input and
+/// products stay a few MiB (and at least 128, products wide enough to run at full speed).
+const BAND_TILES: usize = 1024;
+
+/// One image (`x` `[C, H, W]` → `out` `[O, OH, OW]`) as independent bands of tile rows, computed
+/// in parallel: each band transforms the input rows it needs (zero outside the image), runs its
+/// 16 products and transforms back its output rows, which are then copied into place.
+fn banded(x: &[f32], d: WinogradDims, u: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    let (oh, ow) = d.out();
+    let (th, tw) = d.tiles();
+    // At least two bands per thread where the map allows, of 128 to BAND_TILES tiles.
+    let target = (th * tw).div_ceil(2 * rayon::current_num_threads().max(1)).clamp(128, BAND_TILES);
+    let step = (target / tw.max(1)).clamp(1, th);
+    let bands: Vec<(usize, usize)> = (0..th).step_by(step).map(|t0| (t0, (t0 + step).min(th))).collect();
+    let parts: Vec<Vec<f32>> = bands
+        .par_iter()
+        .map_init(
+            || (Vec::new(), Vec::new()),
+            |(v, m): &mut (Vec<f32>, Vec<f32>), &(t0, t1)| {
+                let t = (t1 - t0) * tw;
+                v.resize(16 * d.c * t, 0.0);
+                m.resize(16 * d.o * t, 0.0);
+                band_input(x, d, (t0, t1), v);
+                for xi in 0..16 {
+                    matmul(
+                        (d.o, t, d.c),
+                        &mut m[xi * d.o * t..][..d.o * t],
+                        false,
+                        &u[xi * d.o * d.c..][..d.o * d.c],
+                        (d.c, 1),
+                        &v[xi * d.c * t..][..d.c * t],
+                        (t, 1),
+                    );
+                }
+                let rows = (2 * t1).min(oh) - 2 * t0;
+                let mut part = vec![0f32; d.o * rows * ow];
+                band_output(m, d, (t0, t1), bias, &mut part);
+                part
+            },
+        )
+        .collect();
+    for (&(t0, t1), part) in bands.iter().zip(parts) {
+        let (y0, rows) = (2 * t0, (2 * t1).min(oh) - 2 * t0);
+        for oc in 0..d.o {
+            out[(oc * oh + y0) * ow..][..rows * ow].copy_from_slice(&part[oc * rows * ow..][..rows * ow]);
+        }
+    }
+}
+
+/// `V [16, C, tiles]` of the tile rows `t0..t1` of one image (see [`transform_input`]).
+fn band_input(x: &[f32], d: WinogradDims, (t0, t1): (usize, usize), v: &mut [f32]) {
+    let tw = d.tiles().1;
+    let (nt, pw) = (t1 - t0, 2 * d.tiles().1 + 2);
+    let t = nt * tw;
+    let rows = 2 * nt + 2;
+    let cols_in = d.w.min(pw - d.pad.min(pw));
+    let mut padded = vec![0f32; rows * pw];
+    let mut r = vec![0f32; 4 * pw];
+    for ch in 0..d.c {
+        let plane = &x[ch * d.h * d.w..][..d.h * d.w];
+        for lr in 0..rows {
+            let dst = &mut padded[lr * pw..][..pw];
+            // Padded row `2·t0 + lr` is input row `2·t0 + lr − pad`.
+            match (2 * t0 + lr).checked_sub(d.pad).filter(|&y| y < d.h) {
+                Some(y) => {
+                    dst.fill(0.0);
+                    dst[d.pad..][..cols_in].copy_from_slice(&plane[y * d.w..][..cols_in]);
+                }
+                None => dst.fill(0.0),
+            }
+        }
+        for lty in 0..nt {
+            let row = |k: usize| &padded[(2 * lty + k) * pw..][..pw];
+            let (d0, d1, d2, d3) = (row(0), row(1), row(2), row(3));
+            let (r0, rest) = r.split_at_mut(pw);
+            let (r1, rest) = rest.split_at_mut(pw);
+            let (r2, r3) = rest.split_at_mut(pw);
+            for q in 0..pw {
+                r0[q] = d0[q] - d2[q];
+                r1[q] = d1[q] + d2[q];
+                r2[q] = d2[q] - d1[q];
+                r3[q] = d1[q] - d3[q];
+            }
+            let col0 = lty * tw;
+            for (i, ri) in r.chunks_exact(pw).enumerate() {
+                let out = |j: usize| ((i * 4 + j) * d.c + ch) * t + col0;
+                let blocks = ri.windows(4).step_by(2).take(tw);
+                for (dst, a) in v[out(0)..][..tw].iter_mut().zip(blocks.clone()) {
+                    *dst = a[0] - a[2];
+                }
+                for (dst, a) in v[out(1)..][..tw].iter_mut().zip(blocks.clone()) {
+                    *dst = a[1] + a[2];
+                }
+                for (dst, a) in v[out(2)..][..tw].iter_mut().zip(blocks.clone()) {
+                    *dst = a[2] - a[1];
+                }
+                for (dst, a) in v[out(3)..][..tw].iter_mut().zip(blocks) {
+                    *dst = a[1] - a[3];
+                }
+            }
+        }
+    }
+}
+
+/// The output rows `2·t0 .. min(2·t1, OH)` of every channel (`part` `[O, rows, OW]`) from the
+/// band's `M [16, O, tiles]` (see [`transform_output`]).
+fn band_output(m: &[f32], d: WinogradDims, (t0, t1): (usize, usize), bias: Option<&[f32]>, part: &mut [f32]) {
+    let (oh, ow) = d.out();
+    let tw = d.tiles().1;
+    let nt = t1 - t0;
+    let t = nt * tw;
+    let rows = (2 * t1).min(oh) - 2 * t0;
+    let mut s = vec![0f32; 8 * tw];
+    for oc in 0..d.o {
+        let b = bias.map_or(0.0, |b| b[oc]);
+        let plane = &mut part[oc * rows * ow..][..rows * ow];
+        for lty in 0..nt {
+            let col0 = lty * tw;
+            let mrow = |xi: usize| &m[(xi * d.o + oc) * t + col0..][..tw];
+            for j in 0..4 {
+                let (a, bb, c, e) = (mrow(j), mrow(4 + j), mrow(8 + j), mrow(12 + j));
+                let (s0, s1) = s.split_at_mut(4 * tw);
+                for q in 0..tw {
+                    s0[j * tw + q] = a[q] + bb[q] + c[q];
+                    s1[j * tw + q] = bb[q] - c[q] - e[q];
+                }
+            }
+            for i in 0..2 {
+                let y = 2 * lty + i;
+                if y >= rows {
+                    continue;
+                }
+                let si = |j: usize| &s[(i * 4 + j) * tw..][..tw];
+                let (a, bb, c, e) = (si(0), si(1), si(2), si(3));
+                let dst = &mut plane[y * ow..][..ow];
+                let (pairs, last) = dst.split_at_mut(ow / 2 * 2);
+                for (q, p) in pairs.chunks_exact_mut(2).enumerate() {
+                    p[0] = a[q] + bb[q] + c[q] + b;
+                    p[1] = bb[q] - c[q] - e[q] + b;
+                }
+                if let Some(l) = last.first_mut() {
+                    let q = ow / 2;
+                    *l = a[q] + bb[q] + c[q] + b;
+                }
+            }
+        }
+    }
 }
 
 /// `V [16, C, imgs·tiles]` of `imgs` images: each 4x4 input block (zero outside the image)
