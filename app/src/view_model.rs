@@ -98,7 +98,9 @@ impl std::fmt::Display for InsertTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             InsertTarget::Conv(name) => f.write_str(name),
-            InsertTarget::FcnHeads => f.write_str("the FCN heads (fc1/fc2, fc4/fc5, fc7/fc8)"),
+            InsertTarget::FcnHeads => {
+                f.write_str("the FCN heads (fc1/fc2, fc4/fc5, fc7/fc8; fc6/fc7 of Long et al.'s)")
+            }
         }
     }
 }

@@ -306,9 +306,26 @@ impl Worker {
 /// Opens a checkpoint, run, packed or bare model folder ([`Checkpoint::open`]), or a weight file
 /// of Long et al.'s FCNs.
 fn load_model(path: &Path) -> anyhow::Result<Loaded> {
+    let vgg = lrnn_core::io::vgg16::default_weights();
+    if path == vgg && !path.exists() {
+        // Model → VGG-16 (ImageNet): fetched and converted once, as `lrnn fetch vgg16` does.
+        lrnn_core::io::vgg16::ensure_vgg16(&vgg)?;
+    }
     if path.is_file() {
-        // A published network's weight file (.pth, .caffemodel, safetensors), its kind recognised.
-        let model = lrnn_core::io::weights::load_recognised(path, &Device::Cpu)?;
+        // A published network's weight file (.pth, .caffemodel, safetensors), its kind recognised;
+        // or VGG-16's convolutions alone, shown as the trunk of an FCN-32s (its head untrained).
+        let model = match lrnn_core::io::weights::load_recognised(path, &Device::Cpu) {
+            Ok(model) => model,
+            Err(e) => match lrnn_core::io::vgg16::read_vgg16_trunk(path) {
+                Ok(_) => {
+                    let desc = ModelDesc::from_name_or_file("FCN-32s")?;
+                    let model = lrnn_core::models::Model::new_seeded(desc, &Device::Cpu, 0)?;
+                    lrnn_core::io::vgg16::load_trunk(&model, path)?;
+                    model
+                }
+                Err(_) => return Err(e.into()),
+            },
+        };
         return Loaded::new(Checkpoint { model, dir: path.to_path_buf(), state: None, mean: None });
     }
     Loaded::new(Checkpoint::open(path, &Device::Cpu)?)

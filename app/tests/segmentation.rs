@@ -245,3 +245,30 @@ fn a_published_fcns_weight_file_opens_segments_a_photo_at_its_size_and_takes_pai
     let s2 = after.segmentation.clone().unwrap();
     assert_eq!(s2.prediction, s.prediction, "V = 0: the same labels, pixel for pixel");
 }
+
+#[test]
+fn vgg16_convolutions_alone_open_as_the_trunk_of_an_fcn() {
+    // What Model → VGG-16 (ImageNet) opens once fetched: torchvision-named convolutions only.
+    let dir = temp("vgg16-trunk");
+    let full = lrnn_core::models::Model::new_seeded(
+        lrnn_core::models::ModelDesc::from_name_or_file("FCN-32s").unwrap(),
+        &candle_core::Device::Cpu,
+        5,
+    )
+    .unwrap();
+    let trunk: std::collections::BTreeMap<String, candle_core::Tensor> =
+        full.weights().unwrap().into_iter().filter(|(n, _)| n.starts_with("features.")).collect();
+    assert_eq!(trunk.len(), 26);
+    let file = dir.join("vgg16.safetensors");
+    lrnn_core::io::write_tensors(&trunk, &file).unwrap();
+    let mut h = harness(options("vgg16"), (1280.0, 960.0));
+    settle(&mut h, Duration::from_secs(300)).unwrap();
+    h.state_mut().open_model(file);
+    settle(&mut h, Duration::from_secs(300)).unwrap();
+    assert_eq!(h.state().error(), None);
+    let a = h.state().analysis().unwrap();
+    assert!(a.model.contains("FCN-32s"), "{}", a.model);
+    for layer in ["conv1_1", "conv5_3", "pool5"] {
+        assert!(a.maps.iter().any(|m| m.name == layer), "{layer} is shown");
+    }
+}

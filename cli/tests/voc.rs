@@ -346,6 +346,11 @@ fn training_loads_a_split_resized_and_centre_cropped_and_names_bad_files() {
     // The crop spans source columns 5..15: left half class 0, the 255 border, then class 3.
     assert_eq!(l.labels[..8], [0, 0, 0, 0, 255, 3, 3, 3], "nearest neighbour keeps labels and 255");
     assert!(set.image(0)[..4].iter().all(|&r| r > 150) && set.image(0)[6..8].iter().all(|&r| r < 60));
+    // For training, stored 1.25x larger (10x10) and cut 8x8 at random places per batch; the
+    // centre cut is the validation view.
+    let t = split.load_for_training(8, Some(1)).unwrap();
+    assert_eq!((t.size, t.crop, t.batch_size()), ((10, 10), Some(8), (8, 8)));
+    assert_eq!(t.centred().label(0).labels.len(), 64);
     // b's label is 20x10, its photo 12x10: named.
     let err = split.load_resized(8, None).unwrap_err().to_string();
     assert!(err.contains("b.png") && err.contains("20x10"), "{err}");

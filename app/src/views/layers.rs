@@ -123,7 +123,11 @@ impl LayersView {
             return;
         }
         if a.insertable == [InsertTarget::FcnHeads] {
-            ui.label("Pairs go into the FCN's heads as in the paper: a horizontal pair on fc1, fc4, fc7 and a vertical one on fc2, fc5, fc8.");
+            if a.model.contains("-Caffe") {
+                ui.label("Pairs go after fc6 (horizontal) and fc7 (vertical), the paper's placement in Long et al.'s FCN.");
+            } else {
+                ui.label("Pairs go into the FCN's heads as in the paper: a horizontal pair on fc1, fc4, fc7 and a vertical one on fc2, fc5, fc8.");
+            }
             if ui.button("Insert into the heads").clicked() {
                 shared.insert(InsertTarget::FcnHeads, lrnn_core::nn::Axis::Horizontal);
             }

@@ -125,7 +125,12 @@ pub fn load_segmentation(
                     let classes = voc::VOC_CLASSES.iter().map(|c| (*c).to_string()).collect();
                     return Ok(seg_set::SegSet::new((size, size), classes));
                 }
-                voc::VocSplit::open(path, split)?.load_resized(size, max)
+                let list = voc::VocSplit::open(path, split)?;
+                if split == "train" {
+                    list.load_for_training(size, max)
+                } else {
+                    list.load_resized(size, max)
+                }
             };
             Ok(SegSplits { train: load("train", max_train)?, val: load("val", max_val)? })
         }

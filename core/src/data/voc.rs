@@ -200,6 +200,9 @@ impl VocSplit {
     }
 }
 
+/// How much larger than the training crops VOC photos are stored (their shorter side).
+pub const TRAIN_MARGIN: f64 = 1.25;
+
 impl VocSplit {
     /// The split's photos and labels at `size x size`, for training and validation: each photo
     /// resized (bilinear) so that its shorter side is `size`, then centre-cropped; its label map
@@ -209,6 +212,24 @@ impl VocSplit {
     /// A photo that is not readable, a missing label, or a label of another size than its photo,
     /// each naming the file.
     pub fn load_resized(&self, size: usize, max: Option<usize>) -> Result<super::seg_set::SegSet> {
+        self.load_stored(size, max)
+    }
+
+    /// The split for training with random crops: each photo resized so that its shorter side
+    /// is [`TRAIN_MARGIN`] times `size` and centre-cropped square at that side; batches then
+    /// cut `size x size` at random places ([`super::seg_set::SegSet::crop`]), so the network
+    /// sees every part of the photo's centre over the epochs and at 80% of its scale.
+    ///
+    /// # Errors
+    /// As [`VocSplit::load_resized`].
+    pub fn load_for_training(&self, size: usize, max: Option<usize>) -> Result<super::seg_set::SegSet> {
+        let stored = (size as f64 * TRAIN_MARGIN).round() as usize;
+        let mut set = self.load_stored(stored, max)?;
+        set.crop = Some(size);
+        Ok(set)
+    }
+
+    fn load_stored(&self, size: usize, max: Option<usize>) -> Result<super::seg_set::SegSet> {
         let classes = VOC_CLASSES.map(String::from).to_vec();
         let mut set = super::seg_set::SegSet::new((size, size), classes);
         let plane = size * size;

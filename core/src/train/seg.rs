@@ -73,6 +73,7 @@ pub fn pixel_errors(logits: &Tensor, labels: &Tensor) -> Result<(usize, usize)> 
 /// # Errors
 /// Candle errors.
 pub fn evaluate_segmentation(model: &Model, set: &SegSet, batch: usize) -> crate::Result<Confusion> {
+    let set = &*set.centred();
     let classes = model.desc().classes().unwrap_or(set.classes.len()).max(set.classes.len());
     let mut confusion = Confusion::new(classes);
     let idx: Vec<usize> = (0..set.len()).collect();
@@ -130,6 +131,7 @@ pub fn evaluate_segmentation_with_crf(
     params: &crate::crf::CrfParams,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> crate::Result<Option<(Confusion, Confusion)>> {
+    let set = &*set.centred();
     let classes = model.desc().classes().unwrap_or(set.classes.len()).max(set.classes.len());
     let (mut plain, mut refined) = (Confusion::new(classes), Confusion::new(classes));
     let (h, w) = set.size;

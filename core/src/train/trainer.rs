@@ -359,10 +359,7 @@ impl RunData {
     ) -> Result<(Tensor, Tensor)> {
         Ok(match self {
             RunData::Classes { splits, mean } => splits.train.batch(idx, mean.as_deref(), aug, dev)?,
-            RunData::Pixels(s) => {
-                let flip = aug.and_then(|(a, rng)| a.flip.then_some(rng));
-                s.train.batch(idx, flip, dev)?
-            }
+            RunData::Pixels(s) => s.train.batch(idx, aug.map(|(a, rng)| (a.flip, rng)), dev)?,
         })
     }
 
