@@ -173,19 +173,41 @@ impl Lattice {
                     locate(f, &scale, &canonical, k, w);
                 }
             });
-        // Number the vertices in the order the points meet them (as the reference's hash table).
-        let mut table: HashMap<Key, u32, BuildHasherDefault<KeyHasher>> =
-            HashMap::with_capacity_and_hasher(4096, BuildHasherDefault::default());
-        let mut vertices: Vec<Key> = Vec::new();
-        let offset: Vec<u32> = keys
-            .iter()
-            .map(|&k| {
-                *table.entry(k).or_insert_with(|| {
-                    vertices.push(k);
-                    (vertices.len() - 1) as u32
-                })
+        // Number the vertices in the order the points meet them (as the reference's hash table),
+        // in three passes so that most of the hashing runs on every core: each block of points
+        // lists the vertices it meets in its own first-seen order (in parallel); the blocks'
+        // lists, merged in block order, give every vertex its number in the global first-seen
+        // order (one insert per vertex and block, not per point); then every point looks its
+        // vertices up (in parallel, the table read-only).
+        type Table = HashMap<Key, u32, BuildHasherDefault<KeyHasher>>;
+        let block = (dp1 * 4096).max(keys.len().div_ceil(4 * rayon::current_num_threads().max(1)));
+        let firsts: Vec<Vec<Key>> = keys
+            .par_chunks(block.max(1))
+            .map(|chunk| {
+                let mut seen: Table =
+                    HashMap::with_capacity_and_hasher(chunk.len() / 4, BuildHasherDefault::default());
+                let mut order = Vec::new();
+                for &k in chunk {
+                    seen.entry(k).or_insert_with(|| {
+                        order.push(k);
+                        0
+                    });
+                }
+                order
             })
             .collect();
+        let mut table: Table = HashMap::with_capacity_and_hasher(
+            firsts.iter().map(Vec::len).max().unwrap_or(0) * 2,
+            BuildHasherDefault::default(),
+        );
+        let mut vertices: Vec<Key> = Vec::new();
+        for k in firsts.into_iter().flatten() {
+            table.entry(k).or_insert_with(|| {
+                vertices.push(k);
+                (vertices.len() - 1) as u32
+            });
+        }
+        let offset: Vec<u32> = keys.par_iter().with_min_len(4096).map(|k| table[k]).collect();
         let m = vertices.len();
         drop(keys);
         // The two neighbours of every vertex along every direction.
