@@ -142,6 +142,8 @@ pub struct Analysis {
     /// Where the maps were computed, in words (`CPU (candle)`, or the GPU adapter; a GPU failure
     /// says why it fell back).
     pub device: String,
+    /// The receptive-field arithmetic of every layer (from the architecture).
+    pub rf_table: Vec<lrnn_core::probe::rf_table::RfRow>,
 }
 
 /// A segmentation network's reading of the photo, for the Segmentation view. Every label map is

@@ -418,6 +418,7 @@ fn analysis(
         state: m.state.clone(),
         segmentation,
         device,
+        rf_table: lrnn_core::probe::rf_table::rf_table(m.model.graph()),
     })
 }
 

@@ -356,3 +356,23 @@ fn photos_named_in_any_script_open_and_their_names_show() {
     h.get_by_label_contains("存在しない");
     common::save_render(&mut h, "unicode_names");
 }
+
+#[test]
+fn the_layers_list_gives_each_layers_receptive_field_arithmetic() {
+    let mut h = open("rf-table");
+    // conv4, two 3x3 convolutions after a 2x2 pool on two 3x3 ones: 6 + 2·2 + 2·2 = 14 px, jump 2.
+    assert!(h.state_mut().select_map("conv4"));
+    h.run_steps(2);
+    h.get_by_label_contains("Receptive field of conv4: 14 px · jump 2 px");
+    // The pair in conv5 reaches the whole row; the pair in conv6 after it the whole image.
+    assert!(h.state_mut().select_map("conv5"));
+    h.run_steps(2);
+    h.get_by_label_contains("Receptive field of conv5: the whole row");
+    assert!(h.state_mut().select_map("conv6"));
+    h.run_steps(2);
+    h.get_by_label_contains("Receptive field of conv6: the whole image");
+    // The full table opens under the list.
+    h.get_by_label("Receptive-field arithmetic, every layer").click();
+    h.run_steps(2);
+    h.get_by_label("first centre");
+}

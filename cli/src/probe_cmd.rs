@@ -139,6 +139,17 @@ pub enum Probe {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The receptive-field arithmetic of every layer (Araujo et al., Distill 2019): kernel,
+    /// stride, padding, effective stride, field size and the centre of the first unit's field,
+    /// from the architecture alone; "the whole row" / "the whole image" after L-RNN pairs.
+    RfTable {
+        /// A built-in network's name or a JSON model description (`FCN-8s-Caffe`, `E-RNN-Max`, …).
+        #[arg(long)]
+        model: String,
+        /// Also write the table as CSV here.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
     /// Every recurrence matrix: heatmaps, eigenvalues, singular values, spectral radius, memory.
     Recurrence {
         #[command(flatten)]
@@ -185,6 +196,7 @@ fn grey_background(path: &Path, size: usize) -> anyhow::Result<Vec<f32>> {
 /// Runs a probe command.
 pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
     match cmd {
+        Probe::RfTable { model, csv } => rf_table(model, csv.as_deref())?,
         Probe::Activations { model, image, size, max_channels, out } => {
             let seed = model.seed;
             let (model, what, mean) = load(model)?;
@@ -456,5 +468,65 @@ fn erf_compare(
     let csv_path = out.with_extension("csv");
     write_atomic(&csv_path, table.as_bytes())?;
     println!("wrote {} and {}", out.display(), csv_path.display());
+    Ok(())
+}
+
+/// `lrnn probe rf-table`: the table on the terminal, and as CSV with `--csv`.
+fn rf_table(model: &str, csv: Option<&Path>) -> anyhow::Result<()> {
+    let desc = ModelDesc::from_name_or_file(model)?;
+    let graph = desc.graph().map_err(anyhow::Error::msg)?;
+    let rows = lrnn_core::probe::rf_table::rf_table(&graph);
+    println!(
+        "{} — receptive-field arithmetic (input pixels; centre of the first unit's field)",
+        desc.display_name()
+    );
+    println!(
+        "{:<16} {:<34} {:>6} {:>6} {:>4} {:>8} {:>30} {:>12}",
+        "layer", "kind", "kernel", "stride", "pad", "jump", "field", "first centre"
+    );
+    let num = |v: f64| if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v}") };
+    let mut text = String::from(
+        "layer,kind,kernel,stride,pad,jump_y,jump_x,field_height,field_width,first_centre_y,first_centre_x\n",
+    );
+    for r in &rows {
+        let jump = if r.height.jump == r.width.jump {
+            num(r.width.jump)
+        } else {
+            format!("{}/{}", num(r.height.jump), num(r.width.jump))
+        };
+        let centre = if r.height.start == r.width.start {
+            num(r.width.start)
+        } else {
+            format!("{}, {}", num(r.height.start), num(r.width.start))
+        };
+        println!(
+            "{:<16} {:<34} {:>6} {:>6} {:>4} {jump:>8} {:>30} {centre:>12}",
+            r.name,
+            r.kind,
+            r.kernel,
+            r.stride,
+            r.pad,
+            r.size_words()
+        );
+        let size = |v: Option<f64>| v.map_or("whole".to_string(), num);
+        text.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{}\n",
+            r.name,
+            r.kind.replace(',', ";"),
+            r.kernel,
+            r.stride,
+            r.pad,
+            num(r.height.jump),
+            num(r.width.jump),
+            size(r.height.size),
+            size(r.width.size),
+            num(r.height.start),
+            num(r.width.start)
+        ));
+    }
+    if let Some(path) = csv {
+        lrnn_core::io::write_atomic(path, text.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }

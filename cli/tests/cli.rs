@@ -653,3 +653,21 @@ fn a_run_killed_or_interrupted_keeps_its_last_good_checkpoint_and_resumes() {
     // No temporary file of an interrupted write is read as a checkpoint.
     assert!(lrnn_core::train::checkpoint::latest_checkpoint(&out).unwrap().is_some());
 }
+
+#[test]
+fn probe_rf_table_prints_the_published_vgg16_fields_and_writes_csv() {
+    let csv = tmp("rf-table.csv");
+    let text = lrnn_ok(&["probe", "rf-table", "--model", "FCN-8s-Caffe-LRNN", "--csv", s(&csv)]);
+    let line = |name: &str| {
+        text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name}: {text}"))
+    };
+    assert!(line("pool3").contains("44 px") && line("pool5").contains("212 px"), "{text}");
+    assert!(line("conv1_1").trim_end().ends_with("-99"), "pad 100: {}", line("conv1_1"));
+    assert!(text.contains("the whole row") && text.contains("the whole image"), "{text}");
+    let table = std::fs::read_to_string(&csv).unwrap();
+    assert!(table.starts_with("layer,kind,kernel,stride,pad,jump_y,jump_x,field_height,field_width"));
+    assert!(table.lines().any(|l| l.starts_with("conv5_3,") && l.contains(",196,196,")), "{table}");
+    // An unknown model: one clear line, no panic.
+    let o = lrnn(&["probe", "rf-table", "--model", "no-such-net"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no-such-net"));
+}

@@ -111,6 +111,7 @@ impl LayersView {
         if let Some(i) = clicked {
             shared.selected = i;
         }
+        rf_panel(ui, shared);
         self.insert_panel(ui, shared);
     }
 
@@ -337,4 +338,59 @@ impl Panel for LayersView {
         );
         Some(Export { picture, csv })
     }
+}
+
+/// The receptive-field arithmetic of the selected layer in one line, and of every layer in a
+/// table that opens below it (Araujo et al.'s quantities: kernel, stride, padding, jump, field,
+/// the centre of the first unit's field).
+fn rf_panel(ui: &mut egui::Ui, shared: &Shared) {
+    let Some(a) = &shared.analysis else { return };
+    if a.rf_table.is_empty() {
+        return;
+    }
+    ui.separator();
+    let num = |v: f64| if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.2}") };
+    let selected = a.maps.get(shared.selected).map(|m| m.name.as_str());
+    match selected.and_then(|n| a.rf_table.iter().rev().find(|r| r.name == n)) {
+        Some(r) => ui.label(format!(
+            "Receptive field of {}: {} · jump {} px · first unit centred at {} px",
+            r.name,
+            r.size_words(),
+            num(r.width.jump),
+            num(r.width.start)
+        )),
+        None => ui.label("Receptive field: pick a layer (direction maps: see their pair's row)"),
+    };
+    egui::CollapsingHeader::new("Receptive-field arithmetic, every layer").id_salt("rf-table").show(
+        ui,
+        |ui| {
+            egui::ScrollArea::vertical().id_salt("rf-table-scroll").max_height(260.0).show(ui, |ui| {
+                egui::Grid::new("rf-table-grid").striped(true).show(ui, |ui| {
+                    for h in ["layer", "kernel", "stride", "pad", "jump", "field", "first centre"] {
+                        ui.strong(h);
+                    }
+                    ui.end_row();
+                    for r in &a.rf_table {
+                        let text = |s: String| egui::RichText::new(s);
+                        let strong = Some(r.name.as_str()) == selected;
+                        let cell = |ui: &mut egui::Ui, s: String| {
+                            if strong {
+                                ui.label(text(s).strong());
+                            } else {
+                                ui.label(text(s));
+                            }
+                        };
+                        cell(ui, r.name.clone());
+                        cell(ui, r.kernel.to_string());
+                        cell(ui, r.stride.to_string());
+                        cell(ui, r.pad.to_string());
+                        cell(ui, num(r.width.jump));
+                        cell(ui, r.size_words());
+                        cell(ui, num(r.width.start));
+                        ui.end_row();
+                    }
+                });
+            });
+        },
+    );
 }

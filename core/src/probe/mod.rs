@@ -1,6 +1,6 @@
 //! Probes: what the app shows and the CLI writes. Every map of a forward pass (`activations`),
 //! effective receptive fields (`erf`), theoretical
-//! receptive fields (`rf`) and the analysis of recurrence matrices (`recurrence`).
+//! receptive fields (`rf`), the receptive-field arithmetic of every layer (`rf_table`) and the analysis of recurrence matrices (`recurrence`).
 
 pub mod activations;
 pub mod contribution;
@@ -8,3 +8,4 @@ pub mod erf;
 pub mod recurrence;
 pub mod render;
 pub mod rf;
+pub mod rf_table;
