@@ -82,7 +82,7 @@ enum Command {
         /// JSON model description, e.g. {"kind": "lrnn", "in_channels": 3, "hidden": 8, ...}.
         #[arg(long)]
         model: PathBuf,
-        /// safetensors weights with the names of SPEC §8.
+        /// Weights with the names of SPEC §8: safetensors, or a PyTorch .pth / Caffe .caffemodel.
         #[arg(long)]
         weights: PathBuf,
         /// safetensors file holding `input` [B, C, H, W] (f32).

@@ -27,7 +27,7 @@ pub struct ModelArgs {
     /// A CIFAR network name or a JSON description (with --weights, or untrained from --seed).
     #[arg(long)]
     model: Option<String>,
-    /// safetensors weights for --model.
+    /// Weights for --model (safetensors, or a PyTorch .pth / Caffe .caffemodel).
     #[arg(long)]
     weights: Option<PathBuf>,
     /// Seed of the initialisation when no weights are given, and of the random inputs (the
