@@ -112,10 +112,9 @@ pub fn require_tensor(
 /// unchanged then.
 pub fn load_into_varmap(varmap: &VarMap, path: &Path) -> Result<()> {
     let bytes = read_file(path)?;
-    if matches!(
-        super::weights::sniff(&bytes, path),
-        Some(super::weights::WeightFormat::Pth | super::weights::WeightFormat::Caffe)
-    ) || (super::weights::sniff(&bytes, path).is_none() && super::weights::foreign_extension(path))
+    let format = super::weights::sniff(&bytes, path);
+    if matches!(format, Some(super::weights::WeightFormat::Pth | super::weights::WeightFormat::Caffe))
+        || (format.is_none() && super::weights::foreign_extension(path))
     {
         drop(bytes);
         return load_foreign(varmap, path);
