@@ -314,18 +314,7 @@ fn load_model(path: &Path) -> anyhow::Result<Loaded> {
     if path.is_file() {
         // A published network's weight file (.pth, .caffemodel, safetensors), its kind recognised;
         // or VGG-16's convolutions alone, shown as the trunk of an FCN-32s (its head untrained).
-        let model = match lrnn_core::io::weights::load_recognised(path, &Device::Cpu) {
-            Ok(model) => model,
-            Err(e) => match lrnn_core::io::vgg16::read_vgg16_trunk(path) {
-                Ok(_) => {
-                    let desc = ModelDesc::from_name_or_file("FCN-32s")?;
-                    let model = lrnn_core::models::Model::new_seeded(desc, &Device::Cpu, 0)?;
-                    lrnn_core::io::vgg16::load_trunk(&model, path)?;
-                    model
-                }
-                Err(_) => return Err(e.into()),
-            },
-        };
+        let model = lrnn_core::io::weights::open_published(path, &Device::Cpu)?;
         return Loaded::new(Checkpoint { model, dir: path.to_path_buf(), state: None, mean: None });
     }
     Loaded::new(Checkpoint::open(path, &Device::Cpu)?)

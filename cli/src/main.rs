@@ -822,13 +822,9 @@ fn import(
     out: &std::path::Path,
 ) -> anyhow::Result<()> {
     lrnn_core::io::refuse_overwriting_inputs(&out.join("weights.safetensors"), [from])?;
-    let bytes = lrnn_core::io::read_file(from)?;
-    let format = lrnn_core::io::weights::sniff(&bytes, from).map_or("unknown", |f| f.name());
-    drop(bytes);
-    let mut model = match model {
-        Some(m) => Model::load(ModelDesc::from_name_or_file(m)?, from, &Device::Cpu)?,
-        None => lrnn_core::io::weights::load_recognised(from, &Device::Cpu)?,
-    };
+    let desc = model.map(ModelDesc::from_name_or_file).transpose()?;
+    let (mut model, format) = lrnn_core::io::weights::load_with(from, desc, &Device::Cpu)?;
+    let format = format.name();
     if lrnn {
         model = model.with_lrnn_heads()?;
     }

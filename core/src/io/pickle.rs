@@ -52,8 +52,6 @@ pub enum Value {
     },
     /// A persistent id (`BINPERSID`): how torch refers to a tensor's storage.
     Persistent(Rc<Value>),
-    /// The stack mark (never in a finished value).
-    Mark,
 }
 
 impl Value {
@@ -581,7 +579,6 @@ fn kind(v: &Value) -> &'static str {
         Value::Global(..) => "global",
         Value::Call { .. } => "object",
         Value::Persistent(_) => "persistent id",
-        Value::Mark => "mark",
     }
 }
 

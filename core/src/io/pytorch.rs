@@ -98,11 +98,18 @@ struct TensorRef {
 /// [`Error::File`] naming `path` and what is wrong: not a PyTorch file, a broken zip or pickle,
 /// a pickle that holds no tensors, a storage too short for a tensor, a big-endian file.
 pub fn read_pth(path: &Path) -> Result<BTreeMap<String, Tensor>> {
-    let bytes = super::read_file(path)?;
+    decode(&super::read_file(path)?, path)
+}
+
+/// [`read_pth`] of a file's bytes; `path` names it in errors.
+///
+/// # Errors
+/// As [`read_pth`].
+pub fn decode(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, Tensor>> {
     if bytes.starts_with(&LEGACY_MAGIC) {
-        read_legacy(&bytes, path)
+        read_legacy(bytes, path)
     } else if bytes.starts_with(b"PK\x03\x04") {
-        read_zip(&bytes, path)
+        read_zip(bytes, path)
     } else {
         Err(Error::file(
             path,

@@ -69,8 +69,16 @@ pub fn non_finite(t: &Tensor) -> Result<usize> {
 /// [`Error::Io`], [`Error::File`] for a malformed file or one over the memory limit,
 /// [`Error::Tensor`] for a tensor that is not a float or holds NaN or infinite values.
 pub fn read_tensors(path: &Path, device: &Device) -> Result<BTreeMap<String, Tensor>> {
-    let bytes = read_file(path)?;
-    let st = parse(&bytes, path)?;
+    tensors_from_bytes(&read_file(path)?, path, device)
+}
+
+/// [`read_tensors`] of a safetensors file's bytes; `path` names it in errors.
+pub(crate) fn tensors_from_bytes(
+    bytes: &[u8],
+    path: &Path,
+    device: &Device,
+) -> Result<BTreeMap<String, Tensor>> {
+    let st = parse(bytes, path)?;
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
         let t = view_to_f32(&view, &name, path, device)?;
@@ -116,8 +124,9 @@ pub fn load_into_varmap(varmap: &VarMap, path: &Path) -> Result<()> {
     if matches!(format, Some(super::weights::WeightFormat::Pth | super::weights::WeightFormat::Caffe))
         || (format.is_none() && super::weights::foreign_extension(path))
     {
+        let file = super::weights::decode_weights(&bytes, path, format)?;
         drop(bytes);
-        return load_foreign(varmap, path);
+        return file.assign(varmap, path);
     }
     let st = parse(&bytes, path)?;
     let vars = varmap.data().lock().map_err(|_| Error::file(path, "model variables are poisoned"))?;
@@ -148,58 +157,6 @@ pub fn load_into_varmap(varmap: &VarMap, path: &Path) -> Result<()> {
     }
     for (var, t) in loaded {
         var.set(&t.to_dtype(var.dtype())?)?;
-    }
-    Ok(())
-}
-
-/// [`load_into_varmap`] for a PyTorch or Caffe file, as strictly (a Caffe legacy 4D blob is
-/// reshaped to the model's shape when the sizes agree).
-fn load_foreign(varmap: &VarMap, path: &Path) -> Result<()> {
-    let (format, file, legacy) = super::weights::read_weights(path)?;
-    let vars = varmap.data().lock().map_err(|_| Error::file(path, "model variables are poisoned"))?;
-    let mut names: Vec<&String> = vars.keys().collect();
-    names.sort();
-    let mut loaded = Vec::with_capacity(names.len());
-    for name in names {
-        let var = &vars[name];
-        let t = file.get(name).ok_or_else(|| {
-            Error::tensor(
-                path,
-                name.as_str(),
-                format!(
-                    "missing from this {} file (the model expects shape {:?})",
-                    format.name(),
-                    var.dims()
-                ),
-            )
-        })?;
-        let t = if t.dims() == var.dims() {
-            t.clone()
-        } else if legacy.contains(name) && t.elem_count() == var.elem_count() {
-            t.reshape(var.dims())?
-        } else {
-            return Err(Error::tensor(
-                path,
-                name.as_str(),
-                format!("shape {:?}, the model expects {:?}", t.dims(), var.dims()),
-            ));
-        };
-        loaded.push((var, t));
-    }
-    if let Some(first) = file.keys().find(|n| !vars.contains_key(*n)) {
-        let extra = file.keys().filter(|n| !vars.contains_key(*n)).count();
-        return Err(Error::tensor(
-            path,
-            first.as_str(),
-            format!(
-                "unexpected: the model has no such weight ({extra} of the file's {} are not the model's: \
-                 is the file for another model kind?)",
-                file.len()
-            ),
-        ));
-    }
-    for (var, t) in loaded {
-        var.set(&t.to_device(var.device())?.to_dtype(var.dtype())?)?;
     }
     Ok(())
 }

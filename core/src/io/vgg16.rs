@@ -173,7 +173,15 @@ pub fn check_known_values(trunk: &BTreeMap<String, Tensor>, path: &Path) -> Resu
 /// # Errors
 /// Unreadable files, or a missing or mis-shaped trunk tensor (naming the file and tensor).
 pub fn read_vgg16_trunk(path: &Path) -> Result<BTreeMap<String, Tensor>> {
-    let (_, all, _) = super::weights::read_weights(path)?;
+    trunk_from(&super::weights::read_weights(path)?.tensors, path)
+}
+
+/// The VGG-16 trunk among a weight file's tensors (`features.*`, checked; others ignored);
+/// `path` names the file in errors.
+///
+/// # Errors
+/// A missing or mis-shaped trunk tensor, naming the file and tensor.
+pub fn trunk_from(all: &BTreeMap<String, Tensor>, path: &Path) -> Result<BTreeMap<String, Tensor>> {
     let mut trunk = BTreeMap::new();
     for (name, prefix, cin, cout) in VGG16 {
         for (suffix, shape) in [("weight", vec![cout, cin, 3, 3]), ("bias", vec![cout])] {
@@ -197,10 +205,18 @@ pub fn read_vgg16_trunk(path: &Path) -> Result<BTreeMap<String, Tensor>> {
 /// # Errors
 /// As [`read_vgg16_trunk`]; [`Error::Invalid`] when the model has no VGG-16 trunk.
 pub fn load_trunk(model: &Model, path: &Path) -> Result<()> {
-    let trunk = read_vgg16_trunk(path)?;
+    set_trunk(model, &read_vgg16_trunk(path)?)
+}
+
+/// Sets the trunk of an FCN model (the paper's, or Long et al.'s under Caffe's names) from
+/// [`trunk_from`]'s tensors.
+///
+/// # Errors
+/// [`Error::Invalid`] when the model has no VGG-16 trunk.
+pub fn set_trunk(model: &Model, trunk: &BTreeMap<String, Tensor>) -> Result<()> {
     let vars =
         model.varmap().data().lock().map_err(|_| Error::Invalid("model variables are poisoned".into()))?;
-    for (name, t) in &trunk {
+    for (name, t) in trunk {
         // Long et al.'s FCNs keep Caffe's names: `features.0.weight` is `conv1_1.weight` there.
         let caffe = VGG16.iter().find_map(|(layer, prefix, _, _)| {
             name.strip_prefix(prefix).filter(|r| r.starts_with('.')).map(|r| format!("{layer}{r}"))
