@@ -11,22 +11,11 @@ mod common;
 use std::process::Command;
 
 use candle_core::{Device, Tensor};
-use common::{run_child, time_ms};
+use common::run_child;
 use lrnn_core::models::{Model, ModelDesc};
 use lrnn_core::nn::Forward;
 
 const RUNS: usize = 3;
-
-/// In a child: builds the network, times its forward pass and prints one JSON line.
-fn child(name: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let model = Model::new_seeded(ModelDesc::from_name_or_file(name)?, &Device::Cpu, 1)?;
-    let x = Tensor::randn(0f32, 50.0, (1, 3, 375, 500), &Device::Cpu)?;
-    let ms = time_ms(RUNS, || {
-        model.forward(&x, &mut Forward::eval()).expect("forward");
-    });
-    println!("{{\"forward_ms\": {ms}, \"parameters\": {}}}", model.parameter_count()?);
-    Ok(())
-}
 
 /// The full-size network from every format against PyTorch's scores.
 fn parity(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
@@ -54,7 +43,7 @@ fn parity(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     lrnn_core::keep_freed_memory();
     if let Ok(name) = std::env::var("LRNN_FCN_CAFFE_BENCH_CHILD") {
-        return child(&name);
+        return common::forward_child(&name, (375, 500), RUNS);
     }
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--parity") {

@@ -7,29 +7,14 @@ mod common;
 
 use std::process::Command;
 
-use candle_core::{Device, Tensor};
-use common::{run_child, time_ms};
-use lrnn_core::models::Model;
-use lrnn_core::models::ModelDesc;
-use lrnn_core::nn::Forward;
+use common::run_child;
 
 const RUNS: usize = 5;
-
-/// In a child: builds the network, times its forward pass and prints one JSON line.
-fn child(name: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let model = Model::new_seeded(ModelDesc::from_name_or_file(name)?, &Device::Cpu, 1)?;
-    let x = Tensor::randn(0f32, 50.0, (1, 3, 384, 384), &Device::Cpu)?;
-    let ms = time_ms(RUNS, || {
-        model.forward(&x, &mut Forward::eval()).expect("forward");
-    });
-    println!("{{\"forward_ms\": {ms}, \"parameters\": {}}}", model.parameter_count()?);
-    Ok(())
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     lrnn_core::keep_freed_memory();
     if let Ok(name) = std::env::var("LRNN_FCN_BENCH_CHILD") {
-        return child(&name);
+        return common::forward_child(&name, (384, 384), RUNS);
     }
     let me = std::env::current_exe()?;
     let script = common::script("fcn_forward_torch.py");

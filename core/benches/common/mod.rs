@@ -82,3 +82,22 @@ pub fn run_child(cmd: &mut Command) -> Result<(String, f64, f64), Box<dyn std::e
     }
     Ok((out, seconds, usage.ru_maxrss as f64 / 1024.0))
 }
+
+/// In a child process: builds the network `name` (seeded), times its forward pass on one random
+/// input of `(h, w)` pixels (median of `runs` after a warm-up) and prints one JSON line with the
+/// time and the parameter count, for a parent that measures the child's peak memory.
+pub fn forward_child(
+    name: &str,
+    (h, w): (usize, usize),
+    runs: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use lrnn_core::models::{Model, ModelDesc};
+    let dev = candle_core::Device::Cpu;
+    let model = Model::new_seeded(ModelDesc::from_name_or_file(name)?, &dev, 1)?;
+    let x = candle_core::Tensor::randn(0f32, 50.0, (1, 3, h, w), &dev)?;
+    let ms = time_ms(runs, || {
+        model.forward(&x, &mut lrnn_core::nn::Forward::eval()).expect("forward");
+    });
+    println!("{{\"forward_ms\": {ms}, \"parameters\": {}}}", model.parameter_count()?);
+    Ok(())
+}

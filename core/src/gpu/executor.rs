@@ -500,18 +500,29 @@ impl Pass<'_> {
     }
 
     fn pool(&mut self, name: &str, x: &Map, kernel: usize, avg: bool) -> Result<Map> {
-        self.pool_strided(name, x, kernel, kernel, avg)
+        self.pool_strided(name, x, (kernel, kernel), avg, false)
     }
 
-    /// Max- or average-pooling over `kernel`-wide windows every `stride` positions.
-    fn pool_strided(&mut self, name: &str, x: &Map, kernel: usize, stride: usize, avg: bool) -> Result<Map> {
+    /// Max- or average-pooling over `kernel`-wide windows every `stride` positions; with `ceil`
+    /// (maximum only), Caffe's ceil mode: a last window that does not fit is clipped, not dropped.
+    fn pool_strided(
+        &mut self,
+        name: &str,
+        x: &Map,
+        (kernel, stride): (usize, usize),
+        avg: bool,
+        ceil: bool,
+    ) -> Result<Map> {
         let [b, c, h, w] = x.shape;
-        if h < kernel || w < kernel || kernel == 0 || stride == 0 {
+        // The room a clipped last window may take past the map.
+        let reach = if ceil { stride.saturating_sub(1) } else { 0 };
+        if h + reach < kernel || w + reach < kernel || kernel == 0 || stride == 0 || (ceil && avg) {
             return Err(Error::Gpu(format!(
                 "{name}: a {h}x{w} map is smaller than the {kernel}x{kernel} pool"
             )));
         }
-        let out = self.map(name, [b, c, (h - kernel) / stride + 1, (w - kernel) / stride + 1])?;
+        let side = |n: usize| (n + reach - kernel) / stride + 1;
+        let out = self.map(name, [b, c, side(h), side(w)])?;
         let params = Pool2dParams {
             planes: u(b * c),
             height: u(h),
@@ -519,27 +530,7 @@ impl Pass<'_> {
             kernel: u(kernel),
             stride: u(stride),
             mode: u32::from(avg),
-            ..Default::default()
-        };
-        self.dispatch(&params, &[&x.buf, &out.buf], groups_for(out.len()));
-        Ok(out)
-    }
-
-    /// 2x2 max pooling in Caffe's ceil mode: `ceil(h/2) x ceil(w/2)`.
-    fn pool_ceil(&mut self, name: &str, x: &Map) -> Result<Map> {
-        let [b, c, h, w] = x.shape;
-        if h == 0 || w == 0 {
-            return Err(Error::Gpu(format!("{name}: an empty map cannot be pooled")));
-        }
-        let out = self.map(name, [b, c, h.div_ceil(2), w.div_ceil(2)])?;
-        let params = Pool2dParams {
-            planes: u(b * c),
-            height: u(h),
-            width: u(w),
-            kernel: 2,
-            stride: 2,
-            mode: 0,
-            ceil: 1,
+            ceil: u32::from(ceil),
             ..Default::default()
         };
         self.dispatch(&params, &[&x.buf, &out.buf], groups_for(out.len()));
@@ -817,7 +808,7 @@ impl GpuModel {
                         pass.affine(name, &arg(0)?, (scale, shift), *channels)?
                     }
                     Kind::MaxPool => pass.pool(name, &arg(0)?, 2, false)?,
-                    Kind::MaxPoolCeil => pass.pool_ceil(name, &arg(0)?)?,
+                    Kind::MaxPoolCeil => pass.pool_strided(name, &arg(0)?, (2, 2), false, true)?,
                     Kind::ConvTranspose { weight, cin, cout, kernel, stride } => {
                         pass.conv_transpose(name, &arg(0)?, weight, (*cin, *cout, *kernel, *stride))?
                     }
@@ -1013,7 +1004,7 @@ pub fn conv2d(
 /// # Errors
 /// [`Error::Gpu`] for a map smaller than the window or a device error.
 pub fn pool2d(ctx: &GpuContext, x: &Tensor, kernel: usize, stride: usize, avg: bool) -> Result<Tensor> {
-    run_one(ctx, x, |pass, input| pass.pool_strided("pool", input, kernel, stride, avg))
+    run_one(ctx, x, |pass, input| pass.pool_strided("pool", input, (kernel, stride), avg, false))
 }
 
 /// Bilinear upsampling (`align_corners = False`) of `[B, C, H, W]` to `(h, w)`, on the GPU.

@@ -140,7 +140,7 @@ fn banded(x: &[f32], d: WinogradDims, u: &[f32], bias: Option<&[f32]>, out: &mut
                 let t = (t1 - t0) * tw;
                 v.resize(16 * d.c * t, 0.0);
                 m.resize(16 * d.o * t, 0.0);
-                band_input(x, d, (t0, t1), v);
+                band_input(x, d, (t0, t1), v, (t, 0));
                 for xi in 0..16 {
                     matmul(
                         (d.o, t, d.c),
@@ -154,7 +154,7 @@ fn banded(x: &[f32], d: WinogradDims, u: &[f32], bias: Option<&[f32]>, out: &mut
                 }
                 let rows = (2 * t1).min(oh) - 2 * t0;
                 let mut part = vec![0f32; d.o * rows * ow];
-                band_output(m, d, (t0, t1), bias, &mut part);
+                band_output(m, d, (t0, t1), bias, &mut part, (t, 0));
                 part
             },
         )
@@ -167,11 +167,14 @@ fn banded(x: &[f32], d: WinogradDims, u: &[f32], bias: Option<&[f32]>, out: &mut
     }
 }
 
-/// `V [16, C, tiles]` of the tile rows `t0..t1` of one image (see [`transform_input`]).
-fn band_input(x: &[f32], d: WinogradDims, (t0, t1): (usize, usize), v: &mut [f32]) {
+/// The tile rows `t0..t1` of one image (`x` `[C, H, W]`) into `V [16, C, t]`, from column
+/// `col` on: each 4x4 input block (zero outside the image) transformed by `Bᵀ d B`. Works a
+/// row of blocks at a time on a zero-padded copy of the rows it needs: `Bᵀ` combines four whole
+/// padded rows, `B` then reads each block's four columns, and the blocks of a row are written
+/// side by side.
+fn band_input(x: &[f32], d: WinogradDims, (t0, t1): (usize, usize), v: &mut [f32], (t, col): (usize, usize)) {
     let tw = d.tiles().1;
-    let (nt, pw) = (t1 - t0, 2 * d.tiles().1 + 2);
-    let t = nt * tw;
+    let (nt, pw) = (t1 - t0, 2 * tw + 2);
     let rows = 2 * nt + 2;
     let cols_in = d.w.min(pw - d.pad.min(pw));
     let mut padded = vec![0f32; rows * pw];
@@ -201,7 +204,7 @@ fn band_input(x: &[f32], d: WinogradDims, (t0, t1): (usize, usize), v: &mut [f32
                 r2[q] = d2[q] - d1[q];
                 r3[q] = d1[q] - d3[q];
             }
-            let col0 = lty * tw;
+            let col0 = col + lty * tw;
             for (i, ri) in r.chunks_exact(pw).enumerate() {
                 let out = |j: usize| ((i * 4 + j) * d.c + ch) * t + col0;
                 let blocks = ri.windows(4).step_by(2).take(tw);
@@ -223,19 +226,27 @@ fn band_input(x: &[f32], d: WinogradDims, (t0, t1): (usize, usize), v: &mut [f32
 }
 
 /// The output rows `2·t0 .. min(2·t1, OH)` of every channel (`part` `[O, rows, OW]`) from the
-/// band's `M [16, O, tiles]` (see [`transform_output`]).
-fn band_output(m: &[f32], d: WinogradDims, (t0, t1): (usize, usize), bias: Option<&[f32]>, part: &mut [f32]) {
+/// tile rows `t0..t1` of `M [16, O, t]`, held from column `col` on: `Aᵀ m A` per block, cropped
+/// to the map, plus the bias. Works a row of blocks at a time: `Aᵀ` combines the 16 products'
+/// rows of blocks (contiguous), `A` then gives each output row's pairs of values.
+fn band_output(
+    m: &[f32],
+    d: WinogradDims,
+    (t0, t1): (usize, usize),
+    bias: Option<&[f32]>,
+    part: &mut [f32],
+    (t, col): (usize, usize),
+) {
     let (oh, ow) = d.out();
     let tw = d.tiles().1;
     let nt = t1 - t0;
-    let t = nt * tw;
     let rows = (2 * t1).min(oh) - 2 * t0;
     let mut s = vec![0f32; 8 * tw];
     for oc in 0..d.o {
         let b = bias.map_or(0.0, |b| b[oc]);
         let plane = &mut part[oc * rows * ow..][..rows * ow];
         for lty in 0..nt {
-            let col0 = lty * tw;
+            let col0 = col + lty * tw;
             let mrow = |xi: usize| &m[(xi * d.o + oc) * t + col0..][..tw];
             for j in 0..4 {
                 let (a, bb, c, e) = (mrow(j), mrow(4 + j), mrow(8 + j), mrow(12 + j));
@@ -267,100 +278,22 @@ fn band_output(m: &[f32], d: WinogradDims, (t0, t1): (usize, usize), bias: Optio
     }
 }
 
-/// `V [16, C, imgs·tiles]` of `imgs` images: each 4x4 input block (zero outside the image)
-/// transformed by `Bᵀ d B`. Works a row of blocks at a time on a zero-padded copy of the plane:
-/// `Bᵀ` combines four whole padded rows, `B` then reads each block's four columns, and the
-/// blocks of a row are written side by side.
+/// `V [16, C, imgs·tiles]` of `imgs` images, each image's tiles after the previous one's.
 fn transform_input(x: &[f32], d: WinogradDims, imgs: usize, v: &mut [f32]) {
     let (th, tw) = d.tiles();
-    let (per_img, t) = (th * tw, imgs * th * tw);
-    let (ph, pw) = (2 * th + 2, 2 * tw + 2);
-    let (rows_in, cols_in) = (d.h.min(ph - d.pad.min(ph)), d.w.min(pw - d.pad.min(pw)));
-    let mut padded = vec![0f32; ph * pw];
-    let mut r = vec![0f32; 4 * pw];
+    let (in_len, per_img) = (d.c * d.h * d.w, th * tw);
     for img in 0..imgs {
-        for ch in 0..d.c {
-            let plane = &x[(img * d.c + ch) * d.h * d.w..][..d.h * d.w];
-            for (y, src) in plane.chunks_exact(d.w).take(rows_in).enumerate() {
-                padded[(y + d.pad) * pw + d.pad..][..cols_in].copy_from_slice(&src[..cols_in]);
-            }
-            for ty in 0..th {
-                let row = |k: usize| &padded[(2 * ty + k) * pw..][..pw];
-                let (d0, d1, d2, d3) = (row(0), row(1), row(2), row(3));
-                let (r0, rest) = r.split_at_mut(pw);
-                let (r1, rest) = rest.split_at_mut(pw);
-                let (r2, r3) = rest.split_at_mut(pw);
-                for q in 0..pw {
-                    r0[q] = d0[q] - d2[q];
-                    r1[q] = d1[q] + d2[q];
-                    r2[q] = d2[q] - d1[q];
-                    r3[q] = d1[q] - d3[q];
-                }
-                let col0 = img * per_img + ty * tw;
-                for (i, ri) in r.chunks_exact(pw).enumerate() {
-                    let out = |j: usize| ((i * 4 + j) * d.c + ch) * t + col0;
-                    let blocks = ri.windows(4).step_by(2).take(tw);
-                    for (dst, a) in v[out(0)..][..tw].iter_mut().zip(blocks.clone()) {
-                        *dst = a[0] - a[2];
-                    }
-                    for (dst, a) in v[out(1)..][..tw].iter_mut().zip(blocks.clone()) {
-                        *dst = a[1] + a[2];
-                    }
-                    for (dst, a) in v[out(2)..][..tw].iter_mut().zip(blocks.clone()) {
-                        *dst = a[2] - a[1];
-                    }
-                    for (dst, a) in v[out(3)..][..tw].iter_mut().zip(blocks) {
-                        *dst = a[1] - a[3];
-                    }
-                }
-            }
-        }
+        band_input(&x[img * in_len..][..in_len], d, (0, th), v, (imgs * per_img, img * per_img));
     }
 }
 
-/// The outputs of `imgs` images from `M [16, O, imgs·tiles]`: `Aᵀ m A` per block, cropped to
-/// the map, plus the bias. Works a row of blocks at a time: `Aᵀ` combines the 16 products'
-/// rows of blocks (contiguous), `A` then gives each output row's pairs of values.
+/// The outputs of `imgs` images from `M [16, O, imgs·tiles]` (see [`band_output`]).
 fn transform_output(m: &[f32], d: WinogradDims, imgs: usize, bias: Option<&[f32]>, out: &mut [f32]) {
     let (oh, ow) = d.out();
     let (th, tw) = d.tiles();
-    let (per_img, t) = (th * tw, imgs * th * tw);
-    let mut s = vec![0f32; 8 * tw];
+    let (out_len, per_img) = (d.o * oh * ow, th * tw);
     for img in 0..imgs {
-        for oc in 0..d.o {
-            let b = bias.map_or(0.0, |b| b[oc]);
-            let plane = &mut out[(img * d.o + oc) * oh * ow..][..oh * ow];
-            for ty in 0..th {
-                let col0 = img * per_img + ty * tw;
-                let mrow = |xi: usize| &m[(xi * d.o + oc) * t + col0..][..tw];
-                // s[i][j] = (Aᵀ m)[i][j] for every block of the row.
-                for j in 0..4 {
-                    let (a, bb, c, e) = (mrow(j), mrow(4 + j), mrow(8 + j), mrow(12 + j));
-                    let (s0, s1) = s.split_at_mut(4 * tw);
-                    for q in 0..tw {
-                        s0[j * tw + q] = a[q] + bb[q] + c[q];
-                        s1[j * tw + q] = bb[q] - c[q] - e[q];
-                    }
-                }
-                for i in 0..2 {
-                    let y = 2 * ty + i;
-                    if y >= oh {
-                        continue;
-                    }
-                    let si = |j: usize| &s[(i * 4 + j) * tw..][..tw];
-                    let (a, bb, c, e) = (si(0), si(1), si(2), si(3));
-                    let dst = &mut plane[y * ow..][..ow];
-                    let (pairs, last) = dst.split_at_mut(ow / 2 * 2);
-                    for (q, p) in pairs.chunks_exact_mut(2).enumerate() {
-                        p[0] = a[q] + bb[q] + c[q] + b;
-                        p[1] = bb[q] - c[q] - e[q] + b;
-                    }
-                    if let Some(l) = last.first_mut() {
-                        let q = ow / 2;
-                        *l = a[q] + bb[q] + c[q] + b;
-                    }
-                }
-            }
-        }
+        let dst = &mut out[img * out_len..][..out_len];
+        band_output(m, d, (0, th), bias, dst, (imgs * per_img, img * per_img));
     }
 }
