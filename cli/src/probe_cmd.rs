@@ -471,6 +471,10 @@ fn erf_compare(
     Ok(())
 }
 
+/// The first line of an rf-table CSV (also how an earlier one is recognised before replacing it).
+const RF_TABLE_HEADER: &str =
+    "layer,kind,kernel,stride,pad,jump_y,jump_x,field_height,field_width,first_centre_y,first_centre_x\n";
+
 /// `lrnn probe rf-table`: the table on the terminal, and as CSV with `--csv`.
 fn rf_table(model: &str, csv: Option<&Path>) -> anyhow::Result<()> {
     let desc = ModelDesc::from_name_or_file(model)?;
@@ -485,9 +489,7 @@ fn rf_table(model: &str, csv: Option<&Path>) -> anyhow::Result<()> {
         "layer", "kind", "kernel", "stride", "pad", "jump", "field", "first centre"
     );
     let num = |v: f64| if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v}") };
-    let mut text = String::from(
-        "layer,kind,kernel,stride,pad,jump_y,jump_x,field_height,field_width,first_centre_y,first_centre_x\n",
-    );
+    let mut text = String::from(RF_TABLE_HEADER);
     for r in &rows {
         let jump = if r.height.jump == r.width.jump {
             num(r.width.jump)
@@ -525,6 +527,19 @@ fn rf_table(model: &str, csv: Option<&Path>) -> anyhow::Result<()> {
         ));
     }
     if let Some(path) = csv {
+        // Replaces only an earlier table: never a photo, weights or anything else.
+        if path.is_file() {
+            use std::io::Read;
+            let mut head = vec![0u8; RF_TABLE_HEADER.len()];
+            let same = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok()
+                && head == RF_TABLE_HEADER.as_bytes();
+            if !same {
+                bail!(
+                    "{}: exists and is not an rf-table CSV; not replaced (choose another --csv)",
+                    path.display()
+                );
+            }
+        }
         lrnn_core::io::write_atomic(path, text.as_bytes())?;
         println!("wrote {}", path.display());
     }

@@ -282,6 +282,13 @@ fn random_command_lines_on_tiny_models_end_cleanly() {
     let device = predict.flags.iter().find(|f| f.name == "--device").unwrap();
     assert!(device.takes_value && device.choices.contains(&"wgpu".to_string()), "{device:?}");
     let files = files(&dir);
+    // Every real file offered as a value, as it was: no command line may change one.
+    let inputs: Vec<(String, Vec<u8>)> = files
+        .values
+        .iter()
+        .filter(|v| Path::new(v).is_file())
+        .map(|v| (v.clone(), std::fs::read(v).unwrap()))
+        .collect();
     let start = Instant::now();
     let (mut runs, mut failures, mut codes) = (0usize, Vec::new(), [0usize; 3]);
     while start.elapsed() < Duration::from_secs(seconds) {
@@ -353,6 +360,9 @@ fn random_command_lines_on_tiny_models_end_cleanly() {
         codes[2]
     );
     assert!(runs > 20, "only {runs} command lines ran");
+    for (path, bytes) in &inputs {
+        assert!(std::fs::read(path).unwrap() == *bytes, "a command line changed the input {path}");
+    }
     assert!(
         failures.is_empty(),
         "{} of {runs} command lines failed:\n{}",

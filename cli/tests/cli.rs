@@ -667,6 +667,15 @@ fn probe_rf_table_prints_the_published_vgg16_fields_and_writes_csv() {
     let table = std::fs::read_to_string(&csv).unwrap();
     assert!(table.starts_with("layer,kind,kernel,stride,pad,jump_y,jump_x,field_height,field_width"));
     assert!(table.lines().any(|l| l.starts_with("conv5_3,") && l.contains(",196,196,")), "{table}");
+    // A file that is not an earlier table is never replaced.
+    let photo = tmp("rf-photo.png");
+    std::fs::copy(fixtures().join("fcn_caffe_photo.png"), &photo).unwrap();
+    let before = std::fs::read(&photo).unwrap();
+    let o = lrnn(&["probe", "rf-table", "--model", "FCN-8s-Caffe", "--csv", s(&photo)]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("not an rf-table CSV"));
+    assert_eq!(std::fs::read(&photo).unwrap(), before, "the photo is untouched");
+    // Run again over its own table: replaced.
+    lrnn_ok(&["probe", "rf-table", "--model", "FCN-8s-Caffe", "--csv", s(&csv)]);
     // An unknown model: one clear line, no panic.
     let o = lrnn(&["probe", "rf-table", "--model", "no-such-net"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no-such-net"));
