@@ -150,6 +150,29 @@ pub enum Probe {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
+    /// Receptive field against depth: for every layer, the theoretical field's side and the
+    /// sides of the centred squares holding 50% and 99% of the centre unit's effective field,
+    /// for the model and for its CNN (every V at zero): rf_depth.csv and rf_depth.png.
+    RfDepth {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Photos to average over (resized to --size); default: --random inputs.
+        #[arg(long)]
+        image: Vec<PathBuf>,
+        /// Number of random inputs when no image is given.
+        #[arg(long, default_value_t = 4, value_parser = crate::args::count)]
+        random: usize,
+        /// Input side in pixels (default: the model's).
+        #[arg(long, value_parser = crate::args::side)]
+        size: Option<usize>,
+        /// One channel's centre unit (layers with fewer channels are left out); default: the
+        /// mean over every channel.
+        #[arg(long)]
+        channel: Option<usize>,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Every recurrence matrix: heatmaps, eigenvalues, singular values, spectral radius, memory.
     Recurrence {
         #[command(flatten)]
@@ -268,6 +291,9 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
                 );
             }
             println!("wrote {} and {}", out.join("erf.png").display(), out.join("erf.csv").display());
+        }
+        Probe::RfDepth { model, image, random, size, channel, out } => {
+            rf_depth(model, image, *random, *size, *channel, out)?;
         }
         Probe::ErfCompare { runs, images, map, channel, y, x, out } => {
             erf_compare(runs, images, map, *channel, (*y, *x), out)?;
@@ -543,5 +569,80 @@ fn rf_table(model: &str, csv: Option<&Path>) -> anyhow::Result<()> {
         lrnn_core::io::write_atomic(path, text.as_bytes())?;
         println!("wrote {}", path.display());
     }
+    Ok(())
+}
+
+/// `lrnn probe rf-depth`.
+fn rf_depth(
+    args: &ModelArgs,
+    images: &[PathBuf],
+    random: usize,
+    size: Option<usize>,
+    channel: Option<usize>,
+    out: &Path,
+) -> anyhow::Result<()> {
+    use lrnn_core::probe::rf_depth::{rf_depth, Channels};
+    let seed = args.seed;
+    let (model, what, mean) = load(args)?;
+    let c = model.desc().in_channels();
+    let size = size.unwrap_or_else(|| model.desc().input_size());
+    let inputs: Vec<Tensor> = if images.is_empty() {
+        (0..random as u64).map(|i| random_input(seed, i, c, size)).collect::<candle_core::Result<_>>()?
+    } else {
+        images.iter().map(|p| load_image(p, &model, size, mean.as_deref())).collect::<anyhow::Result<_>>()?
+    };
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} backward passes ({eta} left)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message("receptive fields");
+    let channels = channel.map_or(Channels::Mean, Channels::One);
+    let result = rf_depth(&model, &inputs, channels, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        true
+    })?;
+    bar.finish_and_clear();
+    let unit = channel.map_or("mean over channels".to_string(), |c| format!("channel {c}"));
+    println!(
+        "receptive field against depth of {what} ({size}x{size}, {} input(s), centre unit, {unit})",
+        inputs.len()
+    );
+    println!(
+        "{:<20} {:<30} {:>12} {:>8} {:>8} {:>12} {:>8} {:>8}",
+        "layer", "kind", "theoretical", "ERF 50%", "ERF 99%", "CNN theor.", "CNN 50%", "CNN 99%"
+    );
+    let num = |v: Option<usize>| v.map_or("-".to_string(), |v| v.to_string());
+    let theo = |r: &lrnn_core::probe::rf_depth::DepthRow| {
+        if r.whole_image {
+            "whole".to_string()
+        } else {
+            format!("{:.0}", r.theoretical)
+        }
+    };
+    for (i, r) in result.model.iter().enumerate() {
+        let cnn = result.cnn.as_ref().and_then(|c| c.get(i));
+        println!(
+            "{:<20} {:<30} {:>12} {:>8} {:>8} {:>12} {:>8} {:>8}",
+            r.name,
+            r.kind,
+            theo(r),
+            num(r.erf50),
+            num(r.erf99),
+            cnn.map_or("-".into(), theo),
+            cnn.map_or("-".into(), |c| num(c.erf50)),
+            cnn.map_or("-".into(), |c| num(c.erf99)),
+        );
+    }
+    if result.cnn.is_none() {
+        println!("(the model has no recurrence: it is its own CNN)");
+    }
+    let csv_path = out.join("rf_depth.csv");
+    let png_path = out.join("rf_depth.png");
+    write_atomic(&csv_path, result.csv().as_bytes())?;
+    let chart = result.chart(&format!("Receptive field against depth: {}", model.desc().display_name()));
+    save_png(&chart.render(960, 560), &png_path)?;
+    println!("wrote {} and {}", csv_path.display(), png_path.display());
     Ok(())
 }

@@ -89,6 +89,16 @@ impl RfRow {
 /// The receptive-field arithmetic of every op of `graph` that changes the field or is
 /// captured, in forward order (ReLUs, BatchNorm and dropout only pass it on).
 pub fn rf_table(graph: &Graph) -> Vec<RfRow> {
+    table(graph, true)
+}
+
+/// The same table for the CNN the L-RNNs sit in: every recurrence at zero, so each scan pair
+/// acts on one position at a time (`h = f(U x + b)`) and passes the field on unchanged.
+pub fn rf_table_without_recurrence(graph: &Graph) -> Vec<RfRow> {
+    table(graph, false)
+}
+
+fn table(graph: &Graph, recurrent: bool) -> Vec<RfRow> {
     let mut fields: Vec<(Extent, Extent)> = vec![(Extent::INPUT, Extent::INPUT)];
     let mut rows = Vec::new();
     for (i, node) in graph.nodes.iter().enumerate() {
@@ -117,7 +127,11 @@ pub fn rf_table(graph: &Graph) -> Vec<RfRow> {
                     Axis::Horizontal => ((h, whole(w)), "horizontal"),
                     Axis::Vertical => ((whole(h), w), "vertical"),
                 };
-                (f, Some((prefix.clone(), format!("L-RNN pair ({dir})"))), (1, 1, 0))
+                if recurrent {
+                    (f, Some((prefix.clone(), format!("L-RNN pair ({dir})"))), (1, 1, 0))
+                } else {
+                    ((h, w), Some((prefix.clone(), format!("L-RNN pair ({dir}), V = 0"))), (1, 1, 0))
+                }
             }
             Op::GlobalPool(_) => {
                 let whole = |e: Extent| Extent { size: None, ..e };
@@ -222,6 +236,12 @@ mod tests {
         let fc6 = rows.iter().find(|r| r.kind.contains("horizontal")).unwrap();
         assert_eq!((fc6.width.size, fc6.height.size), (None, Some(404.0)));
         assert_eq!(fc6.size_words(), "the whole row, 404 px tall");
+        // With every V at zero the pairs pass the CNN's field on.
+        let cnn = rf_table_without_recurrence(
+            &ModelDesc::from_name_or_file("FCN-8s-Caffe-LRNN").unwrap().graph().unwrap(),
+        );
+        let fc6_cnn = cnn.iter().find(|r| r.kind.contains("horizontal")).unwrap();
+        assert_eq!(fc6_cnn.size_words(), "404 px");
         let fc7 = rows.iter().find(|r| r.kind.contains("vertical")).unwrap();
         assert_eq!(fc7.size_words(), "the whole image");
         // The output (after the crop) is at the input's grid: jump 1, first unit at 0.

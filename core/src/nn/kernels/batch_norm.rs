@@ -171,9 +171,9 @@ impl CustomOp3 for BnReluOp {
         y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let Some(saved) =
-            self.saved.lock().map_err(|_| candle_core::Error::msg("batch norm: poisoned"))?.take()
-        else {
+        // Kept (not taken): a graph may be walked backwards more than once (`probe::rf_depth`).
+        let guard = self.saved.lock().map_err(|_| candle_core::Error::msg("batch norm: poisoned"))?;
+        let Some(saved) = guard.as_ref() else {
             candle_core::bail!("batch norm: backward without a forward")
         };
         let (b, c, h, w) = x.dims4()?;
@@ -183,7 +183,7 @@ impl CustomOp3 for BnReluOp {
         let (sums, dx) = with_f32(x, "batch norm: input", |xd| {
             with_f32(y, "batch norm: output", |yd| {
                 with_f32(grad, "batch norm: gradient", |gd| {
-                    Ok(backward(xd, yd, gd, (b, c, hw), &gm, &saved, train))
+                    Ok(backward(xd, yd, gd, (b, c, hw), &gm, saved, train))
                 })
             })
         })?;

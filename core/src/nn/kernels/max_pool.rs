@@ -75,7 +75,10 @@ impl CustomOp1 for MaxPool2x2 {
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let Some(winners) = self.winners.lock().ok().and_then(|mut w| w.take()) else {
+        // Kept (not taken): a graph may be walked backwards more than once (one backward pass
+        // per layer's unit in `probe::rf_depth`).
+        let saved = self.winners.lock().map_err(|_| candle_core::Error::msg("max pool: poisoned"))?;
+        let Some(winners) = saved.as_ref() else {
             candle_core::bail!("max pool: backward without a forward")
         };
         let (b, c, h, w) = x.dims4()?;
