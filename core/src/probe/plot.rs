@@ -324,7 +324,8 @@ mod tests {
         };
         assert!(red(64, 120, 110, 150));
         assert!(red(230, 284, 40, 80));
-        assert!(!red(64, 120, 40, 70));
+        // (The legend sits at the top left, above y = 64.)
+        assert!(!red(64, 120, 66, 100));
     }
 
     #[test]
