@@ -47,7 +47,7 @@ impl StudioApp {
             shared,
             view: View::Layers,
             layers: LayersView::default(),
-            field: FieldView,
+            field: FieldView::default(),
             recurrence: RecurrenceView::default(),
             finetune: FineTune::default(),
             seg: SegView::default(),
@@ -114,6 +114,11 @@ impl StudioApp {
     /// with the model as it is and with `V = 0`.
     pub fn erf_summary(&self) -> Option<(UnitRef, MassSides, Option<MassSides>)> {
         self.shared.erf.as_ref().map(|e| (e.unit.clone(), e.model.mass, e.cnn.as_ref().map(|c| c.mass)))
+    }
+
+    /// Receptive field against depth, once computed (Receptive field view).
+    pub fn rf_depth(&self) -> Option<&lrnn_core::probe::rf_depth::RfDepth> {
+        self.shared.rf_depth.as_ref().map(|r| &r.data)
     }
 
     /// The analysis on show.
@@ -268,6 +273,9 @@ impl StudioApp {
                             s.textures.clear();
                         }
                     }
+                }
+                Reply::RfDepth { model_dir, photo, scale, channel, data } => {
+                    s.rf_depth = Some(crate::shared::RfDepthShown { model_dir, photo, scale, channel, data });
                 }
                 Reply::Snapshot { step, unit, erf } => self.finetune.add_snapshot(step, unit, erf),
                 Reply::Device(device) => s.device = device,

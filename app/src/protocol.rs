@@ -2,6 +2,7 @@
 //! what the worker answers ([`Reply`]). Every file the app reads or writes goes through a job.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use image::RgbImage;
 use lrnn_core::nn::Axis;
@@ -44,6 +45,10 @@ pub enum Job {
     Crf(Option<lrnn_core::crf::CrfParams>),
     /// Read or write files.
     File(FileJob),
+    /// Receptive field against depth on the photo: every layer's theoretical field and the 50% /
+    /// 99% squares of its centre unit's ERF, for the model and its CNN (every `V` at zero); the
+    /// mean over channels (`None`) or one channel. Reports to [`JobProgress`], stops when asked.
+    RfDepth(Option<usize>),
     /// The ERF of `unit` under a fine-tuning snapshot's weights (for the timeline).
     Snapshot {
         /// The snapshot's checkpoint folder.
@@ -94,6 +99,7 @@ impl Job {
             Job::Insert { target, .. } => format!("inserting a pair into {target}"),
             Job::Snapshot { checkpoint, .. } => format!("probing {}", checkpoint.display()),
             Job::Spectra => "computing the recurrence spectra".to_string(),
+            Job::RfDepth(_) => "computing the receptive field against depth".to_string(),
             Job::File(FileJob::OpenFolder { dir, .. }) => format!("listing {}", dir.display()),
             Job::File(FileJob::Export { path, .. }) => format!("writing {}", path.display()),
             Job::File(FileJob::SaveCheckpoint { dest, .. }) => format!("writing {}", dest.display()),
@@ -135,6 +141,19 @@ pub enum Reply {
         /// One per recurrence.
         spectra: Vec<Spectrum>,
     },
+    /// Receptive field against depth.
+    RfDepth {
+        /// The model it belongs to.
+        model_dir: PathBuf,
+        /// The photo.
+        photo: PathBuf,
+        /// The `V` scale it was computed at.
+        scale: f64,
+        /// The channel (`None`: the mean over channels).
+        channel: Option<usize>,
+        /// The numbers.
+        data: lrnn_core::probe::rf_depth::RfDepth,
+    },
     /// A fine-tuning snapshot's ERF.
     Snapshot {
         /// Global step.
@@ -162,4 +181,43 @@ pub enum Reply {
     Written(String),
     /// Something failed; the message says what and names the file.
     Failed(String),
+}
+
+/// How far the worker's long job is (receptive field against depth), and a stop request: shared
+/// between the worker and the UI.
+#[derive(Debug, Default)]
+pub struct JobProgress {
+    /// Steps done.
+    pub done: AtomicUsize,
+    /// Steps in all (0: no long job running).
+    pub total: AtomicUsize,
+    /// Set by the UI: the long job stops at its next step.
+    pub stop: AtomicBool,
+}
+
+impl JobProgress {
+    /// `(done, total)`, when a long job is running.
+    pub fn get(&self) -> Option<(usize, usize)> {
+        let total = self.total.load(Ordering::Relaxed);
+        (total > 0).then(|| (self.done.load(Ordering::Relaxed), total))
+    }
+
+    /// Starts a long job.
+    pub fn start(&self) {
+        self.done.store(0, Ordering::Relaxed);
+        self.total.store(0, Ordering::Relaxed);
+        self.stop.store(false, Ordering::Relaxed);
+    }
+
+    /// Records a step; `false` when the UI asked to stop.
+    pub fn step(&self, done: usize, total: usize) -> bool {
+        self.total.store(total, Ordering::Relaxed);
+        self.done.store(done, Ordering::Relaxed);
+        !self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Ends a long job.
+    pub fn finish(&self) {
+        self.total.store(0, Ordering::Relaxed);
+    }
 }

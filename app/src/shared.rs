@@ -36,6 +36,20 @@ pub struct ErfShown {
     pub scale: f64,
 }
 
+/// Receptive field against depth on show, with what it was computed for.
+pub struct RfDepthShown {
+    /// The model.
+    pub model_dir: PathBuf,
+    /// The photo.
+    pub photo: PathBuf,
+    /// The `V` scale.
+    pub scale: f64,
+    /// The channel (`None`: the mean over channels).
+    pub channel: Option<usize>,
+    /// The numbers.
+    pub data: lrnn_core::probe::rf_depth::RfDepth,
+}
+
 /// The state every view shares.
 pub struct Shared {
     /// The worker thread: model runs, probes, file work.
@@ -52,6 +66,8 @@ pub struct Shared {
     pub scale: f64,
     /// The ERF on show.
     pub erf: Option<ErfShown>,
+    /// Receptive field against depth, once computed.
+    pub rf_depth: Option<RfDepthShown>,
     /// Jobs sent to the worker and not answered yet.
     pub pending: usize,
     /// What the worker is doing, in words (empty when idle).
@@ -79,6 +95,7 @@ impl Shared {
             colour_map: ColourMap::Viridis,
             scale: 1.0,
             erf: None,
+            rf_depth: None,
             pending: 0,
             busy: String::new(),
             error: None,

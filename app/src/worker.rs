@@ -23,7 +23,7 @@ use lrnn_core::train::checkpoint::{insert_into_checkpoint, Checkpoint};
 use lrnn_core::train::trainer::RunState;
 
 use crate::files;
-use crate::protocol::{FileJob, Job, Reply};
+use crate::protocol::{FileJob, Job, JobProgress, Reply};
 use crate::view_model::{
     Analysis, ErfPicture, InsertTarget, MapData, RecurrenceInfo, Segmentation, UnitRef, EAGER_SPECTRUM,
     MAX_CHANNELS, MAX_VALUES,
@@ -141,6 +141,8 @@ fn segment(
 /// The worker thread's handle.
 pub struct Worker {
     jobs: Sender<Job>,
+    /// The long job's progress and stop request.
+    pub progress: std::sync::Arc<JobProgress>,
     /// Replies, drained by the UI every frame.
     pub replies: Receiver<Reply>,
 }
@@ -224,6 +226,8 @@ struct WorkerState {
     gpu: Option<GpuContext>,
     /// The dense CRF's settings while it is switched on.
     crf: Option<lrnn_core::crf::CrfParams>,
+    /// The long job's progress, shared with the UI.
+    progress: std::sync::Arc<JobProgress>,
 }
 
 /// Every captured map and the output of `m` on `x`: on the GPU when one is given (its weights
@@ -258,8 +262,10 @@ impl Worker {
     pub fn spawn(repaint: impl Fn() + Send + 'static) -> Self {
         let (jobs, job_rx) = channel::<Job>();
         let (reply_tx, replies) = channel();
+        let progress = std::sync::Arc::new(JobProgress::default());
+        let shared_progress = progress.clone();
         let spawned = std::thread::Builder::new().name("lrnn-studio-worker".into()).spawn(move || {
-            let mut state = WorkerState::default();
+            let mut state = WorkerState { progress: shared_progress, ..WorkerState::default() };
             // A hardware GPU computes from the start; a software one (lavapipe) is slower than
             // the CPU path and is only used when chosen.
             if let Ok(ctx) = GpuContext::new() {
@@ -292,9 +298,9 @@ impl Worker {
         if let Err(e) = spawned {
             let (tx, rx) = channel();
             let _ = tx.send(Reply::Failed(format!("cannot start the worker thread: {e}")));
-            return Self { jobs, replies: rx };
+            return Self { jobs, progress, replies: rx };
         }
-        Self { jobs, replies }
+        Self { jobs, progress, replies }
     }
 
     /// Queues a job.
@@ -596,6 +602,25 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
             let m = state.model.as_mut().ok_or_else(|| anyhow::anyhow!("no model is loaded"))?;
             let spectra = recurrences(m, true)?.into_iter().filter_map(|r| r.spectrum).collect();
             Ok(Reply::Spectra { model_dir: m.dir.clone(), scale: m.scale.scale(), spectra })
+        }
+        Job::RfDepth(channel) => {
+            use lrnn_core::probe::rf_depth::{rf_depth, Channels};
+            let p = need(&state.photo, "photo")?;
+            let m = need(&state.model, "model")?;
+            let (x, _) = input_tensor(m, &p.original)?;
+            let channels = channel.map_or(Channels::Mean, Channels::One);
+            let progress = state.progress.clone();
+            progress.start();
+            let data =
+                rf_depth(&m.model, std::slice::from_ref(&x), channels, &mut |d, t| progress.step(d, t));
+            progress.finish();
+            Ok(Reply::RfDepth {
+                model_dir: m.dir.clone(),
+                photo: p.path.clone(),
+                scale: m.scale.scale(),
+                channel: *channel,
+                data: data?,
+            })
         }
         Job::Snapshot { checkpoint, step, unit } => {
             let p = need(&state.photo, "photo")?;

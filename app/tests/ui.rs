@@ -376,3 +376,25 @@ fn the_layers_list_gives_each_layers_receptive_field_arithmetic() {
     h.run_steps(2);
     h.get_by_label("first centre");
 }
+
+#[test]
+fn the_field_view_plots_receptive_field_against_depth_for_the_model_and_its_cnn() {
+    let mut h = open("rf-depth");
+    h.state_mut().show_view(View::Field);
+    h.run_steps(2);
+    h.get_by_label("Not computed yet for this model.");
+    h.get_by_label("Compute on this photo").click();
+    h.run_steps(1);
+    assert!(h.state().is_busy(), "the button starts the job on the worker");
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    let d = h.state().rf_depth().expect("computed").clone();
+    // The bundled Context-LRNN: the CNN stops at 16 px; the model's last layer sees the image.
+    let names: Vec<&str> = d.model.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["conv1", "conv2", "pool1", "conv3", "conv4", "pool2", "conv5", "conv6"]);
+    let cnn = d.cnn.as_ref().expect("a CNN curve");
+    assert_eq!(cnn.last().unwrap().theoretical, 16.0);
+    assert!(d.model.last().unwrap().whole_image);
+    assert!(d.model.last().unwrap().erf99.unwrap() > 2 * cnn.last().unwrap().erf99.unwrap());
+    h.get_by_label_contains("model: ERF 99%");
+    common::snapshot(&mut h, "field_rf_depth");
+}

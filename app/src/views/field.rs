@@ -4,7 +4,7 @@
 
 use eframe::egui::{self, Color32, Stroke};
 
-use super::{color_image, export_button, overlay_on_original, Export, Panel, View};
+use super::{color_image, export_as, export_button, overlay_on_original, Export, Panel, View};
 use crate::shared::Shared;
 use crate::view_model::{ErfPicture, UnitRef};
 
@@ -12,9 +12,13 @@ fn side(s: Option<usize>) -> String {
     s.map_or("-".to_string(), |v| format!("{v} px"))
 }
 
-/// The Receptive field view (its state is the shared ERF on show).
+/// The Receptive field view (the ERF on show is shared; receptive field against depth has its
+/// channel choice here).
 #[derive(Default)]
-pub struct FieldView;
+pub struct FieldView {
+    /// One channel's centre unit in the depth plot (`None`: the mean over channels).
+    pub depth_channel: Option<usize>,
+}
 
 impl Panel for FieldView {
     fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
@@ -31,6 +35,8 @@ impl Panel for FieldView {
         let (Some(a), Some(e)) = (shared.analysis.as_deref(), &shared.erf) else {
             ui.label("No unit chosen yet: click one in the map below.");
             unit_picker(ui, shared);
+            ui.separator();
+            rf_depth_section(ui, shared, &mut self.depth_channel);
             return;
         };
         let (unit, size, theo) = (e.unit.clone(), e.size, e.theoretical);
@@ -90,6 +96,8 @@ impl Panel for FieldView {
         }
         export_button(ui, shared, View::Field, |s| self.export(s));
         ui.separator();
+        rf_depth_section(ui, shared, &mut self.depth_channel);
+        ui.separator();
         unit_picker(ui, shared);
     }
 
@@ -139,4 +147,115 @@ fn unit_picker(ui: &mut egui::Ui, shared: &mut Shared) {
         let y = (((p.y - r.rect.top()) / zoom) as usize).min(h - 1);
         shared.request_erf(UnitRef { map: m.name.clone(), channel: ch, y, x });
     }
+}
+
+/// Receptive field against depth: the button that computes it on the worker (with progress and
+/// Stop), and the plot of the theoretical field and the 50% / 99% ERF squares over the layers,
+/// for the model and its CNN.
+fn rf_depth_section(ui: &mut egui::Ui, shared: &mut Shared, channel: &mut Option<usize>) {
+    use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, Points};
+    egui::CollapsingHeader::new("Receptive field against depth").id_salt("rf-depth").default_open(true).show(
+        ui,
+        |ui| {
+            ui.label(
+                "For each layer in forward order: the theoretical receptive field (dashed) and the sides of the \
+                 centred squares holding 50% and 99% of the centre unit's effective field on this photo, for \
+                 this model and for its CNN (every V at zero). A CNN's effective field grows more slowly than \
+                 its theoretical one; an L-RNN layer reaches the whole image.",
+            );
+            let running = shared.worker.progress.get();
+            ui.horizontal(|ui| {
+                let mut one = channel.is_some();
+                ui.radio_value(&mut one, false, "mean over channels");
+                ui.radio_value(&mut one, true, "one channel:");
+                let mut c = channel.unwrap_or(0);
+                ui.add_enabled(one, egui::DragValue::new(&mut c).range(0..=4095));
+                *channel = one.then_some(c);
+                if let Some((done, total)) = running {
+                    ui.add(
+                        egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                            .desired_width(180.0)
+                            .text(format!("{done} / {total} backward passes")),
+                    );
+                    if ui.button("Stop").clicked() {
+                        shared.worker.progress.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    ui.ctx().request_repaint_after(std::time::Duration::from_millis(100));
+                } else if ui.button("Compute on this photo").clicked() {
+                    let what = "computing the receptive field against depth";
+                    shared.send(crate::protocol::Job::RfDepth(*channel), what);
+                }
+            });
+            let Some(shown) = &shared.rf_depth else {
+                ui.label("Not computed yet for this model.");
+                return;
+            };
+            if let Some(a) = shared.analysis.as_deref() {
+                if a.model_dir != shown.model_dir || a.photo != shown.photo || a.scale != shown.scale {
+                    ui.colored_label(
+                        Color32::from_rgb(200, 120, 0),
+                        format!(
+                            "computed for another model, photo or V scale ({}, V × {:.2}): compute again",
+                            shown.photo.file_name().map_or(String::new(), |f| f.to_string_lossy().into_owned()),
+                            shown.scale
+                        ),
+                    );
+                }
+            }
+            let d = &shown.data;
+            let names: Vec<String> = d.model.iter().map(|r| r.name.clone()).collect();
+            let (h, w) = d.input;
+            let colours = [Color32::from_rgb(0, 114, 178), Color32::from_rgb(213, 94, 0)];
+            let xs = names.clone();
+            Plot::new("rf-depth")
+                .height(220.0)
+                .legend(Legend::default().position(egui_plot::Corner::LeftTop))
+                .include_y(0.0)
+                .x_axis_formatter(move |mark, _| {
+                    let i = mark.value.round();
+                    if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
+                        xs.get(i as usize).cloned().unwrap_or_default()
+                    } else {
+                        String::new()
+                    }
+                })
+                .x_axis_label("layer")
+                .y_axis_label("side (input pixels)")
+                .show(ui, |p| {
+                    let curves = [("model", Some(&d.model)), ("CNN (V = 0)", d.cnn.as_ref())];
+                    for ((who, rows), colour) in curves.into_iter().zip(colours) {
+                        let Some(rows) = rows else { continue };
+                        let pts = |f: &dyn Fn(&lrnn_core::probe::rf_depth::DepthRow) -> Option<f64>| {
+                            rows.iter()
+                                .enumerate()
+                                .filter_map(|(i, r)| f(r).map(|v| [i as f64, v]))
+                                .collect::<Vec<_>>()
+                        };
+                        let theo = pts(&|r| Some(r.theoretical_in_image));
+                        let e99 = pts(&|r| r.erf99.map(|v| v as f64));
+                        let e50 = pts(&|r| r.erf50.map(|v| v as f64));
+                        let faint = colour.gamma_multiply(0.55);
+                        let name = format!("{who}: theoretical");
+                        p.line(Line::new(name, PlotPoints::from(theo)).color(colour).style(LineStyle::dashed_loose()));
+                        let name99 = format!("{who}: ERF 99%");
+                        p.line(Line::new(name99.clone(), PlotPoints::from(e99.clone())).color(colour).width(2.0));
+                        p.points(Points::new(name99, PlotPoints::from(e99)).id(format!("{who} 99 markers")).color(colour).radius(3.0));
+                        let name50 = format!("{who}: ERF 50%");
+                        p.line(Line::new(name50, PlotPoints::from(e50)).color(faint).width(2.0));
+                    }
+                    p.hline(egui_plot::HLine::new(format!("the image ({h}×{w})"), h.max(w) as f64).color(Color32::GRAY));
+                });
+            if d.cnn.is_none() {
+                ui.label("This model has no recurrence: it is its own CNN (one curve).");
+            }
+            let title = shared.analysis.as_deref().map_or(String::new(), |a| a.model.clone());
+            export_as(ui, shared, "Export the plot PNG + CSV…", "lrnn-rf-depth.png", |s| {
+                let d = &s.rf_depth.as_ref()?.data;
+                Some(Export {
+                    picture: d.chart(&format!("Receptive field against depth: {title}")).render(960, 560),
+                    csv: d.csv(),
+                })
+            });
+        },
+    );
 }

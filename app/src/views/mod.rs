@@ -121,18 +121,31 @@ pub fn export_button(
     view: View,
     export: impl FnOnce(&Shared) -> Option<Export>,
 ) {
-    if ui.button("Export PNG + CSV…").clicked() {
-        let name = format!("lrnn-{}.png", view.key());
-        if let Some(path) = rfd::FileDialog::new().set_file_name(name).save_file() {
+    export_as(ui, shared, "Export PNG + CSV…", &format!("lrnn-{}.png", view.key()), export)
+        .then(|| shared.error = Some(nothing_to_export(view)));
+}
+
+/// A button `label` that asks where (proposing `file_name`) and writes `export`'s picture and
+/// numbers on the worker; `true` when there was nothing to export.
+pub fn export_as(
+    ui: &mut egui::Ui,
+    shared: &mut Shared,
+    label: &str,
+    file_name: &str,
+    export: impl FnOnce(&Shared) -> Option<Export>,
+) -> bool {
+    if ui.button(label).clicked() {
+        if let Some(path) = rfd::FileDialog::new().set_file_name(file_name).save_file() {
             match export(shared) {
                 Some(Export { picture, csv }) => {
                     let what = format!("writing {}", path.display());
                     shared.send(Job::File(FileJob::Export { picture, csv, path }), &what);
                 }
-                None => shared.error = Some(nothing_to_export(view)),
+                None => return true,
             }
         }
     }
+    false
 }
 
 /// The message of a view with nothing to export.
