@@ -121,6 +121,16 @@ impl StudioApp {
         self.shared.rf_depth.as_ref().map(|r| &r.data)
     }
 
+    /// Reads the recurrences of a run folder's snapshots (Recurrence view, Over training).
+    pub fn read_history(&mut self, run: PathBuf) {
+        self.shared.send(crate::protocol::Job::RecurrenceHistory(run), "reading the run's recurrences");
+    }
+
+    /// Recurrences over training, once read.
+    pub fn history(&self) -> Option<&lrnn_core::probe::recurrence_history::History> {
+        self.shared.history.as_ref().map(|h| &*h.history)
+    }
+
     /// The analysis on show.
     pub fn analysis(&self) -> Option<&Analysis> {
         self.shared.analysis.as_deref()
@@ -276,6 +286,9 @@ impl StudioApp {
                 }
                 Reply::RfDepth { model_dir, photo, scale, channel, data } => {
                     s.rf_depth = Some(crate::shared::RfDepthShown { model_dir, photo, scale, channel, data });
+                }
+                Reply::History { run, history, eigenvectors } => {
+                    s.history = Some(crate::shared::HistoryShown { run, history, eigenvectors });
                 }
                 Reply::Snapshot { step, unit, erf } => self.finetune.add_snapshot(step, unit, erf),
                 Reply::Device(device) => s.device = device,

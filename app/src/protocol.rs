@@ -49,6 +49,9 @@ pub enum Job {
     /// 99% squares of its centre unit's ERF, for the model and its CNN (every `V` at zero); the
     /// mean over channels (`None`) or one channel. Reports to [`JobProgress`], stops when asked.
     RfDepth(Option<usize>),
+    /// Every recurrence through a run folder's snapshots (spectra, change from the start, pairs,
+    /// top eigenvectors). Reports to [`JobProgress`], stops when asked.
+    RecurrenceHistory(PathBuf),
     /// The ERF of `unit` under a fine-tuning snapshot's weights (for the timeline).
     Snapshot {
         /// The snapshot's checkpoint folder.
@@ -100,6 +103,7 @@ impl Job {
             Job::Snapshot { checkpoint, .. } => format!("probing {}", checkpoint.display()),
             Job::Spectra => "computing the recurrence spectra".to_string(),
             Job::RfDepth(_) => "computing the receptive field against depth".to_string(),
+            Job::RecurrenceHistory(dir) => format!("reading the recurrences of {}", dir.display()),
             Job::File(FileJob::OpenFolder { dir, .. }) => format!("listing {}", dir.display()),
             Job::File(FileJob::Export { path, .. }) => format!("writing {}", path.display()),
             Job::File(FileJob::SaveCheckpoint { dest, .. }) => format!("writing {}", dest.display()),
@@ -153,6 +157,16 @@ pub enum Reply {
         channel: Option<usize>,
         /// The numbers.
         data: lrnn_core::probe::rf_depth::RfDepth,
+    },
+    /// Recurrences over training.
+    History {
+        /// The run folder.
+        run: PathBuf,
+        /// The numbers.
+        history: Box<lrnn_core::probe::recurrence_history::History>,
+        /// Per track, per snapshot: the top eigenvectors (empty where not computed: matrices
+        /// larger than [`crate::view_model::EAGER_SPECTRUM`] have them at the last snapshot only).
+        eigenvectors: Vec<Vec<Vec<lrnn_core::probe::recurrence_history::Eigenvector>>>,
     },
     /// A fine-tuning snapshot's ERF.
     Snapshot {

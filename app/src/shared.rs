@@ -50,6 +50,16 @@ pub struct RfDepthShown {
     pub data: lrnn_core::probe::rf_depth::RfDepth,
 }
 
+/// Recurrences over training on show.
+pub struct HistoryShown {
+    /// The run folder.
+    pub run: PathBuf,
+    /// The numbers.
+    pub history: Box<lrnn_core::probe::recurrence_history::History>,
+    /// Per track, per snapshot: the top eigenvectors (empty where not computed).
+    pub eigenvectors: Vec<Vec<Vec<lrnn_core::probe::recurrence_history::Eigenvector>>>,
+}
+
 /// The state every view shares.
 pub struct Shared {
     /// The worker thread: model runs, probes, file work.
@@ -68,6 +78,10 @@ pub struct Shared {
     pub erf: Option<ErfShown>,
     /// Receptive field against depth, once computed.
     pub rf_depth: Option<RfDepthShown>,
+    /// The newest fine-tuning run's folder (the Recurrence view reads its snapshots).
+    pub finetune_run: Option<PathBuf>,
+    /// Recurrences over training, once read.
+    pub history: Option<HistoryShown>,
     /// Jobs sent to the worker and not answered yet.
     pub pending: usize,
     /// What the worker is doing, in words (empty when idle).
@@ -96,6 +110,8 @@ impl Shared {
             scale: 1.0,
             erf: None,
             rf_depth: None,
+            finetune_run: None,
+            history: None,
             pending: 0,
             busy: String::new(),
             error: None,

@@ -622,6 +622,32 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
                 data: data?,
             })
         }
+        Job::RecurrenceHistory(dir) => {
+            use lrnn_core::probe::recurrence_history::{read_run_with, top_eigenvectors};
+            let progress = state.progress.clone();
+            progress.start();
+            let history = read_run_with(dir, 60, &mut |d, t| progress.step(d, t));
+            progress.finish();
+            let history = history?;
+            let eigenvectors = history
+                .tracks
+                .iter()
+                .map(|t| {
+                    let last = t.at.len().saturating_sub(1);
+                    t.at.iter()
+                        .enumerate()
+                        .map(|(i, a)| {
+                            if t.size <= crate::view_model::EAGER_SPECTRUM || i == last {
+                                top_eigenvectors(&a.values, t.size, &a.spectrum, 3)
+                            } else {
+                                Vec::new()
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            Ok(Reply::History { run: dir.clone(), history: Box::new(history), eigenvectors })
+        }
         Job::Snapshot { checkpoint, step, unit } => {
             let p = need(&state.photo, "photo")?;
             let snap = load_model(checkpoint)?;

@@ -396,5 +396,46 @@ fn the_field_view_plots_receptive_field_against_depth_for_the_model_and_its_cnn(
     assert!(d.model.last().unwrap().whole_image);
     assert!(d.model.last().unwrap().erf99.unwrap() > 2 * cnn.last().unwrap().erf99.unwrap());
     h.get_by_label_contains("model: ERF 99%");
+    h.get_by_label("Export the plot PNG + CSV…").scroll_to_me();
+    h.run_steps(3);
     common::snapshot(&mut h, "field_rf_depth");
+}
+
+#[test]
+fn the_recurrence_view_steps_through_a_runs_snapshots() {
+    use lrnn_core::probe::contribution::RecurrenceScale;
+    // A run folder by hand: the bundled model with every V scaled by 1.0, 0.9, 0.8 at steps 0,
+    // 10, 20 (spectral radii and changes known exactly).
+    let run = temp("history-run");
+    let _ = std::fs::remove_dir_all(&run);
+    let start = lrnn_studio::app::assets_dir().join("models/context-lrnn-finetuned");
+    let ckpt = lrnn_core::train::Checkpoint::open(&start, &candle_core::Device::Cpu).unwrap();
+    let mut scale = RecurrenceScale::of(&ckpt.model).unwrap();
+    for (step, k) in [(0, 1.0), (10, 0.9), (20, 0.8)] {
+        scale.set(k).unwrap();
+        let dir = run.join(format!("step-{step:08}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        ckpt.model.save_weights(&dir.join("weights.safetensors")).unwrap();
+    }
+    let mut h = open("history");
+    h.state_mut().show_view(View::Recurrence);
+    h.run_steps(2);
+    h.get_by_label("No run read yet.");
+    h.state_mut().read_history(run.clone());
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    let history = h.state().history().expect("read").clone();
+    assert_eq!(history.steps, [0, 10, 20]);
+    assert_eq!(history.tracks.len(), 4);
+    assert_eq!(history.pairs.len(), 2);
+    for t in &history.tracks {
+        let rho: Vec<f64> = t.at.iter().map(|a| a.spectrum.spectral_radius).collect();
+        assert!((rho[2] / rho[0] - 0.8).abs() < 1e-5, "{}: {rho:?}", t.name);
+        assert!((t.at[2].change - 0.2).abs() < 1e-5, "{}: {}", t.name, t.at[2].change);
+    }
+    h.get_by_label_contains("3 snapshots, steps 0–20");
+    h.get_by_label_contains("top eigenvectors");
+    h.get_by_label_contains("the two directions differ by");
+    h.get_by_label("Export over training PNG + CSV…").scroll_to_me();
+    h.run_steps(3);
+    common::snapshot(&mut h, "recurrence_history");
 }

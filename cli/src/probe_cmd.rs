@@ -173,6 +173,25 @@ pub enum Probe {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Recurrences over training: for a run folder with snapshots (`lrnn train
+    /// --checkpoint-every N`, the app's fine-tuning runs), each matrix's spectral radius, memory
+    /// length and change from the start against the step, every eigenvalue at every snapshot,
+    /// how different the two directions of each pair are, the top eigenvectors at the end:
+    /// history.csv, eigenvalues.csv, pairs.csv, eigenvectors.csv, spectral_radius.png.
+    RecurrenceHistory {
+        /// The run folder (its `step-NNNNNNNN/` snapshots and the model it started from).
+        #[arg(long)]
+        run: PathBuf,
+        /// At most this many snapshots, evenly spread (the first and last kept).
+        #[arg(long, default_value_t = 50, value_parser = crate::args::count)]
+        max_snapshots: usize,
+        /// Eigenvectors per matrix in eigenvectors.csv (the largest eigenvalues).
+        #[arg(long, default_value_t = 3, value_parser = crate::args::count)]
+        eigenvectors: usize,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Every recurrence matrix: heatmaps, eigenvalues, singular values, spectral radius, memory.
     Recurrence {
         #[command(flatten)]
@@ -294,6 +313,9 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
         }
         Probe::RfDepth { model, image, random, size, channel, out } => {
             rf_depth(model, image, *random, *size, *channel, out)?;
+        }
+        Probe::RecurrenceHistory { run, max_snapshots, eigenvectors, out } => {
+            recurrence_history(run, *max_snapshots, *eigenvectors, out)?;
         }
         Probe::ErfCompare { runs, images, map, channel, y, x, out } => {
             erf_compare(runs, images, map, *channel, (*y, *x), out)?;
@@ -644,5 +666,61 @@ fn rf_depth(
     let chart = result.chart(&format!("Receptive field against depth: {}", model.desc().display_name()));
     save_png(&chart.render(960, 560), &png_path)?;
     println!("wrote {} and {}", csv_path.display(), png_path.display());
+    Ok(())
+}
+
+/// `lrnn probe recurrence-history`.
+fn recurrence_history(run: &Path, max: usize, k: usize, out: &Path) -> anyhow::Result<()> {
+    use lrnn_core::probe::recurrence_history::{read_run, top_eigenvectors};
+    let h = read_run(run, max)?;
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    println!(
+        "recurrences of {} over {} snapshots (steps {}–{})",
+        run.display(),
+        h.steps.len(),
+        h.steps.first().copied().unwrap_or(0),
+        h.steps.last().copied().unwrap_or(0)
+    );
+    println!("{:<34} {:>22} {:>22} {:>10}", "matrix", "spectral radius", "memory (steps)", "change");
+    let mem = |m: Option<f64>| m.map_or("inf".to_string(), |m| format!("{m:.2}"));
+    let mut vectors = String::from("matrix,gate,rank,eigenvalue_re,eigenvalue_im,channel,bar,magnitude\n");
+    for t in &h.tracks {
+        let (Some(a), Some(b)) = (t.at.first(), t.at.last()) else { continue };
+        println!(
+            "{:<34} {:>22} {:>22} {:>9.1}%",
+            t.label(),
+            format!("{:.4} → {:.4}", a.spectrum.spectral_radius, b.spectrum.spectral_radius),
+            format!("{} → {}", mem(a.spectrum.memory_length), mem(b.spectrum.memory_length)),
+            100.0 * b.change
+        );
+        for (rank, e) in top_eigenvectors(&b.values, t.size, &b.spectrum, k).iter().enumerate() {
+            for (c, (bar, m)) in e.bars.iter().zip(&e.magnitude).enumerate() {
+                vectors.push_str(&format!(
+                    "{},{},{rank},{},{},{c},{bar:.6},{m:.6}\n",
+                    t.name, t.gate, e.eigenvalue.0, e.eigenvalue.1
+                ));
+            }
+        }
+    }
+    for p in &h.pairs {
+        let (a, b) = (&h.tracks[p.first], &h.tracks[p.second]);
+        println!(
+            "pair {} / {}: the two directions differ by {:.1}% at the start, {:.1}% at the end",
+            a.label(),
+            b.label(),
+            100.0 * p.difference.first().copied().unwrap_or(0.0),
+            100.0 * p.difference.last().copied().unwrap_or(0.0)
+        );
+    }
+    write_atomic(&out.join("history.csv"), h.csv().as_bytes())?;
+    write_atomic(&out.join("eigenvalues.csv"), h.eigenvalues_csv().as_bytes())?;
+    write_atomic(&out.join("pairs.csv"), h.pairs_csv().as_bytes())?;
+    write_atomic(&out.join("eigenvectors.csv"), vectors.as_bytes())?;
+    let chart = h.radius_chart(&format!("Spectral radius over training: {}", run.display()));
+    save_png(&chart.render(900, 480), &out.join("spectral_radius.png"))?;
+    println!(
+        "wrote history.csv, eigenvalues.csv, pairs.csv, eigenvectors.csv and spectral_radius.png to {}",
+        out.display()
+    );
     Ok(())
 }

@@ -680,3 +680,77 @@ fn probe_rf_table_prints_the_published_vgg16_fields_and_writes_csv() {
     let o = lrnn(&["probe", "rf-table", "--model", "no-such-net"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no-such-net"));
 }
+
+#[test]
+fn probe_rf_depth_writes_the_plot_and_the_table_for_a_model_and_its_cnn() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let run = root.join("assets/models/context-lrnn-finetuned");
+    let photo = root.join("assets/photos/chelsea.png");
+    let out = tmp("rf-depth");
+    let text = lrnn_ok(&["probe", "rf-depth", "--run", s(&run), "--image", s(&photo), "--out", s(&out)]);
+    let csv = std::fs::read_to_string(out.join("rf_depth.csv")).unwrap();
+    assert!(csv.starts_with(lrnn_core::probe::rf_depth::CSV_HEADER), "{csv}");
+    // conv1 … conv6: eight layers; the last one's theoretical field is the whole image for the
+    // model and 16 px for its CNN.
+    assert_eq!(csv.lines().count(), 9, "{csv}");
+    let last: Vec<&str> = csv.lines().last().unwrap().split(',').collect();
+    assert_eq!((last[1], last[3], last[7]), ("conv6", "whole", "16"), "{csv}");
+    let model99: usize = last[6].parse().unwrap();
+    let cnn99: usize = last[10].parse().unwrap();
+    assert!(model99 > 2 * cnn99, "{csv}");
+    assert!(text.contains("conv6") && text.contains("whole"), "{text}");
+    let png = image::open(out.join("rf_depth.png")).unwrap();
+    assert_eq!((png.width(), png.height()), (960, 560));
+    // A model without recurrences: one curve, said so.
+    let cnn = root.join("assets/models/context-cnn");
+    let text = lrnn_ok(&["probe", "rf-depth", "--run", s(&cnn), "--random", "1", "--out", s(&out)]);
+    assert!(text.contains("it is its own CNN"), "{text}");
+}
+
+#[test]
+fn probe_recurrence_history_reads_a_runs_snapshots_from_its_start() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let start = root.join("assets/models/context-lrnn-finetuned");
+    let run = tmp("history-run");
+    let _ = std::fs::remove_dir_all(&run);
+    lrnn_ok(&[
+        "train",
+        "--init-from",
+        s(&start),
+        "--data",
+        "context",
+        "--out",
+        s(&run),
+        "--epochs",
+        "1",
+        "--max-train",
+        "320",
+        "--max-val",
+        "50",
+        "--checkpoint-every",
+        "2",
+        "--seed",
+        "3",
+    ]);
+    let out = tmp("history-out");
+    let text = lrnn_ok(&["probe", "recurrence-history", "--run", s(&run), "--out", s(&out)]);
+    // Steps 0 (the model it started from), 2, 4 and 5 (the end of the epoch).
+    assert!(text.contains("over 4 snapshots (steps 0–5)"), "{text}");
+    let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
+    assert_eq!(history.lines().count(), 1 + 4 * 4, "four matrices at four snapshots: {history}");
+    // At step 0 each matrix is where it started; later it has moved.
+    for line in history.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let change: f64 = f[7].parse().unwrap();
+        assert_eq!(change == 0.0, f[0] == "0", "{line}");
+    }
+    let pairs = std::fs::read_to_string(out.join("pairs.csv")).unwrap();
+    assert_eq!(pairs.lines().count(), 1 + 2 * 4, "two pairs at four snapshots: {pairs}");
+    let vectors = std::fs::read_to_string(out.join("eigenvectors.csv")).unwrap();
+    assert!(vectors.lines().count() > 1);
+    assert!(out.join("spectral_radius.png").is_file());
+    // Not a run: one line naming the folder.
+    let o = lrnn(&["probe", "recurrence-history", "--run", s(&start), "--out", s(&out)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("not a run folder"), "{err}");
+}

@@ -150,6 +150,7 @@ impl FineTune {
         match spawn(config, false) {
             Ok(h) => {
                 ft.handle = Some(h);
+                shared.finetune_run = Some(out.clone());
                 ft.out = Some(out);
                 ft.losses.clear();
                 ft.errors.clear();

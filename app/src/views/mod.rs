@@ -5,6 +5,7 @@ pub mod field;
 pub mod finetune;
 pub mod layers;
 pub mod recurrence;
+pub mod recurrence_history;
 pub mod segmentation;
 
 use eframe::egui::{self, Color32};

@@ -17,6 +17,8 @@ pub struct RecurrenceView {
     recurrence: usize,
     /// Whether the spectra missing from the current analysis were asked for.
     spectra_asked: bool,
+    /// Recurrences over training.
+    history: super::recurrence_history::HistoryPanel,
 }
 
 impl Panel for RecurrenceView {
@@ -35,6 +37,8 @@ impl Panel for RecurrenceView {
         ui.heading("Recurrence matrices");
         if recurrences.is_empty() {
             ui.label("This model has no recurrence (a plain CNN). Insert an L-RNN pair in the Layers tab.");
+            ui.separator();
+            self.history.ui(ui, shared);
             return;
         }
         ui.label(format!(
@@ -171,6 +175,8 @@ impl Panel for RecurrenceView {
                 ui.end_row();
             }
         });
+        ui.separator();
+        self.history.ui(ui, shared);
     }
 
     fn export(&self, shared: &Shared) -> Option<Export> {

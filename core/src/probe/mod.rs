@@ -8,6 +8,7 @@ pub mod contribution;
 pub mod erf;
 pub mod plot;
 pub mod recurrence;
+pub mod recurrence_history;
 pub mod render;
 pub mod rf;
 pub mod rf_depth;
