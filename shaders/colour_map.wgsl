@@ -1,10 +1,10 @@
 // Colour-maps a map's values on the GPU (the app's large maps without a CPU round trip): the
-// same three maps as `probe::render::ColourMap` (viridis with 5 anchors, grey, blue-white-red),
+// same maps as `colour::ColourMap` (viridis and cividis with 5 anchors, grey, blue-white-red),
 // one packed RGBA8 (alpha 255) per value; NaN is white.
 
 struct Params {
     n: u32,
-    // 0: viridis, 1: grey, 2: diverging.
+    // 0: viridis, 1: grey, 2: diverging, 3: cividis.
     map: u32,
     lo: f32,
     hi: f32,
@@ -20,6 +20,14 @@ const VIRIDIS = array<vec3<f32>, 5>(
     vec3<f32>(33.0, 145.0, 140.0),
     vec3<f32>(94.0, 201.0, 98.0),
     vec3<f32>(253.0, 231.0, 37.0),
+);
+
+const CIVIDIS = array<vec3<f32>, 5>(
+    vec3<f32>(0.0, 32.0, 77.0),
+    vec3<f32>(65.0, 77.0, 107.0),
+    vec3<f32>(124.0, 123.0, 120.0),
+    vec3<f32>(188.0, 175.0, 111.0),
+    vec3<f32>(255.0, 234.0, 70.0),
 );
 
 fn pack(c: vec3<u32>) -> u32 {
@@ -43,11 +51,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (p.hi > p.lo) {
         t = (v - p.lo) / (p.hi - p.lo);
     }
-    if (p.map == 0u) {
+    if (p.map == 0u || p.map == 3u) {
         let s = clamp(t, 0.0, 1.0) * 4.0;
         let k = min(u32(floor(s)), 3u);
         let f = s - f32(k);
-        let c = VIRIDIS[k] * (1.0 - f) + VIRIDIS[k + 1u] * f;
+        var c = VIRIDIS[k] * (1.0 - f) + VIRIDIS[k + 1u] * f;
+        if (p.map == 3u) {
+            c = CIVIDIS[k] * (1.0 - f) + CIVIDIS[k + 1u] * f;
+        }
         rgba[i] = pack(vec3<u32>(c));
     } else if (p.map == 1u) {
         let g = u32(255.0 * clamp(t, 0.0, 1.0));

@@ -19,7 +19,7 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 fn main() {
     lrnn_core::keep_freed_memory();
     let work = std::env::temp_dir().join(format!("lrnn-frame-time-{}", std::process::id()));
-    let options = StudioOptions { work_dir: work.clone(), ..StudioOptions::bundled() };
+    let options = StudioOptions { work_dir: work.clone(), settings: None, ..StudioOptions::bundled() };
     let mut h = harness(options, (1280.0, 860.0));
     settle(&mut h, Duration::from_secs(300)).unwrap();
     h.state_mut().show_view(View::FineTune);

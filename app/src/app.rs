@@ -30,6 +30,14 @@ pub struct StudioApp {
     recurrence: RecurrenceView,
     finetune: FineTune,
     seg: SegView,
+    /// The guided lesson (Help → Lesson).
+    lesson: crate::lesson::Lesson,
+    /// What is kept between runs, and where.
+    settings: crate::settings::Settings,
+    /// Whether the keyboard shortcuts window is open.
+    shortcuts_open: bool,
+    /// The view scrolls back to its top on the next frame (a new lesson step).
+    scroll_to_top: bool,
 }
 
 impl StudioApp {
@@ -38,7 +46,16 @@ impl StudioApp {
         crate::fonts::install(&cc.egui_ctx);
         let ctx = cc.egui_ctx.clone();
         let (model, photo) = (options.model.clone(), options.image.clone());
+        let (settings, settings_note) = options
+            .settings
+            .as_deref()
+            .map_or((crate::settings::Settings::default(), None), crate::settings::Settings::load);
+        cc.egui_ctx.set_zoom_factor(settings.ui_scale);
         let mut shared = Shared::new(options, move || ctx.request_repaint());
+        shared.notice = settings_note;
+        if settings.colour_blind {
+            shared.colour_map = lrnn_core::colour::ColourMap::Cividis;
+        }
         shared.send(
             crate::protocol::Job::Load { model: Some(model), photo: Some(photo) },
             "loading the model and the photo",
@@ -51,6 +68,64 @@ impl StudioApp {
             recurrence: RecurrenceView::default(),
             finetune: FineTune::default(),
             seg: SegView::default(),
+            lesson: crate::lesson::Lesson::default(),
+            settings,
+            shortcuts_open: false,
+            scroll_to_top: false,
+        }
+    }
+
+    /// The lesson's step on show (`None`: closed).
+    pub fn lesson_step(&self) -> Option<usize> {
+        self.lesson.step
+    }
+
+    /// Shows step `i` of the lesson (opening its model and photo, setting its layer, unit,
+    /// V scale and view).
+    pub fn go_to_lesson(&mut self, i: usize) {
+        self.lesson.go(i, &mut self.shared, &mut self.view);
+        self.scroll_to_top = true;
+    }
+
+    /// Closes the lesson.
+    pub fn close_lesson(&mut self) {
+        self.lesson.step = None;
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> crate::settings::Settings {
+        self.settings
+    }
+
+    /// The colour map of activation maps.
+    pub fn colour_map(&self) -> lrnn_core::colour::ColourMap {
+        self.shared.colour_map
+    }
+
+    /// Sets the UI scale (clamped to 1x–2x) and keeps it for the next run.
+    pub fn set_ui_scale(&mut self, ctx: &egui::Context, scale: f32) {
+        let s = crate::settings::Settings { ui_scale: scale, ..self.settings }.checked();
+        ctx.set_zoom_factor(s.ui_scale);
+        self.keep_settings(s);
+    }
+
+    /// Switches the colour-blind-safe colour map (cividis) on or off and keeps it.
+    pub fn set_colour_blind(&mut self, on: bool) {
+        self.shared.colour_map =
+            if on { lrnn_core::colour::ColourMap::Cividis } else { lrnn_core::colour::ColourMap::Viridis };
+        self.shared.textures.clear();
+        self.keep_settings(crate::settings::Settings { colour_blind: on, ..self.settings });
+    }
+
+    fn keep_settings(&mut self, s: crate::settings::Settings) {
+        if s == self.settings {
+            return;
+        }
+        self.settings = s;
+        if let Some(path) = &self.shared.options.settings {
+            if let Err(e) = s.save(path) {
+                self.shared.error = Some(format!("the settings were not kept: {e}"));
+            }
         }
     }
 
@@ -267,8 +342,11 @@ impl StudioApp {
                         let (panel, shared) = self.panel(view);
                         panel.loaded(shared, model_changed);
                     }
+                    self.lesson.loaded(&mut self.shared);
                 }
                 Reply::Erf { unit, size, model, cnn, theoretical, theoretical_cnn, scale } => {
+                    // The same unit's key may have shown another model's ERF a moment ago.
+                    s.textures.forget_prefix("erf");
                     s.erf = Some(ErfShown { unit, size, model, cnn, theoretical, theoretical_cnn, scale });
                 }
                 Reply::Spectra { model_dir, scale, spectra } => {
@@ -288,6 +366,7 @@ impl StudioApp {
                     s.rf_depth = Some(crate::shared::RfDepthShown { model_dir, photo, scale, channel, data });
                 }
                 Reply::History { run, history, eigenvectors } => {
+                    s.textures.forget_prefix("hist/");
                     s.history = Some(crate::shared::HistoryShown { run, history, eigenvectors });
                 }
                 Reply::Snapshot { step, unit, erf } => self.finetune.add_snapshot(step, unit, erf),
@@ -314,7 +393,10 @@ impl StudioApp {
                     );
                 }
                 Reply::Written(what) => s.notice = Some(what),
-                Reply::Failed(message) => s.error = Some(message),
+                Reply::Failed(message) => {
+                    s.error = Some(message);
+                    self.lesson.failed();
+                }
             }
         }
         if self.shared.pending == 0 {
@@ -334,6 +416,34 @@ impl StudioApp {
                 i.key_pressed(egui::Key::ArrowRight),
             )
         });
+        let (f1, next, back, digit) = ctx.input(|i| {
+            let digit = [egui::Key::Num1, egui::Key::Num2, egui::Key::Num3, egui::Key::Num4, egui::Key::Num5]
+                .iter()
+                .position(|k| i.key_pressed(*k) && !i.modifiers.any());
+            (
+                i.key_pressed(egui::Key::F1),
+                i.key_pressed(egui::Key::PageDown),
+                i.key_pressed(egui::Key::PageUp),
+                digit,
+            )
+        });
+        if let Some(d) = digit {
+            self.view = View::ALL[d];
+        }
+        if f1 {
+            match self.lesson.step {
+                Some(_) => self.lesson.step = None,
+                None => self.go_to_lesson(0),
+            }
+        }
+        if let Some(i) = self.lesson.step {
+            if next && i + 1 < crate::lesson::STEPS.len() {
+                self.go_to_lesson(i + 1);
+            }
+            if back && i > 0 {
+                self.go_to_lesson(i - 1);
+            }
+        }
         let s = &mut self.shared;
         let n = s.analysis.as_ref().map_or(0, |a| a.maps.len());
         if n > 0 && (up || down) {
@@ -461,6 +571,7 @@ impl StudioApp {
                      (they need gradients).",
                 );
             });
+            ui.menu_button("Help", |ui| self.help_menu(ui));
             ui.separator();
             let mut s = self.shared.scale;
             let slider = ui.add_enabled(
@@ -513,6 +624,74 @@ impl StudioApp {
     }
 }
 
+/// The keyboard shortcuts, as Help lists them.
+pub const SHORTCUTS: [(&str, &str); 8] = [
+    ("↑ / ↓", "previous / next layer (Layers)"),
+    ("← / →", "previous / next photo of the opened folder"),
+    ("1 – 5", "Layers, Receptive field, Recurrence, Fine-tune, Segmentation"),
+    ("F1", "open or close the lesson"),
+    ("Page Up / Page Down", "the lesson's previous / next step"),
+    ("Ctrl + / Ctrl −", "larger / smaller UI (1x–2x, kept between runs)"),
+    ("Ctrl 0", "UI at 1x"),
+    ("drop a file or folder", "open a photo, a folder of photos, a checkpoint or weights"),
+];
+
+impl StudioApp {
+    fn help_menu(&mut self, ui: &mut egui::Ui) {
+        if ui.button("Lesson: receptive fields and L-RNNs (F1)").clicked() {
+            ui.close();
+            let at = self.lesson.step.unwrap_or(0);
+            self.go_to_lesson(at);
+        }
+        if ui.button("Keyboard shortcuts").clicked() {
+            ui.close();
+            self.shortcuts_open = true;
+        }
+        ui.separator();
+        let mut scale = self.settings.ui_scale;
+        let changed = ui
+            .add(
+                egui::Slider::new(&mut scale, crate::settings::UI_SCALE.0..=crate::settings::UI_SCALE.1)
+                    .step_by(0.25)
+                    .text("UI scale (for a projector)"),
+            )
+            .changed();
+        if changed {
+            let ctx = ui.ctx().clone();
+            self.set_ui_scale(&ctx, scale);
+        }
+        let mut cb = self.settings.colour_blind;
+        if ui.checkbox(&mut cb, "Colour-blind-safe maps (cividis)").changed() {
+            self.set_colour_blind(cb);
+        }
+        if let Some(p) = &self.shared.options.settings {
+            ui.weak(format!("kept in {}", p.display()));
+        }
+    }
+
+    fn shortcuts_window(&mut self, ctx: &egui::Context) {
+        let mut open = self.shortcuts_open;
+        egui::Window::new("Keyboard shortcuts").open(&mut open).resizable(false).show(ctx, |ui| {
+            egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
+                for (keys, what) in SHORTCUTS {
+                    ui.strong(keys);
+                    ui.label(what);
+                    ui.end_row();
+                }
+            });
+        });
+        self.shortcuts_open = open;
+    }
+
+    /// Keeps a UI scale changed with Ctrl + / Ctrl − (within 1x–2x).
+    fn follow_zoom(&mut self, ctx: &egui::Context) {
+        let z = ctx.zoom_factor();
+        if (z - self.settings.ui_scale).abs() > 1e-3 {
+            self.set_ui_scale(ctx, z);
+        }
+    }
+}
+
 impl eframe::App for StudioApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
@@ -520,15 +699,28 @@ impl eframe::App for StudioApp {
         self.finetune.poll(&mut self.shared);
         self.keys(&ctx);
         self.dropped(&ctx);
+        self.follow_zoom(&ctx);
         egui::Panel::top("top").show(ui, |ui| self.top_bar(ui));
+        if self.lesson.step.is_some() {
+            egui::Panel::right("lesson").default_size(330.0).show(ui, |ui| {
+                egui::ScrollArea::vertical()
+                    .show(ui, |ui| self.lesson.panel(ui, &mut self.shared, &mut self.view));
+            });
+        }
+        self.shortcuts_window(&ctx);
         if self.view == View::Layers {
             egui::Panel::left("layers")
                 .default_size(250.0)
                 .show(ui, |ui| self.layers.layer_list(ui, &mut self.shared));
         }
         egui::CentralPanel::default().show(ui, |ui| {
+            let to_top = std::mem::take(&mut self.scroll_to_top);
             let (panel, shared) = self.panel(self.view);
-            egui::ScrollArea::both().auto_shrink([false, false]).show(ui, |ui| panel.ui(ui, shared));
+            let mut area = egui::ScrollArea::both().auto_shrink([false, false]);
+            if to_top {
+                area = area.scroll_offset(egui::Vec2::ZERO);
+            }
+            area.show(ui, |ui| panel.ui(ui, shared));
         });
         if self.finetune.is_running() || self.is_busy() {
             ctx.request_repaint_after(std::time::Duration::from_millis(100));

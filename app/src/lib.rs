@@ -13,9 +13,11 @@
 pub mod app;
 pub mod files;
 pub mod fonts;
+pub mod lesson;
 pub mod options;
 pub mod protocol;
 pub mod screenshot;
+pub mod settings;
 pub mod shared;
 pub mod textures;
 pub mod view_model;

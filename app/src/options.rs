@@ -11,6 +11,8 @@ pub struct StudioOptions {
     pub image: PathBuf,
     /// Where runs made in the app go (fine-tuning, insertions).
     pub work_dir: PathBuf,
+    /// The settings file kept between runs (UI scale, colours); `None`: nothing is kept.
+    pub settings: Option<PathBuf>,
 }
 
 /// The folder of the bundled assets.
@@ -27,6 +29,7 @@ impl StudioOptions {
             model: assets.join("models/context-lrnn-finetuned"),
             image: assets.join("photos/astronaut.png"),
             work_dir: lrnn_core::io::vgg16::default_cache().join("studio"),
+            settings: crate::settings::default_path(),
         }
     }
 }

@@ -22,6 +22,13 @@ impl TextureCache {
         self.ranges.clear();
     }
 
+    /// Forgets the textures whose key starts with `prefix` (those of a picture just replaced: a
+    /// new ERF under the same unit's key may come from another model).
+    pub fn forget_prefix(&mut self, prefix: &str) {
+        self.textures.retain(|k, _| !k.starts_with(prefix));
+        self.ranges.retain(|k, _| !k.starts_with(prefix));
+    }
+
     /// Whether a texture is cached under `key`.
     pub fn contains(&self, key: &str) -> bool {
         self.textures.contains_key(key)

@@ -17,6 +17,23 @@ pub fn viridis(t: f32) -> [u8; 3] {
     [mix(0), mix(1), mix(2)]
 }
 
+/// Cividis (Nuñez, Anderton & Renslow 2018; 5 anchors, linear in between) for values in
+/// [0, 1]: blue to yellow, made to read the same with and without colour-vision deficiency.
+pub fn cividis(t: f32) -> [u8; 3] {
+    const A: [[f32; 3]; 5] = [
+        [0.0, 32.0, 77.0],
+        [65.0, 77.0, 107.0],
+        [124.0, 123.0, 120.0],
+        [188.0, 175.0, 111.0],
+        [255.0, 234.0, 70.0],
+    ];
+    let t = t.clamp(0.0, 1.0) * 4.0;
+    let i = (t.floor() as usize).min(3);
+    let f = t - i as f32;
+    let mix = |c: usize| (A[i][c] * (1.0 - f) + A[i + 1][c] * f) as u8;
+    [mix(0), mix(1), mix(2)]
+}
+
 /// Blue (−1) — white (0) — red (+1), for signed maps.
 pub fn diverging(t: f32) -> [u8; 3] {
     let t = t.clamp(-1.0, 1.0);
@@ -35,6 +52,8 @@ pub enum ColourMap {
     /// Viridis over `[min, max]` (perceptually ordered; the default).
     #[default]
     Viridis,
+    /// Cividis over `[min, max]`: made for readers with colour-vision deficiency.
+    Cividis,
     /// Black to white over `[min, max]`.
     Grey,
     /// Blue — white — red over `±max|v|`, zero always white: for signed maps.
@@ -43,12 +62,14 @@ pub enum ColourMap {
 
 impl ColourMap {
     /// Every colour map, for menus.
-    pub const ALL: [ColourMap; 3] = [ColourMap::Viridis, ColourMap::Grey, ColourMap::Diverging];
+    pub const ALL: [ColourMap; 4] =
+        [ColourMap::Viridis, ColourMap::Cividis, ColourMap::Grey, ColourMap::Diverging];
 
     /// Its name.
     pub fn name(self) -> &'static str {
         match self {
             ColourMap::Viridis => "viridis",
+            ColourMap::Cividis => "cividis (colour-blind safe)",
             ColourMap::Grey => "grey",
             ColourMap::Diverging => "diverging (0 = white)",
         }
@@ -81,6 +102,7 @@ impl ColourMap {
         let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
         match self {
             ColourMap::Viridis => viridis(t),
+            ColourMap::Cividis => cividis(t),
             ColourMap::Grey => {
                 let g = (255.0 * t.clamp(0.0, 1.0)) as u8;
                 [g, g, g]

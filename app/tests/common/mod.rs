@@ -19,7 +19,9 @@ pub fn temp(name: &str) -> PathBuf {
 
 /// The bundled defaults, with runs going to a scratch folder.
 pub fn options(name: &str) -> StudioOptions {
-    StudioOptions { work_dir: temp(name), ..StudioOptions::bundled() }
+    // The settings file in the scratch folder: a test never reads or changes the user's.
+    let work_dir = temp(name);
+    StudioOptions { settings: Some(work_dir.join("studio.json")), work_dir, ..StudioOptions::bundled() }
 }
 
 /// Fails at once, naming what to install, when this machine has no GPU adapter for the

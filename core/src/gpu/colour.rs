@@ -29,6 +29,7 @@ pub fn paint(ctx: &GpuContext, values: &[f32], map: ColourMap, range: (f32, f32)
         ColourMap::Viridis => 0,
         ColourMap::Grey => 1,
         ColourMap::Diverging => 2,
+        ColourMap::Cividis => 3,
     };
     let params = ColourMapParams { n: n as u32, map: id, lo: range.0, hi: range.1 };
     let mut encoder =
