@@ -29,9 +29,19 @@ impl StudioOptions {
             model: assets.join("models/context-lrnn-finetuned"),
             image: assets.join("photos/astronaut.png"),
             work_dir: lrnn_core::io::vgg16::default_cache().join("studio"),
-            settings: crate::settings::default_path(),
+            settings: default_settings_path(),
         }
     }
+}
+
+/// The settings file kept between runs: `$XDG_CONFIG_HOME/lrnn/studio.json`, else
+/// `~/.config/lrnn/studio.json` (`None` without a home).
+pub fn default_settings_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("lrnn").join("studio.json"))
 }
 
 /// The bundled segmentation network (FCN-8s-LRNN trained on the generated scenes) and the scenes

@@ -4,7 +4,7 @@
 //! means the defaults, a damaged one the defaults and a notice naming it (it is replaced only
 //! when a setting is changed).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -25,15 +25,6 @@ impl Default for Settings {
     fn default() -> Self {
         Self { ui_scale: 1.0, colour_blind: false }
     }
-}
-
-/// The default settings file.
-pub fn default_path() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-    Some(base.join("lrnn").join("studio.json"))
 }
 
 impl Settings {

@@ -1,7 +1,7 @@
 //! The app's modules form layers and no module reaches up (the core's layer test reads the
 //! sources the same way): options and view-model types at the bottom, then the job protocol and
-//! file work, the worker, the textures, the state the views share, the views, the app, and the
-//! screenshot renderer on top. A view never uses the app; the app holds the views.
+//! file work, the worker, the textures, the state the views share, the views, the lesson
+//! (it drives the shared state and names views), the app, and the screenshot renderer on top. A view never uses the app; the app holds the views.
 
 use std::path::Path;
 
@@ -12,16 +12,18 @@ const LAYERS: &[(&str, usize)] = &[
     ("options", 0),
     ("view_model", 0),
     ("fonts", 0),
+    ("settings", 0),
     ("protocol", 1),
     ("files", 1),
     ("worker", 2),
     ("textures", 3),
     ("shared", 4),
     ("views", 5),
-    ("app", 6),
-    ("screenshot", 7),
+    ("lesson", 6),
+    ("app", 7),
+    ("screenshot", 8),
     // The crate root's re-exports count as the modules they come from.
-    ("StudioApp", 6),
+    ("StudioApp", 7),
     ("StudioOptions", 0),
     ("View", 5),
 ];

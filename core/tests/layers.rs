@@ -22,8 +22,8 @@ const LAYERS: &[(&str, usize)] = &[
     ("io", 3),
     ("data", 4),
     ("gpu", 5),
-    ("probe", 6),
     ("train", 6),
+    ("probe", 7),
 ];
 
 #[test]
