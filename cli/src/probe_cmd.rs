@@ -671,8 +671,19 @@ fn rf_depth(
 
 /// `lrnn probe recurrence-history`.
 fn recurrence_history(run: &Path, max: usize, k: usize, out: &Path) -> anyhow::Result<()> {
-    use lrnn_core::probe::recurrence_history::{read_run, top_eigenvectors};
-    let h = read_run(run, max)?;
+    use lrnn_core::probe::recurrence_history::{read_run_with, top_eigenvectors};
+    // A 512x512 matrix takes seconds to decompose: a bar says how far it is.
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} matrices ({eta} left)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message("spectra");
+    let h = read_run_with(run, max, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        true
+    })?;
+    bar.finish_and_clear();
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     println!(
         "recurrences of {} over {} snapshots (steps {}–{})",

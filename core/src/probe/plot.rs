@@ -286,6 +286,22 @@ impl Chart {
         let xw = c.text_width(&self.x_label, 13.0);
         c.text(&self.x_label, ((left + right - xw) / 2.0, h - 22.0), 13.0, ink);
         c.text_up(&self.y_label, (6.0, (top + bottom + c.text_width(&self.y_label, 13.0)) / 2.0), 13.0, ink);
+        // The legend on a white box, so the lines and rules under it do not cross its text.
+        let widest = self.series.iter().map(|s| c.text_width(&s.name, 13.0)).fold(0.0, f64::max);
+        let (bx, by) = (left + 6.0, top + 1.0);
+        let (bw, bh) = (widest + 50.0, 18.0 * self.series.len() as f64 + 6.0);
+        if !self.series.is_empty() {
+            for y in by as i64..(by + bh) as i64 {
+                for x in bx as i64..(bx + bw) as i64 {
+                    c.blend(x, y, [255, 255, 255], 1.0);
+                }
+            }
+            let frame = [225, 225, 225];
+            c.line((bx, by), (bx + bw, by), frame, 1.0, false);
+            c.line((bx, by + bh), (bx + bw, by + bh), frame, 1.0, false);
+            c.line((bx, by), (bx, by + bh), frame, 1.0, false);
+            c.line((bx + bw, by), (bx + bw, by + bh), frame, 1.0, false);
+        }
         let mut ly = top + 4.0;
         for s in &self.series {
             let lx = left + 12.0;
