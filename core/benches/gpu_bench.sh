@@ -28,6 +28,6 @@ fi
 echo "== parity: every model kind, kernel and bundled model against the CPU (an adapter is required)"
 # shellcheck disable=SC2086
 (cd core && LRNN_REQUIRE_GPU=1 $tests --test-threads 1)
-echo "== timing"
+echo "== timing (and each model's per-kernel table)"
 # shellcheck disable=SC2086
-(cd core && LRNN_BENCH_RUNS=${LRNN_BENCH_RUNS:-10} $bench)
+(cd core && LRNN_GPU_PROFILE=${LRNN_GPU_PROFILE:-1} LRNN_BENCH_RUNS=${LRNN_BENCH_RUNS:-10} $bench)

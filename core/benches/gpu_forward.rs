@@ -7,7 +7,8 @@
 //! `cargo bench -p lrnn-core --bench gpu_forward` (`LRNN_BENCH_RUNS=N` timed calls of the FCN,
 //! default 3; the bundled models get 7). Built with `--features cuda` and run with an NVIDIA GPU,
 //! it also times the FCN on candle's CUDA device. The GPU time includes writing the input and reading the
-//! output back; the weights are uploaded once, before.
+//! output back; the weights are uploaded once, before. With `LRNN_GPU_PROFILE=1` each model's
+//! parity pass (after the timed ones) prints its per-kernel table (`gpu/profile.rs`).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -36,10 +37,15 @@ fn row(ctx: &GpuContext, label: &str, model: &Model, x: &Tensor, runs: usize) ->
         model.forward(x, &mut Forward::eval()).unwrap();
     });
     let mut gpu = GpuModel::upload(ctx, model).unwrap();
+    // Timed without timestamps; the parity pass after them is profiled (its table printed
+    // with `LRNN_GPU_PROFILE=1`).
+    let profiling = lrnn_core::gpu::profile::wanted();
+    gpu.set_profiling(false);
     let gpu_ms = time_ms(runs, || {
         gpu.forward(ctx, x, Capture::Nothing).unwrap();
     });
     let cpu = model.forward(x, &mut Forward::eval()).unwrap();
+    gpu.set_profiling(profiling);
     let err = relative_error(&cpu, &gpu.forward(ctx, x, Capture::Nothing).unwrap().output);
     println!("| {label} | {:?} | {cpu_ms:.1} | {gpu_ms:.1} | {err:.1e} |", x.dims());
     (cpu_ms, gpu_ms)

@@ -420,3 +420,39 @@ fn colour_maps_on_the_gpu_match_the_cpu() {
         }
     }
 }
+
+#[test]
+fn the_profiler_times_every_kernel_of_a_forward_pass_and_changes_no_output() {
+    let Some(ctx) = context() else { return };
+    let model = seeded(ModelDesc::from_name_or_file("Context-LRNN").unwrap(), 7);
+    let mut gpu = GpuModel::upload(&ctx, &model).unwrap();
+    let x = randn((1, 1, 32, 32));
+    let plain = gpu.forward(&ctx, &x, Capture::Nothing).unwrap().output;
+    gpu.set_profiling(true);
+    let timed = gpu.forward(&ctx, &x, Capture::Nothing).unwrap().output;
+    // Timestamps change nothing computed.
+    assert_eq!(
+        plain.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        timed.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    );
+    let has = ctx.has_timestamps();
+    let Some(report) = gpu.profile() else {
+        assert!(!has, "the adapter has timestamp queries but no table came back");
+        eprintln!("{} has no timestamp queries: the profiler is off", ctx.describe());
+        return;
+    };
+    println!("{report}");
+    // Context-LRNN: six convolutions (conv5 / conv6 are followed by pairs), pooling, two scan
+    // pairs (each one or more dispatches), their merges, the head.
+    let calls = |k: &str| report.kernels.iter().find(|r| r.kernel == k).map_or(0, |r| r.calls);
+    assert!(calls("conv2d") >= 6, "{report}");
+    assert!(calls("scan_pair") >= 2, "{report}");
+    assert!(calls("pool2d") >= 2, "{report}");
+    let share: f64 = report.kernels.iter().map(|k| k.share).sum();
+    assert!((share - 1.0).abs() < 1e-9 || report.total_ms == 0.0, "{report}");
+    assert!(report.total_ms >= 0.0 && report.untimed == 0);
+    let conv = report.kernels.iter().find(|r| r.kernel == "conv2d").unwrap();
+    assert!(conv.gflops.is_some() && conv.gbs >= 0.0, "convolutions report GFLOP/s: {report}");
+    let text = report.to_string();
+    assert!(text.starts_with("kernel") && text.contains("conv2d") && text.contains("all kernels"), "{text}");
+}

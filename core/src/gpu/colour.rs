@@ -34,7 +34,7 @@ pub fn paint(ctx: &GpuContext, values: &[f32], map: ColourMap, range: (f32, f32)
     let params = ColourMapParams { n: n as u32, map: id, lo: range.0, hi: range.1 };
     let mut encoder =
         ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("colour map") });
-    ctx.kernels.dispatch(ctx, &mut encoder, &params, &[&input, &out], groups_for(n));
+    ctx.kernels.dispatch(ctx, &mut encoder, &params, &[&input, &out], groups_for(n), None);
     let mut bytes = submit_and_read(ctx, encoder, &[&out], scopes)?;
     bytes.truncate(4 * n);
     Ok(bytes)

@@ -90,6 +90,8 @@ impl GpuContext {
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("lrnn"),
             required_limits: wanted.clone(),
+            // Timestamps around each dispatch when the adapter has them (the profiler).
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
             ..Default::default()
         }))
         .map_err(|e| gpu_error(format!("cannot open {} ({:?}): {e}", info.name, info.backend)))?;
@@ -109,6 +111,11 @@ impl GpuContext {
     /// The adapter, in words: name, kind and backend.
     pub fn describe(&self) -> String {
         format!("{} ({:?}, {:?})", self.info.name, self.info.device_type, self.info.backend)
+    }
+
+    /// Whether the device writes GPU timestamps (the per-kernel profiler needs them).
+    pub fn has_timestamps(&self) -> bool {
+        self.device.features().contains(wgpu::Features::TIMESTAMP_QUERY)
     }
 
     /// Whether the adapter is a software rasteriser (lavapipe, WARP, SwiftShader).

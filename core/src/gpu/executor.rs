@@ -21,6 +21,7 @@ use super::params::{
     AffineParams, CombineParams, Conv2dParams, ConvTransposeParams, CropParams, GlobalPoolParams,
     KernelParams, LabelColourParams, Pool2dParams, ScanPairParams, UpsampleParams,
 };
+use super::profile::{Profiler, Report};
 use crate::error::{Error, Result};
 use crate::models::capture::{Activation, MapKind};
 use crate::models::graph::{Graph, Op, Projection, Value};
@@ -116,6 +117,10 @@ pub struct GpuModel {
     placeholder: wgpu::Buffer,
     /// The VOC palette as RGBA8, uploaded with the first segmentation.
     palette: Option<wgpu::Buffer>,
+    /// Whether forward passes time each kernel (`LRNN_GPU_PROFILE=1`, or [`Self::set_profiling`]).
+    profiling: bool,
+    /// The last profiled forward pass's table.
+    profile: Option<Report>,
 }
 
 /// What one GPU forward pass gives back.
@@ -433,6 +438,8 @@ struct Pass<'a> {
     placeholder: &'a wgpu::Buffer,
     capture: Capture<'a>,
     captured: Vec<(String, Map)>,
+    /// Timestamps around each dispatch, when profiling.
+    profiler: Option<Profiler>,
 }
 
 impl Pass<'_> {
@@ -458,7 +465,10 @@ impl Pass<'_> {
     }
 
     fn dispatch<P: KernelParams>(&mut self, params: &P, buffers: &[&wgpu::Buffer], groups: (u32, u32, u32)) {
-        self.ctx.kernels.dispatch(self.ctx, &mut self.encoder, params, buffers, groups);
+        let bytes: u64 = buffers.iter().map(|b| b.size()).sum();
+        let name = super::kernels::kernel_name(P::KERNEL);
+        let writes = self.profiler.as_mut().and_then(|p| p.next(params, name, bytes));
+        self.ctx.kernels.dispatch(self.ctx, &mut self.encoder, params, buffers, groups, writes);
     }
 
     fn record(&mut self, name: &str, map: &Map) {
@@ -760,7 +770,29 @@ impl GpuModel {
             scratch: BTreeMap::new(),
             placeholder: upload_floats(ctx, "placeholder", &[0.0; 4])?,
             palette: None,
+            profiling: super::profile::wanted(),
+            profile: None,
         })
+    }
+
+    /// Times every kernel of the following forward passes (GPU timestamps; nothing happens on
+    /// an adapter without `TIMESTAMP_QUERY`). `LRNN_GPU_PROFILE=1` switches it on at upload.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profiling = on;
+    }
+
+    /// The per-kernel table of the last profiled forward pass.
+    pub fn profile(&self) -> Option<&Report> {
+        self.profile.as_ref()
+    }
+
+    /// Keeps a profiled pass's table, and prints it when `LRNN_GPU_PROFILE` asks.
+    fn keep_profile(&mut self, ctx: &GpuContext, p: &Profiler, raw: &[u8]) {
+        let report = p.report(raw);
+        if super::profile::wanted() {
+            eprintln!("GPU kernels of one forward pass of {} on {}:\n{report}", self.name, ctx.describe());
+        }
+        self.profile = Some(report);
     }
 
     /// Records the forward pass of `x` into a new pass.
@@ -788,6 +820,7 @@ impl GpuModel {
             placeholder: &self.placeholder,
             capture,
             captured: Vec::new(),
+            profiler: if self.profiling { Profiler::new(ctx) } else { None },
         };
         let input = pass.map("input", [b, c, h, w])?;
         ctx.queue.write_buffer(&input.buf, 0, &floats_to_bytes(&values(x)?));
@@ -852,10 +885,15 @@ impl GpuModel {
     /// device reports an error or is lost.
     pub fn forward(&mut self, ctx: &GpuContext, x: &Tensor, capture: Capture) -> Result<GpuOutput> {
         let scopes = ctx.error_scopes();
-        let (pass, out) = self.record(ctx, x, capture)?;
+        let (mut pass, out) = self.record(ctx, x, capture)?;
         let mut wanted: Vec<(String, Map)> = vec![("output".into(), out)];
+        let profiler = pass.profiler.take();
+        let stamps = profiler.as_ref().map(|p| p.resolve(ctx, &mut pass.encoder));
         wanted.extend(pass.captured);
-        let mut tensors = read_maps(ctx, pass.encoder, wanted, scopes)?;
+        let (mut tensors, raw) = read_maps_and(ctx, pass.encoder, wanted, stamps.as_ref(), scopes)?;
+        if let (Some(p), Some(raw)) = (profiler, raw) {
+            self.keep_profile(ctx, &p, &raw);
+        }
         let output = tensors.remove(0).1;
         // Classifiers end in pooled vectors: `[B, classes]`, as on the CPU.
         let output = match self.graph.nodes.last().map(|n| &n.op) {
@@ -911,8 +949,14 @@ impl GpuModel {
         let picture = pass.buffer("picture", plane)?;
         let params = LabelColourParams { classes: u(scores.shape[1]), plane: u(plane), offset: 0, opacity };
         pass.dispatch(&params, &[&scores.buf, &photo_buf, &palette, &labels, &picture], groups_for(plane));
-        let wanted = if photo.is_some() { vec![&labels, &picture] } else { vec![&labels] };
+        let mut wanted = if photo.is_some() { vec![&labels, &picture] } else { vec![&labels] };
+        let profiler = pass.profiler.take();
+        let stamps = profiler.as_ref().map(|p| p.resolve(ctx, &mut pass.encoder));
+        wanted.extend(stamps.as_ref());
         let bytes = submit_and_read(ctx, pass.encoder, &wanted, scopes)?;
+        if let (Some(p), Some(s)) = (profiler, &stamps) {
+            self.keep_profile(ctx, &p, &bytes[bytes.len() - s.size() as usize..]);
+        }
         let labels = bytes[..4 * plane].chunks_exact(4).map(|c| c[0]).collect();
         let picture = photo.map(|_| bytes[4 * plane..8 * plane].to_vec());
         Ok(GpuSegmentation { size: (w, h), labels, picture })
@@ -926,8 +970,27 @@ fn read_maps(
     maps: Vec<(String, Map)>,
     scopes: super::context::Scopes,
 ) -> Result<Vec<(String, Tensor)>> {
-    let bufs: Vec<&wgpu::Buffer> = maps.iter().map(|(_, m)| &m.buf).collect();
+    Ok(read_maps_and(ctx, encoder, maps, None, scopes)?.0)
+}
+
+/// Maps read back, by name.
+type NamedTensors = Vec<(String, Tensor)>;
+
+/// [`read_maps`], reading `extra` back too (its bytes; the profiler's timestamps).
+fn read_maps_and(
+    ctx: &GpuContext,
+    encoder: wgpu::CommandEncoder,
+    maps: Vec<(String, Map)>,
+    extra: Option<&wgpu::Buffer>,
+    scopes: super::context::Scopes,
+) -> Result<(NamedTensors, Option<Vec<u8>>)> {
+    let mut bufs: Vec<&wgpu::Buffer> = maps.iter().map(|(_, m)| &m.buf).collect();
+    bufs.extend(extra);
     let bytes = submit_and_read(ctx, encoder, &bufs, scopes)?;
+    let raw = extra.map(|e| {
+        let end = bytes.len();
+        bytes[end - e.size() as usize..].to_vec()
+    });
     let mut at = 0;
     let mut tensors = Vec::with_capacity(maps.len());
     for (name, map) in maps {
@@ -939,7 +1002,7 @@ fn read_maps(
         at += map.buf.size() as usize;
         tensors.push((name, Tensor::from_vec(floats, map.shape.to_vec(), &Device::Cpu)?));
     }
-    Ok(tensors)
+    Ok((tensors, raw))
 }
 
 /// Runs one operation on `x` through the same kernels as the models (for checking a kernel
@@ -959,6 +1022,7 @@ fn run_one(ctx: &GpuContext, x: &Tensor, op: impl FnOnce(&mut Pass, &Map) -> Res
         placeholder: &placeholder,
         capture: Capture::Nothing,
         captured: Vec::new(),
+        profiler: None,
     };
     let input = pass.map("input", [b, c, h, w])?;
     ctx.queue.write_buffer(&input.buf, 0, &floats_to_bytes(&values(x)?));

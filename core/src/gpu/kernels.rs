@@ -91,7 +91,8 @@ impl Kernels {
     }
 
     /// Records one dispatch of the kernel of `params` (its typed uniform block, binding 0) with
-    /// storage `buffers` at bindings 1.., over `groups` workgroups (`(x, y, z)`).
+    /// storage `buffers` at bindings 1.., over `groups` workgroups (`(x, y, z)`), in its own
+    /// compute pass (timestamped at both ends when the profiler asks).
     pub(crate) fn dispatch<P: KernelParams>(
         &self,
         ctx: &GpuContext,
@@ -99,6 +100,7 @@ impl Kernels {
         params: &P,
         buffers: &[&wgpu::Buffer],
         groups: (u32, u32, u32),
+        timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
     ) {
         let device = &ctx.device;
         let kernel = P::KERNEL;
@@ -114,12 +116,19 @@ impl Kernels {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        let mut pass = encoder
-            .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(name), timestamp_writes: None });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(name),
+            timestamp_writes: timestamps,
+        });
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &bind, &[]);
         pass.dispatch_workgroups(groups.0, groups.1, groups.2);
     }
+}
+
+/// The kernel's name (its shader file's stem).
+pub(crate) fn kernel_name(kernel: Kernel) -> &'static str {
+    SHADERS[kernel as usize].0
 }
 
 /// Workgroups `(x, y, 1)` covering `n` invocations of an element-wise kernel (64 per group; `y`
