@@ -3,34 +3,39 @@
 
 /// A perceptually ordered colour map (viridis, 5 anchors, linear in between) for values in [0, 1].
 pub fn viridis(t: f32) -> [u8; 3] {
-    const A: [[f32; 3]; 5] = [
-        [68.0, 1.0, 84.0],
-        [59.0, 82.0, 139.0],
-        [33.0, 145.0, 140.0],
-        [94.0, 201.0, 98.0],
-        [253.0, 231.0, 37.0],
-    ];
-    let t = t.clamp(0.0, 1.0) * 4.0;
-    let i = (t.floor() as usize).min(3);
-    let f = t - i as f32;
-    let mix = |c: usize| (A[i][c] * (1.0 - f) + A[i + 1][c] * f) as u8;
-    [mix(0), mix(1), mix(2)]
+    anchored(
+        &[
+            [68.0, 1.0, 84.0],
+            [59.0, 82.0, 139.0],
+            [33.0, 145.0, 140.0],
+            [94.0, 201.0, 98.0],
+            [253.0, 231.0, 37.0],
+        ],
+        t,
+    )
 }
 
 /// Cividis (Nuñez, Anderton & Renslow 2018; 5 anchors, linear in between) for values in
 /// [0, 1]: blue to yellow, made to read the same with and without colour-vision deficiency.
 pub fn cividis(t: f32) -> [u8; 3] {
-    const A: [[f32; 3]; 5] = [
-        [0.0, 32.0, 77.0],
-        [65.0, 77.0, 107.0],
-        [124.0, 123.0, 120.0],
-        [188.0, 175.0, 111.0],
-        [255.0, 234.0, 70.0],
-    ];
+    anchored(
+        &[
+            [0.0, 32.0, 77.0],
+            [65.0, 77.0, 107.0],
+            [124.0, 123.0, 120.0],
+            [188.0, 175.0, 111.0],
+            [255.0, 234.0, 70.0],
+        ],
+        t,
+    )
+}
+
+/// A colour map through five evenly spaced anchors, linear in between, at `t` in [0, 1].
+fn anchored(a: &[[f32; 3]; 5], t: f32) -> [u8; 3] {
     let t = t.clamp(0.0, 1.0) * 4.0;
     let i = (t.floor() as usize).min(3);
     let f = t - i as f32;
-    let mix = |c: usize| (A[i][c] * (1.0 - f) + A[i + 1][c] * f) as u8;
+    let mix = |c: usize| (a[i][c] * (1.0 - f) + a[i + 1][c] * f) as u8;
     [mix(0), mix(1), mix(2)]
 }
 

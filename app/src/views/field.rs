@@ -163,7 +163,6 @@ fn rf_depth_section(ui: &mut egui::Ui, shared: &mut Shared, channel: &mut Option
                  this model and for its CNN (every V at zero). A CNN's effective field grows more slowly than \
                  its theoretical one; an L-RNN layer reaches the whole image.",
             );
-            let running = shared.worker.progress.get();
             ui.horizontal(|ui| {
                 let mut one = channel.is_some();
                 ui.radio_value(&mut one, false, "mean over channels");
@@ -171,17 +170,9 @@ fn rf_depth_section(ui: &mut egui::Ui, shared: &mut Shared, channel: &mut Option
                 let mut c = channel.unwrap_or(0);
                 ui.add_enabled(one, egui::DragValue::new(&mut c).range(0..=4095));
                 *channel = one.then_some(c);
-                if let Some((done, total)) = running {
-                    ui.add(
-                        egui::ProgressBar::new(done as f32 / total.max(1) as f32)
-                            .desired_width(180.0)
-                            .text(format!("{done} / {total} backward passes")),
-                    );
-                    if ui.button("Stop").clicked() {
-                        shared.worker.progress.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    ui.ctx().request_repaint_after(std::time::Duration::from_millis(100));
-                } else if ui.button("Compute on this photo").clicked() {
+                if !super::long_job_progress(ui, shared, "backward passes")
+                    && ui.button("Compute on this photo").clicked()
+                {
                     let what = "computing the receptive field against depth";
                     shared.send(crate::protocol::Job::RfDepth(*channel), what);
                 }

@@ -94,6 +94,32 @@ pub fn colour_bar(ui: &mut egui::Ui, cmap: ColourMap, range: (f32, f32), height:
     });
 }
 
+/// The worker's long job, if one runs: its progress bar (`done / total unit`) and a Stop button
+/// (the job stops at its next step); `true` while it runs.
+pub fn long_job_progress(ui: &mut egui::Ui, shared: &Shared, unit: &str) -> bool {
+    let Some((done, total)) = shared.worker.progress.get() else { return false };
+    ui.add(
+        egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+            .desired_width(180.0)
+            .text(format!("{done} / {total} {unit}")),
+    );
+    if ui.button("Stop").clicked() {
+        shared.worker.progress.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    ui.ctx().request_repaint_after(std::time::Duration::from_millis(100));
+    true
+}
+
+/// The unit circle of the complex plane as plot points (`steps` segments).
+pub fn unit_circle(steps: u32) -> Vec<[f64; 2]> {
+    (0..=steps)
+        .map(|i| {
+            let t = std::f64::consts::TAU * f64::from(i) / f64::from(steps);
+            [t.cos(), t.sin()]
+        })
+        .collect()
+}
+
 /// What a view exports: a picture and a table.
 pub struct Export {
     /// The view's main picture.

@@ -128,12 +128,7 @@ impl Panel for RecurrenceView {
             colour_bar(ui, cmap, range, 320.0);
             ui.vertical(|ui| {
                 ui.label("eigenvalues λ on the complex plane, with the unit circle");
-                let circle: Vec<[f64; 2]> = (0..=128)
-                    .map(|i| {
-                        let t = std::f64::consts::TAU * f64::from(i) / 128.0;
-                        [t.cos(), t.sin()]
-                    })
-                    .collect();
+                let circle = super::unit_circle(128);
                 let eig: Vec<[f64; 2]> = sp.eigenvalues.iter().map(|&(re, im)| [re, im]).collect();
                 Plot::new("eigenvalues")
                     .data_aspect(1.0)

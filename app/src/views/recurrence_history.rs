@@ -60,17 +60,7 @@ impl HistoryPanel {
         );
         ui.horizontal(|ui| {
             let run = shared.finetune_run.clone();
-            let running = shared.worker.progress.get();
-            if let Some((done, total)) = running {
-                ui.add(
-                    egui::ProgressBar::new(done as f32 / total.max(1) as f32)
-                        .desired_width(180.0)
-                        .text(format!("{done} / {total} matrices")),
-                );
-                if ui.button("Stop").clicked() {
-                    shared.worker.progress.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-                ui.ctx().request_repaint_after(std::time::Duration::from_millis(100));
+            if super::long_job_progress(ui, shared, "matrices") {
                 return;
             }
             if ui
@@ -214,12 +204,7 @@ impl HistoryPanel {
         ui.horizontal_top(|ui| {
             ui.vertical(|ui| {
                 ui.label("eigenvalues (grey: at the start)");
-                let circle: Vec<[f64; 2]> = (0..=96)
-                    .map(|i| {
-                        let a = std::f64::consts::TAU * f64::from(i) / 96.0;
-                        [a.cos(), a.sin()]
-                    })
-                    .collect();
+                let circle = super::unit_circle(96);
                 let cloud = |a: &lrnn_core::probe::recurrence_history::MatrixAt| -> Vec<[f64; 2]> {
                     a.spectrum.eigenvalues.iter().map(|&(re, im)| [re, im]).collect()
                 };
