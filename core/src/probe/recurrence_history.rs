@@ -121,8 +121,8 @@ pub type Snapshot = (usize, PathBuf, Matrices);
 /// Recurrence matrices by weight name: values row-major with their shape.
 pub type Matrices = BTreeMap<String, (Vec<f32>, (usize, usize))>;
 
-/// [`history`] reporting `(matrices analysed, in all)` after each decomposition; `false` from
-/// `progress` stops (an error saying so).
+/// [`history`] reporting `(matrices analysed, in all)` after each snapshot (its matrices are
+/// decomposed on every core); `false` from `progress` stops (an error saying so).
 ///
 /// # Errors
 /// As [`history`]; a stop.
@@ -146,7 +146,9 @@ pub fn history_with(
     let total = tracks.len() * snapshots.len();
     let mut done = 0;
     for (step, path, weights) in &snapshots {
-        for t in &mut tracks {
+        // This snapshot's blocks, checked against the first snapshot's shapes.
+        let mut blocks = Vec::with_capacity(tracks.len());
+        for t in &tracks {
             let (values, shape) = weights
                 .get(&t.name)
                 .ok_or_else(|| Error::tensor(path, &t.name, "missing here but in the first snapshot"))?;
@@ -163,16 +165,23 @@ pub fn history_with(
                 .find(|(g, _)| *g == t.gate)
                 .map(|(_, b)| b.to_vec())
                 .unwrap_or_default();
+            blocks.push(block);
+        }
+        // The decompositions (seconds each for a 1024-wide V) on every core.
+        let spectra: Vec<Spectrum> = {
+            use rayon::prelude::*;
+            blocks.par_iter().zip(tracks.par_iter()).map(|(b, t)| analyse(b, t.size)).collect()
+        };
+        for ((t, block), spectrum) in tracks.iter_mut().zip(blocks).zip(spectra) {
             let start = t.at.first().map_or(block.as_slice(), |a| a.values.as_slice());
             let diff: Vec<f32> = block.iter().zip(start).map(|(a, b)| a - b).collect();
             let base = norm(start);
             let change = if base > 0.0 { norm(&diff) / base } else { norm(&diff) };
-            let spectrum = analyse(&block, t.size);
             t.at.push(MatrixAt { step: *step, values: block, spectrum, change });
-            done += 1;
-            if !progress(done, total) {
-                return Err(Error::Invalid("recurrence history: stopped".into()));
-            }
+        }
+        done += tracks.len();
+        if !progress(done, total) {
+            return Err(Error::Invalid("recurrence history: stopped".into()));
         }
     }
     let mut pairs = Vec::new();
