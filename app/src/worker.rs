@@ -623,10 +623,10 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
             })
         }
         Job::RecurrenceHistory(dir) => {
-            use lrnn_core::probe::recurrence_history::{read_run_with, top_eigenvectors};
+            use lrnn_core::probe::recurrence_history::{read_run, top_eigenvectors};
             let progress = state.progress.clone();
             progress.start();
-            let history = read_run_with(dir, 60, &mut |d, t| progress.step(d, t));
+            let history = read_run(dir, 60, &mut |d, t| progress.step(d, t));
             progress.finish();
             let history = history?;
             let eigenvectors = history

@@ -105,15 +105,6 @@ fn norm(v: &[f32]) -> f64 {
     v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt()
 }
 
-/// The history of `snapshots`: `(step, recurrence weights by name)` in any order; the weights
-/// are `[D, D]` (vanilla) or `[3D, D]` (GRU) row-major with their shape.
-///
-/// # Errors
-/// No snapshot; a matrix missing from a snapshot or of another shape than in the first.
-pub fn history(snapshots: Vec<Snapshot>) -> Result<History> {
-    history_with(snapshots, &mut |_, _| true)
-}
-
 /// One snapshot: its step, where it was read from, and its recurrence matrices by name (values
 /// row-major with their shape `[D, D]` or `[3D, D]`).
 pub type Snapshot = (usize, PathBuf, Matrices);
@@ -121,12 +112,14 @@ pub type Snapshot = (usize, PathBuf, Matrices);
 /// Recurrence matrices by weight name: values row-major with their shape.
 pub type Matrices = BTreeMap<String, (Vec<f32>, (usize, usize))>;
 
-/// [`history`] reporting `(matrices analysed, in all)` after each snapshot (its matrices are
-/// decomposed on every core); `false` from `progress` stops (an error saying so).
+/// The history of `snapshots`: `(step, recurrence weights by name)` in any order; the weights
+/// are `[D, D]` (vanilla) or `[3D, D]` (GRU) row-major with their shape. `progress(matrices
+/// analysed, in all)` is called after each snapshot (its matrices are decomposed on every core);
+/// `false` stops (an error saying so).
 ///
 /// # Errors
-/// As [`history`]; a stop.
-pub fn history_with(
+/// No snapshot; a matrix missing from a snapshot or of another shape than in the first; a stop.
+pub fn history(
     mut snapshots: Vec<Snapshot>,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<History> {
@@ -267,21 +260,11 @@ pub fn read_recurrences(path: &Path) -> Result<Matrices> {
 /// run started from (step 0) when its `state.json` names one (`init_from`) that still exists.
 /// At most `max` snapshots, evenly spread, the first and last kept.
 ///
-/// # Errors
-/// Not a run folder (no snapshot), unreadable weights.
-pub fn read_run(dir: &Path, max: usize) -> Result<History> {
-    read_run_with(dir, max, &mut |_, _| true)
-}
-
-/// [`read_run`] with progress and a stop ([`history_with`]).
+/// `progress` and a stop as in [`history`].
 ///
 /// # Errors
-/// As [`read_run`]; a stop.
-pub fn read_run_with(
-    dir: &Path,
-    max: usize,
-    progress: &mut dyn FnMut(usize, usize) -> bool,
-) -> Result<History> {
+/// Not a run folder (no snapshot), unreadable weights, a stop.
+pub fn read_run(dir: &Path, max: usize, progress: &mut dyn FnMut(usize, usize) -> bool) -> Result<History> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut found: Vec<(usize, PathBuf)> = entries
         .flatten()
@@ -314,7 +297,7 @@ pub fn read_run_with(
         let w = p.join("weights.safetensors");
         snapshots.push((step, p.clone(), read_recurrences(&w)?));
     }
-    history_with(snapshots, progress)
+    history(snapshots, progress)
 }
 
 /// At most `max` items of `all`, evenly spread, the first and last kept.
@@ -485,10 +468,13 @@ mod tests {
     #[test]
     fn changes_pairs_and_spectra_by_hand() {
         // V₀ = 0.5 I, then diag(0.5, 0.8): ‖ΔV‖ / ‖V₀‖ = 0.3 / (0.5 √2).
-        let h = history(vec![
-            snap(10, &[0.5, 0.0, 0.0, 0.8], &[0.5, 0.0, 0.0, 0.5]),
-            snap(0, &[0.5, 0.0, 0.0, 0.5], &[0.5, 0.0, 0.0, 0.5]),
-        ])
+        let h = history(
+            vec![
+                snap(10, &[0.5, 0.0, 0.0, 0.8], &[0.5, 0.0, 0.0, 0.5]),
+                snap(0, &[0.5, 0.0, 0.0, 0.5], &[0.5, 0.0, 0.0, 0.5]),
+            ],
+            &mut |_, _| true,
+        )
         .unwrap();
         assert_eq!(h.steps, [0, 10]);
         let lr = &h.tracks[0];
