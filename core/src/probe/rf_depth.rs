@@ -90,12 +90,9 @@ pub fn rf_depth(
     let has_cnn = !scale.is_empty();
     let graph = model.graph();
     let tables = [Some(rf_table(graph)), has_cnn.then(|| rf_table_without_recurrence(graph))];
-    // The layers a forward pass captures (and the output), in the table's order.
-    let captured: Vec<String> = {
-        let mut fwd = Forward::eval().capturing();
-        model.forward(first, &mut fwd)?;
-        fwd.take_captured().into_keys().collect()
-    };
+    // The layers a forward pass captures: the graph's capture names (the scan directions'
+    // maps have no row of their own).
+    let captured: Vec<&String> = graph.nodes.iter().filter_map(|n| n.capture.as_ref()).collect();
     // A captured name may head several rows (an inserted pair is named after the convolution it
     // follows): the map is the last op's, so the last row of each name is kept.
     let pick = |table: &[RfRow]| -> Vec<RfRow> {
@@ -103,7 +100,7 @@ pub fn rf_depth(
             .iter()
             .enumerate()
             .filter(|(i, r)| {
-                (r.name == "output" || captured.contains(&r.name))
+                (r.name == "output" || captured.contains(&&r.name))
                     && !table[i + 1..].iter().any(|later| later.name == r.name)
             })
             .map(|(_, r)| r.clone())
