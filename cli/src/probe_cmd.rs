@@ -594,6 +594,34 @@ fn rf_table(model: &str, csv: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A progress bar for a probe that learns its total once it starts (the `progress(done,
+/// total)` callbacks of the core's probes); cleared when dropped.
+struct StepBar(indicatif::ProgressBar);
+
+impl StepBar {
+    fn new(what: &'static str, unit: &str) -> Self {
+        let template = format!("{{msg}} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{eta}} left)");
+        let style = indicatif::ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        let bar = indicatif::ProgressBar::new(0).with_style(style);
+        bar.set_message(what);
+        Self(bar)
+    }
+
+    /// Shows `done` of `total`; never asks the probe to stop.
+    fn step(&self, done: usize, total: usize) -> bool {
+        self.0.set_length(total as u64);
+        self.0.set_position(done as u64);
+        true
+    }
+}
+
+impl Drop for StepBar {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
 /// `lrnn probe rf-depth`.
 fn rf_depth(
     args: &ModelArgs,
@@ -614,18 +642,10 @@ fn rf_depth(
         images.iter().map(|p| load_image(p, &model, size, mean.as_deref())).collect::<anyhow::Result<_>>()?
     };
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
-    let bar = indicatif::ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} backward passes ({eta} left)")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_message("receptive fields");
+    let bar = StepBar::new("receptive fields", "backward passes");
     let channels = channel.map_or(Channels::Mean, Channels::One);
-    let result = rf_depth(&model, &inputs, channels, &mut |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-        true
-    })?;
-    bar.finish_and_clear();
+    let result = rf_depth(&model, &inputs, channels, &mut |done, total| bar.step(done, total))?;
+    drop(bar);
     let unit = channel.map_or("mean over channels".to_string(), |c| format!("channel {c}"));
     println!(
         "receptive field against depth of {what} ({size}x{size}, {} input(s), centre unit, {unit})",
@@ -671,19 +691,11 @@ fn rf_depth(
 
 /// `lrnn probe recurrence-history`.
 fn recurrence_history(run: &Path, max: usize, k: usize, out: &Path) -> anyhow::Result<()> {
-    use lrnn_core::probe::recurrence_history::{read_run_with, top_eigenvectors};
+    use lrnn_core::probe::recurrence_history::{read_run, top_eigenvectors};
     // A 512x512 matrix takes seconds to decompose: a bar says how far it is.
-    let bar = indicatif::ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} matrices ({eta} left)")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_message("spectra");
-    let h = read_run_with(run, max, &mut |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-        true
-    })?;
-    bar.finish_and_clear();
+    let bar = StepBar::new("spectra", "matrices");
+    let h = read_run(run, max, &mut |done, total| bar.step(done, total))?;
+    drop(bar);
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     println!(
         "recurrences of {} over {} snapshots (steps {}–{})",
