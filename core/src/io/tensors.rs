@@ -129,34 +129,61 @@ pub fn load_into_varmap(varmap: &VarMap, path: &Path) -> Result<()> {
         return file.assign(varmap, path);
     }
     let st = parse(&bytes, path)?;
+    assign_strict(
+        varmap,
+        path,
+        |name, dims| {
+            let view = st.tensor(name).map_err(|_| {
+                Error::tensor(path, name, format!("missing (the model expects shape {dims:?})"))
+            })?;
+            if view.shape() != dims {
+                return Err(Error::tensor(
+                    path,
+                    name,
+                    format!("shape {:?}, the model expects {dims:?}", view.shape()),
+                ));
+            }
+            let t = view_to_f32(&view, name, path, &Device::Cpu)?;
+            check_finite(&t, name, path)?;
+            Ok(t)
+        },
+        |is_var| {
+            let mut extra: Vec<String> =
+                st.names().into_iter().filter(|n| !is_var(n)).map(str::to_string).collect();
+            extra.sort();
+            extra
+                .first()
+                .map(|first| Error::tensor(path, first.as_str(), "unexpected: the model has no such weight"))
+        },
+    )
+}
+
+/// Loads every variable of `varmap` strictly (the one rule of every weight file): `fetch(name,
+/// the variable's shape)` gives its tensor or the error naming what is wrong with it, variables
+/// in name order; then `unexpected(is a variable)` names a tensor of the file the model lacks.
+/// Nothing is set unless every variable was found and nothing was unexpected.
+///
+/// # Errors
+/// The first error of `fetch` or `unexpected`; candle errors setting a variable.
+pub(crate) fn assign_strict(
+    varmap: &VarMap,
+    path: &Path,
+    mut fetch: impl FnMut(&str, &[usize]) -> Result<Tensor>,
+    unexpected: impl FnOnce(&dyn Fn(&str) -> bool) -> Option<Error>,
+) -> Result<()> {
     let vars = varmap.data().lock().map_err(|_| Error::file(path, "model variables are poisoned"))?;
     let mut names: Vec<&String> = vars.keys().collect();
     names.sort();
     let mut loaded = Vec::with_capacity(names.len());
     for name in names {
         let var = &vars[name];
-        let view = st.tensor(name).map_err(|_| {
-            Error::tensor(path, name.as_str(), format!("missing (the model expects shape {:?})", var.dims()))
-        })?;
-        if view.shape() != var.dims() {
-            return Err(Error::tensor(
-                path,
-                name.as_str(),
-                format!("shape {:?}, the model expects {:?}", view.shape(), var.dims()),
-            ));
-        }
-        let t = view_to_f32(&view, name, path, var.device())?;
-        check_finite(&t, name, path)?;
-        loaded.push((var, t));
+        loaded.push((var, fetch(name, var.dims())?));
     }
-    let mut extra: Vec<String> =
-        st.names().into_iter().filter(|n| !vars.contains_key(*n)).map(str::to_string).collect();
-    extra.sort();
-    if let Some(first) = extra.first() {
-        return Err(Error::tensor(path, first.as_str(), "unexpected: the model has no such weight"));
+    if let Some(e) = unexpected(&|n: &str| vars.contains_key(n)) {
+        return Err(e);
     }
     for (var, t) in loaded {
-        var.set(&t.to_dtype(var.dtype())?)?;
+        var.set(&t.to_device(var.device())?.to_dtype(var.dtype())?)?;
     }
     Ok(())
 }

@@ -140,52 +140,46 @@ impl WeightFile {
     /// [`Error::Tensor`] naming the first missing, unexpected or mis-shaped tensor; the varmap is
     /// unchanged then.
     pub fn assign(&self, varmap: &candle_nn::VarMap, path: &Path) -> Result<()> {
-        let vars = varmap.data().lock().map_err(|_| Error::file(path, "model variables are poisoned"))?;
-        let mut names: Vec<&String> = vars.keys().collect();
-        names.sort();
-        let mut loaded = Vec::with_capacity(names.len());
-        for name in names {
-            let var = &vars[name];
-            let t = self.tensors.get(name).ok_or_else(|| {
-                Error::tensor(
+        super::tensors::assign_strict(
+            varmap,
+            path,
+            |name, dims| {
+                let t = self.tensors.get(name).ok_or_else(|| {
+                    Error::tensor(
+                        path,
+                        name,
+                        format!(
+                            "missing from this {} file (the model expects shape {dims:?})",
+                            self.format.name()
+                        ),
+                    )
+                })?;
+                if t.dims() == dims {
+                    Ok(t.clone())
+                } else if self.legacy.contains(name) && t.elem_count() == dims.iter().product::<usize>() {
+                    Ok(t.reshape(dims)?)
+                } else {
+                    Err(Error::tensor(
+                        path,
+                        name,
+                        format!("shape {:?}, the model expects {dims:?}", t.dims()),
+                    ))
+                }
+            },
+            |is_var| {
+                let first = self.tensors.keys().find(|n| !is_var(n))?;
+                let extra = self.tensors.keys().filter(|n| !is_var(n)).count();
+                Some(Error::tensor(
                     path,
-                    name.as_str(),
+                    first.as_str(),
                     format!(
-                        "missing from this {} file (the model expects shape {:?})",
-                        self.format.name(),
-                        var.dims()
+                        "unexpected: the model has no such weight ({extra} of the file's {} are not the model's: \
+                         is the file for another model kind?)",
+                        self.tensors.len()
                     ),
-                )
-            })?;
-            let t = if t.dims() == var.dims() {
-                t.clone()
-            } else if self.legacy.contains(name) && t.elem_count() == var.elem_count() {
-                t.reshape(var.dims())?
-            } else {
-                return Err(Error::tensor(
-                    path,
-                    name.as_str(),
-                    format!("shape {:?}, the model expects {:?}", t.dims(), var.dims()),
-                ));
-            };
-            loaded.push((var, t));
-        }
-        if let Some(first) = self.tensors.keys().find(|n| !vars.contains_key(*n)) {
-            let extra = self.tensors.keys().filter(|n| !vars.contains_key(*n)).count();
-            return Err(Error::tensor(
-                path,
-                first.as_str(),
-                format!(
-                    "unexpected: the model has no such weight ({extra} of the file's {} are not the model's: \
-                     is the file for another model kind?)",
-                    self.tensors.len()
-                ),
-            ));
-        }
-        for (var, t) in loaded {
-            var.set(&t.to_device(var.device())?.to_dtype(var.dtype())?)?;
-        }
-        Ok(())
+                ))
+            },
+        )
     }
 
     /// The model these weights are for when they are one of Long et al.'s FCNs
