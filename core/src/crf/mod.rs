@@ -16,12 +16,14 @@
 pub mod lattice;
 mod simd;
 
+use simd::{Simd, WithSimd};
+
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::limits;
-use lattice::Lattice;
+use lattice::{Lattice, GROUPS};
 
 /// The CRF's settings (the usual post-processing defaults, as in DeepLab and the paper's code).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -230,7 +232,48 @@ impl DenseCrf {
                 classes * n
             )));
         }
-        if let Some(i) = scores.iter().position(|v| !v.is_finite()) {
+        let cp = lattice::padded(classes);
+        let buffers: u64 = self.kernels.iter().map(|k| k.lattice.filter_bytes(classes)).sum();
+        let arrays = (n * cp + n * classes) as u64 * 4 + n as u64;
+        limits::check_memory(buffers + arrays, "CRF inference").map_err(Error::Invalid)?;
+        // Every pass runs over the same fixed groups of consecutive pixels (the splat's groups,
+        // one task each): a pixel's new Q is splatted into its group's buffers for the next
+        // update as soon as it is computed, so Q itself never makes a whole array (it is read
+        // from the vertices, never from memory); the last update writes it out.
+        let per = n.div_ceil(GROUPS);
+        let mut splats: Vec<Vec<Vec<f32>>> = (0..GROUPS)
+            .map(|g| self.kernels.iter().map(|k| k.lattice.group_buffer(g, cp)).collect())
+            .collect();
+        let mut out = vec![0f32; n * classes];
+        let mut labels = vec![0u8; n];
+        let total = self.params.iterations;
+        // Pixel-major, each pixel's classes padded with zeros to a multiple of the filter's
+        // blocks: the negated unaries, log softmax (the sum of exponentials in f64); the first
+        // Q is their softmax (the reference's `expAndNormalize`).
+        let mut neg_unary = vec![0f32; n * cp];
+        let finite = {
+            let mut sinks = Sink::groups(&mut out, &mut labels, n, classes, per, total == 0);
+            neg_unary
+                .par_chunks_mut(per * cp)
+                .zip(splats.par_iter_mut())
+                .zip(sinks.par_iter_mut())
+                .enumerate()
+                .map(|(g, ((unary, buffers), sink))| {
+                    simd::dispatch(UnaryGroup {
+                        crf: self,
+                        g,
+                        first: g * per,
+                        scores,
+                        classes,
+                        unary,
+                        buffers,
+                        sink,
+                    })
+                })
+                .reduce(|| true, |a, b| a && b)
+        };
+        if !finite {
+            let i = scores.iter().position(|v| !v.is_finite()).unwrap_or(0);
             return Err(Error::Invalid(format!(
                 "CRF: score {} of class {} at pixel ({}, {}) is not a finite number",
                 scores[i],
@@ -239,84 +282,188 @@ impl DenseCrf {
                 (i % n) / self.width
             )));
         }
-        let cp = lattice::padded(classes);
-        let vertices = self.kernels.iter().map(|k| k.lattice.filter_bytes(classes)).max().unwrap_or(0);
-        limits::check_memory(vertices + 3 * (n * cp) as u64 * 4, "CRF inference").map_err(Error::Invalid)?;
-        // Pixel-major, each pixel's classes padded with zeros to a multiple of the filter's
-        // blocks. The negated unaries: log softmax (the sum of exponentials in f64).
-        let mut neg_unary = vec![0f32; n * cp];
-        neg_unary.par_chunks_mut(cp).with_min_len(256).enumerate().for_each_init(
-            || vec![0f32; cp],
-            |e, (i, u)| {
-                for (l, u) in u[..classes].iter_mut().enumerate() {
-                    *u = scores[l * n + i];
-                }
-                let max = u[..classes].iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
-                simd::exp_shifted(e, u, max);
-                let sum: f64 = e[..classes].iter().map(|&v| f64::from(v)).sum();
-                let lse = f64::from(max) + sum.ln();
-                for u in &mut u[..classes] {
-                    *u = (f64::from(*u) - lse) as f32;
-                }
-            },
-        );
-        let mut q = vec![0f32; n * cp];
-        exp_and_normalise(&neg_unary, classes, cp, &mut q);
-        let total = self.params.iterations;
+        let mut values: Vec<(Vec<f32>, Vec<f32>)> =
+            self.kernels.iter().map(|_| (Vec::new(), Vec::new())).collect();
         for it in 0..total {
-            // Both kernels' vertex values from Q, then one pass over the pixels that adds the
-            // messages to the unaries and normalises, writing the new Q in place (the energy
-            // never makes a whole array: a third of the memory traffic).
-            let values: Vec<Option<Vec<f32>>> =
-                self.kernels.iter().map(|k| k.lattice.splat_blur(&q, Some(&k.norm), cp)).collect();
-            q.par_chunks_mut(cp).with_min_len(256).enumerate().for_each_init(
-                || vec![0f32; cp],
-                |energy, (i, qrow)| {
-                    energy.copy_from_slice(&neg_unary[i * cp..(i + 1) * cp]);
-                    for (k, v) in self.kernels.iter().zip(&values) {
-                        if let Some(v) = v {
-                            // The Potts message: the reference's `tmp1 -= -w · (n ⊙ K (n ⊙ q))`.
-                            k.lattice.slice_point(i, v, cp, energy, k.weight * k.norm[i]);
-                        }
-                    }
-                    softmax_row(energy, classes, qrow);
+            // Each kernel's vertex values: the groups' splats of the previous Q, merged and
+            // blurred (the kernels side by side).
+            self.kernels.par_iter().zip(values.par_iter_mut()).enumerate().for_each(
+                |(k, (kernel, (v, next)))| {
+                    let refs: Vec<&[f32]> = splats.iter().map(|b| b[k].as_slice()).collect();
+                    kernel.lattice.blur(&refs, cp, v, next);
                 },
             );
+            // One pass over the pixels: the unaries plus both kernels' messages, normalised.
+            let last = it + 1 == total;
+            let mut sinks = Sink::groups(&mut out, &mut labels, n, classes, per, last);
+            let neg_unary = &neg_unary;
+            let values = &values;
+            splats.par_iter_mut().zip(sinks.par_iter_mut()).enumerate().for_each(|(g, (buffers, sink))| {
+                simd::dispatch(UpdateGroup { crf: self, g, neg_unary, values, classes, buffers, sink });
+            });
             if !progress(it + 1, total) {
                 return Ok(None);
             }
         }
-        drop(neg_unary);
-        // Q back to class-major, and its labels.
-        let mut out = vec![0f32; n * classes];
-        out.par_chunks_mut(n).enumerate().for_each(|(l, row)| {
-            for (o, p) in row.iter_mut().zip(q.chunks(cp)) {
-                *o = p[l];
-            }
-        });
-        let labels = argmax_labels(&out, classes, n);
         Ok(Some(CrfOutput { q: out, labels }))
     }
 }
 
-/// `out = softmax(energy)` over the first `c` of every `cp` values (the reference's
-/// `expAndNormalize`); the padding stays zero.
-fn exp_and_normalise(energy: &[f32], c: usize, cp: usize, out: &mut [f32]) {
-    out.par_chunks_mut(cp)
-        .with_min_len(256)
-        .zip(energy.par_chunks(cp))
-        .for_each(|(o, e)| softmax_row(e, c, o));
+impl DenseCrf {
+    /// Where pixel `i` (the `j`-th of group `g`) sends its new `q`: into the group's splat
+    /// buffers for the next update, or into the output.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn emit<S: Simd>(
+        &self,
+        simd: S,
+        g: usize,
+        i: usize,
+        q: &[f32],
+        buffers: &mut [Vec<f32>],
+        sink: &mut Sink<'_>,
+        j: usize,
+    ) {
+        match sink {
+            Sink::Splat => {
+                for (k, b) in self.kernels.iter().zip(buffers) {
+                    k.lattice.splat_point(simd, g, i, q, k.norm[i], b);
+                }
+            }
+            Sink::Out { rows, labels } => {
+                let mut best = 0;
+                for (l, row) in rows.iter_mut().enumerate() {
+                    row[j] = q[l];
+                    if q[l] > q[best] {
+                        best = l;
+                    }
+                }
+                labels[j] = best as u8;
+            }
+        }
+    }
 }
 
-/// One pixel's `softmax` over its first `c` values; the padding of `out` stays zero.
-#[inline]
-fn softmax_row(e: &[f32], c: usize, out: &mut [f32]) {
-    let max = e[..c].iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
-    simd::exp_shifted(out, e, max);
-    out[c..].fill(0.0);
-    let sum: f32 = out[..c].iter().sum();
-    for o in &mut out[..c] {
-        *o /= sum;
+/// The first pass over group `g`'s pixels (from `first` on): their negated unaries (log
+/// softmax, the sum of exponentials in f64) and the first Q, their softmax (the reference's
+/// `expAndNormalize`). Whether every score was finite.
+struct UnaryGroup<'a, 's> {
+    crf: &'a DenseCrf,
+    g: usize,
+    first: usize,
+    scores: &'a [f32],
+    classes: usize,
+    unary: &'a mut [f32],
+    buffers: &'a mut [Vec<f32>],
+    sink: &'a mut Sink<'s>,
+}
+
+impl WithSimd for UnaryGroup<'_, '_> {
+    type Output = bool;
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) -> bool {
+        let (classes, n) = (self.classes, self.crf.width * self.crf.height);
+        let cp = lattice::padded(classes);
+        let (mut e, mut q) = (vec![0f32; cp], vec![0f32; cp]);
+        let mut finite = true;
+        // The scores, class-major, into the pixel-major rows a block of pixels at a time (each
+        // class's run of the block read in order), then each pixel of the block.
+        const BLOCK: usize = 64;
+        for (b, rows) in self.unary.chunks_mut(BLOCK * cp).enumerate() {
+            let first = self.first + b * BLOCK;
+            for l in 0..classes {
+                let run = &self.scores[l * n + first..l * n + first + rows.len() / cp];
+                for (u, &v) in rows.chunks_mut(cp).zip(run) {
+                    u[l] = v;
+                }
+            }
+            for (k, u) in rows.chunks_mut(cp).enumerate() {
+                let (i, j) = (first + k, b * BLOCK + k);
+                finite &= u[..classes].iter().all(|v| v.is_finite());
+                let max = u[..classes].iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+                simd.exp_shifted(&mut e, u, max);
+                // (four running sums: a chain of 21 dependent additions was the pass's
+                // slowest part)
+                let mut sums = [0f64; 4];
+                for (k, &v) in e[..classes].iter().enumerate() {
+                    sums[k % 4] += f64::from(v);
+                }
+                let sum = (sums[0] + sums[1]) + (sums[2] + sums[3]);
+                let lse = f64::from(max) + sum.ln();
+                for u in &mut u[..classes] {
+                    *u = (f64::from(*u) - lse) as f32;
+                }
+                simd.softmax(&mut q, u, classes);
+                self.crf.emit(simd, self.g, i, &q, self.buffers, self.sink, j);
+            }
+        }
+        finite
+    }
+}
+
+/// One mean-field update over group `g`'s pixels: the unaries plus both kernels' messages
+/// (sliced from their blurred vertex values), normalised.
+struct UpdateGroup<'a, 's> {
+    crf: &'a DenseCrf,
+    g: usize,
+    neg_unary: &'a [f32],
+    values: &'a [(Vec<f32>, Vec<f32>)],
+    classes: usize,
+    buffers: &'a mut [Vec<f32>],
+    sink: &'a mut Sink<'s>,
+}
+
+impl WithSimd for UpdateGroup<'_, '_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) {
+        let cp = lattice::padded(self.classes);
+        for b in self.buffers.iter_mut() {
+            b.fill(0.0);
+        }
+        let (mut energy, mut q) = (vec![0f32; cp], vec![0f32; cp]);
+        for (j, i) in lattice::group_points(self.crf.width * self.crf.height, self.g).enumerate() {
+            energy.copy_from_slice(&self.neg_unary[i * cp..(i + 1) * cp]);
+            for (k, (v, _)) in self.crf.kernels.iter().zip(self.values) {
+                // The Potts message: the reference's `tmp1 -= -w · (n ⊙ K (n ⊙ q))`.
+                k.lattice.slice_point(simd, i, v, &mut energy, k.weight * k.norm[i]);
+            }
+            simd.softmax(&mut q, &energy, self.classes);
+            self.crf.emit(simd, self.g, i, &q, self.buffers, self.sink, j);
+        }
+    }
+}
+
+/// What a pass does with the Q it computes, per group of pixels.
+enum Sink<'a> {
+    /// Splat it for the next update.
+    Splat,
+    /// Write it out: the group's part of every class's row, and its labels.
+    Out { rows: Vec<&'a mut [f32]>, labels: &'a mut [u8] },
+}
+
+impl<'a> Sink<'a> {
+    /// One sink per group: splats, or (`last`) the groups' parts of the class-major output.
+    fn groups(
+        out: &'a mut [f32],
+        labels: &'a mut [u8],
+        n: usize,
+        classes: usize,
+        per: usize,
+        last: bool,
+    ) -> Vec<Self> {
+        if !last {
+            return (0..GROUPS).map(|_| Sink::Splat).collect();
+        }
+        let mut rows: Vec<Vec<&'a mut [f32]>> = (0..GROUPS).map(|_| Vec::with_capacity(classes)).collect();
+        for row in out.chunks_mut(n) {
+            let mut parts = row.chunks_mut(per);
+            for r in &mut rows {
+                r.push(parts.next().unwrap_or_default());
+            }
+        }
+        let mut parts = labels.chunks_mut(per);
+        rows.into_iter().map(|rows| Sink::Out { rows, labels: parts.next().unwrap_or_default() }).collect()
     }
 }
 
@@ -366,6 +513,73 @@ mod tests {
         // Q sums to one at every pixel.
         for i in 0..n {
             assert!((out.q[i] + out.q[n + i] - 1.0).abs() < 1e-5);
+        }
+    }
+
+    /// A photo and noisy scores of `c` classes: four coloured quadrants, each its own class.
+    fn quadrants(w: usize, h: usize, c: usize, seed: u64) -> (Vec<u8>, Vec<f32>) {
+        let mut rng = crate::rng::Rng(seed);
+        let mut rgb = Vec::with_capacity(w * h * 3);
+        let mut scores = vec![0f32; c * w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let q = usize::from(x >= w / 2) + 2 * usize::from(y >= h / 2);
+                rgb.extend([[200, 30, 30], [30, 200, 30], [30, 30, 200], [220, 220, 40]][q]);
+                for l in 0..c {
+                    scores[l * w * h + y * w + x] = rng.symmetric(1.5) + if l == q % c { 2.0 } else { 0.0 };
+                }
+            }
+        }
+        (rgb, scores)
+    }
+
+    #[test]
+    fn inference_gives_the_same_bits_at_any_thread_count_and_with_any_simd() {
+        let (w, h, c) = (37, 23, 5);
+        let (rgb, scores) = quadrants(w, h, c, 11);
+        let crf = DenseCrf::new(&rgb, w, h, &CrfParams::default()).unwrap();
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| crf.infer(&scores, c, &mut |_, _| true).unwrap().unwrap())
+        };
+        let one = run(1);
+        assert_eq!(one, run(3));
+        simd::tests::FORCE_SSE.store(true, std::sync::atomic::Ordering::Relaxed);
+        let sse = run(2);
+        simd::tests::FORCE_SSE.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(one, sse);
+        // The CRF cleans the noise: most labels are their quadrant's class.
+        let right = (0..w * h)
+            .filter(|&i| {
+                let (x, y) = (i % w, i / w);
+                usize::from(one.labels[i]) == (usize::from(x >= w / 2) + 2 * usize::from(y >= h / 2)) % c
+            })
+            .count();
+        assert!(right * 100 >= 95 * w * h, "{right} of {} right", w * h);
+    }
+
+    #[test]
+    fn tiny_photos_and_no_update_work() {
+        // Fewer pixels than splat groups (some groups empty), and zero updates (Q is the
+        // softmax of the scores).
+        for (w, h) in [(1, 1), (3, 1), (2, 5)] {
+            let (rgb, scores) = quadrants(w, h, 3, 2);
+            for iterations in [0, 1, 5] {
+                let params = CrfParams { iterations, ..CrfParams::default() };
+                let crf = DenseCrf::new(&rgb, w, h, &params).unwrap();
+                let out = crf.infer(&scores, 3, &mut |_, _| true).unwrap().unwrap();
+                let n = w * h;
+                for i in 0..n {
+                    let total: f32 = (0..3).map(|l| out.q[l * n + i]).sum();
+                    assert!((total - 1.0).abs() < 1e-5, "{w}x{h}, {iterations} updates: {total}");
+                }
+                if iterations == 0 {
+                    assert_eq!(out.labels, argmax_labels(&scores, 3, n));
+                    let e: Vec<f32> = (0..3).map(|l| scores[l * n].exp()).collect();
+                    let s: f32 = e.iter().sum();
+                    assert!((out.q[0] - e[0] / s).abs() < 1e-6);
+                }
+            }
         }
     }
 
