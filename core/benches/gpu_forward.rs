@@ -20,10 +20,10 @@ use std::process::Command;
 
 use candle_core::{Device, Tensor};
 use common::{python, time_ms};
-use lrnn_core::gpu::{Capture, GpuContext, GpuModel};
+use lrnn_core::gpu::{Capture, GpuContext, GpuModel, ScanMode};
 use lrnn_core::models::Model;
 use lrnn_core::models::ModelDesc;
-use lrnn_core::nn::Forward;
+use lrnn_core::nn::{Cell, Forward, LayerRnnConfig, Merge};
 use lrnn_core::train::Checkpoint;
 
 fn relative_error(a: &Tensor, b: &Tensor) -> f32 {
@@ -49,6 +49,40 @@ fn row(ctx: &GpuContext, label: &str, model: &Model, x: &Tensor, runs: usize) ->
     let err = relative_error(&cpu, &gpu.forward(ctx, x, Capture::Nothing).unwrap().output);
     println!("| {label} | {:?} | {cpu_ms:.1} | {gpu_ms:.1} | {err:.1e} |", x.dims());
     (cpu_ms, gpu_ms)
+}
+
+/// The two ways of running a vanilla pair's scans side by side: a lone module of n = 1024
+/// hidden units on FCN-8s-LRNN's 12x12 fc map at 384x384 (and a longer 48x48 map), both axes.
+fn scan_modes(ctx: &GpuContext, runs: usize) {
+    println!("\n| scan of a vanilla L-RNN module, n = 1024 | input | per sequence, `scan_pair` (ms) | per step, `scan_step` (ms) | relative difference |");
+    println!("|---|---|---:|---:|---:|");
+    for side in [12, 48] {
+        let cfg = LayerRnnConfig { in_channels: 64, hidden: 1024, cell: Cell::Vanilla, merge: Merge::Sum };
+        let model = Model::new_seeded(ModelDesc::Lrnn(cfg), &Device::Cpu, 3).unwrap();
+        for (name, var) in model.varmap().data().lock().unwrap().iter() {
+            if name.contains(".v_") {
+                let t = var.as_tensor();
+                let scale = 0.5 / (t.dim(t.rank() - 1).unwrap() as f64).sqrt();
+                var.set(&(Tensor::randn(0f32, 1.0, t.shape(), &Device::Cpu).unwrap() * scale).unwrap())
+                    .unwrap();
+            }
+        }
+        let x = Tensor::randn(0f32, 1.0, (1, 64, side, side), &Device::Cpu).unwrap();
+        let mut gpu = GpuModel::upload(ctx, &model).unwrap();
+        let mut times = Vec::new();
+        let mut outs = Vec::new();
+        for mode in [ScanMode::Sequences, ScanMode::Steps] {
+            gpu.set_scan_mode(mode);
+            gpu.set_profiling(false);
+            times.push(time_ms(runs, || {
+                gpu.forward(ctx, &x, Capture::Nothing).unwrap();
+            }));
+            gpu.set_profiling(lrnn_core::gpu::profile::wanted());
+            outs.push(gpu.forward(ctx, &x, Capture::Nothing).unwrap().output);
+        }
+        let err = relative_error(&outs[0], &outs[1]);
+        println!("| {side}x{side} map | {:?} | {:.1} | {:.1} | {err:.1e} |", x.dims(), times[0], times[1]);
+    }
 }
 
 /// The median time of `model` on candle's CUDA device 0 (same weights) and the largest difference
@@ -97,6 +131,7 @@ fn main() {
         row(&ctx, &label, &model, &x, 7);
     }
     let runs = std::env::var("LRNN_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    scan_modes(&ctx, runs);
     let model =
         Model::new_seeded(ModelDesc::from_name_or_file("FCN-8s-LRNN").unwrap(), &Device::Cpu, 1).unwrap();
     // Random recurrences (a fresh insertion has V = 0) and scores, so every part counts.

@@ -17,7 +17,7 @@ mod bundled;
 
 use candle_core::{DType, Device, Tensor};
 use lrnn_core::gpu::kernels::SHADERS;
-use lrnn_core::gpu::{Capture, GpuContext, GpuModel};
+use lrnn_core::gpu::{Capture, GpuContext, GpuModel, ScanMode};
 use lrnn_core::models::convnet::{ConvNetConfig, Insertion, LayerSpec};
 use lrnn_core::models::fcn::{FcnConfig, Variant};
 use lrnn_core::models::Model;
@@ -167,6 +167,39 @@ fn a_lone_module_matches_the_cpu_for_every_cell_and_merge() {
         let cfg = LayerRnnConfig { in_channels: 3, hidden: 300, cell, merge: Merge::Sum };
         let model = seeded(ModelDesc::Lrnn(cfg), 25 + i as u64);
         check(&ctx, &model, &randn((1, 3, 3, 90)));
+    }
+}
+
+#[test]
+fn vanilla_pairs_run_per_step_or_per_sequence_with_the_same_maps_as_the_cpu() {
+    let Some(ctx) = context() else { return };
+    // Narrow and wide states (300: five tiles of 64 units, the last partial), more than 64
+    // sequences (two tiles: 2 images x 40 rows), one and several steps, both merges.
+    let cases = [
+        (70, Merge::Sum, (2, 5, 7, 11)),
+        (300, Merge::Concat, (2, 3, 40, 3)),
+        (300, Merge::Sum, (1, 3, 1, 5)),
+    ];
+    for (i, (hidden, merge, shape)) in cases.into_iter().enumerate() {
+        let cfg = LayerRnnConfig { in_channels: shape.1, hidden, cell: Cell::Vanilla, merge };
+        let model = seeded(ModelDesc::Lrnn(cfg), 60 + i as u64);
+        let x = randn(shape);
+        let cpu = activations(&model, &x, ScanBackend::Auto).unwrap();
+        let mut gpu = GpuModel::upload(&ctx, &model).unwrap();
+        let mut outputs = Vec::new();
+        for mode in [ScanMode::Sequences, ScanMode::Steps] {
+            gpu.set_scan_mode(mode);
+            let out = gpu.forward(&ctx, &x, Capture::All).unwrap();
+            assert!(out.captured.len() >= 4, "both pairs' directions are captured");
+            for (map, t) in &out.captured {
+                let reference = &cpu.iter().find(|a| a.name == *map).unwrap().tensor;
+                let e = relative_error(t, reference);
+                assert!(e < 1e-4, "hidden {hidden}, {mode:?}: {map} differs from the CPU by {e:e}");
+            }
+            outputs.push(out.output);
+        }
+        let e = relative_error(&outputs[1], &outputs[0]);
+        assert!(e < 1e-5, "hidden {hidden}: per step and per sequence differ by {e:e}");
     }
 }
 

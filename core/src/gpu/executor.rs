@@ -19,7 +19,7 @@ use super::context::GpuContext;
 use super::kernels::{fold, groups_for, submit_and_read, MAX_HIDDEN};
 use super::params::{
     AffineParams, CombineParams, Conv2dParams, ConvTransposeParams, CropParams, GlobalPoolParams,
-    KernelParams, LabelColourParams, Pool2dParams, ScanPairParams, UpsampleParams,
+    KernelParams, LabelColourParams, Pool2dParams, ScanPairParams, ScanStepParams, UpsampleParams,
 };
 use super::profile::{Profiler, Report};
 use crate::error::{Error, Result};
@@ -121,7 +121,55 @@ pub struct GpuModel {
     profiling: bool,
     /// The last profiled forward pass's table.
     profile: Option<Report>,
+    /// How pairs' scans run (`LRNN_GPU_SCAN`, or [`Self::set_scan_mode`]).
+    scan: ScanMode,
 }
+
+/// How the wgpu path runs a pair's scans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScanMode {
+    /// Per step for vanilla pairs of at least [`STEP_SCAN_HIDDEN`] units over at least
+    /// [`STEP_SCAN_SEQUENCES`] sequences, else per sequence.
+    #[default]
+    Auto,
+    /// One workgroup per sequence and direction walks every step (`scan_pair.wgsl`).
+    Sequences,
+    /// One matrix product per step over every sequence (`scan_step.wgsl`), for vanilla pairs
+    /// (the other cells run per sequence).
+    Steps,
+}
+
+impl ScanMode {
+    /// The mode `LRNN_GPU_SCAN` asks for (`auto`, `sequences` or `steps`; unset or anything
+    /// else: auto).
+    pub fn from_env() -> Self {
+        match std::env::var("LRNN_GPU_SCAN").as_deref() {
+            Ok("sequences") => Self::Sequences,
+            Ok("steps") => Self::Steps,
+            _ => Self::Auto,
+        }
+    }
+
+    /// Whether a pair of `cell` with `d` hidden units over `sequences` sequences (per
+    /// direction) runs per step.
+    fn per_step(self, cell: Cell, d: usize, sequences: usize) -> bool {
+        cell == Cell::Vanilla
+            && match self {
+                Self::Auto => d >= STEP_SCAN_HIDDEN && sequences >= STEP_SCAN_SEQUENCES,
+                Self::Sequences => false,
+                Self::Steps => true,
+            }
+    }
+}
+
+/// The narrowest vanilla pair [`ScanMode::Auto`] runs per step: below it a workgroup per
+/// sequence finishes its matrix-vector products quickly, and one dispatch beats one per step.
+pub const STEP_SCAN_HIDDEN: usize = 256;
+
+/// The fewest sequences [`ScanMode::Auto`] runs per step: a step's product is tiled 64
+/// sequences at a time, and with few sequences most of a tile is padding (on lavapipe, 1,024
+/// units: 12 sequences 1.4x slower per step, 48 sequences 2.4x faster; BENCHMARKS.md).
+pub const STEP_SCAN_SEQUENCES: usize = 32;
 
 /// What one GPU forward pass gives back.
 #[derive(Debug)]
@@ -440,6 +488,8 @@ struct Pass<'a> {
     captured: Vec<(String, Map)>,
     /// Timestamps around each dispatch, when profiling.
     profiler: Option<Profiler>,
+    /// How pairs' scans run.
+    scan: ScanMode,
 }
 
 impl Pass<'_> {
@@ -702,26 +752,50 @@ impl Pass<'_> {
             Cell::Gru => 2,
         };
         let (sequences, steps) = if vertical { (b * w, h) } else { (b * h, w) };
-        let chunk = match self.ctx.loop_budget() {
-            Some(budget) => (budget / scan_step_iterations(pair.cell, d)).max(1),
-            None => steps,
-        };
-        let bufs = [&xi.buf, &pair.vt, &pair.ln, &ha.buf, &hb.buf];
-        for first in (0..steps).step_by(chunk) {
-            let params = ScanPairParams {
-                batch: u(b),
-                hidden: u(d),
-                height: u(h),
-                width: u(w),
-                axis: u32::from(vertical),
-                cell,
-                xi_channels: u(xc),
-                dir_offset: u(dir_offset),
-                first_step: u(first),
-                step_count: u(chunk),
-                ..Default::default()
+        if self.scan.per_step(pair.cell, d, sequences) {
+            // One product per step over every sequence of both directions.
+            let bufs = [&xi.buf, &pair.vt, &ha.buf, &hb.buf];
+            let groups = (u(d.div_ceil(64)), u(sequences.div_ceil(64)), 2);
+            if groups.1 > self.ctx.device.limits().max_compute_workgroups_per_dimension {
+                return Err(Error::Gpu(format!(
+                    "{prefix}: {sequences} sequences are too many for one dispatch"
+                )));
+            }
+            for step in 0..steps {
+                let params = ScanStepParams {
+                    batch: u(b),
+                    hidden: u(d),
+                    height: u(h),
+                    width: u(w),
+                    axis: u32::from(vertical),
+                    xi_channels: u(xc),
+                    dir_offset: u(dir_offset),
+                    step: u(step),
+                };
+                self.dispatch(&params, &bufs, groups);
+            }
+        } else {
+            let chunk = match self.ctx.loop_budget() {
+                Some(budget) => (budget / scan_step_iterations(pair.cell, d)).max(1),
+                None => steps,
             };
-            self.dispatch(&params, &bufs, (u(sequences), 2, 1));
+            let bufs = [&xi.buf, &pair.vt, &pair.ln, &ha.buf, &hb.buf];
+            for first in (0..steps).step_by(chunk) {
+                let params = ScanPairParams {
+                    batch: u(b),
+                    hidden: u(d),
+                    height: u(h),
+                    width: u(w),
+                    axis: u32::from(vertical),
+                    cell,
+                    xi_channels: u(xc),
+                    dir_offset: u(dir_offset),
+                    first_step: u(first),
+                    step_count: u(chunk),
+                    ..Default::default()
+                };
+                self.dispatch(&params, &bufs, (u(sequences), 2, 1));
+            }
         }
         self.record(&da, &ha);
         self.record(&db, &hb);
@@ -771,6 +845,7 @@ impl GpuModel {
             placeholder: upload_floats(ctx, "placeholder", &[0.0; 4])?,
             palette: None,
             profiling: super::profile::wanted(),
+            scan: ScanMode::from_env(),
             profile: None,
         })
     }
@@ -779,6 +854,11 @@ impl GpuModel {
     /// an adapter without `TIMESTAMP_QUERY`). `LRNN_GPU_PROFILE=1` switches it on at upload.
     pub fn set_profiling(&mut self, on: bool) {
         self.profiling = on;
+    }
+
+    /// How the following forward passes run pairs' scans (results agree within rounding).
+    pub fn set_scan_mode(&mut self, mode: ScanMode) {
+        self.scan = mode;
     }
 
     /// The per-kernel table of the last profiled forward pass.
@@ -821,6 +901,7 @@ impl GpuModel {
             capture,
             captured: Vec::new(),
             profiler: if self.profiling { Profiler::new(ctx) } else { None },
+            scan: self.scan,
         };
         let input = pass.map("input", [b, c, h, w])?;
         ctx.queue.write_buffer(&input.buf, 0, &floats_to_bytes(&values(x)?));
@@ -1023,6 +1104,7 @@ fn run_one(ctx: &GpuContext, x: &Tensor, op: impl FnOnce(&mut Pass, &Map) -> Res
         capture: Capture::Nothing,
         captured: Vec::new(),
         profiler: None,
+        scan: ScanMode::Auto,
     };
     let input = pass.map("input", [b, c, h, w])?;
     ctx.queue.write_buffer(&input.buf, 0, &floats_to_bytes(&values(x)?));

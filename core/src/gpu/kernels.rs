@@ -8,7 +8,7 @@ use super::params::KernelParams;
 use crate::error::{Error, Result};
 
 /// The shaders' sources by name, as embedded.
-pub const SHADERS: [(&str, &str); 11] = [
+pub const SHADERS: [(&str, &str); 12] = [
     ("conv2d", include_str!("../../../shaders/conv2d.wgsl")),
     ("pool2d", include_str!("../../../shaders/pool2d.wgsl")),
     ("scan_pair", include_str!("../../../shaders/scan_pair.wgsl")),
@@ -20,6 +20,7 @@ pub const SHADERS: [(&str, &str); 11] = [
     ("label_colour", include_str!("../../../shaders/label_colour.wgsl")),
     ("conv_transpose", include_str!("../../../shaders/conv_transpose.wgsl")),
     ("crop", include_str!("../../../shaders/crop.wgsl")),
+    ("scan_step", include_str!("../../../shaders/scan_step.wgsl")),
 ];
 
 /// The kernels, in the order of [`SHADERS`].
@@ -47,6 +48,8 @@ pub enum Kernel {
     ConvTranspose,
     /// `crop.wgsl`
     Crop,
+    /// `scan_step.wgsl`
+    ScanStep,
 }
 
 /// The largest hidden size the scan kernel holds in workgroup memory.

@@ -12,4 +12,6 @@ pub mod profile;
 
 pub use colour::paint;
 pub use context::GpuContext;
-pub use executor::{conv2d, pool2d, upsample, Capture, GpuModel, GpuOutput, GpuSegmentation};
+pub use executor::{
+    conv2d, pool2d, upsample, Capture, GpuModel, GpuOutput, GpuSegmentation, ScanMode, STEP_SCAN_HIDDEN,
+};

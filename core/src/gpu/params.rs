@@ -161,6 +161,28 @@ params!(
 );
 
 params!(
+    /// `scan_step.wgsl`: one step of a vanilla pair, every sequence of both directions.
+    ScanStepParams => ScanStep {
+        /// Images.
+        batch: u32,
+        /// Hidden size.
+        hidden: u32,
+        /// Map height.
+        height: u32,
+        /// Map width.
+        width: u32,
+        /// 0: horizontal, 1: vertical.
+        axis: u32,
+        /// Channels of the projection buffer.
+        xi_channels: u32,
+        /// Where direction 1's projection starts (0 when shared).
+        dir_offset: u32,
+        /// The step this dispatch computes.
+        step: u32,
+    }
+);
+
+params!(
     /// `combine.wgsl`: a sum, mean or concatenation of two maps.
     CombineParams => Combine {
         /// Images.
@@ -261,7 +283,7 @@ params!(
 );
 
 /// Every parameter block with its shader's name and size in bytes (for the layout test).
-pub const ALL: [(&str, usize); 11] = [
+pub const ALL: [(&str, usize); 12] = [
     ("conv2d", std::mem::size_of::<Conv2dParams>()),
     ("pool2d", std::mem::size_of::<Pool2dParams>()),
     ("scan_pair", std::mem::size_of::<ScanPairParams>()),
@@ -273,4 +295,5 @@ pub const ALL: [(&str, usize); 11] = [
     ("label_colour", std::mem::size_of::<LabelColourParams>()),
     ("conv_transpose", std::mem::size_of::<ConvTransposeParams>()),
     ("crop", std::mem::size_of::<CropParams>()),
+    ("scan_step", std::mem::size_of::<ScanStepParams>()),
 ];

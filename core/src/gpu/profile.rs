@@ -8,7 +8,7 @@
 
 use super::context::GpuContext;
 use super::kernels::Kernel;
-use super::params::{Conv2dParams, ConvTransposeParams, KernelParams, ScanPairParams};
+use super::params::{Conv2dParams, ConvTransposeParams, KernelParams, ScanPairParams, ScanStepParams};
 
 /// The most dispatches timed in one forward pass (wgpu's largest query set holds 4,096
 /// timestamps); later ones are counted as untimed.
@@ -97,6 +97,12 @@ fn flops_of<P: KernelParams>(p: &P) -> Option<u64> {
             let across = if s.axis == 0 { s.height } else { s.width };
             let gates = if s.cell == 2 { 3 } else { 1 };
             Some(2 * n(s.batch) * n(across) * n(s.step_count) * 2 * n(s.hidden) * n(s.hidden) * gates)
+        }
+        Kernel::ScanStep => {
+            let s: ScanStepParams = bytemuck::pod_read_unaligned(bytes);
+            // Both directions, every sequence: a product with V (none at the first step).
+            let across = if s.axis == 0 { s.height } else { s.width };
+            Some(if s.step == 0 { 0 } else { 2 * n(s.batch) * n(across) * 2 * n(s.hidden) * n(s.hidden) })
         }
         _ => None,
     }
