@@ -1,6 +1,9 @@
 // Joins two NCHW maps of the same batch and size: the sum (mode 0), the mean (mode 1, the merge
 // of a pair inserted into a pre-trained convolution) or the concatenation along channels
-// (mode 2: a's channels, then b's). One invocation per output element.
+// (mode 2: a's channels, then b's). For gradients: a masked by b (mode 3: a where b > 0, else
+// 0: the ReLU's backward, b its output) and a slice of a's channels (mode 4: b_channels of
+// them from `offset` on: the concatenation's backward; b unread). One invocation per output
+// element.
 
 struct Params {
     batch: u32,
@@ -10,7 +13,8 @@ struct Params {
     // Positions per channel (H x W).
     plane: u32,
     mode: u32,
-    _a: u32,
+    // Mode 4: the first of a's channels taken.
+    offset: u32,
     _b: u32,
     _c: u32,
 }
@@ -38,7 +42,21 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
         return;
     }
+    if (p.mode == 4u) {
+        if (i >= p.batch * p.b_channels * p.plane) {
+            return;
+        }
+        let pos = i % p.plane;
+        let c = (i / p.plane) % p.b_channels;
+        let n = i / (p.plane * p.b_channels);
+        y[i] = a[(n * p.a_channels + p.offset + c) * p.plane + pos];
+        return;
+    }
     if (i >= p.batch * p.a_channels * p.plane) {
+        return;
+    }
+    if (p.mode == 3u) {
+        y[i] = select(0.0, a[i], b[i] > 0.0);
         return;
     }
     let s = a[i] + b[i];

@@ -5,6 +5,14 @@
 // of 16x16 invocations computes a 64x64 tile of y, each invocation 4x4 outputs; K is walked in
 // slices of 16 through two workgroup tiles. Also serves linear layers (a 1x1 convolution on
 // [B, C, 1, 1]: PyTorch's [OUT, IN] weight is the [M, K] matrix).
+//
+// With `backward` = 1 it computes a convolution's input gradient instead, the same product
+// with the roles turned: x is the gradient of the forward's output (`in_channels`, `height`,
+// `width` are its channels and size), y the gradient of its input (`out_channels`,
+// `out_height`, `out_width`), M = the forward's input channels, K = the forward's output
+// channels x k x k (the weight read transposed, W[co, ci, ky, kx] at (m = ci, k = (co, ky,
+// kx))), and the columns gather the output position each tap came from (none where the stride
+// skips it or it falls outside). No bias, no ReLU.
 
 struct Params {
     batch: u32,
@@ -20,6 +28,11 @@ struct Params {
     relu: u32,
     // Workgroups along N per row of the dispatch grid (N tiles are folded into y when > 65,535).
     n_groups_x: u32,
+    // 1: the input gradient (see above).
+    backward: u32,
+    _a: u32,
+    _b: u32,
+    _c: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -67,7 +80,13 @@ fn main(
             let wm = idx / TK;
             var wv = 0.0;
             if (m0 + wm < m_total && k0 + wk < k_total) {
-                wv = weight[(m0 + wm) * k_total + k0 + wk];
+                if (p.backward == 1u) {
+                    // k = (co, tap): W[co, m, tap].
+                    let kw = k0 + wk;
+                    wv = weight[((kw / kk2) * m_total + m0 + wm) * kk2 + kw % kk2];
+                } else {
+                    wv = weight[(m0 + wm) * k_total + k0 + wk];
+                }
             }
             w_tile[wk * TM + wm] = wv;
             // X: consecutive invocations read consecutive output positions.
@@ -82,10 +101,24 @@ fn main(
                 let kx = k % p.kernel;
                 let b = n / positions;
                 let pos = n % positions;
-                let iy = i32((pos / p.out_width) * p.stride + ky) - i32(p.pad);
-                let ix = i32((pos % p.out_width) * p.stride + kx) - i32(p.pad);
-                if (iy >= 0 && iy < i32(p.height) && ix >= 0 && ix < i32(p.width)) {
-                    xv = x[((b * p.in_channels + c) * p.height + u32(iy)) * p.width + u32(ix)];
+                if (p.backward == 1u) {
+                    // The forward output (oy, ox) whose tap (ky, kx) read input (ry, rx).
+                    let ty = i32(pos / p.out_width) + i32(p.pad) - i32(ky);
+                    let tx = i32(pos % p.out_width) + i32(p.pad) - i32(kx);
+                    let s = i32(p.stride);
+                    if (ty >= 0 && tx >= 0 && ty % s == 0 && tx % s == 0) {
+                        let oy = u32(ty / s);
+                        let ox = u32(tx / s);
+                        if (oy < p.height && ox < p.width) {
+                            xv = x[((b * p.in_channels + c) * p.height + oy) * p.width + ox];
+                        }
+                    }
+                } else {
+                    let iy = i32((pos / p.out_width) * p.stride + ky) - i32(p.pad);
+                    let ix = i32((pos % p.out_width) * p.stride + kx) - i32(p.pad);
+                    if (iy >= 0 && iy < i32(p.height) && ix >= 0 && ix < i32(p.width)) {
+                        xv = x[((b * p.in_channels + c) * p.height + u32(iy)) * p.width + u32(ix)];
+                    }
                 }
             }
             x_tile[xk * TN + xn] = xv;
@@ -116,7 +149,10 @@ fn main(
             if (n >= n_total) {
                 continue;
             }
-            var v = acc[i * 4u + j] + bias[m];
+            var v = acc[i * 4u + j];
+            if (p.backward == 0u) {
+                v += bias[m];
+            }
             if (p.relu != 0u) {
                 v = max(v, 0.0);
             }

@@ -18,6 +18,66 @@ use lrnn_core::train::Checkpoint;
 
 use crate::save_png;
 
+/// Where `lrnn probe erf` computes its gradients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeDevice {
+    /// A hardware GPU through wgpu when there is one, else the CPU.
+    Auto,
+    /// The candle CPU path.
+    Cpu,
+    /// wgpu on the best adapter, software ones included.
+    Wgpu,
+}
+
+/// The ERF through wgpu: the unit (its map's centre unless given), the map and the adapter's
+/// name; the reason when the GPU cannot (no adapter, only a software one for `auto`, an
+/// operation without a GPU gradient, a device error).
+fn gpu_erf(
+    model: &Model,
+    inputs: &[Tensor],
+    map: &str,
+    (channel, y, x): (usize, Option<usize>, Option<usize>),
+    mode: Mode,
+    any_adapter: bool,
+) -> Result<(lrnn_core::probe::erf::Erf, Unit, String), String> {
+    use lrnn_core::gpu::{Capture, GpuModel, GradientSeed};
+    let ctx = crate::open_gpu(any_adapter)?;
+    let mut gpu = GpuModel::upload(&ctx, model).map_err(|e| e.to_string())?;
+    // The map's size, for the default unit: one forward pass reading back only that map.
+    let names = [map];
+    let out = gpu
+        .forward(&ctx, &inputs[0], if map == "output" { Capture::Nothing } else { Capture::Only(&names) })
+        .map_err(|e| e.to_string())?;
+    let dims = match map {
+        "output" => out.output.dims().to_vec(),
+        _ => out
+            .captured
+            .iter()
+            .find(|(n, _)| n == map)
+            .map(|(_, t)| t.dims().to_vec())
+            .ok_or_else(|| format!("the model has no map named {map}"))?,
+    };
+    let (my, mx) = match dims.as_slice() {
+        [_, _, h, w] => (*h, *w),
+        _ => (1, 1),
+    };
+    let unit = Unit { channel, y: y.unwrap_or(my / 2), x: x.unwrap_or(mx / 2) };
+    let seed = GradientSeed { layer: map, channel: unit.channel, y: unit.y, x: unit.x };
+    // (the GPU's own message kept whole, not wrapped in candle's)
+    let mut failed = None;
+    let e = lrnn_core::probe::erf::erf_with(inputs, unit, mode, |input| {
+        match gpu.input_gradient(&ctx, input, &seed) {
+            Ok((g, shape)) => Ok((g, shape.to_vec())),
+            Err(e) => {
+                failed = Some(e.to_string());
+                Err(candle_core::Error::Msg("the GPU failed".into()))
+            }
+        }
+    });
+    let e = e.map_err(|e| failed.take().unwrap_or_else(|| e.to_string()))?;
+    Ok((e, unit, ctx.describe()))
+}
+
 /// Which model to probe.
 #[derive(Debug, clap::Args)]
 pub struct ModelArgs {
@@ -92,6 +152,12 @@ pub enum Probe {
         /// `abs`, `signed` or `relu`.
         #[arg(long, default_value = "abs")]
         mode: String,
+        /// Where the gradients are computed: `auto` (a hardware GPU through wgpu when there is
+        /// one and the model's operations have GPU gradients, else the CPU, saying why),
+        /// `wgpu` (any adapter, software ones included; the CPU if the GPU fails, saying why)
+        /// or `cpu`.
+        #[arg(long, value_enum, default_value_t = ProbeDevice::Auto)]
+        device: ProbeDevice,
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
@@ -251,7 +317,7 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
             write_activations(&model, &x, *max_channels, out)?;
             println!("({what}, {size}x{size} input)");
         }
-        Probe::Erf { model, image, random, size, map, channel, y, x, mode, out } => {
+        Probe::Erf { model, image, random, size, map, channel, y, x, mode, device, out } => {
             let seed = model.seed;
             let (model, what, mean) = load(model)?;
             let c = model.desc().in_channels();
@@ -278,13 +344,40 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
             let pick = |x: &Tensor, f: &mut lrnn_core::nn::Forward| -> candle_core::Result<Tensor> {
                 model.forward_map(x, map, f.backend).map_err(candle_core::Error::wrap)
             };
-            let shape = pick(&inputs[0], &mut lrnn_core::nn::Forward::eval())?.dims().to_vec();
-            let (my, mx) = match shape.as_slice() {
-                [_, _, h, w] => (*h, *w),
-                _ => (1, 1),
+            let on_cpu = || -> anyhow::Result<(lrnn_core::probe::erf::Erf, Unit)> {
+                let shape = pick(&inputs[0], &mut lrnn_core::nn::Forward::eval())?.dims().to_vec();
+                let (my, mx) = match shape.as_slice() {
+                    [_, _, h, w] => (*h, *w),
+                    _ => (1, 1),
+                };
+                let unit = Unit { channel: *channel, y: y.unwrap_or(my / 2), x: x.unwrap_or(mx / 2) };
+                Ok((erf(pick, &inputs, unit, mode)?, unit))
             };
-            let unit = Unit { channel: *channel, y: y.unwrap_or(my / 2), x: x.unwrap_or(mx / 2) };
-            let e = erf(pick, &inputs, unit, mode)?;
+            let (e, unit) = match *device {
+                ProbeDevice::Cpu => {
+                    println!("device: CPU");
+                    on_cpu()?
+                }
+                ProbeDevice::Auto | ProbeDevice::Wgpu => {
+                    match gpu_erf(
+                        &model,
+                        &inputs,
+                        map,
+                        (*channel, *y, *x),
+                        mode,
+                        *device == ProbeDevice::Wgpu,
+                    ) {
+                        Ok((e, unit, adapter)) => {
+                            println!("device: {adapter} through wgpu");
+                            (e, unit)
+                        }
+                        Err(reason) => {
+                            println!("device: CPU ({reason})");
+                            on_cpu()?
+                        }
+                    }
+                }
+            };
             std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
             let scale = (256 / e.width.max(1)).max(1) as u32;
             save_png(&heatmap(&e.map, e.height, e.width, mode == Mode::Signed, scale), &out.join("erf.png"))?;

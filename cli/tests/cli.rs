@@ -380,6 +380,47 @@ fn insert_then_probe_activations_of_the_inserted_model() {
 }
 
 #[test]
+fn probe_erf_on_wgpu_gives_the_cpus_map_and_falls_back_with_the_reason() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/models/context-lrnn-finetuned");
+    let erf = |device: &str, map: &str, env: &[(&str, &str)]| {
+        let out = tmp(&format!("erf-{device}-{map}-{}", env.len()));
+        let o = Command::new(env!("CARGO_BIN_EXE_lrnn"))
+            .args(["probe", "erf", "--run", s(&model), "--map", map, "--random", "3", "--device", device])
+            .args(["--out", s(&out)])
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let said = String::from_utf8_lossy(&o.stdout).into_owned();
+        let map: Vec<f32> = std::fs::read_to_string(out.join("erf.csv"))
+            .unwrap()
+            .lines()
+            .flat_map(|l| l.split(',').map(|v| v.parse::<f32>().unwrap()).collect::<Vec<_>>())
+            .collect();
+        (said, map)
+    };
+    for layer in ["conv6", "conv3"] {
+        let (said, cpu) = erf("cpu", layer, &[]);
+        assert!(said.contains("device: CPU\n"), "{said}");
+        let (said, gpu) = erf("wgpu", layer, &[]);
+        let require = std::env::var("LRNN_REQUIRE_GPU").is_ok_and(|v| v == "1");
+        if said.contains("device: CPU (") && !require {
+            eprintln!("no GPU adapter: only the fall-back was checked: {said}");
+            return;
+        }
+        assert!(said.contains("through wgpu"), "{said}");
+        assert_eq!(cpu.len(), gpu.len());
+        // Both maps peak at 1: within 1e-4 of the peak everywhere.
+        let worst = cpu.iter().zip(&gpu).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst < 1e-4, "{layer}: the ERFs differ by {worst}");
+        assert!(cpu.contains(&1.0));
+    }
+    // No adapter: the CPU, with the reason.
+    let (said, _) = erf("wgpu", "conv6", &[("WGPU_BACKEND", "metal")]);
+    assert!(said.contains("device: CPU (") && said.contains("no GPU adapter found"), "{said}");
+}
+
+#[test]
 fn run_on_wgpu_matches_the_cpu_and_falls_back_with_a_message() {
     // A CIFAR network: BatchNorm, LayerNorm scans, concat fusions.
     let desc = tmp("gpu.json");

@@ -17,7 +17,7 @@ mod bundled;
 
 use candle_core::{DType, Device, Tensor};
 use lrnn_core::gpu::kernels::SHADERS;
-use lrnn_core::gpu::{Capture, GpuContext, GpuModel, ScanMode};
+use lrnn_core::gpu::{Capture, GpuContext, GpuModel, GradientSeed, ScanMode};
 use lrnn_core::models::convnet::{ConvNetConfig, Insertion, LayerSpec};
 use lrnn_core::models::fcn::{FcnConfig, Variant};
 use lrnn_core::models::Model;
@@ -201,6 +201,92 @@ fn vanilla_pairs_run_per_step_or_per_sequence_with_the_same_maps_as_the_cpu() {
         let e = relative_error(&outputs[1], &outputs[0]);
         assert!(e < 1e-5, "hidden {hidden}: per step and per sequence differ by {e:e}");
     }
+}
+
+/// The GPU's input gradient of one unit of `layer` against candle's autograd on the CPU.
+fn check_gradient(ctx: &GpuContext, gpu: &mut GpuModel, model: &Model, x: &Tensor, layer: &str) -> f32 {
+    let var = candle_core::Var::from_tensor(x).unwrap();
+    let map = model.forward_map(var.as_tensor(), layer, ScanBackend::Auto).unwrap();
+    let (b, c, h, w) = map.dims4().unwrap();
+    // The first image's most active unit (a unit after a ReLU may be dead, and have none).
+    let first: Vec<f32> = map.get(0).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let best = (0..first.len()).fold(0, |m, i| if first[i] > first[m] { i } else { m });
+    let (channel, y, xx) = (best / (h * w), (best / w) % h, best % w);
+    let mut mask = vec![0f32; b * c * h * w];
+    for i in 0..b {
+        mask[((i * c + channel) * h + y) * w + xx] = 1.0;
+    }
+    let mask = Tensor::from_vec(mask, (b, c, h, w), &Device::Cpu).unwrap();
+    let grads = (map * mask).unwrap().sum_all().unwrap().backward().unwrap();
+    let cpu = grads.get(var.as_tensor()).unwrap().clone();
+    let seed = GradientSeed { layer, channel, y, x: xx };
+    let (got, shape) = gpu.input_gradient(ctx, x, &seed).unwrap();
+    assert_eq!(shape, [b, c, h, w], "{layer}: the seed's map");
+    assert_eq!(got.dims(), x.dims());
+    let e = relative_error(&got, &cpu);
+    let peak = cpu.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(peak > 0.0, "{layer}: the unit depends on the input");
+    assert!(
+        e < 1e-4,
+        "{}: gradient of {layer}[{channel}, {y}, {xx}] differs by {e:e}",
+        model.desc().display_name()
+    );
+    e
+}
+
+#[test]
+fn input_gradients_on_the_gpu_match_the_cpu() {
+    let Some(ctx) = context() else { return };
+    // The bundled context networks (convolutions, max pooling, inserted vanilla pairs merged by
+    // the mean), every layer.
+    for name in ["context-lrnn", "context-lrnn-finetuned", "context-cnn"] {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/models").join(name);
+        let (model, _) = Checkpoint::open(&dir, &Device::Cpu).and_then(Checkpoint::into_run).unwrap();
+        let x = (randn((2, 1, 48, 40)) * 50.0).unwrap();
+        let mut gpu = GpuModel::upload(&ctx, &model).unwrap();
+        let layers: Vec<String> =
+            gpu.forward(&ctx, &x, Capture::All).unwrap().captured.into_iter().map(|(n, _)| n).collect();
+        let mut worst = 0f32;
+        for layer in layers
+            .iter()
+            .filter(|l| !l.contains(".lr") && !l.contains(".rl") && !l.contains(".tb") && !l.contains(".bt"))
+        {
+            worst = worst.max(check_gradient(&ctx, &mut gpu, &model, &x, layer));
+        }
+        eprintln!("{name}: {} layers, worst {worst:.1e}", layers.len());
+    }
+    // Lone vanilla modules with their own projections: both merges that need a split or a
+    // factor, narrow and wide states, more than 64 sequences.
+    for (i, (hidden, merge, shape)) in [
+        (70, Merge::Concat, (2, 5, 7, 11)),
+        (130, Merge::Mean, (1, 3, 70, 4)),
+        (40, Merge::Sum, (1, 2, 1, 6)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let cfg = LayerRnnConfig { in_channels: shape.1, hidden, cell: Cell::Vanilla, merge };
+        let model = seeded(ModelDesc::Lrnn(cfg), 70 + i as u64);
+        let x = randn(shape);
+        let mut gpu = GpuModel::upload(&ctx, &model).unwrap();
+        let layers: Vec<String> =
+            gpu.forward(&ctx, &x, Capture::All).unwrap().captured.into_iter().map(|(n, _)| n).collect();
+        assert!(layers.len() >= 4, "{layers:?}");
+        check_gradient(&ctx, &mut gpu, &model, &x, "output");
+    }
+    // What has no GPU gradient yet is refused by name, not computed wrongly.
+    let cfg = LayerRnnConfig { in_channels: 3, hidden: 8, cell: Cell::Gru, merge: Merge::Sum };
+    let model = seeded(ModelDesc::Lrnn(cfg), 80);
+    let x = randn((1, 3, 4, 5));
+    let mut gpu = GpuModel::upload(&ctx, &model).unwrap();
+    let layers: Vec<String> =
+        gpu.forward(&ctx, &x, Capture::All).unwrap().captured.into_iter().map(|(n, _)| n).collect();
+    assert!(!layers.is_empty());
+    let seed = GradientSeed { layer: "output", channel: 0, y: 1, x: 1 };
+    let e = gpu.input_gradient(&ctx, &x, &seed).unwrap_err().to_string();
+    assert!(e.contains("gru") || e.contains("GRU"), "{e}");
+    let seed = GradientSeed { layer: "no-such-layer", channel: 0, y: 0, x: 0 };
+    assert!(gpu.input_gradient(&ctx, &x, &seed).unwrap_err().to_string().contains("no-such-layer"));
 }
 
 #[test]

@@ -19,7 +19,8 @@ use super::context::GpuContext;
 use super::kernels::{fold, groups_for, submit_and_read, MAX_HIDDEN};
 use super::params::{
     AffineParams, CombineParams, Conv2dParams, ConvTransposeParams, CropParams, GlobalPoolParams,
-    KernelParams, LabelColourParams, Pool2dParams, ScanPairParams, ScanStepParams, UpsampleParams,
+    KernelParams, LabelColourParams, Pool2dBackwardParams, Pool2dParams, ScanPairParams,
+    ScanStepBackwardParams, ScanStepParams, UpsampleParams,
 };
 use super::profile::{Profiler, Report};
 use crate::error::{Error, Result};
@@ -490,6 +491,10 @@ struct Pass<'a> {
     profiler: Option<Profiler>,
     /// How pairs' scans run.
     scan: ScanMode,
+    /// Each pair's projection and hidden states by prefix (for a backward pass).
+    pairs: BTreeMap<String, [Map; 3]>,
+    /// The shape of the map a backward pass started from.
+    seed_shape: Option<[usize; 4]>,
 }
 
 impl Pass<'_> {
@@ -553,6 +558,7 @@ impl Pass<'_> {
             out_width: u(ow),
             relu: u32::from(relu),
             n_groups_x: gx,
+            ..Default::default()
         };
         let groups = (gx, gy, u(c.cout.div_ceil(64)));
         self.dispatch(&params, &[&x.buf, &c.weight, &c.bias, &out.buf], groups);
@@ -799,12 +805,276 @@ impl Pass<'_> {
         }
         self.record(&da, &ha);
         self.record(&db, &hb);
+        self.pairs.insert(format!("{prefix} {tag}"), [xi.clone(), ha.clone(), hb.clone()]);
         let mode = match merge {
             Merge::Sum => Combine::Sum,
             Merge::Mean => Combine::Mean,
             Merge::Concat => Combine::Concat,
         };
         self.combine(&format!("{prefix} {tag} merged"), &ha, &hb, mode)
+    }
+}
+
+/// The unit whose gradient with respect to the input a backward pass computes: channel
+/// `channel` at `(y, x)` of the map a step captures as `layer` (or of the model's `output`
+/// map), in every image of the batch.
+#[derive(Debug, Clone, Copy)]
+pub struct GradientSeed<'s> {
+    /// The captured map (a layer's name, as in [`Capture`]).
+    pub layer: &'s str,
+    /// Channel.
+    pub channel: usize,
+    /// Row.
+    pub y: usize,
+    /// Column.
+    pub x: usize,
+}
+
+/// Walks the recorded steps backwards from the seed's step to the input: each step's output
+/// gradient becomes its inputs' (summed where a value feeds several steps). The input's
+/// gradient `[B, C, H, W]`.
+fn backward(
+    pass: &mut Pass<'_>,
+    steps: &[Step],
+    maps: &[Option<Map>],
+    seed: &GradientSeed<'_>,
+) -> Result<Map> {
+    let last = match seed.layer {
+        "output" => steps.len().checked_sub(1),
+        layer => steps.iter().position(|s| s.capture.as_deref() == Some(layer)),
+    }
+    .ok_or_else(|| Error::Gpu(format!("no layer named {} to take a gradient of", seed.layer)))?;
+    let target =
+        maps[steps[last].out].clone().ok_or_else(|| Error::Gpu(format!("{}: not computed", seed.layer)))?;
+    let [b, c, h, w] = target.shape;
+    pass.seed_shape = Some(target.shape);
+    if seed.channel >= c || seed.y >= h || seed.x >= w {
+        return Err(Error::Gpu(format!(
+            "{}: unit ({}, {}, {}) is outside its {c}x{h}x{w} map",
+            seed.layer, seed.channel, seed.y, seed.x
+        )));
+    }
+    let mut one_hot = vec![0f32; target.len()];
+    for image in 0..b {
+        one_hot[((image * c + seed.channel) * h + seed.y) * w + seed.x] = 1.0;
+    }
+    let start = pass.map("grad seed", target.shape)?;
+    pass.ctx.queue.write_buffer(&start.buf, 0, &floats_to_bytes(&one_hot));
+    let mut grads: Vec<Option<Map>> = vec![None; maps.len()];
+    grads[steps[last].out] = Some(start);
+    for step in steps[..=last].iter().rev() {
+        let Some(g) = grads[step.out].take() else { continue };
+        let name = format!("{} grad", step.label);
+        let arg = |k: usize| -> Result<Map> {
+            step.inputs
+                .get(k)
+                .and_then(|&v| maps.get(v).cloned().flatten())
+                .ok_or_else(|| Error::Gpu(format!("{}: reads a value not computed", step.label)))
+        };
+        let out =
+            || maps[step.out].clone().ok_or_else(|| Error::Gpu(format!("{}: not computed", step.label)));
+        let inputs: Vec<Map> = match &step.kind {
+            Kind::Conv { conv, relu } => {
+                let g = if *relu { pass.relu_backward(&format!("{name} relu"), &g, &out()?)? } else { g };
+                vec![pass.conv_backward(&name, &g, conv, arg(0)?.shape)?]
+            }
+            Kind::MaxPool => vec![pass.pool_backward(&name, &arg(0)?, &g, false)?],
+            Kind::MaxPoolCeil => vec![pass.pool_backward(&name, &arg(0)?, &g, true)?],
+            Kind::Pair { pair, merge, prefix } => {
+                vec![pass.pair_backward(prefix, &g, pair, *merge, arg(0)?.shape)?]
+            }
+            Kind::Combine(Combine::Sum) => vec![g.clone(), g],
+            Kind::Combine(Combine::Concat) => {
+                let ca = arg(0)?.shape[1];
+                let cb = arg(1)?.shape[1];
+                vec![
+                    pass.channels(&format!("{name} a"), &g, 0, ca)?,
+                    pass.channels(&format!("{name} b"), &g, ca, cb)?,
+                ]
+            }
+            Kind::Identity => vec![g],
+            other => {
+                let what = match other {
+                    Kind::Affine { .. } => "a per-channel scale and shift (BatchNorm)",
+                    Kind::GlobalPool(_) => "global pooling",
+                    Kind::Upsample { .. } => "bilinear upsampling",
+                    Kind::ConvTranspose { .. } => "a transposed convolution",
+                    Kind::Crop(_) => "a crop",
+                    Kind::Combine(_) => "a mean of two maps",
+                    _ => "this operation",
+                };
+                let at = step.capture.as_deref().map_or(String::new(), |c| format!(" (at {c})"));
+                return Err(Error::Gpu(format!(
+                    "the gradient of {what}{at} is not on the GPU yet (convolutions, ReLU, max \
+                     pooling, vanilla pairs, sums and concatenations are)"
+                )));
+            }
+        };
+        for (k, gi) in inputs.into_iter().enumerate() {
+            let v = step.inputs[k];
+            grads[v] = Some(match grads[v].take() {
+                Some(previous) => pass.combine(&format!("{name} sum {k}"), &previous, &gi, Combine::Sum)?,
+                None => gi,
+            });
+        }
+    }
+    grads[0].take().ok_or_else(|| Error::Gpu(format!("{} does not depend on the input", seed.layer)))
+}
+
+impl Pass<'_> {
+    /// `g` where `y > 0`, else 0: a ReLU's backward (`y` its output).
+    fn relu_backward(&mut self, name: &str, g: &Map, y: &Map) -> Result<Map> {
+        let [n, c, h, w] = g.shape;
+        let out = self.map(name, g.shape)?;
+        let params = CombineParams {
+            batch: u(n),
+            a_channels: u(c),
+            b_channels: u(c),
+            plane: u(h * w),
+            mode: 3,
+            ..Default::default()
+        };
+        self.dispatch(&params, &[&g.buf, &y.buf, &out.buf], groups_for(out.len()));
+        Ok(out)
+    }
+
+    /// `count` channels of `g` from `offset` on.
+    fn channels(&mut self, name: &str, g: &Map, offset: usize, count: usize) -> Result<Map> {
+        let [n, c, h, w] = g.shape;
+        let out = self.map(name, [n, count, h, w])?;
+        let params = CombineParams {
+            batch: u(n),
+            a_channels: u(c),
+            b_channels: u(count),
+            plane: u(h * w),
+            mode: 4,
+            offset: u(offset),
+            ..Default::default()
+        };
+        self.dispatch(&params, &[&g.buf, &g.buf, &out.buf], groups_for(out.len()));
+        Ok(out)
+    }
+
+    /// The gradient of a convolution's input (of shape `input`) from its output's `g`.
+    fn conv_backward(&mut self, name: &str, g: &Map, c: &ConvW, input: [usize; 4]) -> Result<Map> {
+        let [b, cout, oh, ow] = g.shape;
+        let [_, cin, h, w] = input;
+        if cout != c.cout || cin != c.cin {
+            return Err(Error::Gpu(format!(
+                "{name}: a gradient of {cout} channels for a {}-channel layer",
+                c.cout
+            )));
+        }
+        let out = self.map(name, input)?;
+        let (gx, gy) = fold((b * h * w).div_ceil(64));
+        let params = Conv2dParams {
+            batch: u(b),
+            in_channels: u(cout),
+            height: u(oh),
+            width: u(ow),
+            out_channels: u(cin),
+            kernel: u(c.kernel),
+            pad: u(c.pad),
+            stride: u(c.stride),
+            out_height: u(h),
+            out_width: u(w),
+            relu: 0,
+            n_groups_x: gx,
+            backward: 1,
+            ..Default::default()
+        };
+        self.dispatch(&params, &[&g.buf, &c.weight, &c.bias, &out.buf], (gx, gy, u(cin.div_ceil(64))));
+        Ok(out)
+    }
+
+    /// The gradient of 2x2 max pooling's input `x` from its output's `g`.
+    fn pool_backward(&mut self, name: &str, x: &Map, g: &Map, ceil: bool) -> Result<Map> {
+        let [b, c, h, w] = x.shape;
+        let out = self.map(name, x.shape)?;
+        let params = Pool2dBackwardParams {
+            planes: u(b * c),
+            height: u(h),
+            width: u(w),
+            kernel: 2,
+            ceil: u32::from(ceil),
+            ..Default::default()
+        };
+        self.dispatch(&params, &[&x.buf, &g.buf, &out.buf], groups_for(out.len()));
+        Ok(out)
+    }
+
+    /// The gradient of a vanilla pair's input (of shape `input`) from its merged output's `g`:
+    /// both directions walked back through time, then through the projection (its own) or
+    /// summed (a shared one: the pair's input is the projection).
+    fn pair_backward(
+        &mut self,
+        prefix: &str,
+        g: &Map,
+        pair: &PairW,
+        merge: Merge,
+        input: [usize; 4],
+    ) -> Result<Map> {
+        if pair.cell != Cell::Vanilla {
+            return Err(Error::Gpu(format!(
+                "{prefix}: gradients of {} pairs are not on the GPU yet (vanilla pairs are)",
+                pair.cell.name()
+            )));
+        }
+        // (a lone module's two pairs share the empty prefix: the axis tells them apart)
+        let key = match pair.axis {
+            Axis::Horizontal => format!("{prefix} h"),
+            Axis::Vertical => format!("{prefix} v"),
+        };
+        let prefix = key.as_str();
+        let [xi, ha, hb] = self
+            .pairs
+            .get(prefix)
+            .cloned()
+            .ok_or_else(|| Error::Gpu(format!("{prefix}: the pair's forward states are missing")))?;
+        let d = pair.hidden;
+        let [b, _, h, w] = ha.shape;
+        let vertical = pair.axis == Axis::Vertical;
+        let (sequences, steps) = if vertical { (b * w, h) } else { (b * h, w) };
+        let (scale, g_offset) = match merge {
+            Merge::Sum => (1.0f32, 0),
+            Merge::Mean => (0.5, 0),
+            Merge::Concat => (1.0, d),
+        };
+        let da = self.map(&format!("{prefix} grad a"), ha.shape)?;
+        let db = self.map(&format!("{prefix} grad b"), hb.shape)?;
+        let groups = (u(d.div_ceil(64)), u(sequences.div_ceil(64)), 2);
+        if groups.1 > self.ctx.device.limits().max_compute_workgroups_per_dimension {
+            return Err(Error::Gpu(format!("{prefix}: {sequences} sequences are too many for one dispatch")));
+        }
+        for step in (0..steps).rev() {
+            let params = ScanStepBackwardParams {
+                batch: u(b),
+                hidden: u(d),
+                height: u(h),
+                width: u(w),
+                axis: u32::from(vertical),
+                g_channels: u(g.shape[1]),
+                g_offset: u(g_offset),
+                step: u(step),
+                scale_bits: scale.to_bits(),
+                ..Default::default()
+            };
+            self.dispatch(&params, &[&g.buf, &pair.vt, &ha.buf, &hb.buf, &da.buf, &db.buf], groups);
+        }
+        match &pair.proj {
+            // Both directions' projections stacked along channels: their gradients likewise.
+            Some(u) => {
+                let dxi = self.combine(&format!("{prefix} grad xi"), &da, &db, Combine::Concat)?;
+                if dxi.shape != xi.shape {
+                    return Err(Error::Gpu(format!(
+                        "{prefix}: projection gradient {:?} for {:?}",
+                        dxi.shape, xi.shape
+                    )));
+                }
+                self.conv_backward(&format!("{prefix} grad U"), &dxi, u, input)
+            }
+            None => self.combine(&format!("{prefix} grad xi"), &da, &db, Combine::Sum),
+        }
     }
 }
 
@@ -856,6 +1126,27 @@ impl GpuModel {
         self.profiling = on;
     }
 
+    /// The gradient of `seed`'s unit (in every image) with respect to the input `x`
+    /// (`[B, C, H, W]`, as `x`): one forward pass up to the seed's layer, then its backward, in
+    /// one command buffer. Models of convolutions (with ReLU), max pooling, vanilla pairs, sums
+    /// and concatenations; any other operation on the way is refused by name.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] for a layer the model does not capture, a unit outside its map, an
+    /// operation without a GPU gradient, or a device error.
+    pub fn input_gradient(
+        &mut self,
+        ctx: &GpuContext,
+        x: &Tensor,
+        seed: &GradientSeed<'_>,
+    ) -> Result<(Tensor, [usize; 4])> {
+        let scopes = ctx.error_scopes();
+        let (mut pass, gradient) = self.record(ctx, x, Capture::Nothing, Some(seed))?;
+        drop(pass.profiler.take());
+        let shape = pass.seed_shape.take().unwrap_or_default();
+        Ok((read_maps(ctx, pass.encoder, vec![("gradient".into(), gradient)], scopes)?.remove(0).1, shape))
+    }
+
     /// How the following forward passes run pairs' scans (results agree within rounding).
     pub fn set_scan_mode(&mut self, mode: ScanMode) {
         self.scan = mode;
@@ -881,6 +1172,7 @@ impl GpuModel {
         ctx: &'a GpuContext,
         x: &Tensor,
         capture: Capture<'a>,
+        seed: Option<&GradientSeed<'_>>,
     ) -> Result<(Pass<'a>, Map)> {
         ctx.check_alive()?;
         let (b, c, h, w) = x.dims4()?;
@@ -902,6 +1194,8 @@ impl GpuModel {
             captured: Vec::new(),
             profiler: if self.profiling { Profiler::new(ctx) } else { None },
             scan: self.scan,
+            pairs: BTreeMap::new(),
+            seed_shape: None,
         };
         let input = pass.map("input", [b, c, h, w])?;
         ctx.queue.write_buffer(&input.buf, 0, &floats_to_bytes(&values(x)?));
@@ -950,6 +1244,13 @@ impl GpuModel {
                 pass.record(c, &y);
             }
             maps[step.out] = Some(y);
+            if seed.is_some_and(|s| step.capture.as_deref() == Some(s.layer)) {
+                break;
+            }
+        }
+        if let Some(seed) = seed {
+            let gradient = backward(&mut pass, &self.steps, &maps, seed)?;
+            return Ok((pass, gradient));
         }
         let out = maps
             .pop()
@@ -966,7 +1267,7 @@ impl GpuModel {
     /// device reports an error or is lost.
     pub fn forward(&mut self, ctx: &GpuContext, x: &Tensor, capture: Capture) -> Result<GpuOutput> {
         let scopes = ctx.error_scopes();
-        let (mut pass, out) = self.record(ctx, x, capture)?;
+        let (mut pass, out) = self.record(ctx, x, capture, None)?;
         let mut wanted: Vec<(String, Map)> = vec![("output".into(), out)];
         let profiler = pass.profiler.take();
         let stamps = profiler.as_ref().map(|p| p.resolve(ctx, &mut pass.encoder));
@@ -1019,7 +1320,7 @@ impl GpuModel {
             }
         };
         let scopes = ctx.error_scopes();
-        let (mut pass, scores) = self.record(ctx, x, Capture::Nothing)?;
+        let (mut pass, scores) = self.record(ctx, x, Capture::Nothing, None)?;
         let plane = h * w;
         let photo_buf = pass.buffer("photo", plane)?;
         if let Some(photo) = photo {
@@ -1105,6 +1406,8 @@ fn run_one(ctx: &GpuContext, x: &Tensor, op: impl FnOnce(&mut Pass, &Map) -> Res
         captured: Vec::new(),
         profiler: None,
         scan: ScanMode::Auto,
+        pairs: BTreeMap::new(),
+        seed_shape: None,
     };
     let input = pass.map("input", [b, c, h, w])?;
     ctx.queue.write_buffer(&input.buf, 0, &floats_to_bytes(&values(x)?));

@@ -8,7 +8,7 @@ use super::params::KernelParams;
 use crate::error::{Error, Result};
 
 /// The shaders' sources by name, as embedded.
-pub const SHADERS: [(&str, &str); 12] = [
+pub const SHADERS: [(&str, &str); 14] = [
     ("conv2d", include_str!("../../../shaders/conv2d.wgsl")),
     ("pool2d", include_str!("../../../shaders/pool2d.wgsl")),
     ("scan_pair", include_str!("../../../shaders/scan_pair.wgsl")),
@@ -21,6 +21,8 @@ pub const SHADERS: [(&str, &str); 12] = [
     ("conv_transpose", include_str!("../../../shaders/conv_transpose.wgsl")),
     ("crop", include_str!("../../../shaders/crop.wgsl")),
     ("scan_step", include_str!("../../../shaders/scan_step.wgsl")),
+    ("pool2d_backward", include_str!("../../../shaders/pool2d_backward.wgsl")),
+    ("scan_step_backward", include_str!("../../../shaders/scan_step_backward.wgsl")),
 ];
 
 /// The kernels, in the order of [`SHADERS`].
@@ -50,6 +52,10 @@ pub enum Kernel {
     Crop,
     /// `scan_step.wgsl`
     ScanStep,
+    /// `pool2d_backward.wgsl`
+    Pool2dBackward,
+    /// `scan_step_backward.wgsl`
+    ScanStepBackward,
 }
 
 /// The largest hidden size the scan kernel holds in workgroup memory.

@@ -13,5 +13,6 @@ pub mod profile;
 pub use colour::paint;
 pub use context::GpuContext;
 pub use executor::{
-    conv2d, pool2d, upsample, Capture, GpuModel, GpuOutput, GpuSegmentation, ScanMode, STEP_SCAN_HIDDEN,
+    conv2d, pool2d, upsample, Capture, GpuModel, GpuOutput, GpuSegmentation, GradientSeed, ScanMode,
+    STEP_SCAN_HIDDEN,
 };

@@ -53,6 +53,15 @@ params!(
         relu: u32,
         /// Workgroups along the output positions per row of the dispatch grid.
         n_groups_x: u32,
+        /// 1: the input gradient of the convolution (the fields then describe the backward
+        /// product: `in_*` the output gradient, `out_*` the input gradient).
+        backward: u32,
+        /// Padding to 16 bytes.
+        _a: u32,
+        /// Padding to 16 bytes.
+        _b: u32,
+        /// Padding to 16 bytes.
+        _c: u32,
     }
 );
 
@@ -183,6 +192,58 @@ params!(
 );
 
 params!(
+    /// `pool2d_backward.wgsl`: the gradient of max pooling over non-overlapping windows.
+    Pool2dBackwardParams => Pool2dBackward {
+        /// Images x channels.
+        planes: u32,
+        /// The forward's input height.
+        height: u32,
+        /// The forward's input width.
+        width: u32,
+        /// Window side and stride.
+        kernel: u32,
+        /// 1: Caffe's ceil mode.
+        ceil: u32,
+        /// Padding to 16 bytes.
+        _a: u32,
+        /// Padding to 16 bytes.
+        _b: u32,
+        /// Padding to 16 bytes.
+        _c: u32,
+    }
+);
+
+params!(
+    /// `scan_step_backward.wgsl`: one step of a vanilla pair's gradient, both directions.
+    ScanStepBackwardParams => ScanStepBackward {
+        /// Images.
+        batch: u32,
+        /// Hidden size.
+        hidden: u32,
+        /// Map height.
+        height: u32,
+        /// Map width.
+        width: u32,
+        /// 0: horizontal, 1: vertical.
+        axis: u32,
+        /// Channels of the merged output's gradient.
+        g_channels: u32,
+        /// Where direction 1's channels start in it.
+        g_offset: u32,
+        /// The step this dispatch computes.
+        step: u32,
+        /// The merge's factor on the gradient, as f32 bits.
+        scale_bits: u32,
+        /// Padding to 16 bytes.
+        _a: u32,
+        /// Padding to 16 bytes.
+        _b: u32,
+        /// Padding to 16 bytes.
+        _c: u32,
+    }
+);
+
+params!(
     /// `combine.wgsl`: a sum, mean or concatenation of two maps.
     CombineParams => Combine {
         /// Images.
@@ -193,10 +254,11 @@ params!(
         b_channels: u32,
         /// Positions per channel.
         plane: u32,
-        /// 0: sum, 1: mean, 2: concatenation.
+        /// 0: sum, 1: mean, 2: concatenation, 3: `a` where `b > 0`, 4: `b_channels` of `a`'s
+        /// channels from `offset` on.
         mode: u32,
-        /// Padding to 16 bytes.
-        _a: u32,
+        /// Mode 4: the first channel taken.
+        offset: u32,
         /// Padding to 16 bytes.
         _b: u32,
         /// Padding to 16 bytes.
@@ -283,7 +345,7 @@ params!(
 );
 
 /// Every parameter block with its shader's name and size in bytes (for the layout test).
-pub const ALL: [(&str, usize); 12] = [
+pub const ALL: [(&str, usize); 14] = [
     ("conv2d", std::mem::size_of::<Conv2dParams>()),
     ("pool2d", std::mem::size_of::<Pool2dParams>()),
     ("scan_pair", std::mem::size_of::<ScanPairParams>()),
@@ -296,4 +358,6 @@ pub const ALL: [(&str, usize); 12] = [
     ("conv_transpose", std::mem::size_of::<ConvTransposeParams>()),
     ("crop", std::mem::size_of::<CropParams>()),
     ("scan_step", std::mem::size_of::<ScanStepParams>()),
+    ("pool2d_backward", std::mem::size_of::<Pool2dBackwardParams>()),
+    ("scan_step_backward", std::mem::size_of::<ScanStepBackwardParams>()),
 ];

@@ -53,35 +53,47 @@ pub fn erf<F>(target: F, inputs: &[Tensor], unit: Unit, mode: Mode) -> Result<Er
 where
     F: Fn(&Tensor, &mut Forward) -> Result<Tensor>,
 {
+    erf_with(inputs, unit, mode, |input| {
+        let x = Var::from_tensor(&input.to_dtype(DType::F32)?)?;
+        let map = target(x.as_tensor(), &mut Forward::eval())?;
+        let mask = one_hot(&map, unit)?;
+        let dims = map.dims().to_vec();
+        let grads = (map * mask)?.sum_all()?.backward()?;
+        let Some(g) = grads.get(x.as_tensor()) else {
+            candle_core::bail!("erf: the unit does not depend on the input")
+        };
+        Ok((g.clone(), dims))
+    })
+}
+
+/// [`erf`] from any source of gradients: `gradient(input)` gives the gradient of the unit (in
+/// every image) with respect to `input`, and the dimensions of the unit's map (`[B, C, H, W]`,
+/// or `[B, C]`). The GPU's backward pass is one such source.
+///
+/// # Errors
+/// What `gradient` returns; no inputs.
+pub fn erf_with<G>(inputs: &[Tensor], unit: Unit, mode: Mode, mut gradient: G) -> Result<Erf>
+where
+    G: FnMut(&Tensor) -> Result<(Tensor, Vec<usize>)>,
+{
     let Some(first) = inputs.first() else { candle_core::bail!("erf: no inputs") };
     let (_, _, h, w) = first.dims4()?;
     let mut acc = vec![0f64; h * w];
     let mut centre = (0.0, 0.0);
     for input in inputs {
-        let x = Var::from_tensor(&input.to_dtype(DType::F32)?)?;
-        let map = target(x.as_tensor(), &mut Forward::eval())?;
-        let mask = one_hot(&map, unit)?;
-        centre = match map.rank() {
-            4 => {
-                let (_, _, mh, mw) = map.dims4()?;
-                (
-                    (unit.y as f32 + 0.5) * h as f32 / mh as f32 - 0.5,
-                    (unit.x as f32 + 0.5) * w as f32 / mw as f32 - 0.5,
-                )
-            }
+        let (g, dims) = gradient(input)?;
+        centre = match *dims.as_slice() {
+            [_, _, mh, mw] => (
+                (unit.y as f32 + 0.5) * h as f32 / mh as f32 - 0.5,
+                (unit.x as f32 + 0.5) * w as f32 / mw as f32 - 0.5,
+            ),
             _ => ((h as f32 - 1.0) / 2.0, (w as f32 - 1.0) / 2.0),
         };
-        let grads = (map * mask)?.sum_all()?.backward()?;
-        let Some(g) = grads.get(x.as_tensor()) else {
-            candle_core::bail!("erf: the unit does not depend on the input")
-        };
         let g = match mode {
-            Mode::Signed => g.clone(),
+            Mode::Signed => g,
             Mode::Abs => g.abs()?,
             Mode::Relu => g.relu()?,
         };
-        // Sum over the batch and the input channels (the average differs by a factor the
-        // normalisation removes).
         let summed: Vec<f32> = g.sum(0)?.sum(0)?.flatten_all()?.to_vec1()?;
         for (a, v) in acc.iter_mut().zip(summed) {
             *a += f64::from(v);
