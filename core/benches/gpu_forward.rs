@@ -85,6 +85,31 @@ fn scan_modes(ctx: &GpuContext, runs: usize) {
     }
 }
 
+/// One ERF of FCN-8s-LRNN (the class-0 score of the centre pixel, one image) through wgpu's
+/// backward pass next to the CPU's autograd, and their largest difference relative to the
+/// gradient's peak.
+fn erf_timing(ctx: &GpuContext, model: &Model, x: &Tensor, runs: usize) {
+    use lrnn_core::gpu::GradientSeed;
+    let (_, _, h, w) = x.dims4().unwrap();
+    let seed = GradientSeed { layer: "output", channel: 0, y: h / 2, x: w / 2 };
+    let mut gpu = GpuModel::upload(ctx, model).unwrap();
+    let gpu_ms = time_ms(runs, || {
+        gpu.input_gradient(ctx, x, &seed).unwrap();
+    });
+    let (got, _) = gpu.input_gradient(ctx, x, &seed).unwrap();
+    let start = std::time::Instant::now();
+    let var = candle_core::Var::from_tensor(x).unwrap();
+    let y = model.forward(var.as_tensor(), &mut Forward::eval()).unwrap();
+    let unit = y.narrow(1, 0, 1).unwrap().narrow(2, h / 2, 1).unwrap().narrow(3, w / 2, 1).unwrap();
+    let grads = unit.sum_all().unwrap().backward().unwrap();
+    let cpu = grads.get(var.as_tensor()).unwrap().clone();
+    let cpu_ms = start.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "\nOne ERF of FCN-8s-LRNN 384x384 (class 0 at the centre, forward + backward to the input): wgpu {gpu_ms:.1} ms, candle CPU {cpu_ms:.0} ms, max relative difference {:.1e}",
+        relative_error(&cpu, &got)
+    );
+}
+
 /// The median time of `model` on candle's CUDA device 0 (same weights) and the largest difference
 /// of its output to the CPU's, relative to the output's peak; `None` without a CUDA device (a
 /// build without `--features cuda`, or no NVIDIA GPU).
@@ -148,9 +173,13 @@ fn main() {
         println!("\nFCN-8s-LRNN 384x384 on candle's CUDA device (same weights, fused CUDA scan): {cuda_ms:.1} ms, max relative difference to the CPU {err:.1e}");
     }
     if ctx.is_software() {
-        println!("\n{} is a software rasteriser: no PyTorch CUDA comparison.", ctx.describe());
+        println!(
+            "\n{} is a software rasteriser: no PyTorch CUDA comparison, no FCN ERF timing.",
+            ctx.describe()
+        );
         return;
     }
+    erf_timing(&ctx, &model, &x, runs);
     let script = "benches/fcn_forward_torch.py"; // from core/, where benches run
     let torch =
         Command::new(python()).args([script, "FCN-8s-LRNN", &runs.max(5).to_string(), "4", "cuda"]).output();

@@ -274,6 +274,19 @@ fn input_gradients_on_the_gpu_match_the_cpu() {
         assert!(layers.len() >= 4, "{layers:?}");
         check_gradient(&ctx, &mut gpu, &model, &x, "output");
     }
+    // VGG-16 FCN-8s with L-RNN heads (40 units) at a small size: the class scores through the
+    // upsampling and its fused sums, the trunk, the pairs; and FCN-32s' single upsampling.
+    for (i, (variant, lrnn, shape)) in
+        [(Variant::Fcn8s, true, (1, 3, 64, 96)), (Variant::Fcn32s, false, (2, 3, 32, 64))]
+            .into_iter()
+            .enumerate()
+    {
+        let model = seeded(fcn(variant, lrnn, 40), 90 + i as u64);
+        let x = (randn(shape) * 30.0).unwrap();
+        let mut gpu = GpuModel::upload(&ctx, &model).unwrap();
+        let e = check_gradient(&ctx, &mut gpu, &model, &x, "output");
+        eprintln!("{}: output gradient {e:.1e}", model.desc().display_name());
+    }
     // What has no GPU gradient yet is refused by name, not computed wrongly.
     let cfg = LayerRnnConfig { in_channels: 3, hidden: 8, cell: Cell::Gru, merge: Merge::Sum };
     let model = seeded(ModelDesc::Lrnn(cfg), 80);

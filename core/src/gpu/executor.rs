@@ -20,7 +20,7 @@ use super::kernels::{fold, groups_for, submit_and_read, MAX_HIDDEN};
 use super::params::{
     AffineParams, CombineParams, Conv2dParams, ConvTransposeParams, CropParams, GlobalPoolParams,
     KernelParams, LabelColourParams, Pool2dBackwardParams, Pool2dParams, ScanPairParams,
-    ScanStepBackwardParams, ScanStepParams, UpsampleParams,
+    ScanStepBackwardParams, ScanStepParams, UpsampleBackwardParams, UpsampleParams,
 };
 use super::profile::{Profiler, Report};
 use crate::error::{Error, Result};
@@ -873,31 +873,37 @@ fn backward(
         };
         let out =
             || maps[step.out].clone().ok_or_else(|| Error::Gpu(format!("{}: not computed", step.label)));
-        let inputs: Vec<Map> = match &step.kind {
+        let at = |k: usize| step.inputs[k];
+        let inputs: Vec<(Value, Map)> = match &step.kind {
             Kind::Conv { conv, relu } => {
                 let g = if *relu { pass.relu_backward(&format!("{name} relu"), &g, &out()?)? } else { g };
-                vec![pass.conv_backward(&name, &g, conv, arg(0)?.shape)?]
+                vec![(at(0), pass.conv_backward(&name, &g, conv, arg(0)?.shape)?)]
             }
-            Kind::MaxPool => vec![pass.pool_backward(&name, &arg(0)?, &g, false)?],
-            Kind::MaxPoolCeil => vec![pass.pool_backward(&name, &arg(0)?, &g, true)?],
+            Kind::MaxPool => vec![(at(0), pass.pool_backward(&name, &arg(0)?, &g, false)?)],
+            Kind::MaxPoolCeil => vec![(at(0), pass.pool_backward(&name, &arg(0)?, &g, true)?)],
             Kind::Pair { pair, merge, prefix } => {
-                vec![pass.pair_backward(prefix, &g, pair, *merge, arg(0)?.shape)?]
+                vec![(at(0), pass.pair_backward(prefix, &g, pair, *merge, arg(0)?.shape)?)]
             }
-            Kind::Combine(Combine::Sum) => vec![g.clone(), g],
+            Kind::Combine(Combine::Sum) => vec![(at(0), g.clone()), (at(1), g)],
             Kind::Combine(Combine::Concat) => {
                 let ca = arg(0)?.shape[1];
                 let cb = arg(1)?.shape[1];
                 vec![
-                    pass.channels(&format!("{name} a"), &g, 0, ca)?,
-                    pass.channels(&format!("{name} b"), &g, ca, cb)?,
+                    (at(0), pass.channels(&format!("{name} a"), &g, 0, ca)?),
+                    (at(1), pass.channels(&format!("{name} b"), &g, ca, cb)?),
                 ]
             }
-            Kind::Identity => vec![g],
+            Kind::Identity => vec![(at(0), g)],
+            // The fused sum's addend receives the gradient as it is; the size reference none.
+            Kind::Upsample { add } => {
+                let mut v = vec![(at(0), pass.upsample_backward(&name, &g, arg(0)?.shape)?)];
+                v.extend(add.map(|a| (a, g)));
+                v
+            }
             other => {
                 let what = match other {
                     Kind::Affine { .. } => "a per-channel scale and shift (BatchNorm)",
                     Kind::GlobalPool(_) => "global pooling",
-                    Kind::Upsample { .. } => "bilinear upsampling",
                     Kind::ConvTranspose { .. } => "a transposed convolution",
                     Kind::Crop(_) => "a crop",
                     Kind::Combine(_) => "a mean of two maps",
@@ -906,12 +912,11 @@ fn backward(
                 let at = step.capture.as_deref().map_or(String::new(), |c| format!(" (at {c})"));
                 return Err(Error::Gpu(format!(
                     "the gradient of {what}{at} is not on the GPU yet (convolutions, ReLU, max \
-                     pooling, vanilla pairs, sums and concatenations are)"
+                     pooling, vanilla pairs, sums, concatenations and bilinear upsampling are)"
                 )));
             }
         };
-        for (k, gi) in inputs.into_iter().enumerate() {
-            let v = step.inputs[k];
+        for (k, (v, gi)) in inputs.into_iter().enumerate() {
             grads[v] = Some(match grads[v].take() {
                 Some(previous) => pass.combine(&format!("{name} sum {k}"), &previous, &gi, Combine::Sum)?,
                 None => gi,
@@ -984,6 +989,22 @@ impl Pass<'_> {
             ..Default::default()
         };
         self.dispatch(&params, &[&g.buf, &c.weight, &c.bias, &out.buf], (gx, gy, u(cin.div_ceil(64))));
+        Ok(out)
+    }
+
+    /// The gradient of bilinear upsampling's input (of shape `input`) from its output's `g`.
+    fn upsample_backward(&mut self, name: &str, g: &Map, input: [usize; 4]) -> Result<Map> {
+        let [b, c, oh, ow] = g.shape;
+        let out = self.map(name, input)?;
+        let params = UpsampleBackwardParams {
+            planes: u(b * c),
+            in_height: u(input[2]),
+            in_width: u(input[3]),
+            out_height: u(oh),
+            out_width: u(ow),
+            ..Default::default()
+        };
+        self.dispatch(&params, &[&g.buf, &out.buf], groups_for(out.len()));
         Ok(out)
     }
 

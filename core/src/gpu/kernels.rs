@@ -8,7 +8,7 @@ use super::params::KernelParams;
 use crate::error::{Error, Result};
 
 /// The shaders' sources by name, as embedded.
-pub const SHADERS: [(&str, &str); 14] = [
+pub const SHADERS: [(&str, &str); 15] = [
     ("conv2d", include_str!("../../../shaders/conv2d.wgsl")),
     ("pool2d", include_str!("../../../shaders/pool2d.wgsl")),
     ("scan_pair", include_str!("../../../shaders/scan_pair.wgsl")),
@@ -23,6 +23,7 @@ pub const SHADERS: [(&str, &str); 14] = [
     ("scan_step", include_str!("../../../shaders/scan_step.wgsl")),
     ("pool2d_backward", include_str!("../../../shaders/pool2d_backward.wgsl")),
     ("scan_step_backward", include_str!("../../../shaders/scan_step_backward.wgsl")),
+    ("upsample_backward", include_str!("../../../shaders/upsample_backward.wgsl")),
 ];
 
 /// The kernels, in the order of [`SHADERS`].
@@ -56,6 +57,8 @@ pub enum Kernel {
     Pool2dBackward,
     /// `scan_step_backward.wgsl`
     ScanStepBackward,
+    /// `upsample_backward.wgsl`
+    UpsampleBackward,
 }
 
 /// The largest hidden size the scan kernel holds in workgroup memory.

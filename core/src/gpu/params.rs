@@ -244,6 +244,28 @@ params!(
 );
 
 params!(
+    /// `upsample_backward.wgsl`: the gradient of bilinear upsampling's input.
+    UpsampleBackwardParams => UpsampleBackward {
+        /// Images x channels.
+        planes: u32,
+        /// The forward's input height.
+        in_height: u32,
+        /// The forward's input width.
+        in_width: u32,
+        /// The forward's output height.
+        out_height: u32,
+        /// The forward's output width.
+        out_width: u32,
+        /// Padding to 16 bytes.
+        _a: u32,
+        /// Padding to 16 bytes.
+        _b: u32,
+        /// Padding to 16 bytes.
+        _c: u32,
+    }
+);
+
+params!(
     /// `combine.wgsl`: a sum, mean or concatenation of two maps.
     CombineParams => Combine {
         /// Images.
@@ -345,7 +367,7 @@ params!(
 );
 
 /// Every parameter block with its shader's name and size in bytes (for the layout test).
-pub const ALL: [(&str, usize); 14] = [
+pub const ALL: [(&str, usize); 15] = [
     ("conv2d", std::mem::size_of::<Conv2dParams>()),
     ("pool2d", std::mem::size_of::<Pool2dParams>()),
     ("scan_pair", std::mem::size_of::<ScanPairParams>()),
@@ -360,4 +382,5 @@ pub const ALL: [(&str, usize); 14] = [
     ("scan_step", std::mem::size_of::<ScanStepParams>()),
     ("pool2d_backward", std::mem::size_of::<Pool2dBackwardParams>()),
     ("scan_step_backward", std::mem::size_of::<ScanStepBackwardParams>()),
+    ("upsample_backward", std::mem::size_of::<UpsampleBackwardParams>()),
 ];
