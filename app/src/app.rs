@@ -191,6 +191,13 @@ impl StudioApp {
         self.shared.erf.as_ref().map(|e| (e.unit.clone(), e.model.mass, e.cnn.as_ref().map(|c| c.mass)))
     }
 
+    /// The last ERF: the model's and, for a model with recurrences, its CNN's.
+    pub fn erf_maps(
+        &self,
+    ) -> Option<(&crate::view_model::ErfPicture, Option<&crate::view_model::ErfPicture>)> {
+        self.shared.erf.as_ref().map(|e| (&e.model, e.cnn.as_ref()))
+    }
+
     /// Receptive field against depth, once computed (Receptive field view).
     pub fn rf_depth(&self) -> Option<&lrnn_core::probe::rf_depth::RfDepth> {
         self.shared.rf_depth.as_ref().map(|r| &r.data)

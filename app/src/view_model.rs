@@ -176,4 +176,6 @@ pub struct ErfPicture {
     pub mass: [Option<usize>; 3],
     /// The unit's centre in input pixels `(y, x)`.
     pub centre: (f32, f32),
+    /// Whether the GPU's backward pass computed it (else the CPU's).
+    pub on_gpu: bool,
 }

@@ -8,7 +8,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use candle_core::{Device, Tensor};
 use image::RgbImage;
 use lrnn_core::data::photo::{photo_input, read_photo};
-use lrnn_core::gpu::{Capture, GpuContext, GpuModel};
+use lrnn_core::gpu::{Capture, GpuContext, GpuModel, GradientSeed};
 use lrnn_core::models::capture::{Activation, MapKind};
 use lrnn_core::models::convnet::{Insertion, LayerSpec};
 use lrnn_core::models::{Model, ModelDesc};
@@ -202,6 +202,26 @@ impl Loaded {
             }
         }
         Ok(self.with_cnn(|model| model.forward(x, &mut Forward::eval()))??)
+    }
+
+    /// The model's ERF of `unit` on the GPU (its weights uploaded once per V scale, shared with
+    /// the forward passes); `None` when the GPU cannot (an operation without a GPU gradient).
+    fn model_erf_on_gpu(&mut self, ctx: &GpuContext, x: &Tensor, unit: &UnitRef) -> Option<ErfPicture> {
+        let s = self.scale.scale();
+        let model = match self.gpu.take() {
+            Some((scale, g)) if scale == s => g,
+            _ => GpuModel::upload(ctx, &self.model).ok()?,
+        };
+        let (_, g) = self.gpu.insert((s, model));
+        erf_on_gpu(ctx, g, x, unit)
+    }
+
+    /// The ERF of `unit` with every `V` at zero, on the GPU (those weights uploaded once).
+    fn cnn_erf_on_gpu(&mut self, ctx: &GpuContext, x: &Tensor, unit: &UnitRef) -> Option<ErfPicture> {
+        if self.gpu_cnn.is_none() {
+            self.gpu_cnn = self.with_cnn(|model| GpuModel::upload(ctx, model).ok()).ok()?;
+        }
+        erf_on_gpu(ctx, self.gpu_cnn.as_mut()?, x, unit)
     }
 
     fn with_cnn<T>(&mut self, f: impl FnOnce(&Model) -> T) -> anyhow::Result<T> {
@@ -458,7 +478,21 @@ fn erf_of(model: &Model, x: &Tensor, unit: &UnitRef) -> anyhow::Result<ErfPictur
     let e =
         erf(pick, std::slice::from_ref(x), Unit { channel: unit.channel, y: unit.y, x: unit.x }, Mode::Abs)?;
     let mass = e.mass_sides();
-    Ok(ErfPicture { values: e.map, mass, centre: e.centre })
+    Ok(ErfPicture { values: e.map, mass, centre: e.centre, on_gpu: false })
+}
+
+/// [`erf_of`] through the GPU's backward pass; `None` when it cannot.
+fn erf_on_gpu(ctx: &GpuContext, gpu: &mut GpuModel, x: &Tensor, unit: &UnitRef) -> Option<ErfPicture> {
+    let seed = GradientSeed { layer: &unit.map, channel: unit.channel, y: unit.y, x: unit.x };
+    let target = Unit { channel: unit.channel, y: unit.y, x: unit.x };
+    let e = lrnn_core::probe::erf::erf_with(std::slice::from_ref(x), target, Mode::Abs, |input| {
+        let (g, shape) =
+            gpu.input_gradient(ctx, input, &seed).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        Ok((g, shape.to_vec()))
+    })
+    .ok()?;
+    let mass = e.mass_sides();
+    Some(ErfPicture { values: e.map, mass, centre: e.centre, on_gpu: true })
 }
 
 fn need<'a, T>(what: &'a Option<T>, name: &str) -> anyhow::Result<&'a T> {
@@ -557,10 +591,22 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
             let m = state.model.as_mut().ok_or_else(|| anyhow::anyhow!("no model is loaded"))?;
             let (x, _) = input_tensor(m, &p.original)?;
             let size = m.model.desc().input_size();
-            let model_erf = erf_of(&m.model, &x, unit)?;
+            // On the GPU when Compute → GPU and the model's operations have GPU gradients, else
+            // (or when the GPU fails) on the CPU.
+            let gpu = state.gpu.as_ref();
+            let model_erf = match gpu.and_then(|ctx| m.model_erf_on_gpu(ctx, &x, unit)) {
+                Some(e) => e,
+                None => erf_of(&m.model, &x, unit)?,
+            };
             let s = m.scale.scale();
-            let cnn =
-                if m.scale.is_empty() { None } else { Some(m.with_cnn(|model| erf_of(model, &x, unit))??) };
+            let cnn = if m.scale.is_empty() {
+                None
+            } else {
+                match gpu.and_then(|ctx| m.cnn_erf_on_gpu(ctx, &x, unit)) {
+                    Some(e) => Some(e),
+                    None => Some(m.with_cnn(|model| erf_of(model, &x, unit))??),
+                }
+            };
             let geometry = m.model.desc().geometry(&unit.map);
             let theoretical =
                 geometry.as_ref().map(|g| receptive_field(g).span(model_erf.centre, (size, size)));

@@ -306,6 +306,31 @@ fn the_compute_menu_moves_the_forward_passes_to_the_gpu_with_the_same_maps() {
     for ((name, p), (_, q)) in cpu.classes.iter().zip(&gpu.classes) {
         assert!((p - q).abs() < 1e-5, "{name}: {p} vs {q}");
     }
+    // The ERF of a unit on the GPU (its backward pass): the CPU's map within 1e-4 of its peak,
+    // for the model and for its CNN.
+    let unit = h.state().erf_summary().unwrap().0;
+    let (on_gpu, cnn_on_gpu) = {
+        h.state_mut().request_erf(unit.clone());
+        settle(&mut h, Duration::from_secs(120)).unwrap();
+        let (m, c) = h.state().erf_maps().unwrap();
+        assert!(m.on_gpu, "Compute → GPU: the ERF's backward pass runs there");
+        (m.values.clone(), c.map(|c| c.values.clone()))
+    };
+    h.state_mut().set_compute(false);
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    h.state_mut().request_erf(unit.clone());
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    let (on_cpu, cnn_on_cpu) = h.state().erf_maps().unwrap();
+    assert!(!on_cpu.on_gpu);
+    let (on_cpu, cnn_on_cpu) = (&on_cpu.values, cnn_on_cpu.map(|c| &c.values));
+    let worst = |a: &[f32], b: &[f32]| a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert_eq!(on_gpu.len(), on_cpu.len());
+    assert!(worst(&on_gpu, on_cpu) < 1e-4, "ERF of {unit:?}: {}", worst(&on_gpu, on_cpu));
+    if let (Some(a), Some(b)) = (&cnn_on_gpu, cnn_on_cpu) {
+        assert!(worst(a, b) < 1e-4, "the CNN's ERF: {}", worst(a, b));
+    }
+    h.state_mut().set_compute(true);
+    settle(&mut h, Duration::from_secs(120)).unwrap();
     // The V slider re-uploads the scaled weights; back to the CPU gives the CPU's maps again.
     h.state_mut().set_scale(0.0);
     settle(&mut h, Duration::from_secs(120)).unwrap();

@@ -74,10 +74,11 @@ impl Panel for FieldView {
                     let centre = r.rect.min + egui::vec2((cx + 0.5) * kx, (cy + 0.5) * ky);
                     ui.painter().circle_stroke(centre, 4.0, Stroke::new(2.0, Color32::from_rgb(255, 60, 60)));
                     ui.label(format!(
-                        "centred squares holding 20% / 50% / 99% of the gradient: {} / {} / {}",
+                        "centred squares holding 20% / 50% / 99% of the gradient: {} / {} / {}{}",
                         side(p.mass[0]),
                         side(p.mass[1]),
-                        side(p.mass[2])
+                        side(p.mass[2]),
+                        if p.on_gpu { " (gradient computed on the GPU)" } else { "" }
                     ));
                 });
             }
