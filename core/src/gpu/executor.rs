@@ -19,8 +19,8 @@ use super::context::GpuContext;
 use super::kernels::{fold, groups_for, submit_and_read, MAX_HIDDEN};
 use super::params::{
     AffineParams, CombineParams, Conv2dParams, ConvTransposeParams, CropParams, GlobalPoolParams,
-    KernelParams, LabelColourParams, Pool2dBackwardParams, Pool2dParams, ScanPairParams,
-    ScanStepBackwardParams, ScanStepParams, UpsampleBackwardParams, UpsampleParams,
+    KernelParams, LabelColourParams, Pool2dBackwardParams, Pool2dParams, ScanPairParams, ScanStepParams,
+    UpsampleBackwardParams, UpsampleParams,
 };
 use super::profile::{Profiler, Report};
 use crate::error::{Error, Result};
@@ -760,7 +760,8 @@ impl Pass<'_> {
         let (sequences, steps) = if vertical { (b * w, h) } else { (b * h, w) };
         if self.scan.per_step(pair.cell, d, sequences) {
             // One product per step over every sequence of both directions.
-            let bufs = [&xi.buf, &pair.vt, &ha.buf, &hb.buf];
+            // (the gradient's buffers are unused forward: the states stand in for them)
+            let bufs = [&xi.buf, &pair.vt, &ha.buf, &hb.buf, &ha.buf, &hb.buf];
             let groups = (u(d.div_ceil(64)), u(sequences.div_ceil(64)), 2);
             if groups.1 > self.ctx.device.limits().max_compute_workgroups_per_dimension {
                 return Err(Error::Gpu(format!(
@@ -774,9 +775,10 @@ impl Pass<'_> {
                     height: u(h),
                     width: u(w),
                     axis: u32::from(vertical),
-                    xi_channels: u(xc),
-                    dir_offset: u(dir_offset),
+                    src_channels: u(xc),
+                    src_offset: u(dir_offset),
                     step: u(step),
+                    ..Default::default()
                 };
                 self.dispatch(&params, &bufs, groups);
             }
@@ -1068,15 +1070,16 @@ impl Pass<'_> {
             return Err(Error::Gpu(format!("{prefix}: {sequences} sequences are too many for one dispatch")));
         }
         for step in (0..steps).rev() {
-            let params = ScanStepBackwardParams {
+            let params = ScanStepParams {
                 batch: u(b),
                 hidden: u(d),
                 height: u(h),
                 width: u(w),
                 axis: u32::from(vertical),
-                g_channels: u(g.shape[1]),
-                g_offset: u(g_offset),
+                src_channels: u(g.shape[1]),
+                src_offset: u(g_offset),
                 step: u(step),
+                backward: 1,
                 scale_bits: scale.to_bits(),
                 ..Default::default()
             };

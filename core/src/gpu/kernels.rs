@@ -8,7 +8,7 @@ use super::params::KernelParams;
 use crate::error::{Error, Result};
 
 /// The shaders' sources by name, as embedded.
-pub const SHADERS: [(&str, &str); 15] = [
+pub const SHADERS: [(&str, &str); 14] = [
     ("conv2d", include_str!("../../../shaders/conv2d.wgsl")),
     ("pool2d", include_str!("../../../shaders/pool2d.wgsl")),
     ("scan_pair", include_str!("../../../shaders/scan_pair.wgsl")),
@@ -22,7 +22,6 @@ pub const SHADERS: [(&str, &str); 15] = [
     ("crop", include_str!("../../../shaders/crop.wgsl")),
     ("scan_step", include_str!("../../../shaders/scan_step.wgsl")),
     ("pool2d_backward", include_str!("../../../shaders/pool2d_backward.wgsl")),
-    ("scan_step_backward", include_str!("../../../shaders/scan_step_backward.wgsl")),
     ("upsample_backward", include_str!("../../../shaders/upsample_backward.wgsl")),
 ];
 
@@ -55,8 +54,6 @@ pub enum Kernel {
     ScanStep,
     /// `pool2d_backward.wgsl`
     Pool2dBackward,
-    /// `scan_step_backward.wgsl`
-    ScanStepBackward,
     /// `upsample_backward.wgsl`
     UpsampleBackward,
 }

@@ -170,7 +170,8 @@ params!(
 );
 
 params!(
-    /// `scan_step.wgsl`: one step of a vanilla pair, every sequence of both directions.
+    /// `scan_step.wgsl`: one step of a vanilla pair (or of its gradient), every sequence of
+    /// both directions.
     ScanStepParams => ScanStep {
         /// Images.
         batch: u32,
@@ -182,12 +183,20 @@ params!(
         width: u32,
         /// 0: horizontal, 1: vertical.
         axis: u32,
-        /// Channels of the projection buffer.
-        xi_channels: u32,
-        /// Where direction 1's projection starts (0 when shared).
-        dir_offset: u32,
+        /// Channels of the projection (forward) or of the merged output's gradient (backward).
+        src_channels: u32,
+        /// Where direction 1's channels start among them (0 when shared).
+        src_offset: u32,
         /// The step this dispatch computes.
         step: u32,
+        /// 1: the gradient.
+        backward: u32,
+        /// The merge's factor on the gradient, as f32 bits (backward only).
+        scale_bits: u32,
+        /// Padding to 16 bytes.
+        _a: u32,
+        /// Padding to 16 bytes.
+        _b: u32,
     }
 );
 
@@ -204,36 +213,6 @@ params!(
         kernel: u32,
         /// 1: Caffe's ceil mode.
         ceil: u32,
-        /// Padding to 16 bytes.
-        _a: u32,
-        /// Padding to 16 bytes.
-        _b: u32,
-        /// Padding to 16 bytes.
-        _c: u32,
-    }
-);
-
-params!(
-    /// `scan_step_backward.wgsl`: one step of a vanilla pair's gradient, both directions.
-    ScanStepBackwardParams => ScanStepBackward {
-        /// Images.
-        batch: u32,
-        /// Hidden size.
-        hidden: u32,
-        /// Map height.
-        height: u32,
-        /// Map width.
-        width: u32,
-        /// 0: horizontal, 1: vertical.
-        axis: u32,
-        /// Channels of the merged output's gradient.
-        g_channels: u32,
-        /// Where direction 1's channels start in it.
-        g_offset: u32,
-        /// The step this dispatch computes.
-        step: u32,
-        /// The merge's factor on the gradient, as f32 bits.
-        scale_bits: u32,
         /// Padding to 16 bytes.
         _a: u32,
         /// Padding to 16 bytes.
@@ -367,7 +346,7 @@ params!(
 );
 
 /// Every parameter block with its shader's name and size in bytes (for the layout test).
-pub const ALL: [(&str, usize); 15] = [
+pub const ALL: [(&str, usize); 14] = [
     ("conv2d", std::mem::size_of::<Conv2dParams>()),
     ("pool2d", std::mem::size_of::<Pool2dParams>()),
     ("scan_pair", std::mem::size_of::<ScanPairParams>()),
@@ -381,6 +360,5 @@ pub const ALL: [(&str, usize); 15] = [
     ("crop", std::mem::size_of::<CropParams>()),
     ("scan_step", std::mem::size_of::<ScanStepParams>()),
     ("pool2d_backward", std::mem::size_of::<Pool2dBackwardParams>()),
-    ("scan_step_backward", std::mem::size_of::<ScanStepBackwardParams>()),
     ("upsample_backward", std::mem::size_of::<UpsampleBackwardParams>()),
 ];

@@ -100,9 +100,11 @@ fn flops_of<P: KernelParams>(p: &P) -> Option<u64> {
         }
         Kernel::ScanStep => {
             let s: ScanStepParams = bytemuck::pod_read_unaligned(bytes);
-            // Both directions, every sequence: a product with V (none at the first step).
-            let across = if s.axis == 0 { s.height } else { s.width };
-            Some(if s.step == 0 { 0 } else { 2 * n(s.batch) * n(across) * 2 * n(s.hidden) * n(s.hidden) })
+            // Both directions, every sequence: a product with V (none at the first step forward,
+            // at the last backward).
+            let (across, steps) = if s.axis == 0 { (s.height, s.width) } else { (s.width, s.height) };
+            let none = if s.backward == 1 { s.step + 1 >= steps } else { s.step == 0 };
+            Some(if none { 0 } else { 2 * n(s.batch) * n(across) * 2 * n(s.hidden) * n(s.hidden) })
         }
         _ => None,
     }
