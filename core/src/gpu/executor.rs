@@ -733,10 +733,7 @@ impl Pass<'_> {
     fn pair(&mut self, prefix: &str, x: &Map, pair: &PairW, merge: Merge) -> Result<Map> {
         let d = pair.hidden;
         let gd = pair.cell.gates() * d;
-        let tag = match pair.axis {
-            Axis::Horizontal => "h",
-            Axis::Vertical => "v",
-        };
+        let tag = axis_tag(pair.axis);
         let (xi, dir_offset) = match &pair.proj {
             Some(u) => (self.conv(&format!("{prefix} {tag} U"), x, u, false)?, gd),
             None => (x.clone(), 0),
@@ -761,27 +758,17 @@ impl Pass<'_> {
         if self.scan.per_step(pair.cell, d, sequences) {
             // One product per step over every sequence of both directions.
             // (the gradient's buffers are unused forward: the states stand in for them)
-            let bufs = [&xi.buf, &pair.vt, &ha.buf, &hb.buf, &ha.buf, &hb.buf];
-            let groups = (u(d.div_ceil(64)), u(sequences.div_ceil(64)), 2);
-            if groups.1 > self.ctx.device.limits().max_compute_workgroups_per_dimension {
-                return Err(Error::Gpu(format!(
-                    "{prefix}: {sequences} sequences are too many for one dispatch"
-                )));
-            }
-            for step in 0..steps {
-                let params = ScanStepParams {
-                    batch: u(b),
-                    hidden: u(d),
-                    height: u(h),
-                    width: u(w),
-                    axis: u32::from(vertical),
-                    src_channels: u(xc),
-                    src_offset: u(dir_offset),
-                    step: u(step),
-                    ..Default::default()
-                };
-                self.dispatch(&params, &bufs, groups);
-            }
+            let template = ScanStepParams {
+                batch: u(b),
+                hidden: u(d),
+                height: u(h),
+                width: u(w),
+                axis: u32::from(vertical),
+                src_channels: u(xc),
+                src_offset: u(dir_offset),
+                ..Default::default()
+            };
+            self.scan_steps(prefix, template, &[&xi.buf, &pair.vt, &ha.buf, &hb.buf, &ha.buf, &hb.buf])?;
         } else {
             let chunk = match self.ctx.loop_budget() {
                 Some(budget) => (budget / scan_step_iterations(pair.cell, d)).max(1),
@@ -878,7 +865,11 @@ fn backward(
         let at = |k: usize| step.inputs[k];
         let inputs: Vec<(Value, Map)> = match &step.kind {
             Kind::Conv { conv, relu } => {
-                let g = if *relu { pass.relu_backward(&format!("{name} relu"), &g, &out()?)? } else { g };
+                let g = if *relu {
+                    pass.combine(&format!("{name} relu"), &g, &out()?, Combine::Mask)?
+                } else {
+                    g
+                };
                 vec![(at(0), pass.conv_backward(&name, &g, conv, arg(0)?.shape)?)]
             }
             Kind::MaxPool => vec![(at(0), pass.pool_backward(&name, &arg(0)?, &g, false)?)],
@@ -929,22 +920,6 @@ fn backward(
 }
 
 impl Pass<'_> {
-    /// `g` where `y > 0`, else 0: a ReLU's backward (`y` its output).
-    fn relu_backward(&mut self, name: &str, g: &Map, y: &Map) -> Result<Map> {
-        let [n, c, h, w] = g.shape;
-        let out = self.map(name, g.shape)?;
-        let params = CombineParams {
-            batch: u(n),
-            a_channels: u(c),
-            b_channels: u(c),
-            plane: u(h * w),
-            mode: 3,
-            ..Default::default()
-        };
-        self.dispatch(&params, &[&g.buf, &y.buf, &out.buf], groups_for(out.len()));
-        Ok(out)
-    }
-
     /// `count` channels of `g` from `offset` on.
     fn channels(&mut self, name: &str, g: &Map, offset: usize, count: usize) -> Result<Map> {
         let [n, c, h, w] = g.shape;
@@ -992,6 +967,29 @@ impl Pass<'_> {
         };
         self.dispatch(&params, &[&g.buf, &c.weight, &c.bias, &out.buf], (gx, gy, u(cin.div_ceil(64))));
         Ok(out)
+    }
+
+    /// Every step of `scan_step.wgsl` for one pair, `template` with each step set in turn: first
+    /// to last forward, last to first backward; both directions, every sequence.
+    fn scan_steps(
+        &mut self,
+        prefix: &str,
+        template: ScanStepParams,
+        bufs: &[&wgpu::Buffer; 6],
+    ) -> Result<()> {
+        let vertical = template.axis == 1;
+        let (lines, steps) =
+            if vertical { (template.width, template.height) } else { (template.height, template.width) };
+        let sequences = template.batch as usize * lines as usize;
+        let groups = (template.hidden.div_ceil(64), u(sequences.div_ceil(64)), 2);
+        if groups.1 > self.ctx.device.limits().max_compute_workgroups_per_dimension {
+            return Err(Error::Gpu(format!("{prefix}: {sequences} sequences are too many for one dispatch")));
+        }
+        for i in 0..steps {
+            let step = if template.backward == 1 { steps - 1 - i } else { i };
+            self.dispatch(&ScanStepParams { step, ..template }, bufs, groups);
+        }
+        Ok(())
     }
 
     /// The gradient of bilinear upsampling's input (of shape `input`) from its output's `g`.
@@ -1043,11 +1041,9 @@ impl Pass<'_> {
                 pair.cell.name()
             )));
         }
-        // (a lone module's two pairs share the empty prefix: the axis tells them apart)
-        let key = match pair.axis {
-            Axis::Horizontal => format!("{prefix} h"),
-            Axis::Vertical => format!("{prefix} v"),
-        };
+        // (a lone module's two pairs share the empty prefix: the axis tells them apart, as in
+        // the forward's names)
+        let key = format!("{prefix} {}", axis_tag(pair.axis));
         let prefix = key.as_str();
         let [xi, ha, hb] = self
             .pairs
@@ -1057,7 +1053,6 @@ impl Pass<'_> {
         let d = pair.hidden;
         let [b, _, h, w] = ha.shape;
         let vertical = pair.axis == Axis::Vertical;
-        let (sequences, steps) = if vertical { (b * w, h) } else { (b * h, w) };
         let (scale, g_offset) = match merge {
             Merge::Sum => (1.0f32, 0),
             Merge::Mean => (0.5, 0),
@@ -1065,26 +1060,19 @@ impl Pass<'_> {
         };
         let da = self.map(&format!("{prefix} grad a"), ha.shape)?;
         let db = self.map(&format!("{prefix} grad b"), hb.shape)?;
-        let groups = (u(d.div_ceil(64)), u(sequences.div_ceil(64)), 2);
-        if groups.1 > self.ctx.device.limits().max_compute_workgroups_per_dimension {
-            return Err(Error::Gpu(format!("{prefix}: {sequences} sequences are too many for one dispatch")));
-        }
-        for step in (0..steps).rev() {
-            let params = ScanStepParams {
-                batch: u(b),
-                hidden: u(d),
-                height: u(h),
-                width: u(w),
-                axis: u32::from(vertical),
-                src_channels: u(g.shape[1]),
-                src_offset: u(g_offset),
-                step: u(step),
-                backward: 1,
-                scale_bits: scale.to_bits(),
-                ..Default::default()
-            };
-            self.dispatch(&params, &[&g.buf, &pair.vt, &ha.buf, &hb.buf, &da.buf, &db.buf], groups);
-        }
+        let template = ScanStepParams {
+            batch: u(b),
+            hidden: u(d),
+            height: u(h),
+            width: u(w),
+            axis: u32::from(vertical),
+            src_channels: u(g.shape[1]),
+            src_offset: u(g_offset),
+            backward: 1,
+            scale_bits: scale.to_bits(),
+            ..Default::default()
+        };
+        self.scan_steps(prefix, template, &[&g.buf, &pair.vt, &ha.buf, &hb.buf, &da.buf, &db.buf])?;
         match &pair.proj {
             // Both directions' projections stacked along channels: their gradients likewise.
             Some(u) => {
@@ -1110,12 +1098,22 @@ fn scan_step_iterations(cell: Cell, d: usize) -> usize {
     d.div_ceil(256) * (loops * (d + 1) + 4) + 2 * 8 + 8
 }
 
+/// How a pair's buffers are named by its axis (`"<prefix> h"`, `"<prefix> v"`).
+fn axis_tag(axis: Axis) -> &'static str {
+    match axis {
+        Axis::Horizontal => "h",
+        Axis::Vertical => "v",
+    }
+}
+
 /// The modes of `combine.wgsl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Combine {
     Sum = 0,
     Mean = 1,
     Concat = 2,
+    /// `a` where `b > 0`, else 0: a ReLU's backward (`b` its output).
+    Mask = 3,
 }
 
 impl GpuModel {
