@@ -2,8 +2,8 @@
 // of a pair inserted into a pre-trained convolution) or the concatenation along channels
 // (mode 2: a's channels, then b's). For gradients: a masked by b (mode 3: a where b > 0, else
 // 0: the ReLU's backward, b its output) and a slice of a's channels (mode 4: b_channels of
-// them from `offset` on: the concatenation's backward; b unread). One invocation per output
-// element.
+// them from `offset` on: the concatenation's backward; b unread), and the product (mode 5:
+// dropout's mask applied, forward and backward). One invocation per output element.
 
 struct Params {
     batch: u32,
@@ -57,6 +57,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     if (p.mode == 3u) {
         y[i] = select(0.0, a[i], b[i] > 0.0);
+        return;
+    }
+    if (p.mode == 5u) {
+        y[i] = a[i] * b[i];
         return;
     }
     let s = a[i] + b[i];

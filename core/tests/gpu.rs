@@ -17,14 +17,14 @@ mod bundled;
 
 use candle_core::{DType, Device, Tensor};
 use lrnn_core::gpu::kernels::SHADERS;
-use lrnn_core::gpu::{Capture, GpuContext, GpuModel, GradientSeed, ScanMode};
+use lrnn_core::gpu::{Capture, GpuContext, GpuModel, GpuTrainer, GradientSeed, ScanMode};
 use lrnn_core::models::convnet::{ConvNetConfig, Insertion, LayerSpec};
 use lrnn_core::models::fcn::{FcnConfig, Variant};
 use lrnn_core::models::Model;
 use lrnn_core::models::ModelDesc;
 use lrnn_core::nn::{Axis, Cell, GlobalPool, LayerRnnConfig, Merge, ScanBackend};
 use lrnn_core::probe::activations::activations;
-use lrnn_core::train::Checkpoint;
+use lrnn_core::train::{Checkpoint, Optimizer, OptimizerConfig};
 
 #[test]
 fn every_shader_validates_with_naga() {
@@ -612,4 +612,219 @@ fn the_profiler_times_every_kernel_of_a_forward_pass_and_changes_no_output() {
     assert!(conv.gflops.is_some() && conv.gbs >= 0.0, "convolutions report GFLOP/s: {report}");
     let text = report.to_string();
     assert!(text.starts_with("kernel") && text.contains("conv2d") && text.contains("all kernels"), "{text}");
+}
+
+/// One CPU training step as the trainer takes it (training mode, dropout drawn from `rng`, the
+/// mean cross-entropy per image or per pixel, backward, the optimiser): the loss and the
+/// gradients by weight name.
+fn cpu_step(
+    model: &Model,
+    opt: &mut Optimizer,
+    x: &Tensor,
+    labels: &[u32],
+    rng: lrnn_core::rng::Rng,
+) -> (f32, Vec<(String, Tensor)>) {
+    let mut fwd = lrnn_core::nn::Forward::train().with_rng(rng);
+    let logits = model.forward(x, &mut fwd).unwrap();
+    let loss = if logits.rank() == 4 {
+        let (b, _, h, w) = logits.dims4().unwrap();
+        let y = Tensor::from_vec(labels.to_vec(), (b, h, w), &Device::Cpu).unwrap();
+        lrnn_core::train::seg::pixel_cross_entropy(&logits, &y).unwrap()
+    } else {
+        let y = Tensor::from_vec(labels.to_vec(), labels.len(), &Device::Cpu).unwrap();
+        candle_nn::loss::cross_entropy(&logits, &y).unwrap()
+    };
+    let grads = loss.backward().unwrap();
+    let named = model
+        .trainable_vars()
+        .unwrap()
+        .into_iter()
+        .map(|(n, v)| (n, grads.get(&v).unwrap().clone()))
+        .collect();
+    opt.step(&grads).unwrap();
+    (loss.to_scalar::<f32>().unwrap(), named)
+}
+
+/// Two training steps of `make()`'s model on the GPU and on the CPU with each optimiser: the
+/// losses and every gradient within 1e-4 of the CPU's (relative to the tensor's peak); every
+/// updated weight and optimiser state too, except where RMSprop or Adam meet a gradient at the
+/// noise floor (below 1e-3 of its tensor's peak in a step): their first steps move a weight by
+/// about ±lr whatever the gradient's size, so near ε (1e-8) a gradient's rounding (summed in
+/// another order on each path) changes the step by a visible part of lr. There the weights must
+/// still agree within lr. The worst weight error.
+fn check_training(ctx: &GpuContext, what: &str, make: impl Fn() -> Model, x: &Tensor, labels: &[u32]) -> f32 {
+    let (mut worst, mut worst_grad) = (0f32, 0f32);
+    let start = std::time::Instant::now();
+    let lr = 1e-3;
+    for config in [
+        OptimizerConfig::Sgd { momentum: 0.9 },
+        OptimizerConfig::PAPER_RMSPROP,
+        OptimizerConfig::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+    ] {
+        // (uploaded before the CPU steps change the weights: both start from the same)
+        let cpu = make();
+        let mut gpu = GpuTrainer::upload(ctx, &cpu, config.gpu_rule()).unwrap();
+        let vars: Vec<_> = cpu.trainable_vars().unwrap().into_iter().map(|(_, v)| v).collect();
+        let mut opt = Optimizer::new(config, vars, lr).unwrap();
+        assert_eq!(gpu.tensors(), cpu.trainable_vars().unwrap().len(), "{what}: every weight trains");
+        // Per weight, 1 where every step's gradient is above the noise floor.
+        let mut clear: std::collections::BTreeMap<String, Tensor> = Default::default();
+        for step in 0..2u64 {
+            let rng = || lrnn_core::rng::Rng(100 + step);
+            let stats = gpu.step(ctx, x, labels, lr, rng()).unwrap();
+            let (loss, cpu_grads) = cpu_step(&cpu, &mut opt, x, labels, rng());
+            let e = (stats.loss - loss).abs() / loss.abs().max(1e-6);
+            assert!(e < 1e-4, "{what} {config:?} step {step}: loss {} against {loss}", stats.loss);
+            assert_eq!(stats.counted, labels.iter().filter(|&&l| l != 255).count());
+            let gpu_grads = gpu.gradients(ctx).unwrap();
+            for (name, g) in &cpu_grads {
+                let e = relative_error(&gpu_grads[name], g);
+                assert!(e < 1e-4, "{what} {config:?} step {step}: the gradient of {name} differs by {e:e}");
+                worst_grad = worst_grad.max(e);
+                let peak = g.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                let above =
+                    g.abs().unwrap().ge(1e-3 * f64::from(peak)).unwrap().to_dtype(DType::F32).unwrap();
+                let c = clear.remove(name).map_or(above.clone(), |c| (c * &above).unwrap());
+                clear.insert(name.clone(), c);
+            }
+        }
+        let sign_like = !matches!(config, OptimizerConfig::Sgd { .. });
+        let weights = gpu.weights(ctx).unwrap();
+        let states = gpu.state(ctx).unwrap();
+        for ((name, var), state) in cpu.trainable_vars().unwrap().iter().zip(opt.state()) {
+            let (g, c) = (&weights[name], var.as_tensor());
+            let (e, loose) = if sign_like {
+                let mask = &clear[name];
+                let diff = (g - c).unwrap().abs().unwrap();
+                let near_zero =
+                    (&diff * (1.0 - mask).unwrap()).unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                let peak = c.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-6);
+                let strict = (&diff * mask).unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                (strict / peak, near_zero)
+            } else {
+                (relative_error(g, c), 0.0)
+            };
+            assert!(e < 1e-4, "{what} {config:?}: {name} differs by {e:e}");
+            assert!(
+                loose < lr as f32,
+                "{what} {config:?}: {name} differs by {loose:e} where its gradient is ~0"
+            );
+            worst = worst.max(e);
+            let state = state.as_ref().unwrap();
+            let (first, second) = match config {
+                OptimizerConfig::Adam { .. } => (state.get(0).unwrap(), Some(state.get(1).unwrap())),
+                _ => (state.clone(), None),
+            };
+            let [g1, g2] = &states[name];
+            let e = relative_error(g1.as_ref().unwrap(), &first);
+            assert!(e < 1e-4, "{what} {config:?}: state of {name} differs by {e:e}");
+            if let Some(second) = second {
+                let e = relative_error(g2.as_ref().unwrap(), &second);
+                assert!(e < 1e-4, "{what} {config:?}: second moment of {name} differs by {e:e}");
+            }
+        }
+    }
+    eprintln!(
+        "{what}: two steps with each optimiser, worst gradient {worst_grad:.1e}, weight {worst:.1e} ({:.1} s)",
+        start.elapsed().as_secs_f64()
+    );
+    worst
+}
+
+/// `randn` from a seeded generator (the same values every run).
+fn fixed_randn(shape: (usize, usize, usize, usize), seed: u64) -> Tensor {
+    let mut rng = lrnn_core::rng::Rng(seed);
+    let n = shape.0 * shape.1 * shape.2 * shape.3;
+    Tensor::from_vec((0..n).map(|_| rng.normal()).collect::<Vec<f32>>(), shape, &Device::Cpu).unwrap()
+}
+
+/// [`seeded`] with the random values of [`randomise`] from a seeded generator.
+fn fixed_seeded(desc: ModelDesc, seed: u64) -> Model {
+    let model = Model::new_seeded(desc, &Device::Cpu, seed).unwrap();
+    let vars = model.varmap().data().lock().unwrap().clone();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    for (i, name) in names.into_iter().enumerate() {
+        let t = vars[name].as_tensor();
+        let dims = t.dims().to_vec();
+        let mut rng = lrnn_core::rng::Rng(seed * 1000 + i as u64);
+        let n: usize = dims.iter().product();
+        let mut randn = |scale: f32| {
+            let v: Vec<f32> = (0..n).map(|_| rng.normal() * scale).collect();
+            Tensor::from_vec(v, dims.as_slice(), &Device::Cpu).unwrap()
+        };
+        let value = if name.contains(".v_") {
+            let d = dims[0];
+            let eye =
+                (Tensor::eye(d, DType::F32, &Device::Cpu).unwrap() * (0.3 + 0.05 * (i % 5) as f64)).unwrap();
+            (randn(0.6 / (d as f32).sqrt()) + eye).unwrap()
+        } else if name.ends_with("ln.weight") || name.contains(".bn") && name.ends_with(".weight") {
+            (randn(0.2) + 1.0).unwrap()
+        } else if name.ends_with("running_var") {
+            (randn(0.2).abs().unwrap() + 0.5).unwrap()
+        } else if name.ends_with("running_mean") || name.ends_with("ln.bias") || name.ends_with("bn1.bias") {
+            randn(0.3)
+        } else {
+            continue;
+        };
+        vars[name].set(&value).unwrap();
+    }
+    model
+}
+
+#[test]
+fn training_steps_on_the_gpu_match_the_cpu() {
+    let Some(ctx) = context() else { return };
+    // Inputs and random weights from seeded generators: the same test every run.
+    let mut rng = lrnn_core::rng::Rng(5);
+    // The bundled context network with inserted pairs (shared projections, the mean merge),
+    // global max pooling and a linear head; per image.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/models/context-lrnn");
+    let open = || Checkpoint::open(&dir, &Device::Cpu).and_then(Checkpoint::into_run).unwrap().0;
+    let x = (fixed_randn((3, 1, 40, 36), 1) * 5.0).unwrap();
+    check_training(&ctx, "context-lrnn", open, &x, &[1, 0, 1]);
+    // Lone vanilla modules with their own projections, per pixel over the output's channels,
+    // some pixels ignored: concatenation, mean and sum merges, more than 64 sequences.
+    for (i, (hidden, merge, shape)) in
+        [(6, Merge::Concat, (2, 3, 7, 9)), (5, Merge::Mean, (1, 2, 70, 3)), (70, Merge::Sum, (2, 4, 5, 6))]
+            .into_iter()
+            .enumerate()
+    {
+        let cfg = LayerRnnConfig { in_channels: shape.1, hidden, cell: Cell::Vanilla, merge };
+        let classes = if merge == Merge::Concat { 2 * hidden } else { hidden };
+        let x = fixed_randn(shape, 2 + i as u64);
+        let pixels = shape.0 * shape.2 * shape.3;
+        let labels: Vec<u32> = (0..pixels)
+            .map(|_| if rng.uniform() < 0.1 { 255 } else { (rng.next_u64() % classes as u64) as u32 })
+            .collect();
+        let make = || fixed_seeded(ModelDesc::Lrnn(cfg), 40 + i as u64);
+        check_training(&ctx, &format!("L-RNN {hidden} {merge:?}"), make, &x, &labels);
+    }
+    // A convnet with a 5x5 convolution without ReLU, pairs inserted on both axes (the vertical
+    // one 70 wide), odd sizes after the pool, global mean pooling; three classes.
+    let conv = |name: &str, out, kernel, relu| LayerSpec::Conv { name: name.into(), out, kernel, relu };
+    let cfg = ConvNetConfig {
+        name: "odd".into(),
+        in_channels: 3,
+        classes: 3,
+        input_size: 14,
+        layers: vec![
+            conv("a", 6, 5, false),
+            LayerSpec::MaxPool { name: "p".into() },
+            conv("b", 70, 3, true),
+            conv("c", 5, 1, true),
+        ],
+        pool: GlobalPool::Avg,
+        insert: vec![
+            Insertion { layer: "b".into(), axis: Axis::Vertical, v_init: 0.0 },
+            Insertion { layer: "c".into(), axis: Axis::Horizontal, v_init: 0.0 },
+        ],
+    };
+    let x = fixed_randn((3, 3, 14, 22), 5);
+    check_training(&ctx, "odd convnet", || fixed_seeded(ModelDesc::Convnet(cfg.clone()), 3), &x, &[2, 0, 1]);
+    // What does not train on the GPU yet is refused by name at upload.
+    let cifar = fixed_seeded(ModelDesc::from_name_or_file("E-RNN-Max").unwrap(), 1);
+    let e =
+        GpuTrainer::upload(&ctx, &cifar, OptimizerConfig::PAPER_RMSPROP.gpu_rule()).unwrap_err().to_string();
+    assert!(e.contains("BatchNorm") && e.contains("not train on the GPU"), "{e}");
 }

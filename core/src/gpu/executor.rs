@@ -11,6 +11,7 @@
 //! the sum it feeds). A forward pass records one dispatch per step into one command buffer: see
 //! `shaders/README.md` for the kernels.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor};
@@ -18,9 +19,9 @@ use candle_core::{DType, Device, Tensor};
 use super::context::GpuContext;
 use super::kernels::{fold, groups_for, submit_and_read, MAX_HIDDEN};
 use super::params::{
-    AffineParams, CombineParams, Conv2dParams, ConvTransposeParams, CropParams, GlobalPoolParams,
-    KernelParams, LabelColourParams, Pool2dBackwardParams, Pool2dParams, ScanPairParams, ScanStepParams,
-    UpsampleBackwardParams, UpsampleParams,
+    AffineParams, CombineParams, Conv2dParams, ConvTransposeParams, CropParams, GlobalPoolBackwardParams,
+    GlobalPoolParams, KernelParams, LabelColourParams, Pool2dBackwardParams, Pool2dParams, ScanPairParams,
+    ScanStepParams, UpsampleBackwardParams, UpsampleParams, WeightGradParams,
 };
 use super::profile::{Profiler, Report};
 use crate::error::{Error, Result};
@@ -29,12 +30,13 @@ use crate::models::graph::{Graph, Op, Projection, Value};
 use crate::models::Model;
 use crate::nn::forward::join_name;
 use crate::nn::{Axis, Cell, GlobalPool, Merge};
+use crate::rng::Rng;
 
 /// A map on the GPU: its buffer and shape `[B, C, H, W]`.
 #[derive(Clone)]
-struct Map {
-    buf: wgpu::Buffer,
-    shape: [usize; 4],
+pub(super) struct Map {
+    pub(super) buf: wgpu::Buffer,
+    pub(super) shape: [usize; 4],
 }
 
 impl Map {
@@ -52,6 +54,27 @@ struct ConvW {
     kernel: usize,
     pad: usize,
     stride: usize,
+    /// The trainable slots of the weight and of the bias (a model uploaded for training; a
+    /// layer without bias has none).
+    weight_slot: Option<usize>,
+    bias_slot: Option<usize>,
+}
+
+/// A trainable weight buffer of a model uploaded for training, and the model's tensors it holds.
+#[derive(Clone)]
+pub(super) struct Slot {
+    pub(super) buf: wgpu::Buffer,
+    pub(super) len: usize,
+    pub(super) layout: Layout,
+}
+
+/// How a slot's values are laid out from the model's named tensors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Layout {
+    /// The tensors flattened, one after the other.
+    Stacked(Vec<String>),
+    /// Each `[R, C]` tensor transposed, one after the other (a pair's recurrences).
+    Transposed(Vec<String>),
 }
 
 /// A bidirectional pair: its own input projection (both directions' `U` stacked, as a 1x1
@@ -65,6 +88,8 @@ struct PairW {
     cell: Cell,
     axis: Axis,
     hidden: usize,
+    /// The trainable slot of `vt` (a model uploaded for training).
+    vt_slot: Option<usize>,
 }
 
 /// What one step of a forward pass runs: one op of the graph, or a few neighbouring ones fused.
@@ -83,8 +108,9 @@ enum Kind {
     Combine(Combine),
     /// Global pooling to `[B, C, 1, 1]`.
     GlobalPool(GlobalPool),
-    /// Nothing to run (dropout in inference): the output is the input.
-    Identity,
+    /// Dropout with this drop probability: nothing to run in inference (the output is the
+    /// input); in training the forward's mask, drawn on the CPU as the CPU path draws it.
+    Dropout(f32),
     /// Bilinear upsampling of the first input to the second's size, plus the value `add`.
     Upsample { add: Option<Value> },
     /// 2x2 max pooling in Caffe's ceil mode.
@@ -96,10 +122,10 @@ enum Kind {
 }
 
 /// One step: what runs, on which values, giving which value, captured as what.
-struct Step {
+pub(super) struct Step {
     kind: Kind,
     inputs: Vec<Value>,
-    out: Value,
+    pub(super) out: Value,
     capture: Option<String>,
     /// A unique name for the step's buffers.
     label: String,
@@ -207,20 +233,20 @@ pub struct GpuSegmentation {
 }
 
 /// A count as a kernel parameter: every buffer passed [`fits`] first, so counts stay within u32.
-fn u(v: usize) -> u32 {
+pub(super) fn u(v: usize) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
-fn floats_to_bytes(values: &[f32]) -> Vec<u8> {
+pub(super) fn floats_to_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-fn upload_floats(ctx: &GpuContext, name: &str, values: &[f32]) -> Result<wgpu::Buffer> {
+pub(super) fn upload_floats(ctx: &GpuContext, name: &str, values: &[f32]) -> Result<wgpu::Buffer> {
     let bytes = (values.len().max(1) * 4) as u64;
     fits(ctx, name, bytes)?;
     let mut contents = floats_to_bytes(values);
     contents.resize(bytes as usize, 0);
-    Ok(ctx.buffer_with(name, &contents, wgpu::BufferUsages::STORAGE))
+    Ok(ctx.buffer_with(name, &contents, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC))
 }
 
 /// An error naming `name` when a buffer of `bytes` is larger than one binding may hold on this
@@ -246,7 +272,7 @@ fn in_words(bytes: u64) -> String {
     }
 }
 
-fn values(t: &Tensor) -> Result<Vec<f32>> {
+pub(super) fn values(t: &Tensor) -> Result<Vec<f32>> {
     Ok(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
 }
 
@@ -254,9 +280,26 @@ fn values(t: &Tensor) -> Result<Vec<f32>> {
 struct Weights<'a> {
     ctx: &'a GpuContext,
     map: BTreeMap<String, Tensor>,
+    /// For training: every trainable buffer uploaded, in upload order (`None`: inference, where
+    /// BatchNorm is folded into the convolutions).
+    slots: Option<RefCell<Vec<Slot>>>,
 }
 
 impl Weights<'_> {
+    /// Registers `buf` (holding `layout`'s tensors, `len` values) as a trainable slot when
+    /// uploading for training.
+    fn slot(&self, buf: &wgpu::Buffer, len: usize, layout: Layout) -> Option<usize> {
+        let slots = self.slots.as_ref()?;
+        let mut slots = slots.borrow_mut();
+        slots.push(Slot { buf: buf.clone(), len, layout });
+        Some(slots.len() - 1)
+    }
+
+    /// Whether the weights are uploaded for training.
+    fn training(&self) -> bool {
+        self.slots.is_some()
+    }
+
     fn get(&self, name: &str) -> Result<&Tensor> {
         self.map.get(name).ok_or_else(|| Error::Invalid(format!("the model has no weight `{name}`")))
     }
@@ -276,6 +319,7 @@ impl Weights<'_> {
             _ => return Err(Error::Invalid(format!("`{prefix}.weight` has shape {dims:?}"))),
         };
         let mut weight = values(w)?;
+        let has_bias = self.map.contains_key(&format!("{prefix}.bias"));
         let mut bias = match self.map.get(&format!("{prefix}.bias")) {
             Some(b) => values(b)?,
             None => vec![0.0; cout],
@@ -287,14 +331,25 @@ impl Weights<'_> {
                 bias[o] = bias[o] * scale[o] + shift[o];
             }
         }
+        let (weight_buf, bias_buf) =
+            (upload_floats(self.ctx, prefix, &weight)?, upload_floats(self.ctx, prefix, &bias)?);
+        let weight_slot =
+            self.slot(&weight_buf, weight.len(), Layout::Stacked(vec![format!("{prefix}.weight")]));
+        let bias_slot = if has_bias {
+            self.slot(&bias_buf, bias.len(), Layout::Stacked(vec![format!("{prefix}.bias")]))
+        } else {
+            None
+        };
         Ok(ConvW {
-            weight: upload_floats(self.ctx, prefix, &weight)?,
-            bias: upload_floats(self.ctx, prefix, &bias)?,
+            weight: weight_buf,
+            bias: bias_buf,
             cin,
             cout,
             kernel,
             pad,
             stride: 1,
+            weight_slot,
+            bias_slot,
         })
     }
 
@@ -310,11 +365,11 @@ impl Weights<'_> {
     }
 
     /// A pair's recurrences (`names` per direction, `[G·D, D]` each), transposed and stacked.
-    fn recurrences(&self, names: [String; 2], prefix: &str) -> Result<(wgpu::Buffer, usize)> {
+    fn recurrences(&self, names: &[String; 2], prefix: &str) -> Result<(wgpu::Buffer, usize, Option<usize>)> {
         let mut stacked = Vec::new();
         let mut hidden = 0;
         for name in names {
-            let v = self.get(&name)?;
+            let v = self.get(name)?;
             hidden = v.dims2()?.1;
             stacked.extend(values(&v.t()?.contiguous()?)?);
         }
@@ -323,12 +378,21 @@ impl Weights<'_> {
                 "{prefix}: {hidden} hidden units, the scan kernel holds at most {MAX_HIDDEN}"
             )));
         }
-        Ok((upload_floats(self.ctx, prefix, &stacked)?, hidden))
+        let buf = upload_floats(self.ctx, prefix, &stacked)?;
+        let slot = self.slot(&buf, stacked.len(), Layout::Transposed(names.to_vec()));
+        Ok((buf, hidden, slot))
     }
 
     /// A pair with its own projection (`<prefix>.<dir>.u.*`, `.v.weight`, `.ln.*`).
     fn own_pair(&self, prefix: &str, axis: Axis, cell: Cell) -> Result<PairW> {
         let dirs = axis.directions().map(|d| join_name(prefix, d.name()));
+        if self.training() && cell != Cell::Vanilla {
+            return Err(Error::Gpu(format!(
+                "{}: pairs of {} cells do not train on the GPU yet (vanilla pairs do)",
+                if prefix.is_empty() { "the module" } else { prefix },
+                cell.name()
+            )));
+        }
         let (mut u, mut b, mut ln) = (Vec::new(), Vec::new(), Vec::new());
         for dir in &dirs {
             u.extend(self.floats(&format!("{dir}.u.weight"))?);
@@ -338,12 +402,17 @@ impl Weights<'_> {
                 ln.extend(self.floats(&format!("{dir}.ln.bias"))?);
             }
         }
-        let (vt, hidden) = self.recurrences(dirs.clone().map(|d| format!("{d}.v.weight")), prefix)?;
+        let (vt, hidden, vt_slot) =
+            self.recurrences(&dirs.clone().map(|d| format!("{d}.v.weight")), prefix)?;
         let cout = b.len();
         let name = format!("{prefix} U");
+        let (weight, bias) = (upload_floats(self.ctx, &name, &u)?, upload_floats(self.ctx, &name, &b)?);
+        let stacked = |what: &str| Layout::Stacked(dirs.iter().map(|d| format!("{d}.u.{what}")).collect());
         let proj = ConvW {
-            weight: upload_floats(self.ctx, &name, &u)?,
-            bias: upload_floats(self.ctx, &name, &b)?,
+            weight_slot: self.slot(&weight, u.len(), stacked("weight")),
+            bias_slot: self.slot(&bias, b.len(), stacked("bias")),
+            weight,
+            bias,
             cin: u.len() / cout,
             cout,
             kernel: 1,
@@ -351,15 +420,15 @@ impl Weights<'_> {
             stride: 1,
         };
         let ln = upload_floats(self.ctx, prefix, &ln)?;
-        Ok(PairW { proj: Some(proj), vt, ln, cell, axis, hidden })
+        Ok(PairW { proj: Some(proj), vt, ln, cell, axis, hidden, vt_slot })
     }
 
     /// A pair inserted after the convolution `prefix` (vanilla, `<prefix>.v_<dir>.weight`).
     fn inserted_pair(&self, prefix: &str, axis: Axis) -> Result<PairW> {
         let names = axis.directions().map(|d| format!("{prefix}.v_{}.weight", d.name()));
-        let (vt, hidden) = self.recurrences(names, prefix)?;
+        let (vt, hidden, vt_slot) = self.recurrences(&names, prefix)?;
         let ln = upload_floats(self.ctx, prefix, &[])?;
-        Ok(PairW { proj: None, vt, ln, cell: Cell::Vanilla, axis, hidden })
+        Ok(PairW { proj: None, vt, ln, cell: Cell::Vanilla, axis, hidden, vt_slot })
     }
 }
 
@@ -389,7 +458,7 @@ fn build(w: &Weights, graph: &Graph) -> Result<Vec<Step>> {
                     last = i + 1;
                     Kind::Conv { conv: w.conv(name, *pad, None)?, relu: true }
                 }
-                Some(Op::BatchNormRelu { name: bn, .. }) if absorbs(i) => {
+                Some(Op::BatchNormRelu { name: bn, .. }) if absorbs(i) && !w.training() => {
                     last = i + 1;
                     let (scale, shift) = w.batch_norm(bn)?;
                     Kind::Conv { conv: w.conv(name, *pad, Some((&scale, &shift)))?, relu: true }
@@ -401,6 +470,21 @@ fn build(w: &Weights, graph: &Graph) -> Result<Vec<Step>> {
                 shift: upload_floats(w.ctx, "ReLU", &[0.0])?,
                 channels: Some(1),
             },
+            Op::BatchNormRelu { name, .. } if w.training() => {
+                return Err(Error::Gpu(format!(
+                    "{name}: BatchNorm does not train on the GPU yet (its batch statistics and \
+                     their gradient run on the CPU)"
+                )));
+            }
+            Op::ConvTranspose { name, .. } if w.training() => {
+                return Err(Error::Gpu(format!(
+                    "{name}: transposed convolutions do not train on the GPU yet"
+                )));
+            }
+            Op::Crop { .. } if w.training() => {
+                let at = node.capture.as_deref().unwrap_or("a crop");
+                return Err(Error::Gpu(format!("{at}: crops do not train on the GPU yet")));
+            }
             Op::BatchNormRelu { name, .. } => {
                 let (scale, shift) = w.batch_norm(name)?;
                 Kind::Affine {
@@ -426,7 +510,7 @@ fn build(w: &Weights, graph: &Graph) -> Result<Vec<Step>> {
             Op::Add => Kind::Combine(Combine::Sum),
             Op::Concat => Kind::Combine(Combine::Concat),
             Op::GlobalPool(p) => Kind::GlobalPool(*p),
-            Op::Dropout(_) => Kind::Identity,
+            Op::Dropout(p) => Kind::Dropout(*p),
             Op::Linear { name, .. } => Kind::Conv { conv: w.conv(name, 0, None)?, relu: false },
             Op::Upsample => match (next, nodes.get(i + 1)) {
                 (Some(Op::Add), Some(add)) if absorbs(i) => {
@@ -479,10 +563,13 @@ impl Capture<'_> {
     }
 }
 
+/// A recorded forward pass: the pass, every value's map (value 0 the input), the steps.
+pub(super) type Recorded<'a> = (Pass<'a>, Vec<Option<Map>>, &'a [Step]);
+
 /// One forward pass being recorded: the command encoder, the kept buffers and what is captured.
-struct Pass<'a> {
-    ctx: &'a GpuContext,
-    encoder: wgpu::CommandEncoder,
+pub(super) struct Pass<'a> {
+    pub(super) ctx: &'a GpuContext,
+    pub(super) encoder: wgpu::CommandEncoder,
     kept: &'a mut BTreeMap<String, wgpu::Buffer>,
     placeholder: &'a wgpu::Buffer,
     capture: Capture<'a>,
@@ -495,11 +582,15 @@ struct Pass<'a> {
     pairs: BTreeMap<String, [Map; 3]>,
     /// The shape of the map a backward pass started from.
     seed_shape: Option<[usize; 4]>,
+    /// Training: the random numbers of dropout's masks (drawn in the CPU path's order).
+    dropout: Option<Rng>,
+    /// Training: each dropout step's mask (already scaled by `1 / (1 - p)`), by step label.
+    masks: BTreeMap<String, Map>,
 }
 
 impl Pass<'_> {
     /// The buffer `name` of `floats` values: the kept one when its size matches.
-    fn buffer(&mut self, name: &str, floats: usize) -> Result<wgpu::Buffer> {
+    pub(super) fn buffer(&mut self, name: &str, floats: usize) -> Result<wgpu::Buffer> {
         let bytes = (floats.max(1) * 4) as u64;
         fits(self.ctx, name, bytes)?;
         if let Some(b) = self.kept.get(name).filter(|b| b.size() == bytes) {
@@ -515,21 +606,46 @@ impl Pass<'_> {
         Ok(b)
     }
 
-    fn map(&mut self, name: &str, shape: [usize; 4]) -> Result<Map> {
+    pub(super) fn map(&mut self, name: &str, shape: [usize; 4]) -> Result<Map> {
         Ok(Map { buf: self.buffer(name, shape.iter().product())?, shape })
     }
 
-    fn dispatch<P: KernelParams>(&mut self, params: &P, buffers: &[&wgpu::Buffer], groups: (u32, u32, u32)) {
+    pub(super) fn dispatch<P: KernelParams>(
+        &mut self,
+        params: &P,
+        buffers: &[&wgpu::Buffer],
+        groups: (u32, u32, u32),
+    ) {
         let bytes: u64 = buffers.iter().map(|b| b.size()).sum();
         let name = super::kernels::kernel_name(P::KERNEL);
         let writes = self.profiler.as_mut().and_then(|p| p.next(params, name, bytes));
         self.ctx.kernels.dispatch(self.ctx, &mut self.encoder, params, buffers, groups, writes);
     }
 
+    /// Takes the pass's profiler (a training step is not profiled).
+    pub(super) fn profiler_take(&mut self) -> Option<Profiler> {
+        self.profiler.take()
+    }
+
     fn record(&mut self, name: &str, map: &Map) {
         if self.capture.wants(name) {
             self.captured.push((name.to_string(), map.clone()));
         }
+    }
+
+    /// Dropout of `x` with drop probability `p`: in training its mask drawn on the CPU (as the
+    /// CPU path draws it, value by value from the same generator) and applied; else `x`.
+    fn dropout(&mut self, name: &str, x: &Map, p: f32) -> Result<Map> {
+        let Some(rng) = self.dropout.as_mut().filter(|_| p != 0.0) else { return Ok(x.clone()) };
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::Gpu(format!("{name}: dropout probability {p} is outside [0, 1)")));
+        }
+        let scale = 1.0 / (1.0 - p);
+        let mask: Vec<f32> = (0..x.len()).map(|_| if rng.uniform() >= p { scale } else { 0.0 }).collect();
+        let m = self.map(&format!("{name} mask"), x.shape)?;
+        self.ctx.queue.write_buffer(&m.buf, 0, &floats_to_bytes(&mask));
+        self.masks.insert(name.to_string(), m.clone());
+        self.combine(name, x, &m, Combine::Product)
     }
 
     fn conv(&mut self, name: &str, x: &Map, c: &ConvW, relu: bool) -> Result<Map> {
@@ -819,15 +935,13 @@ pub struct GradientSeed<'s> {
     pub x: usize,
 }
 
-/// Walks the recorded steps backwards from the seed's step to the input: each step's output
-/// gradient becomes its inputs' (summed where a value feeds several steps). The input's
-/// gradient `[B, C, H, W]`.
-fn backward(
+/// The seed's step and its one-hot gradient (the unit in every image of the batch).
+fn seed_gradient(
     pass: &mut Pass<'_>,
     steps: &[Step],
     maps: &[Option<Map>],
     seed: &GradientSeed<'_>,
-) -> Result<Map> {
+) -> Result<(usize, Map)> {
     let last = match seed.layer {
         "output" => steps.len().checked_sub(1),
         layer => steps.iter().position(|s| s.capture.as_deref() == Some(layer)),
@@ -849,6 +963,23 @@ fn backward(
     }
     let start = pass.map("grad seed", target.shape)?;
     pass.ctx.queue.write_buffer(&start.buf, 0, &floats_to_bytes(&one_hot));
+    Ok((last, start))
+}
+
+/// Walks the recorded steps backwards from step `last`, whose output's gradient is `start`, to
+/// the input: each step's output gradient becomes its inputs' (summed where a value feeds several
+/// steps). With `weights` (a gradient buffer per trainable slot: training), every trainable
+/// weight's gradient is written into its slot's buffer as well, and the input's gradient is not
+/// computed (`None`); else the input's gradient `[B, C, H, W]`.
+pub(super) fn backward(
+    pass: &mut Pass<'_>,
+    steps: &[Step],
+    maps: &[Option<Map>],
+    (last, start): (usize, Map),
+    weights: Option<&[wgpu::Buffer]>,
+) -> Result<Option<Map>> {
+    // Training needs no gradient of the input itself.
+    let wanted = |v: Value| v != 0 || weights.is_none();
     let mut grads: Vec<Option<Map>> = vec![None; maps.len()];
     grads[steps[last].out] = Some(start);
     for step in steps[..=last].iter().rev() {
@@ -870,12 +1001,23 @@ fn backward(
                 } else {
                     g
                 };
-                vec![(at(0), pass.conv_backward(&name, &g, conv, arg(0)?.shape)?)]
+                if let Some(weights) = weights {
+                    pass.conv_weight_grads(&name, &g, &arg(0)?, conv, weights)?;
+                }
+                if wanted(at(0)) {
+                    vec![(at(0), pass.conv_backward(&name, &g, conv, arg(0)?.shape)?)]
+                } else {
+                    vec![]
+                }
             }
             Kind::MaxPool => vec![(at(0), pass.pool_backward(&name, &arg(0)?, &g, false)?)],
             Kind::MaxPoolCeil => vec![(at(0), pass.pool_backward(&name, &arg(0)?, &g, true)?)],
             Kind::Pair { pair, merge, prefix } => {
-                vec![(at(0), pass.pair_backward(prefix, &g, pair, *merge, arg(0)?.shape)?)]
+                let input = arg(0)?;
+                pass.pair_backward(prefix, &g, pair, *merge, &input, weights, wanted(at(0)))?
+                    .map(|gi| (at(0), gi))
+                    .into_iter()
+                    .collect()
             }
             Kind::Combine(Combine::Sum) => vec![(at(0), g.clone()), (at(1), g)],
             Kind::Combine(Combine::Concat) => {
@@ -886,7 +1028,13 @@ fn backward(
                     (at(1), pass.channels(&format!("{name} b"), &g, ca, cb)?),
                 ]
             }
-            Kind::Identity => vec![(at(0), g)],
+            Kind::Dropout(_) => match pass.masks.get(&step.label).cloned() {
+                Some(mask) => vec![(at(0), pass.combine(&name, &g, &mask, Combine::Product)?)],
+                None => vec![(at(0), g)],
+            },
+            Kind::GlobalPool(pool) => {
+                vec![(at(0), pass.global_pool_backward(&name, &arg(0)?, &out()?, &g, *pool)?)]
+            }
             // The fused sum's addend receives the gradient as it is; the size reference none.
             Kind::Upsample { add } => {
                 let mut v = vec![(at(0), pass.upsample_backward(&name, &g, arg(0)?.shape)?)];
@@ -896,7 +1044,6 @@ fn backward(
             other => {
                 let what = match other {
                     Kind::Affine { .. } => "a per-channel scale and shift (BatchNorm)",
-                    Kind::GlobalPool(_) => "global pooling",
                     Kind::ConvTranspose { .. } => "a transposed convolution",
                     Kind::Crop(_) => "a crop",
                     Kind::Combine(_) => "a mean of two maps",
@@ -905,21 +1052,116 @@ fn backward(
                 let at = step.capture.as_deref().map_or(String::new(), |c| format!(" (at {c})"));
                 return Err(Error::Gpu(format!(
                     "the gradient of {what}{at} is not on the GPU yet (convolutions, ReLU, max \
-                     pooling, vanilla pairs, sums, concatenations and bilinear upsampling are)"
+                     and global pooling, dropout, vanilla pairs, sums, concatenations and \
+                     bilinear upsampling are)"
                 )));
             }
         };
         for (k, (v, gi)) in inputs.into_iter().enumerate() {
+            if !wanted(v) {
+                continue;
+            }
             grads[v] = Some(match grads[v].take() {
                 Some(previous) => pass.combine(&format!("{name} sum {k}"), &previous, &gi, Combine::Sum)?,
                 None => gi,
             });
         }
     }
-    grads[0].take().ok_or_else(|| Error::Gpu(format!("{} does not depend on the input", seed.layer)))
+    if weights.is_some() {
+        return Ok(None);
+    }
+    let layer = steps[last].capture.as_deref().unwrap_or("output");
+    grads[0].take().map(Some).ok_or_else(|| Error::Gpu(format!("{layer} does not depend on the input")))
 }
 
 impl Pass<'_> {
+    /// `weight_grad.wgsl` on `g` (`[B, O, h, w]`) and `src` into `out` from `out_offset` on:
+    /// the weight gradient of a `kernel`-wide window at `off` (`Some`), or the bias gradient.
+    fn weight_grad(
+        &mut self,
+        g: &Map,
+        src: &Map,
+        (kernel, stride, off): (usize, usize, Option<(i32, i32)>),
+        out: &wgpu::Buffer,
+        out_offset: usize,
+    ) {
+        let [b, o, gh, gw] = g.shape;
+        let [_, i, sh, sw] = src.shape;
+        let (off_y, off_x) = off.unwrap_or_default();
+        let params = WeightGradParams {
+            batch: u(b),
+            out_channels: u(o),
+            g_height: u(gh),
+            g_width: u(gw),
+            in_channels: u(i),
+            src_height: u(sh),
+            src_width: u(sw),
+            kernel: u(kernel),
+            stride: u(stride),
+            off_y,
+            off_x,
+            out_offset: u(out_offset),
+            mode: u32::from(off.is_none()),
+            ..Default::default()
+        };
+        let groups = match off {
+            Some(_) => (u((i * kernel * kernel).div_ceil(16)), u(o.div_ceil(16)), 1),
+            None => (u(o), 1, 1),
+        };
+        self.dispatch(&params, &[&g.buf, &src.buf, out], groups);
+    }
+
+    /// A convolution's (or linear layer's) weight and bias gradients from its output's `g` and
+    /// its input `x`, into their slots' buffers.
+    fn conv_weight_grads(
+        &mut self,
+        name: &str,
+        g: &Map,
+        x: &Map,
+        c: &ConvW,
+        weights: &[wgpu::Buffer],
+    ) -> Result<()> {
+        let slot = |s: Option<usize>| -> Result<Option<wgpu::Buffer>> {
+            s.map(|s| {
+                weights
+                    .get(s)
+                    .cloned()
+                    .ok_or_else(|| Error::Gpu(format!("{name}: no gradient buffer for slot {s}")))
+            })
+            .transpose()
+        };
+        let pad =
+            i32::try_from(c.pad).map_err(|_| Error::Gpu(format!("{name}: padding {} too large", c.pad)))?;
+        if let Some(buf) = slot(c.weight_slot)? {
+            self.weight_grad(g, x, (c.kernel, c.stride, Some((-pad, -pad))), &buf, 0);
+        }
+        if let Some(buf) = slot(c.bias_slot)? {
+            self.weight_grad(g, x, (c.kernel, c.stride, None), &buf, 0);
+        }
+        Ok(())
+    }
+
+    /// The gradient of global pooling's input `x` from its output `y`'s gradient `g`.
+    fn global_pool_backward(
+        &mut self,
+        name: &str,
+        x: &Map,
+        y: &Map,
+        g: &Map,
+        pool: GlobalPool,
+    ) -> Result<Map> {
+        let [b, c, h, w] = x.shape;
+        let out = self.map(name, x.shape)?;
+        let params = GlobalPoolBackwardParams {
+            planes: u(b * c),
+            size: u(h * w),
+            mode: u32::from(pool == GlobalPool::Avg),
+            ..Default::default()
+        };
+        self.dispatch(&params, &[&x.buf, &y.buf, &g.buf, &out.buf], groups_for(out.len()));
+        Ok(out)
+    }
+
     /// `count` channels of `g` from `offset` on.
     fn channels(&mut self, name: &str, g: &Map, offset: usize, count: usize) -> Result<Map> {
         let [n, c, h, w] = g.shape;
@@ -1024,17 +1266,21 @@ impl Pass<'_> {
         Ok(out)
     }
 
-    /// The gradient of a vanilla pair's input (of shape `input`) from its merged output's `g`:
-    /// both directions walked back through time, then through the projection (its own) or
-    /// summed (a shared one: the pair's input is the projection).
+    /// The gradient of a vanilla pair's input from its merged output's `g`: both directions
+    /// walked back through time, then through the projection (its own) or summed (a shared one:
+    /// the pair's input is the projection); `None` unless `want_input`. With `weights`, the
+    /// recurrences' gradients (and an own projection's) into their slots' buffers too.
+    #[allow(clippy::too_many_arguments)]
     fn pair_backward(
         &mut self,
         prefix: &str,
         g: &Map,
         pair: &PairW,
         merge: Merge,
-        input: [usize; 4],
-    ) -> Result<Map> {
+        input: &Map,
+        weights: Option<&[wgpu::Buffer]>,
+        want_input: bool,
+    ) -> Result<Option<Map>> {
         if pair.cell != Cell::Vanilla {
             return Err(Error::Gpu(format!(
                 "{prefix}: gradients of {} pairs are not on the GPU yet (vanilla pairs are)",
@@ -1073,6 +1319,19 @@ impl Pass<'_> {
             ..Default::default()
         };
         self.scan_steps(prefix, template, &[&g.buf, &pair.vt, &ha.buf, &hb.buf, &da.buf, &db.buf])?;
+        if let (Some(weights), Some(slot)) = (weights, pair.vt_slot) {
+            // dV^T[k][j] = sum over positions of h[k] at a step times delta[j] at the next one
+            // (the step after it in the direction's own order: +1 forward, -1 in reverse).
+            let buf = weights
+                .get(slot)
+                .cloned()
+                .ok_or_else(|| Error::Gpu(format!("{prefix}: no gradient buffer for slot {slot}")))?;
+            for (dir, (h_dir, d_dir)) in [(&ha, &da), (&hb, &db)].into_iter().enumerate() {
+                let next = if dir == 0 { 1 } else { -1 };
+                let off = if vertical { (next, 0) } else { (0, next) };
+                self.weight_grad(h_dir, d_dir, (1, 1, Some(off)), &buf, dir * d * d);
+            }
+        }
         match &pair.proj {
             // Both directions' projections stacked along channels: their gradients likewise.
             Some(u) => {
@@ -1083,9 +1342,16 @@ impl Pass<'_> {
                         dxi.shape, xi.shape
                     )));
                 }
-                self.conv_backward(&format!("{prefix} grad U"), &dxi, u, input)
+                if let Some(weights) = weights {
+                    self.conv_weight_grads(&format!("{prefix} grad U"), &dxi, input, u, weights)?;
+                }
+                if !want_input {
+                    return Ok(None);
+                }
+                self.conv_backward(&format!("{prefix} grad U"), &dxi, u, input.shape).map(Some)
             }
-            None => self.combine(&format!("{prefix} grad xi"), &da, &db, Combine::Sum),
+            None if !want_input => Ok(None),
+            None => self.combine(&format!("{prefix} grad xi"), &da, &db, Combine::Sum).map(Some),
         }
     }
 }
@@ -1114,6 +1380,8 @@ enum Combine {
     Concat = 2,
     /// `a` where `b > 0`, else 0: a ReLU's backward (`b` its output).
     Mask = 3,
+    /// `a · b`: dropout's mask applied (forward and backward).
+    Product = 5,
 }
 
 impl GpuModel {
@@ -1123,12 +1391,24 @@ impl GpuModel {
     /// [`Error::Gpu`] for a pair wider than the scan kernel holds or a weight larger than one
     /// buffer may be on this adapter; [`Error::Invalid`] for a missing weight.
     pub fn upload(ctx: &GpuContext, model: &Model) -> Result<Self> {
+        Ok(Self::upload_with(ctx, model, false)?.0)
+    }
+
+    /// Uploads `model`'s weights for training (nothing folded): the model and its trainable
+    /// buffers. Refuses by name what does not train on the GPU yet.
+    pub(super) fn upload_for_training(ctx: &GpuContext, model: &Model) -> Result<(Self, Vec<Slot>)> {
+        Self::upload_with(ctx, model, true)
+    }
+
+    fn upload_with(ctx: &GpuContext, model: &Model, training: bool) -> Result<(Self, Vec<Slot>)> {
         ctx.check_alive()?;
         let desc = model.desc();
-        let weights = Weights { ctx, map: model.weights()? };
+        let weights =
+            Weights { ctx, map: model.weights()?, slots: training.then(|| RefCell::new(Vec::new())) };
         let graph = model.graph().clone();
         let steps = build(&weights, &graph)?;
-        Ok(Self {
+        let slots = weights.slots.map(RefCell::into_inner).unwrap_or_default();
+        let gpu = Self {
             steps,
             graph,
             name: desc.display_name(),
@@ -1139,7 +1419,8 @@ impl GpuModel {
             profiling: super::profile::wanted(),
             scan: ScanMode::from_env(),
             profile: None,
-        })
+        };
+        Ok((gpu, slots))
     }
 
     /// Times every kernel of the following forward passes (GPU timestamps; nothing happens on
@@ -1163,7 +1444,11 @@ impl GpuModel {
         seed: &GradientSeed<'_>,
     ) -> Result<(Tensor, [usize; 4])> {
         let scopes = ctx.error_scopes();
-        let (mut pass, gradient) = self.record(ctx, x, Capture::Nothing, Some(seed))?;
+        let stop_at = (seed.layer != "output").then_some(seed.layer);
+        let (mut pass, maps, steps) = self.record(ctx, x, Capture::Nothing, stop_at, None)?;
+        let start = seed_gradient(&mut pass, steps, &maps, seed)?;
+        let gradient = backward(&mut pass, steps, &maps, start, None)?
+            .ok_or_else(|| Error::Gpu("the backward pass gave no input gradient".into()))?;
         drop(pass.profiler.take());
         let shape = pass.seed_shape.take().unwrap_or_default();
         Ok((read_maps(ctx, pass.encoder, vec![("gradient".into(), gradient)], scopes)?.remove(0).1, shape))
@@ -1188,14 +1473,17 @@ impl GpuModel {
         self.profile = Some(report);
     }
 
-    /// Records the forward pass of `x` into a new pass.
-    fn record<'a>(
+    /// Records the forward pass of `x` into a new pass, up to the step captured as `stop_at`
+    /// (or every step): the pass, every value's map (value 0 the input) and the steps. With
+    /// `dropout`, in training mode (dropout's masks drawn from it).
+    pub(super) fn record<'a>(
         &'a mut self,
         ctx: &'a GpuContext,
         x: &Tensor,
         capture: Capture<'a>,
-        seed: Option<&GradientSeed<'_>>,
-    ) -> Result<(Pass<'a>, Map)> {
+        stop_at: Option<&str>,
+        dropout: Option<Rng>,
+    ) -> Result<Recorded<'a>> {
         ctx.check_alive()?;
         let (b, c, h, w) = x.dims4()?;
         if c != self.graph.in_channels {
@@ -1218,6 +1506,8 @@ impl GpuModel {
             scan: self.scan,
             pairs: BTreeMap::new(),
             seed_shape: None,
+            dropout,
+            masks: BTreeMap::new(),
         };
         let input = pass.map("input", [b, c, h, w])?;
         ctx.queue.write_buffer(&input.buf, 0, &floats_to_bytes(&values(x)?));
@@ -1249,7 +1539,7 @@ impl GpuModel {
                     Kind::Pair { pair, merge, prefix } => pass.pair(prefix, &arg(0)?, pair, *merge)?,
                     Kind::Combine(mode) => pass.combine(name, &arg(0)?, &arg(1)?, *mode)?,
                     Kind::GlobalPool(p) => pass.global_pool(name, &arg(0)?, *p)?,
-                    Kind::Identity => arg(0)?,
+                    Kind::Dropout(p) => pass.dropout(name, &arg(0)?, *p)?,
                     Kind::Upsample { add } => {
                         let target = arg(1)?;
                         let addend =
@@ -1266,19 +1556,11 @@ impl GpuModel {
                 pass.record(c, &y);
             }
             maps[step.out] = Some(y);
-            if seed.is_some_and(|s| step.capture.as_deref() == Some(s.layer)) {
+            if stop_at.is_some() && step.capture.as_deref() == stop_at {
                 break;
             }
         }
-        if let Some(seed) = seed {
-            let gradient = backward(&mut pass, &self.steps, &maps, seed)?;
-            return Ok((pass, gradient));
-        }
-        let out = maps
-            .pop()
-            .flatten()
-            .ok_or_else(|| Error::Gpu(format!("{}: the model has no operation", self.name)))?;
-        Ok((pass, out))
+        Ok((pass, maps, &self.steps))
     }
 
     /// Runs the model on `x` (`[B, C, H, W]`) in inference mode, reading back the output and the
@@ -1289,7 +1571,10 @@ impl GpuModel {
     /// device reports an error or is lost.
     pub fn forward(&mut self, ctx: &GpuContext, x: &Tensor, capture: Capture) -> Result<GpuOutput> {
         let scopes = ctx.error_scopes();
-        let (mut pass, out) = self.record(ctx, x, capture, None)?;
+        let name = self.name.clone();
+        let (mut pass, mut maps, _) = self.record(ctx, x, capture, None, None)?;
+        let out =
+            maps.pop().flatten().ok_or_else(|| Error::Gpu(format!("{name}: the model has no operation")))?;
         let mut wanted: Vec<(String, Map)> = vec![("output".into(), out)];
         let profiler = pass.profiler.take();
         let stamps = profiler.as_ref().map(|p| p.resolve(ctx, &mut pass.encoder));
@@ -1342,7 +1627,10 @@ impl GpuModel {
             }
         };
         let scopes = ctx.error_scopes();
-        let (mut pass, scores) = self.record(ctx, x, Capture::Nothing, None)?;
+        let name = self.name.clone();
+        let (mut pass, mut maps, _) = self.record(ctx, x, Capture::Nothing, None, None)?;
+        let scores =
+            maps.pop().flatten().ok_or_else(|| Error::Gpu(format!("{name}: the model has no operation")))?;
         let plane = h * w;
         let photo_buf = pass.buffer("photo", plane)?;
         if let Some(photo) = photo {
@@ -1430,6 +1718,8 @@ fn run_one(ctx: &GpuContext, x: &Tensor, op: impl FnOnce(&mut Pass, &Map) -> Res
         scan: ScanMode::Auto,
         pairs: BTreeMap::new(),
         seed_shape: None,
+        dropout: None,
+        masks: BTreeMap::new(),
     };
     let input = pass.map("input", [b, c, h, w])?;
     ctx.queue.write_buffer(&input.buf, 0, &floats_to_bytes(&values(x)?));
@@ -1465,6 +1755,8 @@ pub fn conv2d(
         kernel,
         pad,
         stride,
+        weight_slot: None,
+        bias_slot: None,
     };
     run_one(ctx, x, |pass, input| pass.conv("conv", input, &conv, relu))
 }

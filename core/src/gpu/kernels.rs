@@ -8,7 +8,7 @@ use super::params::KernelParams;
 use crate::error::{Error, Result};
 
 /// The shaders' sources by name, as embedded.
-pub const SHADERS: [(&str, &str); 14] = [
+pub const SHADERS: [(&str, &str); 18] = [
     ("conv2d", include_str!("../../../shaders/conv2d.wgsl")),
     ("pool2d", include_str!("../../../shaders/pool2d.wgsl")),
     ("scan_pair", include_str!("../../../shaders/scan_pair.wgsl")),
@@ -23,6 +23,10 @@ pub const SHADERS: [(&str, &str); 14] = [
     ("scan_step", include_str!("../../../shaders/scan_step.wgsl")),
     ("pool2d_backward", include_str!("../../../shaders/pool2d_backward.wgsl")),
     ("upsample_backward", include_str!("../../../shaders/upsample_backward.wgsl")),
+    ("weight_grad", include_str!("../../../shaders/weight_grad.wgsl")),
+    ("global_pool_backward", include_str!("../../../shaders/global_pool_backward.wgsl")),
+    ("softmax_xent", include_str!("../../../shaders/softmax_xent.wgsl")),
+    ("optimizer", include_str!("../../../shaders/optimizer.wgsl")),
 ];
 
 /// The kernels, in the order of [`SHADERS`].
@@ -56,6 +60,14 @@ pub enum Kernel {
     Pool2dBackward,
     /// `upsample_backward.wgsl`
     UpsampleBackward,
+    /// `weight_grad.wgsl`
+    WeightGrad,
+    /// `global_pool_backward.wgsl`
+    GlobalPoolBackward,
+    /// `softmax_xent.wgsl`
+    SoftmaxXent,
+    /// `optimizer.wgsl`
+    Optimizer,
 }
 
 /// The largest hidden size the scan kernel holds in workgroup memory.

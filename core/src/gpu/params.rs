@@ -345,8 +345,97 @@ params!(
     }
 );
 
+params!(
+    /// `weight_grad.wgsl`: a weight gradient as a product with the input unfolded (mode 0), or a
+    /// bias gradient (mode 1).
+    WeightGradParams => WeightGrad {
+        /// Images.
+        batch: u32,
+        /// Channels of the output gradient G (rows of the weight gradient).
+        out_channels: u32,
+        /// G's height.
+        g_height: u32,
+        /// G's width.
+        g_width: u32,
+        /// Channels of the source map.
+        in_channels: u32,
+        /// The source's height.
+        src_height: u32,
+        /// The source's width.
+        src_width: u32,
+        /// Kernel side.
+        kernel: u32,
+        /// Stride.
+        stride: u32,
+        /// Row offset of the source window (minus the padding, plus a scan's shift).
+        off_y: i32,
+        /// Column offset of the source window.
+        off_x: i32,
+        /// Where the result starts in the output buffer.
+        out_offset: u32,
+        /// 0: the weight gradient, 1: the bias gradient.
+        mode: u32,
+        /// Padding to 16 bytes.
+        _a: u32,
+        /// Padding to 16 bytes.
+        _b: u32,
+        /// Padding to 16 bytes.
+        _c: u32,
+    }
+);
+
+params!(
+    /// `global_pool_backward.wgsl`: the gradient of global pooling's input.
+    GlobalPoolBackwardParams => GlobalPoolBackward {
+        /// Images x channels.
+        planes: u32,
+        /// Positions per plane.
+        size: u32,
+        /// 0: maximum, 1: mean.
+        mode: u32,
+        /// Padding to 16 bytes.
+        _a: u32,
+    }
+);
+
+params!(
+    /// `softmax_xent.wgsl`: softmax cross-entropy per row of scores, with its gradient.
+    SoftmaxXentParams => SoftmaxXent {
+        /// Rows (images, or pixels of every image).
+        rows: u32,
+        /// Classes.
+        classes: u32,
+        /// Distance between a row's classes (1, or H·W).
+        plane: u32,
+        /// The gradient's factor (1 / rows counted).
+        scale: f32,
+    }
+);
+
+params!(
+    /// `optimizer.wgsl`: one RMSprop, SGD or Adam update of a weight buffer.
+    OptimizerParams => Optimizer {
+        /// Weights.
+        n: u32,
+        /// 0: RMSprop, 1: SGD with momentum, 2: Adam.
+        mode: u32,
+        /// Learning rate.
+        lr: f32,
+        /// RMSprop's α, SGD's momentum, Adam's β1.
+        a: f32,
+        /// Adam's β2.
+        b: f32,
+        /// ε.
+        eps: f32,
+        /// Adam's first bias correction `1 - β1^t`.
+        c1: f32,
+        /// Adam's second bias correction `1 - β2^t`.
+        c2: f32,
+    }
+);
+
 /// Every parameter block with its shader's name and size in bytes (for the layout test).
-pub const ALL: [(&str, usize); 14] = [
+pub const ALL: [(&str, usize); 18] = [
     ("conv2d", std::mem::size_of::<Conv2dParams>()),
     ("pool2d", std::mem::size_of::<Pool2dParams>()),
     ("scan_pair", std::mem::size_of::<ScanPairParams>()),
@@ -361,4 +450,8 @@ pub const ALL: [(&str, usize); 14] = [
     ("scan_step", std::mem::size_of::<ScanStepParams>()),
     ("pool2d_backward", std::mem::size_of::<Pool2dBackwardParams>()),
     ("upsample_backward", std::mem::size_of::<UpsampleBackwardParams>()),
+    ("weight_grad", std::mem::size_of::<WeightGradParams>()),
+    ("global_pool_backward", std::mem::size_of::<GlobalPoolBackwardParams>()),
+    ("softmax_xent", std::mem::size_of::<SoftmaxXentParams>()),
+    ("optimizer", std::mem::size_of::<OptimizerParams>()),
 ];

@@ -34,6 +34,16 @@ pub enum OptimizerConfig {
 impl OptimizerConfig {
     /// The paper's RMSprop (ρ = 0.9, ε = 1e-8; SPEC §6).
     pub const PAPER_RMSPROP: OptimizerConfig = OptimizerConfig::Rmsprop { alpha: 0.9, eps: 1e-8 };
+
+    /// The same rule for the GPU's optimiser kernel.
+    pub fn gpu_rule(self) -> crate::gpu::UpdateRule {
+        use crate::gpu::UpdateRule;
+        match self {
+            Self::Rmsprop { alpha, eps } => UpdateRule::Rmsprop { alpha, eps },
+            Self::Sgd { momentum } => UpdateRule::Sgd { momentum },
+            Self::Adam { beta1, beta2, eps } => UpdateRule::Adam { beta1, beta2, eps },
+        }
+    }
 }
 
 /// An optimiser over a set of variables.
@@ -75,6 +85,16 @@ impl Optimizer {
     /// Sets the learning rate (for schedules).
     pub fn set_learning_rate(&mut self, lr: f64) {
         self.lr = lr;
+    }
+
+    /// Steps taken (Adam's bias correction counts them).
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// The optimiser's configuration.
+    pub fn config(&self) -> OptimizerConfig {
+        self.config
     }
 
     /// The per-variable state, in the order of the variables (for checkpoints).
