@@ -257,13 +257,16 @@ pub struct TrainSegArgs {
     /// Seed of the heads' weights, data order, flips and the scenes.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Continue the run in `--out` from its last checkpoint.
+    /// Continue the run in `--out` from its last checkpoint (on any device).
     #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
     /// Start afresh in a `--out` that already holds a run: its checkpoints are removed first
     /// (without it, such a folder is refused).
     #[arg(long)]
     overwrite: bool,
+    /// Where the steps run (as `lrnn train --device`): auto, cpu, wgpu or cuda.
+    #[arg(long, value_enum, default_value_t = crate::train_cmd::DeviceArg::Auto)]
+    device: crate::train_cmd::DeviceArg,
 }
 
 /// Runs `lrnn train-seg`.
@@ -368,6 +371,7 @@ pub fn train_seg(a: &TrainSegArgs) -> anyhow::Result<()> {
         time_budget_s: None,
         checkpoint_every: a.checkpoint_every,
         init_trunk,
+        device: a.device.into(),
     };
     let width = config.data.scenes.and_then(|t| t.width).unwrap_or(size);
     println!("{} on {}x{} inputs", config.model.display_name(), width, size);

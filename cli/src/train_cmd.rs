@@ -12,7 +12,7 @@ use lrnn_core::data;
 use lrnn_core::models::ModelDesc;
 use lrnn_core::train::trainer::evaluate;
 use lrnn_core::train::Checkpoint;
-use lrnn_core::train::{spawn, DataSource, Event, OptimizerConfig, Schedule, TrainConfig};
+use lrnn_core::train::{spawn, DataSource, Event, OptimizerConfig, Schedule, TrainConfig, TrainDevice};
 
 /// Options of `lrnn train`.
 #[derive(Debug, clap::Args)]
@@ -71,13 +71,45 @@ pub struct TrainArgs {
     /// Seed of data order, augmentation and dropout.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Continue the run in `--out` from its last checkpoint.
+    /// Continue the run in `--out` from its last checkpoint (on any device: checkpoints are the
+    /// same files).
     #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
+    /// Where the steps run: `auto` takes candle's CUDA device in a `--features cuda` build when
+    /// there is one, else a hardware GPU through wgpu when there is one and the network trains
+    /// there, else the CPU; `wgpu` any adapter (a software one too); `cuda` candle's CUDA device;
+    /// `cpu` the candle CPU path. The choice is printed; what cannot run on the GPU falls back to
+    /// the CPU with the reason.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    device: DeviceArg,
     /// Start afresh in a `--out` that already holds a run: its checkpoints are removed first
     /// (without it, such a folder is refused).
     #[arg(long)]
     overwrite: bool,
+}
+
+/// Where `lrnn train` and `lrnn train-seg` run their steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceArg {
+    /// CUDA (a `--features cuda` build), else a hardware GPU through wgpu, else the CPU.
+    Auto,
+    /// The candle CPU path.
+    Cpu,
+    /// wgpu on the best adapter, software ones included.
+    Wgpu,
+    /// candle's CUDA device 0 (a build with `--features cuda`).
+    Cuda,
+}
+
+impl From<DeviceArg> for TrainDevice {
+    fn from(d: DeviceArg) -> Self {
+        match d {
+            DeviceArg::Auto => TrainDevice::Auto,
+            DeviceArg::Cpu => TrainDevice::Cpu,
+            DeviceArg::Wgpu => TrainDevice::Wgpu,
+            DeviceArg::Cuda => TrainDevice::Cuda,
+        }
+    }
 }
 
 /// The data a command names: a format and, except for the generated task, a folder.
@@ -145,6 +177,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
         time_budget_s: a.time_budget.map(|m| m * 60.0),
         checkpoint_every: a.checkpoint_every,
         init_trunk: None,
+        device: a.device.into(),
     };
     follow(config, a.resume, a.overwrite)
 }
@@ -207,8 +240,9 @@ pub fn follow(config: TrainConfig, resume: bool, overwrite: bool) -> anyhow::Res
     let mut outcome = Ok(());
     for event in &handle.events {
         match event {
-            Event::Started { steps_per_epoch, parameters, resumed_at } => {
+            Event::Started { steps_per_epoch, parameters, resumed_at, device } => {
                 steps = steps_per_epoch as u64;
+                println!("device: {device}");
                 println!(
                     "{} parameters, {steps_per_epoch} steps per epoch, starting at step {resumed_at}",
                     parameters

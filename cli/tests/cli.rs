@@ -339,6 +339,7 @@ fn insert_then_probe_activations_of_the_inserted_model() {
         init_from: None,
         time_budget_s: None,
         checkpoint_every: None,
+        device: lrnn_core::train::TrainDevice::Cpu,
         init_trunk: None,
     };
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -638,6 +639,54 @@ fn a_seeded_training_run_is_bit_identical_at_one_and_two_threads() {
         let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
         assert!(same, "{name} differs between 1 and 2 threads");
     }
+}
+
+#[test]
+fn two_training_steps_on_wgpu_leave_the_cpus_weights_and_resume_on_the_other_device() {
+    // Context-LRNN (convolutions, inserted pairs, global max pooling, a linear head), two steps
+    // of SGD with momentum on each device: the same checkpoint files, weights within 1e-4 of
+    // each tensor's peak; then the wgpu run resumed on the CPU for a third step.
+    let require = std::env::var("LRNN_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    let train = |name: &str, device: &str, extra: &[&str]| {
+        let out = tmp(name);
+        if extra.is_empty() {
+            let _ = std::fs::remove_dir_all(&out);
+        }
+        let o = Command::new(env!("CARGO_BIN_EXE_lrnn"))
+            .args(["train", "--model", "Context-LRNN", "--data", "context"])
+            .args(["--max-train", "8", "--max-val", "4", "--batch", "4", "--seed", "5"])
+            .args(["--optimizer", "sgd", "--lr-max", "0.01", "--device", device, "--out", s(&out)])
+            .args(if extra.is_empty() { &["--epochs", "1"][..] } else { extra })
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        (String::from_utf8_lossy(&o.stdout).into_owned(), out)
+    };
+    let (said, cpu_out) = train("train-cpu", "cpu", &[]);
+    assert!(said.contains("device: CPU\n"), "{said}");
+    let (said, gpu_out) = train("train-wgpu", "wgpu", &[]);
+    if said.contains("device: CPU (") && !require {
+        eprintln!("no GPU adapter: only the fall-back was checked: {said}");
+        return;
+    }
+    assert!(said.contains("through wgpu"), "{said}");
+    let weights =
+        |out: &Path| read_tensors(&out.join("step-00000002/weights.safetensors"), &Device::Cpu).unwrap();
+    let (cpu, gpu) = (weights(&cpu_out), weights(&gpu_out));
+    assert_eq!(cpu.keys().collect::<Vec<_>>(), gpu.keys().collect::<Vec<_>>());
+    for (name, c) in &cpu {
+        let g = &gpu[name];
+        let peak = c.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-6);
+        let diff = (g - c).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff / peak < 1e-4, "{name}: {:e} of its peak apart", diff / peak);
+    }
+    let state =
+        |out: &Path| read_tensors(&out.join("step-00000002/optimizer.safetensors"), &Device::Cpu).unwrap();
+    assert_eq!(state(&cpu_out).keys().collect::<Vec<_>>(), state(&gpu_out).keys().collect::<Vec<_>>());
+    // The GPU's run goes on on the CPU (a second epoch: two more steps).
+    let (said, _) = train("train-wgpu", "cpu", &["--resume", "--epochs", "2"]);
+    assert!(said.contains("starting at step 2"), "{said}");
+    assert!(gpu_out.join("step-00000004/weights.safetensors").exists());
 }
 
 #[test]

@@ -116,6 +116,7 @@ fn train_seg_on_scenes_reports_pixel_scores_and_moves_the_recurrences() {
         init_from: None,
         time_budget_s: None,
         checkpoint_every: None,
+        device: lrnn_core::train::TrainDevice::Cpu,
         init_trunk: None,
     };
     let (tx, rx) = channel();
@@ -175,6 +176,7 @@ fn segmentation_data_and_networks_do_not_mix_with_classification() {
         init_from: None,
         time_budget_s: None,
         checkpoint_every: None,
+        device: lrnn_core::train::TrainDevice::Cpu,
         init_trunk: None,
     };
     let err = |c: &TrainConfig| run(c, false, &AtomicBool::new(false), &channel().0).unwrap_err().to_string();

@@ -50,6 +50,7 @@ fn config(name: &str) -> TrainConfig {
         init_from: None,
         time_budget_s: None,
         checkpoint_every: None,
+        device: lrnn_core::train::TrainDevice::Cpu,
         init_trunk: None,
     }
 }

@@ -11,7 +11,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 use lrnn_core::data::Format;
 use lrnn_core::train::checkpoint::checkpoint_step;
 use lrnn_core::train::schedule::Schedule;
-use lrnn_core::train::trainer::{spawn, Event, RunState, TrainHandle};
+use lrnn_core::train::trainer::{spawn, Event, RunState, TrainDevice, TrainHandle};
 
 use super::{color_image, export_button, overlay_on_original, Export, Panel, View};
 use crate::protocol::Job;
@@ -68,6 +68,9 @@ pub struct FineTune {
     pub last_checkpoint: Option<PathBuf>,
     /// What the run is doing, in words.
     pub status: String,
+    /// Where the run's steps go, in words (the CPU with the reason when the GPU was asked for
+    /// and cannot train the network).
+    pub device: Option<String>,
     unit: Option<UnitRef>,
 }
 
@@ -88,6 +91,7 @@ impl Default for FineTune {
             scrub: 0,
             last_checkpoint: None,
             status: "No run yet.".into(),
+            device: None,
             unit: None,
         }
     }
@@ -142,6 +146,9 @@ impl FineTune {
         config.schedule = Schedule::Constant { lr: ft.lr };
         config.checkpoint_every = Some(ft.every.max(1));
         config.max_val_images = Some(config.max_val_images.unwrap_or(500).min(500));
+        // Under Compute → GPU the steps run through wgpu (the CPU, with the reason, for what
+        // does not train there).
+        config.device = if shared.device.starts_with("GPU") { TrainDevice::Wgpu } else { TrainDevice::Cpu };
         if let DataChoice::Folder(format, path) = &ft.data {
             config.data.format = *format;
             config.data.path = path.clone();
@@ -158,6 +165,7 @@ impl FineTune {
                 ft.snapshots.clear();
                 ft.scrub = 0;
                 ft.last_checkpoint = None;
+                ft.device = None;
                 ft.unit = unit.clone();
                 ft.status = "loading the data…".into();
             }
@@ -188,15 +196,18 @@ impl FineTune {
         for ev in events {
             let ft = &mut *self;
             match ev {
-                Event::Started { steps_per_epoch, parameters, .. } => {
-                    ft.status =
-                        format!("running: {parameters} parameters, {steps_per_epoch} steps per epoch");
+                Event::Started { steps_per_epoch, parameters, device, .. } => {
+                    ft.device = Some(device.clone());
+                    ft.status = format!(
+                        "running on {device}: {parameters} parameters, {steps_per_epoch} steps per epoch"
+                    );
                 }
                 Event::Step { epoch: _, step: _, loss, error, lr } => {
                     let n = ft.losses.len() as f64 + 1.0;
                     ft.losses.push([n, f64::from(loss)]);
                     ft.errors.push([n, f64::from(error)]);
-                    ft.status = format!("step {} of {}: loss {loss:.4}, lr {lr:.1e}", n, ft.steps);
+                    let on = ft.device.as_deref().map_or(String::new(), |d| format!(" on {d}"));
+                    ft.status = format!("step {} of {}{on}: loss {loss:.4}, lr {lr:.1e}", n, ft.steps);
                 }
                 Event::Epoch(s) => {
                     let n = ft.losses.len() as f64;

@@ -12,4 +12,4 @@ pub mod trainer;
 pub use checkpoint::Checkpoint;
 pub use optim::{Optimizer, OptimizerConfig};
 pub use schedule::Schedule;
-pub use trainer::{spawn, DataSource, EpochStats, Event, RunEnd, TrainConfig, TrainHandle};
+pub use trainer::{spawn, DataSource, EpochStats, Event, RunEnd, TrainConfig, TrainDevice, TrainHandle};

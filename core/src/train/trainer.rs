@@ -119,6 +119,27 @@ pub struct TrainConfig {
     /// before a fresh run starts; the rest of the network starts from the seed.
     #[serde(default)]
     pub init_trunk: Option<PathBuf>,
+    /// Where the steps run (checkpoints are the same files on every device, so a run resumes
+    /// on any other).
+    #[serde(default)]
+    pub device: TrainDevice,
+}
+
+/// Where a run's training steps run. Validation, checkpoints and the data stay on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainDevice {
+    /// candle's CPU path.
+    #[default]
+    Cpu,
+    /// candle's CUDA device 0 in a build with `--features cuda` when there is one; else a
+    /// hardware GPU through wgpu when there is one and the model trains on it; else the CPU.
+    Auto,
+    /// wgpu on the best adapter, a software one too (falls back to the CPU, with the reason,
+    /// when the model does not train on the GPU or the device fails to start).
+    Wgpu,
+    /// candle's CUDA device 0 (a build with `--features cuda`; else the CPU, with the reason).
+    Cuda,
 }
 
 /// What the loop reports.
@@ -126,6 +147,9 @@ pub struct TrainConfig {
 pub enum Event {
     /// The run began (`resumed_at`: the global step it resumed from).
     Started {
+        /// Where the steps run, for people ("CPU", "<adapter> through wgpu", "CPU (why not the
+        /// GPU)").
+        device: String,
         /// Steps per epoch.
         steps_per_epoch: usize,
         /// Trainable parameters.
@@ -402,7 +426,7 @@ impl RunData {
 /// # Errors
 /// Bad data or model, a NaN loss (the message names the last good checkpoint), I/O errors.
 pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sender<Event>) -> Result<RunEnd> {
-    let dev = Device::Cpu;
+    let (dev, cuda_note) = candle_device(config.device);
     let data = RunData::load(config)?;
     check_data_fits(config, &data)?;
     std::fs::create_dir_all(&config.out).map_err(|e| Error::io(&config.out, e))?;
@@ -436,7 +460,12 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
     let mean = data.mean();
     let bs = config.batch_size.max(1);
     let steps_per_epoch = data.train_len().div_ceil(bs);
+    let mut backend = match (&dev, cuda_note) {
+        (Device::Cpu, note) => Backend::open(config.device, &model, &opt, note),
+        (_, _) => Backend::Candle { device: "CUDA device 0 through candle".into() },
+    };
     let _ = events.send(Event::Started {
+        device: backend.describe(),
         steps_per_epoch,
         parameters: model.parameter_count()?,
         resumed_at: state.global_step,
@@ -470,6 +499,7 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
                 || stop.load(Ordering::SeqCst)
                 || config.max_steps.is_some_and(|m| state.global_step >= m)
             {
+                backend.sync(&model, &mut opt)?;
                 if spent && steps > 0 {
                     let stats = close_epoch(loss_sum, seen, (wrong, counted), steps)?;
                     state.history.push(stats.clone());
@@ -496,11 +526,26 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
             let mut rng = derive(config.seed, 1 + epoch as u64, 1 + s as u64);
             let aug = config.augment.as_ref().map(|a| (a, &mut rng));
             let (x, y) = data.batch(idx, aug, &dev)?;
-            let mut fwd =
-                Forward::train().with_rng(derive(config.seed, 1 + epoch as u64, (1 << 32) + s as u64));
-            let logits = model.forward(&x, &mut fwd)?;
-            let loss = data.loss(&logits, &y)?;
-            let loss_value = loss.to_scalar::<f32>()?;
+            let dropout = derive(config.seed, 1 + epoch as u64, (1 << 32) + s as u64);
+            let (loss_value, (wrong_here, counted_here)) = match &mut backend {
+                Backend::Candle { .. } => {
+                    let mut fwd = Forward::train().with_rng(dropout);
+                    let logits = model.forward(&x, &mut fwd)?;
+                    let loss = data.loss(&logits, &y)?;
+                    let loss_value = loss.to_scalar::<f32>()?;
+                    if loss_value.is_finite() {
+                        let grads = loss.backward()?;
+                        opt.step(&grads)?;
+                    }
+                    (loss_value, data.errors(&logits, &y)?)
+                }
+                Backend::Wgpu { ctx, trainer, dirty, .. } => {
+                    let labels = y.flatten_all()?.to_vec1::<u32>()?;
+                    let stats = trainer.step(ctx, &x, &labels, lr, dropout)?;
+                    *dirty = true;
+                    (stats.loss, (stats.wrong, stats.counted))
+                }
+            };
             if !loss_value.is_finite() {
                 let where_ = last_good.as_ref().map_or("none yet".to_string(), |p| p.display().to_string());
                 return Err(Error::file(
@@ -511,9 +556,6 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
                     ),
                 ));
             }
-            let grads = loss.backward()?;
-            opt.step(&grads)?;
-            let (wrong_here, counted_here) = data.errors(&logits, &y)?;
             wrong += wrong_here;
             counted += counted_here;
             seen += idx.len();
@@ -525,12 +567,14 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
             let _ = events.send(Event::Step { epoch, step: s, loss: loss_value, error, lr });
             let ends_epoch = state.step_in_epoch == steps_per_epoch;
             if !ends_epoch && config.checkpoint_every.is_some_and(|k| k > 0 && state.global_step % k == 0) {
+                backend.sync(&model, &mut opt)?;
                 state.trained_seconds = trained();
                 let ckpt = save_checkpoint(&model, &opt, &state, mean)?;
                 last_good = Some(ckpt.clone());
                 let _ = events.send(Event::Checkpoint(ckpt));
             }
         }
+        backend.sync(&model, &mut opt)?;
         let stats = close_epoch(loss_sum, seen, (wrong, counted), steps)?;
         state.history.push(stats.clone());
         state.epoch += 1;
@@ -542,6 +586,115 @@ pub fn run(config: &TrainConfig, resume: bool, stop: &AtomicBool, events: &Sende
         let _ = events.send(Event::Checkpoint(ckpt));
     }
     Ok(RunEnd::Finished)
+}
+
+/// candle's device for `device`: CUDA device 0 when asked (or `auto` in a CUDA build) and there
+/// is one, else the CPU, with why not CUDA when it was asked for.
+fn candle_device(device: TrainDevice) -> (Device, Option<String>) {
+    let wants_cuda = device == TrainDevice::Cuda || (device == TrainDevice::Auto && cfg!(feature = "cuda"));
+    if !wants_cuda {
+        return (Device::Cpu, None);
+    }
+    match Device::new_cuda(0) {
+        Ok(d) => (d, None),
+        Err(e) => (
+            Device::Cpu,
+            Some(format!(
+                "no CUDA device: {e} (CUDA needs a build with `--features cuda` on a machine with the CUDA toolkit)"
+            )),
+        ),
+    }
+}
+
+/// Where the steps of a run go: candle (the CPU or CUDA), or wgpu with the weights and the
+/// optimiser's state kept on the GPU between steps and brought back for validations and
+/// checkpoints.
+enum Backend {
+    Candle {
+        /// For people: where, and why not the GPU when one was asked for.
+        device: String,
+    },
+    Wgpu {
+        ctx: Box<crate::gpu::GpuContext>,
+        trainer: Box<crate::gpu::GpuTrainer>,
+        /// Whether the GPU holds steps the CPU model has not seen.
+        dirty: bool,
+        rule: super::optim::OptimizerConfig,
+    },
+}
+
+impl Backend {
+    /// wgpu when `device` asks for it (`auto`: a hardware adapter only) and the model trains
+    /// there, else the CPU with the reason (`note`: why not CUDA, when it was asked for).
+    fn open(device: TrainDevice, model: &Model, opt: &Optimizer, note: Option<String>) -> Self {
+        let cpu = |why: Option<String>| Backend::Candle {
+            device: why.map_or("CPU".into(), |w| format!("CPU ({w})")),
+        };
+        if matches!(device, TrainDevice::Cpu | TrainDevice::Cuda) {
+            return cpu(note);
+        }
+        let opened = crate::gpu::GpuContext::new().and_then(|ctx| {
+            if ctx.is_software() && device == TrainDevice::Auto {
+                return Err(Error::Gpu(format!(
+                    "the only GPU adapter is the software {}, slower than the CPU here; --device wgpu uses it",
+                    ctx.describe()
+                )));
+            }
+            let mut trainer = crate::gpu::GpuTrainer::upload(&ctx, model, opt.config().gpu_rule())?;
+            let names: Vec<String> = model.trainable_vars()?.into_iter().map(|(n, _)| n).collect();
+            let adam = matches!(opt.config(), super::optim::OptimizerConfig::Adam { .. });
+            let mut state = std::collections::BTreeMap::new();
+            for (name, s) in names.into_iter().zip(opt.state()) {
+                let Some(s) = s else { continue };
+                let pair = if adam { [Some(s.get(0)?), Some(s.get(1)?)] } else { [Some(s.clone()), None] };
+                state.insert(name, pair);
+            }
+            trainer.set_state(&ctx, &state, opt.steps())?;
+            Ok(Backend::Wgpu { ctx: Box::new(ctx), trainer: Box::new(trainer), dirty: false, rule: opt.config() })
+        });
+        match opened {
+            Ok(b) => b,
+            Err(e) => {
+                let why = match note {
+                    Some(n) => format!("{n}; {e}"),
+                    None => e.to_string(),
+                };
+                cpu(Some(why))
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Backend::Candle { device } => device.clone(),
+            Backend::Wgpu { ctx, .. } => format!("{} through wgpu", ctx.describe()),
+        }
+    }
+
+    /// Brings the GPU's weights and optimiser state into `model` and `opt` (for a validation or a
+    /// checkpoint); nothing to do on candle's devices.
+    fn sync(&mut self, model: &Model, opt: &mut Optimizer) -> Result<()> {
+        let Backend::Wgpu { ctx, trainer, dirty, rule } = self else { return Ok(()) };
+        let adam = matches!(rule, super::optim::OptimizerConfig::Adam { .. });
+        if !*dirty {
+            return Ok(());
+        }
+        let weights = trainer.weights(ctx)?;
+        let state = trainer.state(ctx)?;
+        let mut restored = Vec::new();
+        for (name, var) in model.trainable_vars()? {
+            let w = weights.get(&name).ok_or_else(|| Error::Gpu(format!("the GPU holds no `{name}`")))?;
+            var.set(w)?;
+            restored.push(match state.get(&name) {
+                Some([Some(m), Some(v)]) if adam => Some(Tensor::stack(&[m, v], 0)?),
+                Some([Some(s), _]) => Some(s.clone()),
+                _ => None,
+            });
+        }
+        opt.restore_state(restored, trainer.steps()).map_err(Error::Gpu)?;
+        *dirty = false;
+        Ok(())
+    }
 }
 
 /// Checks that the data's images and labels fit the model.
