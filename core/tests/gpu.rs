@@ -646,12 +646,14 @@ fn cpu_step(
 }
 
 /// Two training steps of `make()`'s model on the GPU and on the CPU with each optimiser: the
-/// losses and every gradient within 1e-4 of the CPU's (relative to the tensor's peak); every
-/// updated weight and optimiser state too, except where RMSprop or Adam meet a gradient at the
-/// noise floor (below 1e-3 of its tensor's peak in a step): their first steps move a weight by
-/// about ±lr whatever the gradient's size, so near ε (1e-8) a gradient's rounding (summed in
-/// another order on each path) changes the step by a visible part of lr. There the weights must
-/// still agree within lr. The worst weight error.
+/// losses and the first step's gradients within 1e-4 of the CPU's (relative to the tensor's
+/// peak); with SGD every later gradient, weight, state and running statistic too. RMSprop's and
+/// Adam's first steps move a weight by about ±lr whatever its gradient's size, so where a
+/// gradient is at the noise floor (near ε = 1e-8, summed in another order on each path) the
+/// step differs by up to its whole size (a convolution's bias before a BatchNorm has no
+/// gradient at all, only rounding): there (a gradient below 1e-3 of its tensor's peak) the
+/// weights must agree within the steps' bound, and what the second step computes from them
+/// within 1e-3. The worst weight error.
 fn check_training(ctx: &GpuContext, what: &str, make: impl Fn() -> Model, x: &Tensor, labels: &[u32]) -> f32 {
     let (mut worst, mut worst_grad) = (0f32, 0f32);
     let start = std::time::Instant::now();
@@ -669,7 +671,12 @@ fn check_training(ctx: &GpuContext, what: &str, make: impl Fn() -> Model, x: &Te
         assert_eq!(gpu.tensors(), cpu.trainable_vars().unwrap().len(), "{what}: every weight trains");
         // Per weight, 1 where every step's gradient is above the noise floor.
         let mut clear: std::collections::BTreeMap<String, Tensor> = Default::default();
+        let sign_like = !matches!(config, OptimizerConfig::Sgd { .. });
         for step in 0..2u64 {
+            // After a first RMSprop or Adam step the two paths' weights already differ where the
+            // gradient was noise (by up to lr, above), so the second step's gradients start
+            // from slightly different weights: 1e-3 there, 1e-4 everywhere else.
+            let tolerance = if step > 0 && sign_like { 1e-3 } else { 1e-4 };
             let rng = || lrnn_core::rng::Rng(100 + step);
             let stats = gpu.step(ctx, x, labels, lr, rng()).unwrap();
             let (loss, cpu_grads) = cpu_step(&cpu, &mut opt, x, labels, rng());
@@ -679,7 +686,10 @@ fn check_training(ctx: &GpuContext, what: &str, make: impl Fn() -> Model, x: &Te
             let gpu_grads = gpu.gradients(ctx).unwrap();
             for (name, g) in &cpu_grads {
                 let e = relative_error(&gpu_grads[name], g);
-                assert!(e < 1e-4, "{what} {config:?} step {step}: the gradient of {name} differs by {e:e}");
+                assert!(
+                    e < tolerance,
+                    "{what} {config:?} step {step}: the gradient of {name} differs by {e:e}"
+                );
                 worst_grad = worst_grad.max(e);
                 let peak = g.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
                 let above =
@@ -688,9 +698,20 @@ fn check_training(ctx: &GpuContext, what: &str, make: impl Fn() -> Model, x: &Te
                 clear.insert(name.clone(), c);
             }
         }
-        let sign_like = !matches!(config, OptimizerConfig::Sgd { .. });
         let weights = gpu.weights(ctx).unwrap();
+        // BatchNorm's running statistics, updated by both forward passes (the second's, after an
+        // RMSprop or Adam step, from weights apart where the gradient was noise: 1e-3).
+        for (name, var) in cpu.varmap().data().lock().unwrap().iter() {
+            if name.contains("running_") {
+                let e = relative_error(&weights[name], var.as_tensor());
+                let tolerance = if sign_like { 1e-3 } else { 1e-4 };
+                assert!(e < tolerance, "{what} {config:?}: {name} differs by {e:e}");
+            }
+        }
         let states = gpu.state(ctx).unwrap();
+        // What the second step of RMSprop or Adam computed from the first's weights (which may
+        // differ where the gradient was noise) within 1e-3; with SGD everything within 1e-4.
+        let after = if sign_like { 1e-3 } else { 1e-4 };
         for ((name, var), state) in cpu.trainable_vars().unwrap().iter().zip(opt.state()) {
             let (g, c) = (&weights[name], var.as_tensor());
             let (e, loose) = if sign_like {
@@ -704,9 +725,10 @@ fn check_training(ctx: &GpuContext, what: &str, make: impl Fn() -> Model, x: &Te
             } else {
                 (relative_error(g, c), 0.0)
             };
-            assert!(e < 1e-4, "{what} {config:?}: {name} differs by {e:e}");
+            assert!(e < after, "{what} {config:?}: {name} differs by {e:e}");
+            // (at most 1 / sqrt(1 - α) = 3.2 lr per step and path: two steps, two paths)
             assert!(
-                loose < lr as f32,
+                loose < 4.0 * 3.2 * lr as f32,
                 "{what} {config:?}: {name} differs by {loose:e} where its gradient is ~0"
             );
             worst = worst.max(e);
@@ -717,10 +739,10 @@ fn check_training(ctx: &GpuContext, what: &str, make: impl Fn() -> Model, x: &Te
             };
             let [g1, g2] = &states[name];
             let e = relative_error(g1.as_ref().unwrap(), &first);
-            assert!(e < 1e-4, "{what} {config:?}: state of {name} differs by {e:e}");
+            assert!(e < after, "{what} {config:?}: state of {name} differs by {e:e}");
             if let Some(second) = second {
                 let e = relative_error(g2.as_ref().unwrap(), &second);
-                assert!(e < 1e-4, "{what} {config:?}: second moment of {name} differs by {e:e}");
+                assert!(e < after, "{what} {config:?}: second moment of {name} differs by {e:e}");
             }
         }
     }
@@ -822,9 +844,17 @@ fn training_steps_on_the_gpu_match_the_cpu() {
     };
     let x = fixed_randn((3, 3, 14, 22), 5);
     check_training(&ctx, "odd convnet", || fixed_seeded(ModelDesc::Convnet(cfg.clone()), 3), &x, &[2, 0, 1]);
+    // The paper's baseline: BatchNorm + ReLU in training mode (batch statistics, running ones
+    // updated), concatenations, global max pooling, dropout 0.5 (the same masks), grey input.
+    let desc = ModelDesc::Cifar(lrnn_core::models::cifar::CifarConfig {
+        in_channels: 1,
+        ..lrnn_core::models::cifar::CifarConfig::named("Baseline-CNN-Max")
+    });
+    let x = fixed_randn((4, 1, 8, 12), 6);
+    check_training(&ctx, "Baseline-CNN-Max", || fixed_seeded(desc.clone(), 8), &x, &[3, 9, 0, 3]);
     // What does not train on the GPU yet is refused by name at upload.
     let cifar = fixed_seeded(ModelDesc::from_name_or_file("E-RNN-Max").unwrap(), 1);
     let e =
         GpuTrainer::upload(&ctx, &cifar, OptimizerConfig::PAPER_RMSPROP.gpu_rule()).unwrap_err().to_string();
-    assert!(e.contains("BatchNorm") && e.contains("not train on the GPU"), "{e}");
+    assert!(e.contains("LayerNorm") && e.contains("not train on the GPU"), "{e}");
 }

@@ -19,9 +19,9 @@ use candle_core::{DType, Device, Tensor};
 use super::context::GpuContext;
 use super::kernels::{fold, groups_for, submit_and_read, MAX_HIDDEN};
 use super::params::{
-    AffineParams, CombineParams, Conv2dParams, ConvTransposeParams, CropParams, GlobalPoolBackwardParams,
-    GlobalPoolParams, KernelParams, LabelColourParams, Pool2dBackwardParams, Pool2dParams, ScanPairParams,
-    ScanStepParams, UpsampleBackwardParams, UpsampleParams, WeightGradParams,
+    AffineParams, BatchNormParams, CombineParams, Conv2dParams, ConvTransposeParams, CropParams,
+    GlobalPoolBackwardParams, GlobalPoolParams, KernelParams, LabelColourParams, Pool2dBackwardParams,
+    Pool2dParams, ScanPairParams, ScanStepParams, UpsampleBackwardParams, UpsampleParams, WeightGradParams,
 };
 use super::profile::{Profiler, Report};
 use crate::error::{Error, Result};
@@ -66,6 +66,8 @@ pub(super) struct Slot {
     pub(super) buf: wgpu::Buffer,
     pub(super) len: usize,
     pub(super) layout: Layout,
+    /// Whether the optimiser updates it (else a running statistic the forward updates).
+    pub(super) trainable: bool,
 }
 
 /// How a slot's values are laid out from the model's named tensors.
@@ -108,6 +110,9 @@ enum Kind {
     Combine(Combine),
     /// Global pooling to `[B, C, 1, 1]`.
     GlobalPool(GlobalPool),
+    /// BatchNorm + ReLU in training mode (batch statistics; a model uploaded for training):
+    /// gains then biases in `wb`, the running mean then variance in `running`.
+    BatchNorm { wb: wgpu::Buffer, running: wgpu::Buffer, channels: usize, wb_slot: Option<usize> },
     /// Dropout with this drop probability: nothing to run in inference (the output is the
     /// input); in training the forward's mask, drawn on the CPU as the CPU path draws it.
     Dropout(f32),
@@ -291,8 +296,46 @@ impl Weights<'_> {
     fn slot(&self, buf: &wgpu::Buffer, len: usize, layout: Layout) -> Option<usize> {
         let slots = self.slots.as_ref()?;
         let mut slots = slots.borrow_mut();
-        slots.push(Slot { buf: buf.clone(), len, layout });
+        slots.push(Slot { buf: buf.clone(), len, layout, trainable: true });
         Some(slots.len() - 1)
+    }
+
+    /// Registers `buf` as running statistics (brought back with the weights, never optimised).
+    fn statistics(&self, buf: &wgpu::Buffer, len: usize, names: Vec<String>) {
+        if let Some(slots) = &self.slots {
+            slots.borrow_mut().push(Slot {
+                buf: buf.clone(),
+                len,
+                layout: Layout::Stacked(names),
+                trainable: false,
+            });
+        }
+    }
+
+    /// BatchNorm `<prefix>.*` for training: its gains and biases as one trainable slot, its
+    /// running mean and variance as one buffer of statistics.
+    fn batch_norm_training(&self, prefix: &str, channels: usize) -> Result<Kind> {
+        let names = |a: &str, b: &str| vec![format!("{prefix}.{a}"), format!("{prefix}.{b}")];
+        let [wb_names, run_names] = [names("weight", "bias"), names("running_mean", "running_var")];
+        let mut wb = Vec::new();
+        let mut running = Vec::new();
+        for (into, list) in [(&mut wb, &wb_names), (&mut running, &run_names)] {
+            for n in list {
+                let v = self.floats(n)?;
+                if v.len() != channels {
+                    return Err(Error::Invalid(format!(
+                        "`{n}` has {} values for {channels} channels",
+                        v.len()
+                    )));
+                }
+                into.extend(v);
+            }
+        }
+        let wb_buf = upload_floats(self.ctx, prefix, &wb)?;
+        let running_buf = upload_floats(self.ctx, prefix, &running)?;
+        let wb_slot = self.slot(&wb_buf, wb.len(), Layout::Stacked(wb_names));
+        self.statistics(&running_buf, running.len(), run_names);
+        Ok(Kind::BatchNorm { wb: wb_buf, running: running_buf, channels, wb_slot })
     }
 
     /// Whether the weights are uploaded for training.
@@ -390,7 +433,7 @@ impl Weights<'_> {
             return Err(Error::Gpu(format!(
                 "{}: pairs of {} cells do not train on the GPU yet (vanilla pairs do)",
                 if prefix.is_empty() { "the module" } else { prefix },
-                cell.name()
+                if cell == Cell::Gru { "GRU" } else { "vanilla + LayerNorm" }
             )));
         }
         let (mut u, mut b, mut ln) = (Vec::new(), Vec::new(), Vec::new());
@@ -470,12 +513,7 @@ fn build(w: &Weights, graph: &Graph) -> Result<Vec<Step>> {
                 shift: upload_floats(w.ctx, "ReLU", &[0.0])?,
                 channels: Some(1),
             },
-            Op::BatchNormRelu { name, .. } if w.training() => {
-                return Err(Error::Gpu(format!(
-                    "{name}: BatchNorm does not train on the GPU yet (its batch statistics and \
-                     their gradient run on the CPU)"
-                )));
-            }
+            Op::BatchNormRelu { name, channels } if w.training() => w.batch_norm_training(name, *channels)?,
             Op::ConvTranspose { name, .. } if w.training() => {
                 return Err(Error::Gpu(format!(
                     "{name}: transposed convolutions do not train on the GPU yet"
@@ -586,6 +624,8 @@ pub(super) struct Pass<'a> {
     dropout: Option<Rng>,
     /// Training: each dropout step's mask (already scaled by `1 / (1 - p)`), by step label.
     masks: BTreeMap<String, Map>,
+    /// Training: each BatchNorm step's batch statistics (mean, 1 / std), by step label.
+    bn_stats: BTreeMap<String, wgpu::Buffer>,
 }
 
 impl Pass<'_> {
@@ -1035,6 +1075,15 @@ pub(super) fn backward(
             Kind::GlobalPool(pool) => {
                 vec![(at(0), pass.global_pool_backward(&name, &arg(0)?, &out()?, &g, *pool)?)]
             }
+            Kind::BatchNorm { wb, wb_slot, .. } => {
+                let gw = match (weights, wb_slot) {
+                    (Some(w), Some(s)) => w.get(*s).cloned(),
+                    _ => None,
+                };
+                let x = arg(0)?;
+                let dx = pass.batch_norm_backward(&step.label, &x, &out()?, &g, wb, gw)?;
+                vec![(at(0), dx)]
+            }
             // The fused sum's addend receives the gradient as it is; the size reference none.
             Kind::Upsample { add } => {
                 let mut v = vec![(at(0), pass.upsample_backward(&name, &g, arg(0)?.shape)?)];
@@ -1075,6 +1124,81 @@ pub(super) fn backward(
 }
 
 impl Pass<'_> {
+    /// BatchNorm + ReLU of `x` with the batch's statistics (kept for the backward), the running
+    /// statistics updated.
+    fn batch_norm(
+        &mut self,
+        name: &str,
+        x: &Map,
+        (wb, running): (&wgpu::Buffer, &wgpu::Buffer),
+        channels: usize,
+    ) -> Result<Map> {
+        let [b, c, h, w] = x.shape;
+        if c != channels {
+            return Err(Error::Gpu(format!("{name}: input has {c} channels, the layer takes {channels}")));
+        }
+        if self.dropout.is_none() {
+            return Err(Error::Gpu(format!(
+                "{name}: a BatchNorm uploaded for training runs in training passes only"
+            )));
+        }
+        let out = self.map(name, x.shape)?;
+        let stats = self.buffer(&format!("{name} stats"), 2 * c)?;
+        self.bn_stats.insert(name.to_string(), stats.clone());
+        let (gx, gy) = fold(out.len().div_ceil(256));
+        let params = BatchNormParams {
+            batch: u(b),
+            channels: u(c),
+            plane: u(h * w),
+            mode: 0,
+            eps: 1e-5,
+            groups_x: gx,
+            ..Default::default()
+        };
+        let bufs = [&x.buf, &out.buf, &out.buf, &out.buf, wb, &stats, running, &stats];
+        self.dispatch(&params, &bufs, (u(c), 1, 1));
+        self.dispatch(&BatchNormParams { mode: 1, ..params }, &bufs, (gx, gy, 1));
+        Ok(out)
+    }
+
+    /// The gradient of BatchNorm + ReLU's input `x` from its output `y`'s gradient `g` (the
+    /// gains' and biases' gradients into `gw`, a scratch buffer without one).
+    fn batch_norm_backward(
+        &mut self,
+        name: &str,
+        x: &Map,
+        y: &Map,
+        g: &Map,
+        wb: &wgpu::Buffer,
+        gw: Option<wgpu::Buffer>,
+    ) -> Result<Map> {
+        let [b, c, h, w] = x.shape;
+        let stats = self
+            .bn_stats
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::Gpu(format!("{name}: the forward's batch statistics are missing")))?;
+        let gw = match gw {
+            Some(buf) => buf,
+            None => self.buffer(&format!("{name} grad wb"), 2 * c)?,
+        };
+        let dx = self.map(&format!("{name} grad"), x.shape)?;
+        let (gx, gy) = fold(dx.len().div_ceil(256));
+        let params = BatchNormParams {
+            batch: u(b),
+            channels: u(c),
+            plane: u(h * w),
+            mode: 2,
+            eps: 1e-5,
+            groups_x: gx,
+            ..Default::default()
+        };
+        let bufs = [&x.buf, &y.buf, &g.buf, &dx.buf, wb, &stats, &stats, &gw];
+        self.dispatch(&params, &bufs, (u(c), 1, 1));
+        self.dispatch(&BatchNormParams { mode: 3, ..params }, &bufs, (gx, gy, 1));
+        Ok(dx)
+    }
+
     /// `weight_grad.wgsl` on `g` (`[B, O, h, w]`) and `src` into `out` from `out_offset` on:
     /// the weight gradient of a `kernel`-wide window at `off` (`Some`), or the bias gradient.
     fn weight_grad(
@@ -1508,6 +1632,7 @@ impl GpuModel {
             seed_shape: None,
             dropout,
             masks: BTreeMap::new(),
+            bn_stats: BTreeMap::new(),
         };
         let input = pass.map("input", [b, c, h, w])?;
         ctx.queue.write_buffer(&input.buf, 0, &floats_to_bytes(&values(x)?));
@@ -1540,6 +1665,9 @@ impl GpuModel {
                     Kind::Combine(mode) => pass.combine(name, &arg(0)?, &arg(1)?, *mode)?,
                     Kind::GlobalPool(p) => pass.global_pool(name, &arg(0)?, *p)?,
                     Kind::Dropout(p) => pass.dropout(name, &arg(0)?, *p)?,
+                    Kind::BatchNorm { wb, running, channels, .. } => {
+                        pass.batch_norm(name, &arg(0)?, (wb, running), *channels)?
+                    }
                     Kind::Upsample { add } => {
                         let target = arg(1)?;
                         let addend =
@@ -1720,6 +1848,7 @@ fn run_one(ctx: &GpuContext, x: &Tensor, op: impl FnOnce(&mut Pass, &Map) -> Res
         seed_shape: None,
         dropout: None,
         masks: BTreeMap::new(),
+        bn_stats: BTreeMap::new(),
     };
     let input = pass.map("input", [b, c, h, w])?;
     ctx.queue.write_buffer(&input.buf, 0, &floats_to_bytes(&values(x)?));

@@ -8,7 +8,7 @@ use super::params::KernelParams;
 use crate::error::{Error, Result};
 
 /// The shaders' sources by name, as embedded.
-pub const SHADERS: [(&str, &str); 18] = [
+pub const SHADERS: [(&str, &str); 19] = [
     ("conv2d", include_str!("../../../shaders/conv2d.wgsl")),
     ("pool2d", include_str!("../../../shaders/pool2d.wgsl")),
     ("scan_pair", include_str!("../../../shaders/scan_pair.wgsl")),
@@ -27,6 +27,7 @@ pub const SHADERS: [(&str, &str); 18] = [
     ("global_pool_backward", include_str!("../../../shaders/global_pool_backward.wgsl")),
     ("softmax_xent", include_str!("../../../shaders/softmax_xent.wgsl")),
     ("optimizer", include_str!("../../../shaders/optimizer.wgsl")),
+    ("batch_norm", include_str!("../../../shaders/batch_norm.wgsl")),
 ];
 
 /// The kernels, in the order of [`SHADERS`].
@@ -68,6 +69,8 @@ pub enum Kernel {
     SoftmaxXent,
     /// `optimizer.wgsl`
     Optimizer,
+    /// `batch_norm.wgsl`
+    BatchNorm,
 }
 
 /// The largest hidden size the scan kernel holds in workgroup memory.

@@ -434,8 +434,30 @@ params!(
     }
 );
 
+params!(
+    /// `batch_norm.wgsl`: BatchNorm + ReLU in training mode and its gradient.
+    BatchNormParams => BatchNorm {
+        /// Images.
+        batch: u32,
+        /// Channels.
+        channels: u32,
+        /// Positions per channel and image.
+        plane: u32,
+        /// 0: statistics, 1: normalise, 2: the gains' and biases' gradients, 3: the input's.
+        mode: u32,
+        /// ε.
+        eps: f32,
+        /// Workgroups per row of the dispatch grid (modes 1 and 3).
+        groups_x: u32,
+        /// Padding to 16 bytes.
+        _a: u32,
+        /// Padding to 16 bytes.
+        _b: u32,
+    }
+);
+
 /// Every parameter block with its shader's name and size in bytes (for the layout test).
-pub const ALL: [(&str, usize); 18] = [
+pub const ALL: [(&str, usize); 19] = [
     ("conv2d", std::mem::size_of::<Conv2dParams>()),
     ("pool2d", std::mem::size_of::<Pool2dParams>()),
     ("scan_pair", std::mem::size_of::<ScanPairParams>()),
@@ -454,4 +476,5 @@ pub const ALL: [(&str, usize); 18] = [
     ("global_pool_backward", std::mem::size_of::<GlobalPoolBackwardParams>()),
     ("softmax_xent", std::mem::size_of::<SoftmaxXentParams>()),
     ("optimizer", std::mem::size_of::<OptimizerParams>()),
+    ("batch_norm", std::mem::size_of::<BatchNormParams>()),
 ];

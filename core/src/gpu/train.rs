@@ -124,16 +124,18 @@ impl GpuTrainer {
         let mut grads = Vec::with_capacity(slots.len());
         let mut states = Vec::with_capacity(slots.len());
         for slot in &slots {
-            grads.push(zeros(ctx, "gradient", slot.len)?);
-            let second = if rule.states() == 2 { slot.len } else { 1 };
-            states.push([zeros(ctx, "optimiser state", slot.len)?, zeros(ctx, "optimiser state", second)?]);
+            // (running statistics have neither gradient nor state)
+            let len = if slot.trainable { slot.len } else { 1 };
+            grads.push(zeros(ctx, "gradient", len)?);
+            let second = if rule.states() == 2 { len } else { 1 };
+            states.push([zeros(ctx, "optimiser state", len)?, zeros(ctx, "optimiser state", second)?]);
         }
         Ok(Self { model: gpu, slots, grads, states, rule, steps: 0, shapes })
     }
 
-    /// Trainable tensors on the GPU.
+    /// Trainable tensors on the GPU (running statistics not counted).
     pub fn tensors(&self) -> usize {
-        self.shapes.len()
+        self.slots.iter().filter(|s| s.trainable).map(|s| slot_names(&s.layout).len()).sum()
     }
 
     /// Restores the optimiser's state after `steps` steps: per tensor name, its state (RMSprop's
@@ -148,7 +150,7 @@ impl GpuTrainer {
         state: &BTreeMap<String, [Option<Tensor>; 2]>,
         steps: usize,
     ) -> Result<()> {
-        for (slot, bufs) in self.slots.iter().zip(&self.states) {
+        for (slot, bufs) in self.slots.iter().zip(&self.states).filter(|(s, _)| s.trainable) {
             for (k, buf) in bufs.iter().enumerate().take(self.rule.states()) {
                 let parts: Vec<Option<&Tensor>> = slot_names(&slot.layout)
                     .iter()
@@ -237,6 +239,9 @@ impl GpuTrainer {
             }
         };
         for ((slot, grad), [s, t]) in self.slots.iter().zip(&self.grads).zip(&self.states) {
+            if !slot.trainable {
+                continue;
+            }
             let params = OptimizerParams {
                 n: u(slot.len),
                 mode,
@@ -270,7 +275,8 @@ impl GpuTrainer {
         self.steps
     }
 
-    /// The current weights, by tensor name (the model's names and shapes).
+    /// The current weights and running statistics, by tensor name (the model's names and
+    /// shapes).
     ///
     /// # Errors
     /// [`Error::Gpu`] for a device error.
@@ -285,7 +291,7 @@ impl GpuTrainer {
     /// [`Error::Gpu`] for a device error.
     pub fn gradients(&self, ctx: &GpuContext) -> Result<BTreeMap<String, Tensor>> {
         let bufs: Vec<&wgpu::Buffer> = self.grads.iter().collect();
-        self.read(ctx, &bufs)
+        self.read_trainable(ctx, &bufs)
     }
 
     /// The optimiser's state by tensor name: its first buffer and, for Adam, its second.
@@ -295,10 +301,10 @@ impl GpuTrainer {
     pub fn state(&self, ctx: &GpuContext) -> Result<BTreeMap<String, [Option<Tensor>; 2]>> {
         let first: Vec<&wgpu::Buffer> = self.states.iter().map(|s| &s[0]).collect();
         let mut out: BTreeMap<String, [Option<Tensor>; 2]> =
-            self.read(ctx, &first)?.into_iter().map(|(n, t)| (n, [Some(t), None])).collect();
+            self.read_trainable(ctx, &first)?.into_iter().map(|(n, t)| (n, [Some(t), None])).collect();
         if self.rule.states() == 2 {
             let second: Vec<&wgpu::Buffer> = self.states.iter().map(|s| &s[1]).collect();
-            for (n, t) in self.read(ctx, &second)? {
+            for (n, t) in self.read_trainable(ctx, &second)? {
                 if let Some(e) = out.get_mut(&n) {
                     e[1] = Some(t);
                 }
@@ -307,9 +313,27 @@ impl GpuTrainer {
         Ok(out)
     }
 
+    /// [`Self::read`] of the trainable slots' buffers among `bufs` (one per slot).
+    fn read_trainable(&self, ctx: &GpuContext, bufs: &[&wgpu::Buffer]) -> Result<BTreeMap<String, Tensor>> {
+        let keep: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].trainable).collect();
+        let slots: Vec<&Slot> = keep.iter().map(|&i| &self.slots[i]).collect();
+        let bufs: Vec<&wgpu::Buffer> = keep.iter().map(|&i| bufs[i]).collect();
+        self.read_slots(ctx, &slots, &bufs)
+    }
+
     /// `bufs` (one per slot, each at least the slot's length) read back and split into the
     /// slots' tensors.
     fn read(&self, ctx: &GpuContext, bufs: &[&wgpu::Buffer]) -> Result<BTreeMap<String, Tensor>> {
+        let slots: Vec<&Slot> = self.slots.iter().collect();
+        self.read_slots(ctx, &slots, bufs)
+    }
+
+    fn read_slots(
+        &self,
+        ctx: &GpuContext,
+        slots: &[&Slot],
+        bufs: &[&wgpu::Buffer],
+    ) -> Result<BTreeMap<String, Tensor>> {
         let scopes = ctx.error_scopes();
         let encoder = ctx
             .device
@@ -317,7 +341,7 @@ impl GpuTrainer {
         let bytes = submit_and_read(ctx, encoder, bufs, scopes)?;
         let mut out = BTreeMap::new();
         let mut at = 0;
-        for (slot, buf) in self.slots.iter().zip(bufs) {
+        for (slot, buf) in slots.iter().zip(bufs) {
             let floats: Vec<f32> = bytes[at..at + 4 * slot.len]
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))

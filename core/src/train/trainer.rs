@@ -692,6 +692,16 @@ impl Backend {
             });
         }
         opt.restore_state(restored, trainer.steps()).map_err(Error::Gpu)?;
+        // BatchNorm's running statistics, which the GPU's forward passes updated.
+        let vars =
+            model.varmap().data().lock().map_err(|_| Error::Gpu("model variables are poisoned".into()))?;
+        for (name, t) in &weights {
+            if crate::models::is_running_statistic(name) {
+                let var = vars.get(name).ok_or_else(|| Error::Gpu(format!("the model has no `{name}`")))?;
+                var.set(t)?;
+            }
+        }
+        drop(vars);
         *dirty = false;
         Ok(())
     }
