@@ -1,7 +1,10 @@
 // A per-channel affine map with an optional ReLU, NCHW: y = max(x * scale[c] + shift[c], 0).
 // BatchNorm in inference mode, folded at load into scale = gamma / sqrt(var + eps) and
 // shift = beta - mean * scale, where it precedes a ReLU (the pre-activation CNN module's first
-// BatchNorm; the second is folded into the convolution before it). One invocation per element.
+// BatchNorm; the second is folded into the convolution before it). With relu = 2, its gradient
+// (with the ReLU): x holds the output's gradient g, shift the forward's output y, and
+// y[i] = g[i] · scale[c] where the forward's output is positive, else 0. One invocation per
+// element.
 
 struct Params {
     n: u32,
@@ -23,6 +26,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     let c = (i / p.plane) % p.channels;
+    if (p.relu == 2u) {
+        y[i] = select(0.0, x[i] * scale[c], shift[i] > 0.0);
+        return;
+    }
     var v = x[i] * scale[c] + shift[c];
     if (p.relu != 0u) {
         v = max(v, 0.0);

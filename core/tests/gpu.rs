@@ -274,6 +274,18 @@ fn input_gradients_on_the_gpu_match_the_cpu() {
         assert!(layers.len() >= 4, "{layers:?}");
         check_gradient(&ctx, &mut gpu, &model, &x, "output");
     }
+    // The paper's baseline CIFAR network: BatchNorm in inference mode (folded into a
+    // convolution, or alone before one), concatenations, ReLUs; its stages' ERFs.
+    let desc = ModelDesc::Cifar(lrnn_core::models::cifar::CifarConfig {
+        in_channels: 1,
+        ..lrnn_core::models::cifar::CifarConfig::named("Baseline-CNN-Max")
+    });
+    let model = fixed_seeded(desc, 12);
+    let x = fixed_randn((2, 1, 12, 16), 9);
+    let mut gpu = GpuModel::upload(&ctx, &model).unwrap();
+    for layer in ["stage1.0", "stage3.0"] {
+        check_gradient(&ctx, &mut gpu, &model, &x, layer);
+    }
     // VGG-16 FCN-8s with L-RNN heads (40 units) at a small size: the class scores through the
     // upsampling and its fused sums, the trunk, the pairs; and FCN-32s' single upsampling.
     for (i, (variant, lrnn, shape)) in

@@ -1090,9 +1090,20 @@ pub(super) fn backward(
                 v.extend(add.map(|a| (a, g)));
                 v
             }
+            Kind::Affine { scale, channels, .. } => {
+                let y = out()?;
+                let dx = pass.map(&name, y.shape)?;
+                let [_, c, h, w] = y.shape;
+                let (c, plane) = match channels {
+                    Some(k) => (*k, 1),
+                    None => (c, h * w),
+                };
+                let params = AffineParams { n: u(dx.len()), channels: u(c), plane: u(plane), relu: 2 };
+                pass.dispatch(&params, &[&g.buf, scale, &y.buf, &dx.buf], groups_for(dx.len()));
+                vec![(at(0), dx)]
+            }
             other => {
                 let what = match other {
-                    Kind::Affine { .. } => "a per-channel scale and shift (BatchNorm)",
                     Kind::ConvTranspose { .. } => "a transposed convolution",
                     Kind::Crop(_) => "a crop",
                     Kind::Combine(_) => "a mean of two maps",
@@ -1100,9 +1111,9 @@ pub(super) fn backward(
                 };
                 let at = step.capture.as_deref().map_or(String::new(), |c| format!(" (at {c})"));
                 return Err(Error::Gpu(format!(
-                    "the gradient of {what}{at} is not on the GPU yet (convolutions, ReLU, max \
-                     and global pooling, dropout, vanilla pairs, sums, concatenations and \
-                     bilinear upsampling are)"
+                    "the gradient of {what}{at} is not on the GPU yet (convolutions, ReLU, \
+                     BatchNorm, max and global pooling, dropout, vanilla pairs, sums, \
+                     concatenations and bilinear upsampling are)"
                 )));
             }
         };

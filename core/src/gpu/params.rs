@@ -276,7 +276,8 @@ params!(
         channels: u32,
         /// Values per channel run.
         plane: u32,
-        /// 1: a ReLU after it.
+        /// 1: a ReLU after it; 2: the gradient of the map with its ReLU (`x` the output's
+        /// gradient, `shift` the forward's output).
         relu: u32,
     }
 );
