@@ -1,6 +1,6 @@
 // Softmax cross-entropy and its gradient, per row of class scores: an image's scores
 // ([B, K], plane 1) or a pixel's ([B, K, H, W], plane H·W, classes a plane apart). For a row with
-// label l (255: ignored, nothing counted):
+// label l (`ignore`, 255 for pixels, none for images: nothing counted):
 //   loss[row] = log(sum_k exp(s_k)) - s_l,
 //   grad[row, k] = scale · (softmax(s)_k - [k == l]),
 //   pred[row] = the first class of the highest score,
@@ -11,6 +11,11 @@ struct Params {
     classes: u32,
     plane: u32,
     scale: f32,
+    // The label that counts for nothing (0xffffffff: none).
+    ignore: u32,
+    _a: u32,
+    _b: u32,
+    _c: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -42,7 +47,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     let label = labels[row];
     pred[row] = best;
-    if (label >= p.classes) {
+    if (label == p.ignore || label >= p.classes) {
         loss[row] = 0.0;
         for (var k = 0u; k < p.classes; k++) {
             grad[base + k * p.plane] = 0.0;

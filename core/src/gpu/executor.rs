@@ -21,7 +21,8 @@ use super::kernels::{fold, groups_for, submit_and_read, MAX_HIDDEN};
 use super::params::{
     AffineParams, BatchNormParams, CombineParams, Conv2dParams, ConvTransposeParams, CropParams,
     GlobalPoolBackwardParams, GlobalPoolParams, KernelParams, LabelColourParams, Pool2dBackwardParams,
-    Pool2dParams, ScanPairParams, ScanStepParams, UpsampleBackwardParams, UpsampleParams, WeightGradParams,
+    Pool2dParams, ScanPairBackwardParams, ScanPairParams, ScanStepParams, UpsampleBackwardParams,
+    UpsampleParams, WeightGradParams,
 };
 use super::profile::{Profiler, Report};
 use crate::error::{Error, Result};
@@ -92,6 +93,8 @@ struct PairW {
     hidden: usize,
     /// The trainable slot of `vt` (a model uploaded for training).
     vt_slot: Option<usize>,
+    /// The trainable slot of `ln` (vanilla + LayerNorm pairs uploaded for training).
+    ln_slot: Option<usize>,
 }
 
 /// What one step of a forward pass runs: one op of the graph, or a few neighbouring ones fused.
@@ -429,11 +432,11 @@ impl Weights<'_> {
     /// A pair with its own projection (`<prefix>.<dir>.u.*`, `.v.weight`, `.ln.*`).
     fn own_pair(&self, prefix: &str, axis: Axis, cell: Cell) -> Result<PairW> {
         let dirs = axis.directions().map(|d| join_name(prefix, d.name()));
-        if self.training() && cell != Cell::Vanilla {
+        if self.training() && cell == Cell::Gru {
             return Err(Error::Gpu(format!(
-                "{}: pairs of {} cells do not train on the GPU yet (vanilla pairs do)",
+                "{}: pairs of GRU cells do not train on the GPU yet (vanilla ones, with or \
+                 without LayerNorm, do)",
                 if prefix.is_empty() { "the module" } else { prefix },
-                if cell == Cell::Gru { "GRU" } else { "vanilla + LayerNorm" }
             )));
         }
         let (mut u, mut b, mut ln) = (Vec::new(), Vec::new(), Vec::new());
@@ -462,8 +465,16 @@ impl Weights<'_> {
             pad: 0,
             stride: 1,
         };
+        let ln_len = ln.len();
         let ln = upload_floats(self.ctx, prefix, &ln)?;
-        Ok(PairW { proj: Some(proj), vt, ln, cell, axis, hidden, vt_slot })
+        let ln_slot = if cell == Cell::VanillaLn {
+            let names =
+                dirs.iter().flat_map(|d| [format!("{d}.ln.weight"), format!("{d}.ln.bias")]).collect();
+            self.slot(&ln, ln_len, Layout::Stacked(names))
+        } else {
+            None
+        };
+        Ok(PairW { proj: Some(proj), vt, ln, cell, axis, hidden, vt_slot, ln_slot })
     }
 
     /// A pair inserted after the convolution `prefix` (vanilla, `<prefix>.v_<dir>.weight`).
@@ -471,7 +482,7 @@ impl Weights<'_> {
         let names = axis.directions().map(|d| format!("{prefix}.v_{}.weight", d.name()));
         let (vt, hidden, vt_slot) = self.recurrences(&names, prefix)?;
         let ln = upload_floats(self.ctx, prefix, &[])?;
-        Ok(PairW { proj: None, vt, ln, cell: Cell::Vanilla, axis, hidden, vt_slot })
+        Ok(PairW { proj: None, vt, ln, cell: Cell::Vanilla, axis, hidden, vt_slot, ln_slot: None })
     }
 }
 
@@ -1346,6 +1357,62 @@ impl Pass<'_> {
         Ok(out)
     }
 
+    /// The deltas of a vanilla + LayerNorm pair into `da` and `db` (`scan_pair_backward.wgsl`,
+    /// per sequence, in chunks of steps on a software adapter), and with `weights` its
+    /// LayerNorm gains' and biases' gradients.
+    fn ln_scan_backward(
+        &mut self,
+        prefix: &str,
+        g: &Map,
+        pair: &PairW,
+        [xi, ha, hb, da, db]: [&Map; 5],
+        (scale, g_offset): (f32, usize),
+        weights: Option<&[wgpu::Buffer]>,
+    ) -> Result<()> {
+        let d = pair.hidden;
+        let [b, _, h, w] = ha.shape;
+        let vertical = pair.axis == Axis::Vertical;
+        let (lines, steps) = if vertical { (w, h) } else { (h, w) };
+        let sequences = b * lines;
+        let dd = self.buffer(&format!("{prefix} grad both"), 2 * ha.len())?;
+        let partial = self.map(&format!("{prefix} grad ln parts"), [sequences, 4 * d, 1, 1])?;
+        let chunk = match self.ctx.loop_budget() {
+            Some(budget) => (budget / (2 * scan_step_iterations(pair.cell, d))).max(1),
+            None => steps,
+        };
+        let xi_offset = if pair.proj.is_some() { d } else { 0 };
+        for first in (0..steps).step_by(chunk) {
+            let params = ScanPairBackwardParams {
+                batch: u(b),
+                hidden: u(d),
+                height: u(h),
+                width: u(w),
+                axis: u32::from(vertical),
+                xi_channels: u(xi.shape[1]),
+                dir_offset: u(xi_offset),
+                g_channels: u(g.shape[1]),
+                g_offset: u(g_offset),
+                scale,
+                first_step: u(first),
+                step_count: u(chunk),
+            };
+            let bufs = [&xi.buf, &pair.vt, &pair.ln, &g.buf, &ha.buf, &hb.buf, &dd, &partial.buf];
+            self.dispatch(&params, &bufs, (u(sequences), 2, 1));
+        }
+        let bytes = (ha.len() * 4) as u64;
+        self.encoder.copy_buffer_to_buffer(&dd, 0, &da.buf, 0, bytes);
+        self.encoder.copy_buffer_to_buffer(&dd, bytes, &db.buf, 0, bytes);
+        if let (Some(weights), Some(slot)) = (weights, pair.ln_slot) {
+            let buf = weights
+                .get(slot)
+                .cloned()
+                .ok_or_else(|| Error::Gpu(format!("{prefix}: no gradient buffer for slot {slot}")))?;
+            // The per-sequence sums summed over the sequences (a bias gradient's sum).
+            self.weight_grad(&partial, &partial, (1, 1, None), &buf, 0);
+        }
+        Ok(())
+    }
+
     /// Every step of `scan_step.wgsl` for one pair, `template` with each step set in turn: first
     /// to last forward, last to first backward; both directions, every sequence.
     fn scan_steps(
@@ -1416,10 +1483,10 @@ impl Pass<'_> {
         weights: Option<&[wgpu::Buffer]>,
         want_input: bool,
     ) -> Result<Option<Map>> {
-        if pair.cell != Cell::Vanilla {
+        if pair.cell == Cell::Gru {
             return Err(Error::Gpu(format!(
-                "{prefix}: gradients of {} pairs are not on the GPU yet (vanilla pairs are)",
-                pair.cell.name()
+                "{prefix}: gradients of GRU pairs are not on the GPU yet (vanilla ones, with or \
+                 without LayerNorm, are)"
             )));
         }
         // (a lone module's two pairs share the empty prefix: the axis tells them apart, as in
@@ -1453,7 +1520,11 @@ impl Pass<'_> {
             scale_bits: scale.to_bits(),
             ..Default::default()
         };
-        self.scan_steps(prefix, template, &[&g.buf, &pair.vt, &ha.buf, &hb.buf, &da.buf, &db.buf])?;
+        if pair.cell == Cell::Vanilla {
+            self.scan_steps(prefix, template, &[&g.buf, &pair.vt, &ha.buf, &hb.buf, &da.buf, &db.buf])?;
+        } else {
+            self.ln_scan_backward(prefix, g, pair, [&xi, &ha, &hb, &da, &db], (scale, g_offset), weights)?;
+        }
         if let (Some(weights), Some(slot)) = (weights, pair.vt_slot) {
             // dV^T[k][j] = sum over positions of h[k] at a step times delta[j] at the next one
             // (the step after it in the direction's own order: +1 forward, -1 in reverse).
@@ -1556,6 +1627,12 @@ impl GpuModel {
             profile: None,
         };
         Ok((gpu, slots))
+    }
+
+    /// Whether the model ends in class scores per image (a linear layer or global pooling), not
+    /// in maps.
+    pub fn classifies(&self) -> bool {
+        matches!(self.graph.nodes.last().map(|n| &n.op), Some(Op::Linear { .. } | Op::GlobalPool(_)))
     }
 
     /// Times every kernel of the following forward passes (GPU timestamps; nothing happens on

@@ -8,7 +8,7 @@ use super::params::KernelParams;
 use crate::error::{Error, Result};
 
 /// The shaders' sources by name, as embedded.
-pub const SHADERS: [(&str, &str); 19] = [
+pub const SHADERS: [(&str, &str); 20] = [
     ("conv2d", include_str!("../../../shaders/conv2d.wgsl")),
     ("pool2d", include_str!("../../../shaders/pool2d.wgsl")),
     ("scan_pair", include_str!("../../../shaders/scan_pair.wgsl")),
@@ -28,6 +28,7 @@ pub const SHADERS: [(&str, &str); 19] = [
     ("softmax_xent", include_str!("../../../shaders/softmax_xent.wgsl")),
     ("optimizer", include_str!("../../../shaders/optimizer.wgsl")),
     ("batch_norm", include_str!("../../../shaders/batch_norm.wgsl")),
+    ("scan_pair_backward", include_str!("../../../shaders/scan_pair_backward.wgsl")),
 ];
 
 /// The kernels, in the order of [`SHADERS`].
@@ -71,6 +72,8 @@ pub enum Kernel {
     Optimizer,
     /// `batch_norm.wgsl`
     BatchNorm,
+    /// `scan_pair_backward.wgsl`
+    ScanPairBackward,
 }
 
 /// The largest hidden size the scan kernel holds in workgroup memory.

@@ -410,6 +410,14 @@ params!(
         plane: u32,
         /// The gradient's factor (1 / rows counted).
         scale: f32,
+        /// The label that counts for nothing (`u32::MAX`: none).
+        ignore: u32,
+        /// Padding to 16 bytes.
+        _a: u32,
+        /// Padding to 16 bytes.
+        _b: u32,
+        /// Padding to 16 bytes.
+        _c: u32,
     }
 );
 
@@ -457,8 +465,38 @@ params!(
     }
 );
 
+params!(
+    /// `scan_pair_backward.wgsl`: the gradient of a vanilla + LayerNorm pair, per sequence.
+    ScanPairBackwardParams => ScanPairBackward {
+        /// Images.
+        batch: u32,
+        /// Hidden units per direction.
+        hidden: u32,
+        /// Map height.
+        height: u32,
+        /// Map width.
+        width: u32,
+        /// 0: horizontal, 1: vertical.
+        axis: u32,
+        /// Channels of the projection.
+        xi_channels: u32,
+        /// Where direction 1's projection starts (0: shared).
+        dir_offset: u32,
+        /// Channels of the merged output's gradient.
+        g_channels: u32,
+        /// Where direction 1's gradient starts among them.
+        g_offset: u32,
+        /// The merge's factor on the gradient.
+        scale: f32,
+        /// The first step of this dispatch, counted from the last.
+        first_step: u32,
+        /// Steps in this dispatch.
+        step_count: u32,
+    }
+);
+
 /// Every parameter block with its shader's name and size in bytes (for the layout test).
-pub const ALL: [(&str, usize); 19] = [
+pub const ALL: [(&str, usize); 20] = [
     ("conv2d", std::mem::size_of::<Conv2dParams>()),
     ("pool2d", std::mem::size_of::<Pool2dParams>()),
     ("scan_pair", std::mem::size_of::<ScanPairParams>()),
@@ -478,4 +516,5 @@ pub const ALL: [(&str, usize); 19] = [
     ("softmax_xent", std::mem::size_of::<SoftmaxXentParams>()),
     ("optimizer", std::mem::size_of::<OptimizerParams>()),
     ("batch_norm", std::mem::size_of::<BatchNormParams>()),
+    ("scan_pair_backward", std::mem::size_of::<ScanPairBackwardParams>()),
 ];

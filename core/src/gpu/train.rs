@@ -183,7 +183,7 @@ impl GpuTrainer {
     }
 
     /// One training step on `x` (`[B, C, H, W]`) with `labels` (one per image of a classifier,
-    /// one per pixel of a segmentation network's output, 255 ignored) at learning rate `lr`;
+    /// one per pixel of a map's output, 255 ignored there) at learning rate `lr`;
     /// `dropout`: the generator of dropout's masks (the CPU path's).
     ///
     /// # Errors
@@ -198,6 +198,8 @@ impl GpuTrainer {
         dropout: Rng,
     ) -> Result<StepStats> {
         let scopes = ctx.error_scopes();
+        // Per pixel (a map's output) 255 is ignored; per image every label is a class.
+        let ignore = if self.model.classifies() { u32::MAX } else { IGNORE };
         let (mut pass, maps, steps) = self.model.record(ctx, x, Capture::Nothing, None, Some(dropout))?;
         let last =
             steps.len().checked_sub(1).ok_or_else(|| Error::Gpu("the model has no operation".into()))?;
@@ -212,10 +214,10 @@ impl GpuTrainer {
                 labels.len()
             )));
         }
-        if let Some(bad) = labels.iter().find(|&&l| l != IGNORE && l as usize >= k) {
+        if let Some(bad) = labels.iter().find(|&&l| l != ignore && l as usize >= k) {
             return Err(Error::Gpu(format!("label {bad} is outside the {k} classes")));
         }
-        let counted = labels.iter().filter(|&&l| l != IGNORE).count();
+        let counted = labels.iter().filter(|&&l| l != ignore).count();
         let label_buf = pass.buffer("labels", rows)?;
         let bytes: Vec<u8> = labels.iter().flat_map(|l| l.to_le_bytes()).collect();
         ctx.queue.write_buffer(&label_buf, 0, &bytes);
@@ -227,6 +229,8 @@ impl GpuTrainer {
             classes: u(k),
             plane: u(h * w),
             scale: 1.0 / counted.max(1) as f32,
+            ignore,
+            ..Default::default()
         };
         pass.dispatch(&params, &[&scores.buf, &label_buf, &grad.buf, &loss, &pred], groups_for(rows));
         backward(&mut pass, steps, &maps, (last, grad), Some(&self.grads))?;
@@ -261,7 +265,7 @@ impl GpuTrainer {
         let pred_at = loss.size() as usize / 4;
         let (mut total, mut wrong) = (0f64, 0usize);
         for (i, &l) in labels.iter().enumerate() {
-            if l == IGNORE {
+            if l == ignore {
                 continue;
             }
             total += f64::from(f32::from_le_bytes(word(i)));
