@@ -4,6 +4,9 @@
 //! (CUDA, f32) runs the same FCN-8s-LRNN on the same card in the same run
 //! (`fcn_forward_torch.py ... cuda`), when a CUDA-enabled torch is there.
 //!
+//! On a hardware GPU it also times one ERF of the FCN and one training step of E-RNN-Max (batch
+//! 64) and of the FCN (384x384, batch 1) through wgpu next to the CPU.
+//!
 //! `cargo bench -p lrnn-core --bench gpu_forward` (`LRNN_BENCH_RUNS=N` timed calls of the FCN,
 //! default 3; the bundled models get 7). Built with `--features cuda` and run with an NVIDIA GPU,
 //! it also times the FCN on candle's CUDA device. The GPU time includes writing the input and reading the
@@ -110,6 +113,44 @@ fn erf_timing(ctx: &GpuContext, model: &Model, x: &Tensor, runs: usize) {
     );
 }
 
+/// One training step of `model` (RMSprop, the paper's) on `x` with `labels` through wgpu (the
+/// weights and the optimiser's state on the GPU; only the per-row losses and predictions read
+/// back) next to one on the candle CPU path, and their losses.
+fn train_timing(ctx: &GpuContext, name: &str, model: &Model, x: &Tensor, labels: &[u32], runs: usize) {
+    use lrnn_core::gpu::GpuTrainer;
+    use lrnn_core::rng::Rng;
+    use lrnn_core::train::{Optimizer, OptimizerConfig};
+    let config = OptimizerConfig::PAPER_RMSPROP;
+    let mut gpu = match GpuTrainer::upload(ctx, model, config.gpu_rule()) {
+        Ok(g) => g,
+        Err(e) => return println!("
+{name} does not train on the GPU: {e}"),
+    };
+    let gpu_loss = gpu.step(ctx, x, labels, 1e-4, Rng(1)).unwrap().loss;
+    let gpu_ms = time_ms(runs, || {
+        gpu.step(ctx, x, labels, 1e-4, Rng(1)).unwrap();
+    });
+    let vars = model.trainable_vars().unwrap().into_iter().map(|(_, v)| v).collect();
+    let mut opt = Optimizer::new(config, vars, 1e-4).unwrap();
+    let start = std::time::Instant::now();
+    let logits = model.forward(x, &mut Forward::train().with_rng(Rng(1))).unwrap();
+    let loss = if logits.rank() == 4 {
+        let (b, _, h, w) = logits.dims4().unwrap();
+        let y = Tensor::from_vec(labels.to_vec(), (b, h, w), &Device::Cpu).unwrap();
+        lrnn_core::train::seg::pixel_cross_entropy(&logits, &y).unwrap()
+    } else {
+        let y = Tensor::from_vec(labels.to_vec(), labels.len(), &Device::Cpu).unwrap();
+        candle_nn::loss::cross_entropy(&logits, &y).unwrap()
+    };
+    opt.step(&loss.backward().unwrap()).unwrap();
+    let cpu_ms = start.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "
+One {name} training step (RMSprop): wgpu {gpu_ms:.1} ms, candle CPU {cpu_ms:.0} ms; first step's loss {gpu_loss:.5} (wgpu) / {:.5} (CPU)",
+        loss.to_scalar::<f32>().unwrap()
+    );
+}
+
 /// The median time of `model` on candle's CUDA device 0 (same weights) and the largest difference
 /// of its output to the CPU's, relative to the output's peak; `None` without a CUDA device (a
 /// build without `--features cuda`, or no NVIDIA GPU).
@@ -174,9 +215,15 @@ fn main() {
     }
     if ctx.is_software() {
         println!(
-            "\n{} is a software rasteriser: no PyTorch CUDA comparison, no FCN ERF timing.",
+            "\n{} is a software rasteriser: no PyTorch CUDA comparison, no FCN ERF or training timing.",
             ctx.describe()
         );
+        // A small training step, to show the path works here.
+        let dir = bundled::bundled_model_dirs().into_iter().find(|d| d.ends_with("context-lrnn")).unwrap();
+        let (small, _) = Checkpoint::open(&dir, &Device::Cpu).and_then(Checkpoint::into_run).unwrap();
+        let batch = (Tensor::randn(0f32, 1.0, (8, 1, 48, 48), &Device::Cpu).unwrap() * 50.0).unwrap();
+        let labels: Vec<u32> = (0..8).map(|i| i % 2).collect();
+        train_timing(&ctx, "Context-LRNN (batch 8, 48x48)", &small, &batch, &labels, runs);
         return;
     }
     erf_timing(&ctx, &model, &x, runs);
@@ -195,4 +242,11 @@ fn main() {
         ),
         Err(e) => println!("\nPyTorch CUDA did not run: {e}"),
     }
+    // Training steps last (they change the weights).
+    let e_rnn = Model::new_seeded(ModelDesc::from_name_or_file("E-RNN-Max").unwrap(), &Device::Cpu, 1).unwrap();
+    let batch = Tensor::randn(0f32, 1.0, (64, 3, 32, 32), &Device::Cpu).unwrap();
+    let labels: Vec<u32> = (0..64).map(|i| i % 10).collect();
+    train_timing(&ctx, "E-RNN-Max (batch 64, 32x32x3)", &e_rnn, &batch, &labels, runs);
+    let pixels: Vec<u32> = (0..384 * 384).map(|i| (i % 21) as u32).collect();
+    train_timing(&ctx, "FCN-8s-LRNN (n = 1024, 384x384, batch 1)", &model, &x, &pixels, runs);
 }
