@@ -123,8 +123,12 @@ fn train_timing(ctx: &GpuContext, name: &str, model: &Model, x: &Tensor, labels:
     let config = OptimizerConfig::PAPER_RMSPROP;
     let mut gpu = match GpuTrainer::upload(ctx, model, config.gpu_rule()) {
         Ok(g) => g,
-        Err(e) => return println!("
-{name} does not train on the GPU: {e}"),
+        Err(e) => {
+            return println!(
+                "
+{name} does not train on the GPU: {e}"
+            )
+        }
     };
     let gpu_loss = gpu.step(ctx, x, labels, 1e-4, Rng(1)).unwrap().loss;
     let gpu_ms = time_ms(runs, || {
@@ -243,7 +247,8 @@ fn main() {
         Err(e) => println!("\nPyTorch CUDA did not run: {e}"),
     }
     // Training steps last (they change the weights).
-    let e_rnn = Model::new_seeded(ModelDesc::from_name_or_file("E-RNN-Max").unwrap(), &Device::Cpu, 1).unwrap();
+    let e_rnn =
+        Model::new_seeded(ModelDesc::from_name_or_file("E-RNN-Max").unwrap(), &Device::Cpu, 1).unwrap();
     let batch = Tensor::randn(0f32, 1.0, (64, 3, 32, 32), &Device::Cpu).unwrap();
     let labels: Vec<u32> = (0..64).map(|i| i % 10).collect();
     train_timing(&ctx, "E-RNN-Max (batch 64, 32x32x3)", &e_rnn, &batch, &labels, runs);

@@ -258,8 +258,16 @@ impl GpuTrainer {
             };
             pass.dispatch(&params, &[&slot.buf, grad, s, t], groups_for(slot.len));
         }
-        drop(pass.profiler_take());
-        let bytes = submit_and_read(ctx, pass.encoder, &[&loss, &pred], scopes)?;
+        // With `LRNN_GPU_PROFILE=1`: the step's per-kernel table, printed.
+        let profiler = pass.profiler_take();
+        let stamps = profiler.as_ref().map(|p| p.resolve(ctx, &mut pass.encoder));
+        let mut wanted = vec![&loss, &pred];
+        wanted.extend(stamps.as_ref());
+        let bytes = submit_and_read(ctx, pass.encoder, &wanted, scopes)?;
+        if let (Some(p), Some(s)) = (profiler, &stamps) {
+            let report = p.report(&bytes[bytes.len() - s.size() as usize..]);
+            eprintln!("GPU kernels of one training step on {}:\n{report}", ctx.describe());
+        }
         self.steps += 1;
         let word = |i: usize| [bytes[4 * i], bytes[4 * i + 1], bytes[4 * i + 2], bytes[4 * i + 3]];
         let pred_at = loss.size() as usize / 4;
