@@ -39,7 +39,8 @@ fn a_short_fine_tuning_run_plots_snapshots_and_saves_and_a_long_one_stops() {
     assert_eq!(ft.losses.len(), 4);
     let steps: Vec<usize> = ft.snapshots.iter().map(|s| s.step).collect();
     assert_eq!(steps, [0, 2, 4], "the start and a snapshot every 2 steps");
-    h.get_by_label_contains("finished 4 steps");
+    // (the app computes on the CPU here: a software adapter is not chosen by itself)
+    h.get_by_label_contains("finished 4 steps on CPU");
     save_render(&mut h, "finetune-finished");
 
     let dest = temp("saved").join("finetuned");

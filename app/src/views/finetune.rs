@@ -220,7 +220,8 @@ impl FineTune {
                     }
                 }
                 Event::Finished => {
-                    ft.status = format!("finished {} steps", ft.losses.len());
+                    let on = ft.device.as_deref().map_or(String::new(), |d| format!(" on {d}"));
+                    ft.status = format!("finished {} steps{on}", ft.losses.len());
                     ended = true;
                 }
                 Event::Stopped => {
