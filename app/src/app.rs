@@ -299,6 +299,12 @@ impl StudioApp {
         self.shared.request_erf(unit);
     }
 
+    /// Computes a fine-tuning snapshot's ERF of `unit` (the checkpoint `checkpoint` at `step`),
+    /// as the Fine-tune timeline does, into the timeline.
+    pub fn request_snapshot(&mut self, checkpoint: std::path::PathBuf, step: usize, unit: UnitRef) {
+        self.shared.send(crate::protocol::Job::Snapshot { checkpoint, step, unit }, "probing a snapshot");
+    }
+
     /// Inserts an L-RNN pair (V = 0) into a convolution of the loaded model.
     pub fn insert(&mut self, target: InsertTarget, axis: Axis) {
         self.shared.insert(target, axis);

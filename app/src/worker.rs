@@ -698,7 +698,17 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
             let p = need(&state.photo, "photo")?;
             let snap = load_model(checkpoint)?;
             let (x, _) = input_tensor(&snap, &p.original)?;
-            Ok(Reply::Snapshot { step: *step, unit: unit.clone(), erf: erf_of(&snap.model, &x, unit)? })
+            // Under Compute → GPU the snapshot's weights go up once and its ERF runs there (the
+            // CPU when an operation has no GPU gradient).
+            let on_gpu = state.gpu.as_ref().and_then(|ctx| {
+                let mut g = GpuModel::upload(ctx, &snap.model).ok()?;
+                erf_on_gpu(ctx, &mut g, &x, unit)
+            });
+            let erf = match on_gpu {
+                Some(e) => e,
+                None => erf_of(&snap.model, &x, unit)?,
+            };
+            Ok(Reply::Snapshot { step: *step, unit: unit.clone(), erf })
         }
     }
 }

@@ -316,6 +316,16 @@ fn the_compute_menu_moves_the_forward_passes_to_the_gpu_with_the_same_maps() {
         assert!(m.on_gpu, "Compute → GPU: the ERF's backward pass runs there");
         (m.values.clone(), c.map(|c| c.values.clone()))
     };
+    // A Fine-tune timeline snapshot (here the loaded checkpoint itself) on the GPU too.
+    let dir = h.state().analysis().unwrap().model_dir.clone();
+    h.state_mut().request_snapshot(dir, 0, unit.clone());
+    settle(&mut h, Duration::from_secs(120)).unwrap();
+    {
+        let snap = &h.state().finetune().snapshots.last().unwrap().erf;
+        assert!(snap.on_gpu, "Compute → GPU: the snapshot's ERF runs there");
+        let worst = snap.values.iter().zip(&on_gpu).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst < 1e-6, "the snapshot's ERF is the model's: {worst}");
+    }
     h.state_mut().set_compute(false);
     settle(&mut h, Duration::from_secs(120)).unwrap();
     h.state_mut().request_erf(unit.clone());

@@ -325,7 +325,8 @@ impl FineTune {
         let tex = shared
             .textures
             .get(ui.ctx(), &key, || color_image(&overlay_on_original(&a.original, &s.erf.values, size, 320)));
-        ui.label(format!("step {}: {}", s.step, s.unit));
+        let on = if s.erf.on_gpu { " (gradient computed on the GPU)" } else { "" };
+        ui.label(format!("step {}: {}{on}", s.step, s.unit));
         ui.add(egui::Image::new(&tex));
         let side = |v: Option<usize>| v.map_or("-".into(), |v| format!("{v} px"));
         ui.label(format!(
