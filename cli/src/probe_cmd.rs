@@ -29,14 +29,15 @@ pub enum ProbeDevice {
     Wgpu,
 }
 
-/// The ERF through wgpu: the unit (its map's centre unless given), the map and the adapter's
+/// The ERF through wgpu: the unit (its map's centre unless given; `channel` `None`: the sum of
+/// every channel at that place, as channel 0 of the summed map), the map and the adapter's
 /// name; the reason when the GPU cannot (no adapter, only a software one for `auto`, an
 /// operation without a GPU gradient, a device error).
 fn gpu_erf(
     model: &Model,
     inputs: &[Tensor],
     map: &str,
-    (channel, y, x): (usize, Option<usize>, Option<usize>),
+    (channel, y, x): (Option<usize>, Option<usize>, Option<usize>),
     mode: Mode,
     any_adapter: bool,
 ) -> Result<(lrnn_core::probe::erf::Erf, Unit, String), String> {
@@ -57,22 +58,41 @@ fn gpu_erf(
             .map(|(_, t)| t.dims().to_vec())
             .ok_or_else(|| format!("the model has no map named {map}"))?,
     };
-    let (my, mx) = match dims.as_slice() {
-        [_, _, h, w] => (*h, *w),
-        _ => (1, 1),
+    let (mc, my, mx) = match dims.as_slice() {
+        [_, c, h, w] => (*c, *h, *w),
+        [_, c] => (*c, 1, 1),
+        _ => (1, 1, 1),
     };
-    let unit = Unit { channel, y: y.unwrap_or(my / 2), x: x.unwrap_or(mx / 2) };
-    let seed = GradientSeed { layer: map, channel: unit.channel, y: unit.y, x: unit.x };
+    let unit = Unit { channel: channel.unwrap_or(0), y: y.unwrap_or(my / 2), x: x.unwrap_or(mx / 2) };
+    // One backward pass per channel summed over (only the one channel when given).
+    let channels: Vec<usize> = match channel {
+        Some(c) => vec![c],
+        None => (0..mc).collect(),
+    };
     // (the GPU's own message kept whole, not wrapped in candle's)
     let mut failed = None;
     let e = lrnn_core::probe::erf::erf_with(inputs, unit, mode, |input| {
-        match gpu.input_gradient(&ctx, input, &seed) {
-            Ok((g, shape)) => Ok((g, shape.to_vec())),
-            Err(e) => {
-                failed = Some(e.to_string());
-                Err(candle_core::Error::Msg("the GPU failed".into()))
+        let mut total: Option<(Tensor, Vec<usize>)> = None;
+        for &c in &channels {
+            let seed = GradientSeed { layer: map, channel: c, y: unit.y, x: unit.x };
+            match gpu.input_gradient(&ctx, input, &seed) {
+                Ok((g, shape)) => {
+                    let mut shape = shape.to_vec();
+                    if channel.is_none() {
+                        shape[1] = 1;
+                    }
+                    total = Some(match total.take() {
+                        Some((t, s)) => ((t + g)?, s),
+                        None => (g, shape),
+                    });
+                }
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    return Err(candle_core::Error::Msg("the GPU failed".into()));
+                }
             }
         }
+        total.ok_or_else(|| candle_core::Error::Msg(format!("{map} has no channel")))
     });
     let e = e.map_err(|e| failed.take().unwrap_or_else(|| e.to_string()))?;
     Ok((e, unit, ctx.describe()))
@@ -187,6 +207,9 @@ pub enum Probe {
         /// The PNG to write (a CSV of the mass numbers is written beside it).
         #[arg(long)]
         out: PathBuf,
+        /// Where the gradients are computed (as `probe erf --device`).
+        #[arg(long, value_enum, default_value_t = ProbeDevice::Auto)]
+        device: ProbeDevice,
     },
     /// How much a map changes when each direction's recurrence is switched off (V = 0).
     Directions {
@@ -363,7 +386,7 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
                         &model,
                         &inputs,
                         map,
-                        (*channel, *y, *x),
+                        (Some(*channel), *y, *x),
                         mode,
                         *device == ProbeDevice::Wgpu,
                     ) {
@@ -410,8 +433,8 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
         Probe::RecurrenceHistory { run, max_snapshots, eigenvectors, out } => {
             recurrence_history(run, *max_snapshots, *eigenvectors, out)?;
         }
-        Probe::ErfCompare { runs, images, map, channel, y, x, out } => {
-            erf_compare(runs, images, map, *channel, (*y, *x), out)?;
+        Probe::ErfCompare { runs, images, map, channel, y, x, out, device } => {
+            erf_compare(runs, images, map, *channel, (*y, *x), out, *device)?;
         }
         Probe::Directions { model, image, size, map, out } => {
             let seed = model.seed;
@@ -536,6 +559,7 @@ fn erf_compare(
     channel: Option<usize>,
     (uy, ux): (Option<usize>, Option<usize>),
     out: &Path,
+    device: ProbeDevice,
 ) -> anyhow::Result<()> {
     use lrnn_core::probe::render::{erf_overlay, outline, side_by_side};
     use lrnn_core::probe::rf::receptive_field;
@@ -558,13 +582,35 @@ fn erf_compare(
                 None => m.sum_keepdim(1),
             }
         };
-        let dims = pick(&inputs[0], &mut lrnn_core::nn::Forward::eval())?.dims().to_vec();
-        let (mh, mw) = match dims.as_slice() {
-            [_, _, h, w] => (*h, *w),
-            _ => (1, 1),
+        let on_cpu = || -> anyhow::Result<(lrnn_core::probe::erf::Erf, Unit)> {
+            let dims = pick(&inputs[0], &mut lrnn_core::nn::Forward::eval())?.dims().to_vec();
+            let (mh, mw) = match dims.as_slice() {
+                [_, _, h, w] => (*h, *w),
+                _ => (1, 1),
+            };
+            let unit =
+                Unit { channel: channel.unwrap_or(0), y: uy.unwrap_or(mh / 2), x: ux.unwrap_or(mw / 2) };
+            Ok((erf(pick, &inputs, unit, Mode::Abs)?, unit))
         };
-        let unit = Unit { channel: channel.unwrap_or(0), y: uy.unwrap_or(mh / 2), x: ux.unwrap_or(mw / 2) };
-        let e = erf(pick, &inputs, unit, Mode::Abs)?;
+        let (e, unit) = match device {
+            ProbeDevice::Cpu => {
+                println!("{what}: device: CPU");
+                on_cpu()?
+            }
+            ProbeDevice::Auto | ProbeDevice::Wgpu => {
+                let any = device == ProbeDevice::Wgpu;
+                match gpu_erf(&model, &inputs, map, (channel, uy, ux), Mode::Abs, any) {
+                    Ok((e, unit, adapter)) => {
+                        println!("{what}: device: {adapter} through wgpu");
+                        (e, unit)
+                    }
+                    Err(reason) => {
+                        println!("{what}: device: CPU ({reason})");
+                        on_cpu()?
+                    }
+                }
+            }
+        };
         // The background: the first photo in grey, without the mean subtracted.
         let background = grey_background(&images[0], n)?;
         let scale = (384 / n.max(1)).max(1) as u32;

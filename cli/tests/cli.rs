@@ -381,6 +381,52 @@ fn insert_then_probe_activations_of_the_inserted_model() {
 }
 
 #[test]
+fn erf_compare_sets_models_side_by_side_with_the_same_numbers_on_cpu_and_wgpu() {
+    // The bundled CNN beside its fine-tuned L-RNN: the sum over conv6's channels (a backward
+    // pass per channel on the GPU) and one channel; the CSV's mass sides the same either way.
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/models");
+    let photo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/photos/astronaut.png");
+    let require = std::env::var("LRNN_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    for channel in [None, Some("3")] {
+        let compare = |device: &str| {
+            let dir = tmp(&format!("erf-compare-{device}-{}", channel.unwrap_or("sum")));
+            std::fs::create_dir_all(&dir).unwrap();
+            let out = dir.join("cmp.png");
+            let o = Command::new(env!("CARGO_BIN_EXE_lrnn"))
+                .args(["probe", "erf-compare", "--map", "conv6", "--device", device])
+                .args([
+                    "--run",
+                    s(&models.join("context-cnn")),
+                    "--run",
+                    s(&models.join("context-lrnn-finetuned")),
+                ])
+                .args(["--image", s(&photo), "--out", s(&out)])
+                .args(channel.map(|c| vec!["--channel", c]).unwrap_or_default())
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            assert!(out.exists());
+            let csv = std::fs::read_to_string(out.with_extension("csv")).unwrap();
+            (String::from_utf8_lossy(&o.stdout).into_owned(), csv)
+        };
+        let (said, cpu) = compare("cpu");
+        assert_eq!(said.matches("device: CPU\n").count(), 2, "{said}");
+        assert_eq!(cpu.lines().count(), 3, "{cpu}");
+        let (said, gpu) = compare("wgpu");
+        if said.contains("device: CPU (") && !require {
+            eprintln!("no GPU adapter: only the fall-back was checked: {said}");
+            return;
+        }
+        assert_eq!(said.matches("through wgpu").count(), 2, "{said}");
+        // (the run folders differ only in name between the two calls: compare the numbers)
+        let numbers = |csv: &str| {
+            csv.lines().map(|l| l.split(',').skip(1).collect::<Vec<_>>().join(",")).collect::<Vec<_>>()
+        };
+        assert_eq!(numbers(&cpu), numbers(&gpu));
+    }
+}
+
+#[test]
 fn probe_erf_on_wgpu_gives_the_cpus_map_and_falls_back_with_the_reason() {
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/models/context-lrnn-finetuned");
     let erf = |device: &str, map: &str, env: &[(&str, &str)]| {
