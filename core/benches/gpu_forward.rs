@@ -138,14 +138,7 @@ fn train_timing(ctx: &GpuContext, name: &str, model: &Model, x: &Tensor, labels:
     let mut opt = Optimizer::new(config, vars, 1e-4).unwrap();
     let start = std::time::Instant::now();
     let logits = model.forward(x, &mut Forward::train().with_rng(Rng(1))).unwrap();
-    let loss = if logits.rank() == 4 {
-        let (b, _, h, w) = logits.dims4().unwrap();
-        let y = Tensor::from_vec(labels.to_vec(), (b, h, w), &Device::Cpu).unwrap();
-        lrnn_core::train::seg::pixel_cross_entropy(&logits, &y).unwrap()
-    } else {
-        let y = Tensor::from_vec(labels.to_vec(), labels.len(), &Device::Cpu).unwrap();
-        candle_nn::loss::cross_entropy(&logits, &y).unwrap()
-    };
+    let loss = lrnn_core::train::seg::mean_cross_entropy(&logits, labels).unwrap();
     opt.step(&loss.backward().unwrap()).unwrap();
     let cpu_ms = start.elapsed().as_secs_f64() * 1e3;
     println!(

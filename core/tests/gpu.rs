@@ -364,11 +364,11 @@ fn the_context_networks_match_the_cpu_on_random_weights() {
     }
 }
 
-#[test]
-fn odd_shapes_both_axes_and_mean_pooling_match_the_cpu() {
-    let Some(ctx) = context() else { return };
+/// A convnet with a 5x5 convolution without ReLU, a pool leaving odd sizes, pairs inserted on
+/// both axes (the vertical one 70 wide: 64 + 6), global mean pooling; three classes.
+fn odd_convnet() -> ConvNetConfig {
     let conv = |name: &str, out, kernel, relu| LayerSpec::Conv { name: name.into(), out, kernel, relu };
-    let cfg = ConvNetConfig {
+    ConvNetConfig {
         name: "odd".into(),
         in_channels: 3,
         classes: 3,
@@ -384,7 +384,13 @@ fn odd_shapes_both_axes_and_mean_pooling_match_the_cpu() {
             Insertion { layer: "b".into(), axis: Axis::Vertical, v_init: 0.0 },
             Insertion { layer: "c".into(), axis: Axis::Horizontal, v_init: 0.0 },
         ],
-    };
+    }
+}
+
+#[test]
+fn odd_shapes_both_axes_and_mean_pooling_match_the_cpu() {
+    let Some(ctx) = context() else { return };
+    let cfg = odd_convnet();
     let model = seeded(ModelDesc::Convnet(cfg), 3);
     // After the pool: 7x11, neither a multiple of anything; 70 hidden units: 64 + 6.
     check(&ctx, &model, &randn((3, 3, 14, 22)));
@@ -653,14 +659,7 @@ fn cpu_step(
 ) -> (f32, Vec<(String, Tensor)>) {
     let mut fwd = lrnn_core::nn::Forward::train().with_rng(rng);
     let logits = model.forward(x, &mut fwd).unwrap();
-    let loss = if logits.rank() == 4 {
-        let (b, _, h, w) = logits.dims4().unwrap();
-        let y = Tensor::from_vec(labels.to_vec(), (b, h, w), &Device::Cpu).unwrap();
-        lrnn_core::train::seg::pixel_cross_entropy(&logits, &y).unwrap()
-    } else {
-        let y = Tensor::from_vec(labels.to_vec(), labels.len(), &Device::Cpu).unwrap();
-        candle_nn::loss::cross_entropy(&logits, &y).unwrap()
-    };
+    let loss = lrnn_core::train::seg::mean_cross_entropy(&logits, labels).unwrap();
     let grads = loss.backward().unwrap();
     let named = model
         .trainable_vars()
@@ -848,24 +847,7 @@ fn training_steps_on_the_gpu_match_the_cpu() {
     }
     // A convnet with a 5x5 convolution without ReLU, pairs inserted on both axes (the vertical
     // one 70 wide), odd sizes after the pool, global mean pooling; three classes.
-    let conv = |name: &str, out, kernel, relu| LayerSpec::Conv { name: name.into(), out, kernel, relu };
-    let cfg = ConvNetConfig {
-        name: "odd".into(),
-        in_channels: 3,
-        classes: 3,
-        input_size: 14,
-        layers: vec![
-            conv("a", 6, 5, false),
-            LayerSpec::MaxPool { name: "p".into() },
-            conv("b", 70, 3, true),
-            conv("c", 5, 1, true),
-        ],
-        pool: GlobalPool::Avg,
-        insert: vec![
-            Insertion { layer: "b".into(), axis: Axis::Vertical, v_init: 0.0 },
-            Insertion { layer: "c".into(), axis: Axis::Horizontal, v_init: 0.0 },
-        ],
-    };
+    let cfg = odd_convnet();
     let x = fixed_randn((3, 3, 14, 22), 5);
     check_training(&ctx, "odd convnet", || fixed_seeded(ModelDesc::Convnet(cfg.clone()), 3), &x, &[2, 0, 1]);
     // The paper's baseline: BatchNorm + ReLU in training mode (batch statistics, running ones

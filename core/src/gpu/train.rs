@@ -25,7 +25,7 @@ use crate::models::Model;
 use crate::rng::Rng;
 
 /// The label of a pixel that counts for nothing (VOC's border and "difficult" pixels).
-pub const IGNORE: u32 = 255;
+const IGNORE: u32 = crate::data::voc::IGNORE as u32;
 
 /// The optimiser's update rule, as `torch.optim` defines it.
 #[derive(Debug, Clone, Copy, PartialEq)]

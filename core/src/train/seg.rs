@@ -34,6 +34,26 @@ pub fn pixel_cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     (log_p * mask)?.sum_all()?.affine(-1.0 / counted.max(1) as f64, 0.0)
 }
 
+/// The training loss of `logits` against `labels` as the loop takes it: per pixel
+/// ([`pixel_cross_entropy`], 255 ignored) for `[B, K, H, W]` maps, per image (candle's
+/// cross-entropy) for `[B, K]` scores; `labels` one per pixel or per image, row by row.
+///
+/// # Errors
+/// Labels that do not fit the scores.
+pub fn mean_cross_entropy(logits: &Tensor, labels: &[u32]) -> Result<Tensor> {
+    let dev = logits.device();
+    if logits.rank() == 4 {
+        let (b, _, h, w) = logits.dims4()?;
+        if labels.len() != b * h * w {
+            candle_core::bail!("{} labels for {b}x{h}x{w} pixels", labels.len());
+        }
+        let y = Tensor::from_vec(labels.to_vec(), (b, h, w), dev)?;
+        return pixel_cross_entropy(logits, &y);
+    }
+    let y = Tensor::from_vec(labels.to_vec(), labels.len(), dev)?;
+    candle_nn::loss::cross_entropy(logits, &y)
+}
+
 /// The most likely class of every pixel: `[B, K, H, W]` scores to `B` maps of `H · W` labels.
 ///
 /// # Errors
