@@ -986,6 +986,21 @@ pub struct GradientSeed<'s> {
     pub x: usize,
 }
 
+/// The gradient buffer of trainable slot `slot` in a training pass's `weights` (`None` outside
+/// training, or for a weight without a slot); an error naming `at` for a slot without one.
+fn gradient_buffer(
+    weights: Option<&[wgpu::Buffer]>,
+    slot: Option<usize>,
+    at: &str,
+) -> Result<Option<wgpu::Buffer>> {
+    let (Some(weights), Some(slot)) = (weights, slot) else { return Ok(None) };
+    weights
+        .get(slot)
+        .cloned()
+        .map(Some)
+        .ok_or_else(|| Error::Gpu(format!("{at}: no gradient buffer for slot {slot}")))
+}
+
 /// The seed's step and its one-hot gradient (the unit in every image of the batch).
 fn seed_gradient(
     pass: &mut Pass<'_>,
@@ -1087,10 +1102,7 @@ pub(super) fn backward(
                 vec![(at(0), pass.global_pool_backward(&name, &arg(0)?, &out()?, &g, *pool)?)]
             }
             Kind::BatchNorm { wb, wb_slot, .. } => {
-                let gw = match (weights, wb_slot) {
-                    (Some(w), Some(s)) => w.get(*s).cloned(),
-                    _ => None,
-                };
+                let gw = gradient_buffer(weights, *wb_slot, &step.label)?;
                 let x = arg(0)?;
                 let dx = pass.batch_norm_backward(&step.label, &x, &out()?, &g, wb, gw)?;
                 vec![(at(0), dx)]
@@ -1267,21 +1279,12 @@ impl Pass<'_> {
         c: &ConvW,
         weights: &[wgpu::Buffer],
     ) -> Result<()> {
-        let slot = |s: Option<usize>| -> Result<Option<wgpu::Buffer>> {
-            s.map(|s| {
-                weights
-                    .get(s)
-                    .cloned()
-                    .ok_or_else(|| Error::Gpu(format!("{name}: no gradient buffer for slot {s}")))
-            })
-            .transpose()
-        };
         let pad =
             i32::try_from(c.pad).map_err(|_| Error::Gpu(format!("{name}: padding {} too large", c.pad)))?;
-        if let Some(buf) = slot(c.weight_slot)? {
+        if let Some(buf) = gradient_buffer(Some(weights), c.weight_slot, name)? {
             self.weight_grad(g, x, (c.kernel, c.stride, Some((-pad, -pad))), &buf, 0);
         }
-        if let Some(buf) = slot(c.bias_slot)? {
+        if let Some(buf) = gradient_buffer(Some(weights), c.bias_slot, name)? {
             self.weight_grad(g, x, (c.kernel, c.stride, None), &buf, 0);
         }
         Ok(())
@@ -1402,11 +1405,7 @@ impl Pass<'_> {
         let bytes = (ha.len() * 4) as u64;
         self.encoder.copy_buffer_to_buffer(&dd, 0, &da.buf, 0, bytes);
         self.encoder.copy_buffer_to_buffer(&dd, bytes, &db.buf, 0, bytes);
-        if let (Some(weights), Some(slot)) = (weights, pair.ln_slot) {
-            let buf = weights
-                .get(slot)
-                .cloned()
-                .ok_or_else(|| Error::Gpu(format!("{prefix}: no gradient buffer for slot {slot}")))?;
+        if let Some(buf) = gradient_buffer(weights, pair.ln_slot, prefix)? {
             // The per-sequence sums summed over the sequences (a bias gradient's sum).
             self.weight_grad(&partial, &partial, (1, 1, None), &buf, 0);
         }
@@ -1525,13 +1524,9 @@ impl Pass<'_> {
         } else {
             self.ln_scan_backward(prefix, g, pair, [&xi, &ha, &hb, &da, &db], (scale, g_offset), weights)?;
         }
-        if let (Some(weights), Some(slot)) = (weights, pair.vt_slot) {
+        if let Some(buf) = gradient_buffer(weights, pair.vt_slot, prefix)? {
             // dV^T[k][j] = sum over positions of h[k] at a step times delta[j] at the next one
             // (the step after it in the direction's own order: +1 forward, -1 in reverse).
-            let buf = weights
-                .get(slot)
-                .cloned()
-                .ok_or_else(|| Error::Gpu(format!("{prefix}: no gradient buffer for slot {slot}")))?;
             for (dir, (h_dir, d_dir)) in [(&ha, &da), (&hb, &db)].into_iter().enumerate() {
                 let next = if dir == 0 { 1 } else { -1 };
                 let off = if vertical { (next, 0) } else { (0, next) };
