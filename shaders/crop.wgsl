@@ -1,5 +1,7 @@
 // A crop (Caffe's Crop layer on the spatial axes): y[plane, oy, ox] = x[plane, oy + offset,
 // ox + offset], NCHW, the planes being images times channels. One invocation per output element.
+// Mode 1 is its gradient: `x` is then the small map's gradient (out_height x out_width), `y` the
+// large one's (height x width), zero outside the cropped window.
 
 struct Params {
     planes: u32,
@@ -8,7 +10,7 @@ struct Params {
     out_height: u32,
     out_width: u32,
     offset: u32,
-    _a: u32,
+    mode: u32,
     _b: u32,
 }
 
@@ -19,6 +21,20 @@ struct Params {
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = gid.x + gid.y * groups.x * 64u;
+    if (p.mode == 1u) {
+        if (i >= p.planes * p.height * p.width) {
+            return;
+        }
+        let x0 = i % p.width;
+        let y0 = (i / p.width) % p.height;
+        let pl = i / (p.width * p.height);
+        var v = 0.0;
+        if (y0 >= p.offset && x0 >= p.offset && y0 - p.offset < p.out_height && x0 - p.offset < p.out_width) {
+            v = x[(pl * p.out_height + y0 - p.offset) * p.out_width + x0 - p.offset];
+        }
+        y[i] = v;
+        return;
+    }
     if (i >= p.planes * p.out_height * p.out_width) {
         return;
     }

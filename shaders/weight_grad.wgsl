@@ -6,7 +6,8 @@
 // gives a linear layer's (1x1 maps) and a pair's recurrence gradient (kernel 1, G the hidden
 // states, src the deltas shifted one step along the scan: off = ±1 on the scanned axis).
 //   mode 1:  db[o] = sum_p G[o, p] (a bias gradient): one workgroup per channel.
-// Results are written (not added) at `out_offset` on.
+// Results are written (not added) at `out_offset` on, mode 0's rows `out_row` apart (a block of
+// columns of a wider matrix: a GRU's three gate blocks of V).
 //
 // Mode 0 is tiled: a workgroup of 16x16 invocations computes a 16x16 block of dW, walking p in
 // slices of 16 through two workgroup tiles.
@@ -27,7 +28,8 @@ struct Params {
     off_x: i32,
     out_offset: u32,
     mode: u32,
-    _a: u32,
+    // Mode 0: the row stride of the result in `out` (0: `cols`, rows back to back).
+    out_row: u32,
     _b: u32,
     _c: u32,
 }
@@ -117,6 +119,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         workgroupBarrier();
     }
     if (o < p.out_channels && n < cols) {
-        out[p.out_offset + o * cols + n] = acc;
+        let row = select(cols, p.out_row, p.out_row != 0u);
+        out[p.out_offset + o * row + n] = acc;
     }
 }

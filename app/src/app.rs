@@ -581,8 +581,8 @@ impl StudioApp {
                 ui.label(
                     "With a hardware GPU the app computes there from the start. A software adapter \
                      (lavapipe) is slower than the CPU. On the GPU, ERFs and fine-tuning run there \
-                     too where every operation has a GPU gradient (GRU cells and transposed \
-                     convolutions do not yet: those run on the CPU, and the view says why).",
+                     too (every cell and operation has a GPU gradient); what the GPU cannot hold \
+                     runs on the CPU, and the view says why.",
                 );
             });
             ui.menu_button("Help", |ui| self.help_menu(ui));

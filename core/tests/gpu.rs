@@ -339,17 +339,46 @@ fn input_gradients_on_the_gpu_match_the_cpu() {
         let e = check_gradient(&ctx, &mut gpu, &model, &x, "output");
         eprintln!("{}: output gradient {e:.1e}", model.desc().display_name());
     }
-    // What has no GPU gradient yet is refused by name, not computed wrongly.
-    let cfg = LayerRnnConfig { in_channels: 3, hidden: 8, cell: Cell::Gru, merge: Merge::Sum };
-    let model = seeded(ModelDesc::Lrnn(cfg), 80);
-    let x = randn((1, 3, 4, 5));
+    // GRU pairs through time: lone modules (every merge, a state wider than a workgroup whose
+    // 25 steps lavapipe runs in chunks, the carry passed between them; more than 64 sequences), and A-Sum-GRU-Max (its L-RNN module in stage 3, a sum fusion).
+    for (i, (hidden, merge, shape)) in
+        [(8, Merge::Sum, (2, 3, 5, 7)), (300, Merge::Concat, (1, 2, 3, 25)), (9, Merge::Mean, (1, 2, 70, 3))]
+            .into_iter()
+            .enumerate()
+    {
+        let cfg = LayerRnnConfig { in_channels: shape.1, hidden, cell: Cell::Gru, merge };
+        let model = fixed_seeded(ModelDesc::Lrnn(cfg), 80 + i as u64);
+        let mut gpu = GpuModel::upload(&ctx, &model).unwrap();
+        check_gradient(&ctx, &mut gpu, &model, &fixed_randn(shape, 15 + i as u64), "output");
+    }
+    let desc = ModelDesc::Cifar(lrnn_core::models::cifar::CifarConfig {
+        in_channels: 1,
+        ..lrnn_core::models::cifar::CifarConfig::named("A-Sum-GRU-Max")
+    });
+    let model = fixed_seeded(desc, 16);
+    let x = fixed_randn((2, 1, 12, 16), 18);
     let mut gpu = GpuModel::upload(&ctx, &model).unwrap();
-    let layers: Vec<String> =
-        gpu.forward(&ctx, &x, Capture::All).unwrap().captured.into_iter().map(|(n, _)| n).collect();
-    assert!(!layers.is_empty());
-    let seed = GradientSeed { layer: "output", channel: 0, y: 1, x: 1 };
-    let e = gpu.input_gradient(&ctx, &x, &seed).unwrap_err().to_string();
-    assert!(e.contains("gru") || e.contains("GRU"), "{e}");
+    for layer in ["stage2.0", "stage3.0"] {
+        check_gradient(&ctx, &mut gpu, &model, &x, layer);
+    }
+    // Long et al.'s FCNs in their published layout (the PyTorch-parity fixtures' narrow
+    // widths): transposed convolutions, crops, Caffe's ceil pooling; FCN-8s with L-RNN heads.
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    for variant in ["32s", "8s"] {
+        let desc = ModelDesc::load(&fixtures.join(format!("fcn{variant}_caffe.json"))).unwrap();
+        let model =
+            Model::load(desc, &fixtures.join(format!("fcn{variant}_caffe.zip.pth")), &Device::Cpu).unwrap();
+        let x = (fixed_randn((1, 3, 23, 30), 19) * 60.0).unwrap();
+        let mut gpu = GpuModel::upload(&ctx, &model).unwrap();
+        check_gradient(&ctx, &mut gpu, &model, &x, "output");
+        if variant == "8s" {
+            let lrnn = model.with_lrnn_heads().unwrap();
+            randomise(&lrnn);
+            let mut gpu = GpuModel::upload(&ctx, &lrnn).unwrap();
+            check_gradient(&ctx, &mut gpu, &lrnn, &x, "output");
+        }
+    }
+    // A layer the model does not have is named in the error.
     let seed = GradientSeed { layer: "no-such-layer", channel: 0, y: 0, x: 0 };
     assert!(gpu.input_gradient(&ctx, &x, &seed).unwrap_err().to_string().contains("no-such-layer"));
 }
@@ -882,9 +911,38 @@ fn training_steps_on_the_gpu_match_the_cpu() {
     });
     let x = fixed_randn((3, 1, 8, 12), 7);
     check_training(&ctx, "E-RNN-Max", || fixed_seeded(desc.clone(), 9), &x, &[1, 7, 4]);
-    // What does not train on the GPU yet is refused by name at upload.
-    let gru = fixed_seeded(ModelDesc::from_name_or_file("A-Sum-GRU-Max").unwrap(), 1);
-    let e =
-        GpuTrainer::upload(&ctx, &gru, OptimizerConfig::PAPER_RMSPROP.gpu_rule()).unwrap_err().to_string();
-    assert!(e.contains("GRU") && e.contains("not train on the GPU"), "{e}");
+    // GRU pairs (the paper's A-D networks): lone modules per pixel (every merge, a state wider
+    // than a workgroup over 20 steps: chunks on lavapipe), and A-Concat-GRU-Max per image.
+    for (i, (hidden, merge, shape)) in
+        [(6, Merge::Concat, (2, 3, 5, 7)), (300, Merge::Sum, (1, 2, 4, 20)), (9, Merge::Mean, (2, 2, 3, 6))]
+            .into_iter()
+            .enumerate()
+    {
+        let cfg = LayerRnnConfig { in_channels: shape.1, hidden, cell: Cell::Gru, merge };
+        let classes = if merge == Merge::Concat { 2 * hidden } else { hidden };
+        let x = fixed_randn(shape, 30 + i as u64);
+        let pixels = shape.0 * shape.2 * shape.3;
+        let labels: Vec<u32> = (0..pixels)
+            .map(|_| if rng.uniform() < 0.1 { 255 } else { (rng.next_u64() % classes as u64) as u32 })
+            .collect();
+        let make = || fixed_seeded(ModelDesc::Lrnn(cfg), 70 + i as u64);
+        check_training(&ctx, &format!("L-RNN GRU {hidden} {merge:?}"), make, &x, &labels);
+    }
+    let desc = ModelDesc::Cifar(lrnn_core::models::cifar::CifarConfig {
+        in_channels: 1,
+        ..lrnn_core::models::cifar::CifarConfig::named("A-Concat-GRU-Max")
+    });
+    let x = fixed_randn((2, 1, 8, 12), 8);
+    check_training(&ctx, "A-Concat-GRU-Max", || fixed_seeded(desc.clone(), 10), &x, &[6, 2]);
+    // Long et al.'s FCN-8s in its published layout (narrow widths): transposed convolutions
+    // (trained, as on the CPU), crops, ceil pooling; per pixel, some pixels ignored.
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let load = || {
+        let desc = ModelDesc::load(&fixtures.join("fcn8s_caffe.json")).unwrap();
+        Model::load(desc, &fixtures.join("fcn8s_caffe.zip.pth"), &Device::Cpu).unwrap()
+    };
+    let x = (fixed_randn((1, 3, 21, 26), 12) * 60.0).unwrap();
+    let labels: Vec<u32> =
+        (0..21 * 26).map(|_| if rng.uniform() < 0.1 { 255 } else { (rng.next_u64() % 3) as u32 }).collect();
+    check_training(&ctx, "FCN-8s (Caffe layout)", load, &x, &labels);
 }

@@ -20,9 +20,9 @@ use super::context::GpuContext;
 use super::kernels::{fold, groups_for, submit_and_read, MAX_HIDDEN};
 use super::params::{
     AffineParams, BatchNormParams, CombineParams, Conv2dParams, ConvTransposeParams, CropParams,
-    GlobalPoolBackwardParams, GlobalPoolParams, KernelParams, LabelColourParams, Pool2dBackwardParams,
-    Pool2dParams, ScanPairBackwardParams, ScanPairParams, ScanStepParams, UpsampleBackwardParams,
-    UpsampleParams, WeightGradParams,
+    GlobalPoolBackwardParams, GlobalPoolParams, GruPairBackwardParams, KernelParams, LabelColourParams,
+    Pool2dBackwardParams, Pool2dParams, ScanPairBackwardParams, ScanPairParams, ScanStepParams,
+    UpsampleBackwardParams, UpsampleParams, WeightGradParams,
 };
 use super::profile::{Profiler, Report};
 use crate::error::{Error, Result};
@@ -123,8 +123,10 @@ enum Kind {
     Upsample { add: Option<Value> },
     /// 2x2 max pooling in Caffe's ceil mode.
     MaxPoolCeil,
-    /// A bias-free transposed convolution (`[in, out, k, k]` weights).
-    ConvTranspose { weight: wgpu::Buffer, cin: usize, cout: usize, kernel: usize, stride: usize },
+    /// A bias-free transposed convolution (`[in, out, k, k]` weights); `back` is the
+    /// convolution its input's gradient is (the same weights read as `[out, in]` = `[cin, cout]`,
+    /// the same stride, a zero bias), holding the weights' trainable slot.
+    ConvTranspose { weight: wgpu::Buffer, cin: usize, cout: usize, kernel: usize, stride: usize, back: ConvW },
     /// The first input cropped to the second's height and width at `offset`.
     Crop(usize),
 }
@@ -432,13 +434,6 @@ impl Weights<'_> {
     /// A pair with its own projection (`<prefix>.<dir>.u.*`, `.v.weight`, `.ln.*`).
     fn own_pair(&self, prefix: &str, axis: Axis, cell: Cell) -> Result<PairW> {
         let dirs = axis.directions().map(|d| join_name(prefix, d.name()));
-        if self.training() && cell == Cell::Gru {
-            return Err(Error::Gpu(format!(
-                "{}: pairs of GRU cells do not train on the GPU yet (vanilla ones, with or \
-                 without LayerNorm, do)",
-                if prefix.is_empty() { "the module" } else { prefix },
-            )));
-        }
         let (mut u, mut b, mut ln) = (Vec::new(), Vec::new(), Vec::new());
         for dir in &dirs {
             u.extend(self.floats(&format!("{dir}.u.weight"))?);
@@ -525,15 +520,6 @@ fn build(w: &Weights, graph: &Graph) -> Result<Vec<Step>> {
                 channels: Some(1),
             },
             Op::BatchNormRelu { name, channels } if w.training() => w.batch_norm_training(name, *channels)?,
-            Op::ConvTranspose { name, .. } if w.training() => {
-                return Err(Error::Gpu(format!(
-                    "{name}: transposed convolutions do not train on the GPU yet"
-                )));
-            }
-            Op::Crop { .. } if w.training() => {
-                let at = node.capture.as_deref().unwrap_or("a crop");
-                return Err(Error::Gpu(format!("{at}: crops do not train on the GPU yet")));
-            }
             Op::BatchNormRelu { name, .. } => {
                 let (scale, shift) = w.batch_norm(name)?;
                 Kind::Affine {
@@ -569,13 +555,31 @@ fn build(w: &Weights, graph: &Graph) -> Result<Vec<Step>> {
                 _ => Kind::Upsample { add: None },
             },
             Op::MaxPoolCeil => Kind::MaxPoolCeil,
-            Op::ConvTranspose { name, in_channels, out_channels, kernel, stride } => Kind::ConvTranspose {
-                weight: upload_floats(w.ctx, name, &w.floats(&format!("{name}.weight"))?)?,
-                cin: *in_channels,
-                cout: *out_channels,
-                kernel: *kernel,
-                stride: *stride,
-            },
+            Op::ConvTranspose { name, in_channels, out_channels, kernel, stride } => {
+                let values = w.floats(&format!("{name}.weight"))?;
+                let weight = upload_floats(w.ctx, name, &values)?;
+                let weight_slot =
+                    w.slot(&weight, values.len(), Layout::Stacked(vec![format!("{name}.weight")]));
+                let back = ConvW {
+                    weight: weight.clone(),
+                    bias: upload_floats(w.ctx, name, &vec![0.0; *in_channels])?,
+                    cin: *out_channels,
+                    cout: *in_channels,
+                    kernel: *kernel,
+                    pad: 0,
+                    stride: *stride,
+                    weight_slot,
+                    bias_slot: None,
+                };
+                Kind::ConvTranspose {
+                    weight,
+                    cin: *in_channels,
+                    cout: *out_channels,
+                    kernel: *kernel,
+                    stride: *stride,
+                    back,
+                }
+            }
             Op::Crop { offset } => Kind::Crop(*offset),
         };
         steps.push(Step {
@@ -817,6 +821,27 @@ impl Pass<'_> {
             ..Default::default()
         };
         self.dispatch(&params, &[&x.buf, &out.buf], groups_for(out.len()));
+        Ok(out)
+    }
+
+    /// The gradient of a crop's input (of shape `input`) from its output's `g`.
+    fn uncrop(&mut self, name: &str, g: &Map, input: [usize; 4], offset: usize) -> Result<Map> {
+        let [b, c, oh, ow] = g.shape;
+        if input[..2] != [b, c] || offset + oh > input[2] || offset + ow > input[3] {
+            return Err(Error::Gpu(format!("{name}: a {oh}x{ow} crop at {offset} of {input:?}")));
+        }
+        let out = self.map(name, input)?;
+        let params = CropParams {
+            planes: u(b * c),
+            height: u(input[2]),
+            width: u(input[3]),
+            out_height: u(oh),
+            out_width: u(ow),
+            offset: u(offset),
+            mode: 1,
+            ..Default::default()
+        };
+        self.dispatch(&params, &[&g.buf, &out.buf], groups_for(out.len()));
         Ok(out)
     }
 
@@ -1125,18 +1150,31 @@ pub(super) fn backward(
                 pass.dispatch(&params, &[&g.buf, scale, &y.buf, &dx.buf], groups_for(dx.len()));
                 vec![(at(0), dx)]
             }
+            // The input's gradient is a convolution of `g` with the same weights; theirs, the
+            // input against `g` unfolded at the stride.
+            Kind::ConvTranspose { kernel, stride, back, .. } => {
+                let x = arg(0)?;
+                if let Some(buf) = gradient_buffer(weights, back.weight_slot, &step.label)? {
+                    pass.weight_grad(&x, &g, (*kernel, *stride, Some((0, 0))), &buf, 0);
+                }
+                if wanted(at(0)) {
+                    vec![(at(0), pass.conv(&name, &g, back, false)?)]
+                } else {
+                    vec![]
+                }
+            }
+            // The crop's window put back in place (the size reference gets none).
+            Kind::Crop(offset) => vec![(at(0), pass.uncrop(&name, &g, arg(0)?.shape, *offset)?)],
             other => {
                 let what = match other {
-                    Kind::ConvTranspose { .. } => "a transposed convolution",
-                    Kind::Crop(_) => "a crop",
                     Kind::Combine(_) => "a mean of two maps",
                     _ => "this operation",
                 };
                 let at = step.capture.as_deref().map_or(String::new(), |c| format!(" (at {c})"));
                 return Err(Error::Gpu(format!(
-                    "the gradient of {what}{at} is not on the GPU yet (convolutions, ReLU, \
-                     BatchNorm, max and global pooling, dropout, vanilla pairs, sums, \
-                     concatenations and bilinear upsampling are)"
+                    "the gradient of {what}{at} is not on the GPU yet (convolutions and \
+                     transposed ones, ReLU, BatchNorm, max and global pooling, dropout, pairs of \
+                     every cell, sums, concatenations, crops and bilinear upsampling are)"
                 )));
             }
         };
@@ -1239,9 +1277,22 @@ impl Pass<'_> {
         &mut self,
         g: &Map,
         src: &Map,
+        window: (usize, usize, Option<(i32, i32)>),
+        out: &wgpu::Buffer,
+        out_offset: usize,
+    ) {
+        self.weight_grad_rows(g, src, window, out, out_offset, 0);
+    }
+
+    /// [`Self::weight_grad`] with the result's rows `out_row` apart in `out` (0: back to back).
+    fn weight_grad_rows(
+        &mut self,
+        g: &Map,
+        src: &Map,
         (kernel, stride, off): (usize, usize, Option<(i32, i32)>),
         out: &wgpu::Buffer,
         out_offset: usize,
+        out_row: usize,
     ) {
         let [b, o, gh, gw] = g.shape;
         let [_, i, sh, sw] = src.shape;
@@ -1260,6 +1311,7 @@ impl Pass<'_> {
             off_x,
             out_offset: u(out_offset),
             mode: u32::from(off.is_none()),
+            out_row: u(out_row),
             ..Default::default()
         };
         let groups = match off {
@@ -1358,6 +1410,80 @@ impl Pass<'_> {
         };
         self.dispatch(&params, &[&g.buf, &c.weight, &c.bias, &out.buf], (gx, gy, u(cin.div_ceil(64))));
         Ok(out)
+    }
+
+    /// The gradients of a GRU pair's projections (`[B, 3D, H, W]` per direction: the z, r and
+    /// candidate blocks, xi's order) from its merged output's `g` (`gru_pair_backward.wgsl`, per
+    /// sequence, in chunks of steps on a software adapter), and with `weights` its recurrences'.
+    fn gru_scan_backward(
+        &mut self,
+        prefix: &str,
+        g: &Map,
+        pair: &PairW,
+        [xi, ha, hb]: [&Map; 3],
+        (scale, g_offset): (f32, usize),
+        weights: Option<&[wgpu::Buffer]>,
+    ) -> Result<[Map; 2]> {
+        let d = pair.hidden;
+        let [b, _, h, w] = ha.shape;
+        let vertical = pair.axis == Axis::Vertical;
+        let (lines, steps) = if vertical { (w, h) } else { (h, w) };
+        let sequences = b * lines;
+        // [2B, 4D, H, W]: direction 0's images, then direction 1's; channels daz, dar, dah, s.
+        let dd = self.map(&format!("{prefix} grad gru"), [2 * b, 4 * d, h, w])?;
+        let carry = self.map(&format!("{prefix} grad gru carry"), [sequences, 2 * d, 1, 1])?;
+        let chunk = match self.ctx.loop_budget() {
+            Some(budget) => (budget / (2 * gru_backward_iterations(d))).max(1),
+            None => steps,
+        };
+        let xi_offset = if pair.proj.is_some() { 3 * d } else { 0 };
+        for first in (0..steps).step_by(chunk) {
+            let params = GruPairBackwardParams {
+                batch: u(b),
+                hidden: u(d),
+                height: u(h),
+                width: u(w),
+                axis: u32::from(vertical),
+                xi_channels: u(xi.shape[1]),
+                dir_offset: u(xi_offset),
+                g_channels: u(g.shape[1]),
+                g_offset: u(g_offset),
+                scale,
+                first_step: u(first),
+                step_count: u(chunk),
+            };
+            let bufs = [&xi.buf, &pair.vt, &g.buf, &ha.buf, &hb.buf, &dd.buf, &carry.buf];
+            self.dispatch(&params, &bufs, (u(sequences), 2, 1));
+        }
+        // Each direction's half, contiguous after taking the first 3D channels.
+        let halves = |pass: &mut Self, what: &str, from: &Map| -> Result<[Map; 2]> {
+            let [_, c, h, w] = from.shape;
+            let a = pass.map(&format!("{prefix} grad gru {what} a"), [b, c, h, w])?;
+            let z = pass.map(&format!("{prefix} grad gru {what} b"), [b, c, h, w])?;
+            let bytes = (a.len() * 4) as u64;
+            pass.encoder.copy_buffer_to_buffer(&from.buf, 0, &a.buf, 0, bytes);
+            pass.encoder.copy_buffer_to_buffer(&from.buf, bytes, &z.buf, 0, bytes);
+            Ok([a, z])
+        };
+        let deltas = self.channels(&format!("{prefix} grad gru deltas"), &dd, 0, 3 * d)?;
+        let [da, db] = halves(self, "xi", &deltas)?;
+        if let Some(buf) = gradient_buffer(weights, pair.vt_slot, prefix)? {
+            // V^T's rows are h_(t-1)'s units, its columns the z, r and candidate blocks:
+            // Vz, Vr from the states against daz, dar one step later in the direction's order,
+            // Vh from s = r ⊙ h_(t-1) against dah at the same step.
+            let s = self.channels(&format!("{prefix} grad gru s"), &dd, 3 * d, d)?;
+            let [sa, sb] = halves(self, "s", &s)?;
+            for (dir, (states, s, delta)) in [(ha, &sa, &da), (hb, &sb, &db)].into_iter().enumerate() {
+                let next = if dir == 0 { 1 } else { -1 };
+                let off = if vertical { (next, 0) } else { (0, next) };
+                let base = dir * d * 3 * d;
+                let gates = self.channels(&format!("{prefix} grad gru zr {dir}"), delta, 0, 2 * d)?;
+                self.weight_grad_rows(states, &gates, (1, 1, Some(off)), &buf, base, 3 * d);
+                let dah = self.channels(&format!("{prefix} grad gru h {dir}"), delta, 2 * d, d)?;
+                self.weight_grad_rows(s, &dah, (1, 1, Some((0, 0))), &buf, base + 2 * d, 3 * d);
+            }
+        }
+        Ok([da, db])
     }
 
     /// The deltas of a vanilla + LayerNorm pair into `da` and `db` (`scan_pair_backward.wgsl`,
@@ -1482,12 +1608,6 @@ impl Pass<'_> {
         weights: Option<&[wgpu::Buffer]>,
         want_input: bool,
     ) -> Result<Option<Map>> {
-        if pair.cell == Cell::Gru {
-            return Err(Error::Gpu(format!(
-                "{prefix}: gradients of GRU pairs are not on the GPU yet (vanilla ones, with or \
-                 without LayerNorm, are)"
-            )));
-        }
         // (a lone module's two pairs share the empty prefix: the axis tells them apart, as in
         // the forward's names)
         let key = format!("{prefix} {}", axis_tag(pair.axis));
@@ -1505,6 +1625,11 @@ impl Pass<'_> {
             Merge::Mean => (0.5, 0),
             Merge::Concat => (1.0, d),
         };
+        if pair.cell == Cell::Gru {
+            let [da, db] =
+                self.gru_scan_backward(prefix, g, pair, [&xi, &ha, &hb], (scale, g_offset), weights)?;
+            return self.projection_backward(prefix, pair, [&xi, &da, &db], input, weights, want_input);
+        }
         let da = self.map(&format!("{prefix} grad a"), ha.shape)?;
         let db = self.map(&format!("{prefix} grad b"), hb.shape)?;
         let template = ScanStepParams {
@@ -1533,10 +1658,26 @@ impl Pass<'_> {
                 self.weight_grad(h_dir, d_dir, (1, 1, Some(off)), &buf, dir * d * d);
             }
         }
+        self.projection_backward(prefix, pair, [&xi, &da, &db], input, weights, want_input)
+    }
+
+    /// The gradient of a pair's input from its projections' `da` and `db` (both directions'):
+    /// back through the projection (its own: both directions' stacked along channels) or their
+    /// sum (a shared one: the pair's input is the projection); `None` unless `want_input`. With
+    /// `weights`, an own projection's gradients into their slots' buffers.
+    fn projection_backward(
+        &mut self,
+        prefix: &str,
+        pair: &PairW,
+        [xi, da, db]: [&Map; 3],
+        input: &Map,
+        weights: Option<&[wgpu::Buffer]>,
+        want_input: bool,
+    ) -> Result<Option<Map>> {
         match &pair.proj {
             // Both directions' projections stacked along channels: their gradients likewise.
             Some(u) => {
-                let dxi = self.combine(&format!("{prefix} grad xi"), &da, &db, Combine::Concat)?;
+                let dxi = self.combine(&format!("{prefix} grad xi"), da, db, Combine::Concat)?;
                 if dxi.shape != xi.shape {
                     return Err(Error::Gpu(format!(
                         "{prefix}: projection gradient {:?} for {:?}",
@@ -1552,7 +1693,7 @@ impl Pass<'_> {
                 self.conv_backward(&format!("{prefix} grad U"), &dxi, u, input.shape).map(Some)
             }
             None if !want_input => Ok(None),
-            None => self.combine(&format!("{prefix} grad xi"), &da, &db, Combine::Sum).map(Some),
+            None => self.combine(&format!("{prefix} grad xi"), da, db, Combine::Sum).map(Some),
         }
     }
 }
@@ -1563,6 +1704,12 @@ impl Pass<'_> {
 fn scan_step_iterations(cell: Cell, d: usize) -> usize {
     let loops = if cell == Cell::Gru { 2 } else { 1 };
     d.div_ceil(256) * (loops * (d + 1) + 4) + 2 * 8 + 8
+}
+
+/// Loop iterations one invocation of `gru_pair_backward.wgsl` runs per step (four products over
+/// `d` for each of its units, the last with two terms).
+fn gru_backward_iterations(d: usize) -> usize {
+    d.div_ceil(256) * (5 * (d + 1) + 6) + 8
 }
 
 /// How a pair's buffers are named by its axis (`"<prefix> h"`, `"<prefix> v"`).
@@ -1737,7 +1884,7 @@ impl GpuModel {
                     }
                     Kind::MaxPool => pass.pool(name, &arg(0)?, 2, false)?,
                     Kind::MaxPoolCeil => pass.pool_strided(name, &arg(0)?, (2, 2), false, true)?,
-                    Kind::ConvTranspose { weight, cin, cout, kernel, stride } => {
+                    Kind::ConvTranspose { weight, cin, cout, kernel, stride, .. } => {
                         pass.conv_transpose(name, &arg(0)?, weight, (*cin, *cout, *kernel, *stride))?
                     }
                     Kind::Crop(offset) => {

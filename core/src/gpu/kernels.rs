@@ -8,7 +8,7 @@ use super::params::KernelParams;
 use crate::error::{Error, Result};
 
 /// The shaders' sources by name, as embedded.
-pub const SHADERS: [(&str, &str); 20] = [
+pub const SHADERS: [(&str, &str); 21] = [
     ("conv2d", include_str!("../../../shaders/conv2d.wgsl")),
     ("pool2d", include_str!("../../../shaders/pool2d.wgsl")),
     ("scan_pair", include_str!("../../../shaders/scan_pair.wgsl")),
@@ -29,6 +29,7 @@ pub const SHADERS: [(&str, &str); 20] = [
     ("optimizer", include_str!("../../../shaders/optimizer.wgsl")),
     ("batch_norm", include_str!("../../../shaders/batch_norm.wgsl")),
     ("scan_pair_backward", include_str!("../../../shaders/scan_pair_backward.wgsl")),
+    ("gru_pair_backward", include_str!("../../../shaders/gru_pair_backward.wgsl")),
 ];
 
 /// The kernels, in the order of [`SHADERS`].
@@ -74,6 +75,8 @@ pub enum Kernel {
     BatchNorm,
     /// `scan_pair_backward.wgsl`
     ScanPairBackward,
+    /// `gru_pair_backward.wgsl`
+    GruPairBackward,
 }
 
 /// The largest hidden size the scan kernel holds in workgroup memory.

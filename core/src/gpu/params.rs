@@ -132,8 +132,8 @@ params!(
         out_width: u32,
         /// Rows and columns skipped at the top and left.
         offset: u32,
-        /// Padding to 16 bytes.
-        _a: u32,
+        /// 0: the crop; 1: its gradient (the small map put back in place, zeros around it).
+        mode: u32,
         /// Padding to 16 bytes.
         _b: u32,
     }
@@ -376,8 +376,9 @@ params!(
         out_offset: u32,
         /// 0: the weight gradient, 1: the bias gradient.
         mode: u32,
-        /// Padding to 16 bytes.
-        _a: u32,
+        /// Mode 0: the result's row stride in the output buffer (0: its own width, rows
+        /// back to back; wider to fill a block of columns of a larger matrix).
+        out_row: u32,
         /// Padding to 16 bytes.
         _b: u32,
         /// Padding to 16 bytes.
@@ -495,8 +496,38 @@ params!(
     }
 );
 
+params!(
+    /// `gru_pair_backward.wgsl`: the gradient of a GRU pair, per sequence.
+    GruPairBackwardParams => GruPairBackward {
+        /// Images.
+        batch: u32,
+        /// Hidden units per direction.
+        hidden: u32,
+        /// Map height.
+        height: u32,
+        /// Map width.
+        width: u32,
+        /// 0: horizontal, 1: vertical.
+        axis: u32,
+        /// Channels of the projection.
+        xi_channels: u32,
+        /// Where direction 1's projection starts (0: shared).
+        dir_offset: u32,
+        /// Channels of the merged output's gradient.
+        g_channels: u32,
+        /// Where direction 1's gradient starts among them.
+        g_offset: u32,
+        /// The merge's factor on the gradient.
+        scale: f32,
+        /// The first step of this dispatch, counted from the last.
+        first_step: u32,
+        /// Steps in this dispatch.
+        step_count: u32,
+    }
+);
+
 /// Every parameter block with its shader's name and size in bytes (for the layout test).
-pub const ALL: [(&str, usize); 20] = [
+pub const ALL: [(&str, usize); 21] = [
     ("conv2d", std::mem::size_of::<Conv2dParams>()),
     ("pool2d", std::mem::size_of::<Pool2dParams>()),
     ("scan_pair", std::mem::size_of::<ScanPairParams>()),
@@ -517,4 +548,5 @@ pub const ALL: [(&str, usize); 20] = [
     ("optimizer", std::mem::size_of::<OptimizerParams>()),
     ("batch_norm", std::mem::size_of::<BatchNormParams>()),
     ("scan_pair_backward", std::mem::size_of::<ScanPairBackwardParams>()),
+    ("gru_pair_backward", std::mem::size_of::<GruPairBackwardParams>()),
 ];

@@ -7,10 +7,11 @@
 //! losses and predictions come back. The weights and the state come back on request (for a
 //! checkpoint or a validation).
 //!
-//! What trains here: convolutions, linear layers, ReLU, max and global pooling, dropout, vanilla
-//! pairs (own or shared projections), sums, concatenations, bilinear upsampling. BatchNorm,
-//! LayerNorm and GRU cells, transposed convolutions and crops are refused by name at upload (the
-//! caller falls back to the CPU).
+//! What trains here: every operation of the networks the CPU trains — convolutions (and the
+//! transposed ones), linear layers, ReLU, BatchNorm in training mode, max and global pooling,
+//! dropout, pairs of all three cells (own or shared projections), sums, concatenations, crops,
+//! bilinear upsampling. What cannot (a pair wider than the scan kernel holds, a buffer larger
+//! than the adapter allows) is refused by name at upload, and the caller falls back to the CPU.
 
 use std::collections::BTreeMap;
 
