@@ -1,5 +1,7 @@
 //! The Fine-tune view: short fine-tuning runs of the loaded model on its own data (the bundled
-//! context task for the bundled models) or a dataset folder, with live loss and error plots, a
+//! context task or generated scenes for the bundled models) or a dataset folder (CIFAR-10 or
+//! Fashion-MNIST for classifiers, a PASCAL VOC tree for FCNs), with live loss and error plots
+//! (segmentation: the fraction of wrong pixels and the validation's mean IoU), a
 //! scrubbable timeline of snapshots showing one unit's ERF grow, stop at any time, and saving the
 //! result. Training runs on its own thread (`lrnn_core::train::trainer::spawn`); snapshots are
 //! loaded and probed on the worker.
@@ -58,6 +60,8 @@ pub struct FineTune {
     pub errors: Vec<[f64; 2]>,
     /// `(step, validation error)` at epoch ends.
     pub val: Vec<[f64; 2]>,
+    /// `(step, validation mean IoU)` at epoch ends (segmentation).
+    pub miou: Vec<[f64; 2]>,
     /// The loaded checkpoint's own history: `(epoch, train loss, validation error)`.
     pub history: Vec<(usize, f32, f32)>,
     /// Snapshots, by step.
@@ -86,6 +90,7 @@ impl Default for FineTune {
             losses: vec![],
             errors: vec![],
             val: vec![],
+            miou: vec![],
             history: vec![],
             snapshots: vec![],
             scrub: 0,
@@ -117,6 +122,24 @@ impl FineTune {
         if following {
             self.scrub = self.snapshots.len() - 1;
         }
+    }
+}
+
+/// The format and root of a dataset folder picked for a model: a VOC tree for a segmentation
+/// network (the `VOC2012` folder itself, or a folder holding `VOC2012` or `VOCdevkit/VOC2012`),
+/// else CIFAR-10 where its binary batches are, else Fashion-MNIST. A wrong choice fails at the
+/// run's start with the loader's message naming what is missing.
+pub fn folder_choice(dir: &Path, segmentation: bool) -> (Format, PathBuf) {
+    if segmentation {
+        let root = [dir.to_path_buf(), dir.join("VOC2012"), dir.join("VOCdevkit/VOC2012")]
+            .into_iter()
+            .find(|d| d.join("JPEGImages").is_dir())
+            .unwrap_or_else(|| dir.to_path_buf());
+        (Format::Voc, root)
+    } else if dir.join("data_batch_1.bin").exists() || dir.join("cifar-10-batches-bin").exists() {
+        (Format::Cifar10, dir.to_path_buf())
+    } else {
+        (Format::FashionMnist, dir.to_path_buf())
     }
 }
 
@@ -162,6 +185,7 @@ impl FineTune {
                 ft.losses.clear();
                 ft.errors.clear();
                 ft.val.clear();
+                ft.miou.clear();
                 ft.snapshots.clear();
                 ft.scrub = 0;
                 ft.last_checkpoint = None;
@@ -212,6 +236,9 @@ impl FineTune {
                 Event::Epoch(s) => {
                     let n = ft.losses.len() as f64;
                     ft.val.push([n, f64::from(s.val_error)]);
+                    if let Some(m) = s.val_miou {
+                        ft.miou.push([n, f64::from(m)]);
+                    }
                 }
                 Event::Checkpoint(p) => {
                     ft.last_checkpoint = Some(p.clone());
@@ -251,7 +278,7 @@ impl FineTune {
         crate::files::copy_checkpoint(from, dest)
     }
 
-    fn plots(&self, ui: &mut egui::Ui) {
+    fn plots(&self, ui: &mut egui::Ui, segmentation: bool) {
         let ft = self;
         ui.horizontal_top(|ui| {
             ui.vertical(|ui| {
@@ -290,7 +317,11 @@ impl FineTune {
                 }
             });
             ui.vertical(|ui| {
-                ui.label("error: batch (training mode) and validation (at epoch ends)");
+                ui.label(if segmentation {
+                    "wrong pixels: batch (training mode) and validation (at epoch ends, with its mean IoU)"
+                } else {
+                    "error: batch (training mode) and validation (at epoch ends)"
+                });
                 Plot::new("error")
                     .width(420.0)
                     .height(200.0)
@@ -302,6 +333,12 @@ impl FineTune {
                         p.points(
                             Points::new("validation error", PlotPoints::from(ft.val.clone())).radius(4.0),
                         );
+                        if !ft.miou.is_empty() {
+                            p.points(
+                                Points::new("validation mean IoU", PlotPoints::from(ft.miou.clone()))
+                                    .radius(4.0),
+                            );
+                        }
                     });
             });
         });
@@ -356,6 +393,7 @@ impl Panel for FineTune {
             return;
         };
         let data = &state.config.data;
+        let segmentation = state.config.model.is_segmentation();
         let own = match data.format {
             Format::Context => "the generated context task (no files needed)".to_string(),
             Format::Scenes => "the generated scenes (no files needed)".to_string(),
@@ -368,24 +406,22 @@ impl Panel for FineTune {
                 ui.radio_value(&mut self.data, DataChoice::Own, format!("its own: {own}"));
                 if ui.button("a dataset folder…").clicked() {
                     if let Some(d) = rfd::FileDialog::new().pick_folder() {
-                        let format = if d.join("data_batch_1.bin").exists()
-                            || d.join("cifar-10-batches-bin").exists()
-                        {
-                            Format::Cifar10
-                        } else {
-                            Format::FashionMnist
-                        };
-                        self.data = DataChoice::Folder(format, d);
+                        let (format, root) = folder_choice(&d, segmentation);
+                        self.data = DataChoice::Folder(format, root);
                     }
                 }
                 if let DataChoice::Folder(f, p) = &self.data {
                     ui.label(format!("{f:?}: {}", p.display()));
                 }
             });
-            ui.label(
-                "Segmentation networks (FCNs) are fine-tuned from the command line, not here yet: \
-                 `lrnn train-seg --init-from RUN` (VOC or the generated scenes).",
-            );
+            ui.label(if segmentation {
+                "A segmentation network: it fine-tunes on per-pixel labels (its own generated scenes, \
+                 or a PASCAL VOC 2012 folder: JPEGImages, SegmentationClass, ImageSets/Segmentation), \
+                 pixels labelled 255 ignored, as `lrnn train-seg`."
+            } else {
+                "A classifier: it fine-tunes on its own data or a CIFAR-10 / Fashion-MNIST folder, \
+                 as `lrnn train`."
+            });
             ui.horizontal(|ui| {
                 let l = ui.label("steps");
                 ui.add(egui::DragValue::new(&mut self.steps).range(1..=100_000)).labelled_by(l.id);
@@ -431,7 +467,7 @@ impl Panel for FineTune {
             export_button(ui, shared, View::FineTune, |s| self.export(s));
         });
         ui.label(&self.status);
-        self.plots(ui);
+        self.plots(ui, segmentation);
         self.timeline(ui, shared);
     }
 
