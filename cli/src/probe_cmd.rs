@@ -27,6 +27,8 @@ pub enum ProbeDevice {
     Cpu,
     /// wgpu on the best adapter, software ones included.
     Wgpu,
+    /// candle's CUDA device 0 (a build with `--features cuda`): the CPU's autograd on the GPU.
+    Cuda,
 }
 
 /// The ERF through wgpu: the unit (its map's centre unless given; `channel` `None`: the sum of
@@ -96,6 +98,78 @@ fn gpu_erf(
     });
     let e = e.map_err(|e| failed.take().unwrap_or_else(|| e.to_string()))?;
     Ok((e, unit, ctx.describe()))
+}
+
+/// The ERF through candle's autograd on the device `model` lives on (the CPU, or CUDA after
+/// [`Model::to_device`]), the unit as in [`gpu_erf`].
+fn candle_erf(
+    model: &Model,
+    inputs: &[Tensor],
+    map: &str,
+    (channel, y, x): (Option<usize>, Option<usize>, Option<usize>),
+    mode: Mode,
+) -> anyhow::Result<(lrnn_core::probe::erf::Erf, Unit)> {
+    let pick = |t: &Tensor, f: &mut lrnn_core::nn::Forward| -> candle_core::Result<Tensor> {
+        let m = model.forward_map(t, map, f.backend).map_err(candle_core::Error::wrap)?;
+        match channel {
+            Some(_) => Ok(m),
+            None => m.sum_keepdim(1),
+        }
+    };
+    let dims = pick(&inputs[0], &mut lrnn_core::nn::Forward::eval())?.dims().to_vec();
+    let (mh, mw) = match dims.as_slice() {
+        [_, _, h, w] => (*h, *w),
+        _ => (1, 1),
+    };
+    let unit = Unit { channel: channel.unwrap_or(0), y: y.unwrap_or(mh / 2), x: x.unwrap_or(mw / 2) };
+    Ok((erf(pick, inputs, unit, mode)?, unit))
+}
+
+/// The ERF on `device` with the fall-backs of `lrnn run`: `cuda` candle's CUDA device 0 (the
+/// model and inputs copied there), `wgpu` any adapter, `auto` CUDA in a `--features cuda` build,
+/// then a hardware GPU through wgpu, then the CPU; any GPU that cannot falls back to the CPU.
+/// Also where it ran, for the `device:` line (the CPU with the reason after a fall-back).
+fn erf_on(
+    device: ProbeDevice,
+    model: &Model,
+    inputs: &[Tensor],
+    map: &str,
+    unit: (Option<usize>, Option<usize>, Option<usize>),
+    mode: Mode,
+) -> anyhow::Result<(lrnn_core::probe::erf::Erf, Unit, String)> {
+    let cuda = || -> Result<(lrnn_core::probe::erf::Erf, Unit, String), String> {
+        let dev = Device::new_cuda(0).map_err(|e| {
+            format!("no CUDA device: {e} (CUDA needs a build with `--features cuda` on a machine with the CUDA toolkit)")
+        })?;
+        let on = model.to_device(&dev).map_err(|e| e.to_string())?;
+        let moved: Vec<Tensor> = inputs
+            .iter()
+            .map(|t| t.to_device(&dev))
+            .collect::<candle_core::Result<_>>()
+            .map_err(|e| e.to_string())?;
+        let (e, u) = candle_erf(&on, &moved, map, unit, mode).map_err(|e| format!("CUDA failed: {e}"))?;
+        Ok((e, u, "CUDA device 0 through candle".into()))
+    };
+    let wgpu = |any_adapter: bool| {
+        gpu_erf(model, inputs, map, unit, mode, any_adapter)
+            .map(|(e, u, adapter)| (e, u, format!("{adapter} through wgpu")))
+    };
+    let tried = match device {
+        ProbeDevice::Cpu => Err(None),
+        ProbeDevice::Cuda => cuda().map_err(Some),
+        ProbeDevice::Wgpu => wgpu(true).map_err(Some),
+        ProbeDevice::Auto if cfg!(feature = "cuda") => {
+            cuda().or_else(|c| wgpu(false).map_err(|w| format!("{c}; {w}"))).map_err(Some)
+        }
+        ProbeDevice::Auto => wgpu(false).map_err(Some),
+    };
+    match tried {
+        Ok(done) => Ok(done),
+        Err(why) => {
+            let (e, u) = candle_erf(model, inputs, map, unit, mode)?;
+            Ok((e, u, why.map_or_else(|| "CPU".to_string(), |w| format!("CPU ({w})"))))
+        }
+    }
 }
 
 /// Which model to probe.
@@ -172,10 +246,10 @@ pub enum Probe {
         /// `abs`, `signed` or `relu`.
         #[arg(long, default_value = "abs")]
         mode: String,
-        /// Where the gradients are computed: `auto` (a hardware GPU through wgpu when there is
-        /// one and the model's operations have GPU gradients, else the CPU, saying why),
-        /// `wgpu` (any adapter, software ones included; the CPU if the GPU fails, saying why)
-        /// or `cpu`.
+        /// Where the gradients are computed: `auto` (candle's CUDA device in a `--features cuda`
+        /// build, else a hardware GPU through wgpu when there is one, else the CPU, saying why),
+        /// `wgpu` (any adapter, software ones included), `cuda` (candle's CUDA device 0) or
+        /// `cpu`; a GPU that cannot falls back to the CPU, saying why.
         #[arg(long, value_enum, default_value_t = ProbeDevice::Auto)]
         device: ProbeDevice,
         /// Output folder.
@@ -364,43 +438,8 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
                 "relu" => Mode::Relu,
                 other => bail!("unknown mode `{other}`; known: abs, signed, relu"),
             };
-            let pick = |x: &Tensor, f: &mut lrnn_core::nn::Forward| -> candle_core::Result<Tensor> {
-                model.forward_map(x, map, f.backend).map_err(candle_core::Error::wrap)
-            };
-            let on_cpu = || -> anyhow::Result<(lrnn_core::probe::erf::Erf, Unit)> {
-                let shape = pick(&inputs[0], &mut lrnn_core::nn::Forward::eval())?.dims().to_vec();
-                let (my, mx) = match shape.as_slice() {
-                    [_, _, h, w] => (*h, *w),
-                    _ => (1, 1),
-                };
-                let unit = Unit { channel: *channel, y: y.unwrap_or(my / 2), x: x.unwrap_or(mx / 2) };
-                Ok((erf(pick, &inputs, unit, mode)?, unit))
-            };
-            let (e, unit) = match *device {
-                ProbeDevice::Cpu => {
-                    println!("device: CPU");
-                    on_cpu()?
-                }
-                ProbeDevice::Auto | ProbeDevice::Wgpu => {
-                    match gpu_erf(
-                        &model,
-                        &inputs,
-                        map,
-                        (Some(*channel), *y, *x),
-                        mode,
-                        *device == ProbeDevice::Wgpu,
-                    ) {
-                        Ok((e, unit, adapter)) => {
-                            println!("device: {adapter} through wgpu");
-                            (e, unit)
-                        }
-                        Err(reason) => {
-                            println!("device: CPU ({reason})");
-                            on_cpu()?
-                        }
-                    }
-                }
-            };
+            let (e, unit, on) = erf_on(*device, &model, &inputs, map, (Some(*channel), *y, *x), mode)?;
+            println!("device: {on}");
             std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
             let scale = (256 / e.width.max(1)).max(1) as u32;
             save_png(&heatmap(&e.map, e.height, e.width, mode == Mode::Signed, scale), &out.join("erf.png"))?;
@@ -575,42 +614,8 @@ fn erf_compare(
             .iter()
             .map(|p| load_image(p, &model, n, mean.as_deref()))
             .collect::<anyhow::Result<_>>()?;
-        let pick = |x: &Tensor, f: &mut lrnn_core::nn::Forward| -> candle_core::Result<Tensor> {
-            let m = model.forward_map(x, map, f.backend).map_err(candle_core::Error::wrap)?;
-            match channel {
-                Some(_) => Ok(m),
-                None => m.sum_keepdim(1),
-            }
-        };
-        let on_cpu = || -> anyhow::Result<(lrnn_core::probe::erf::Erf, Unit)> {
-            let dims = pick(&inputs[0], &mut lrnn_core::nn::Forward::eval())?.dims().to_vec();
-            let (mh, mw) = match dims.as_slice() {
-                [_, _, h, w] => (*h, *w),
-                _ => (1, 1),
-            };
-            let unit =
-                Unit { channel: channel.unwrap_or(0), y: uy.unwrap_or(mh / 2), x: ux.unwrap_or(mw / 2) };
-            Ok((erf(pick, &inputs, unit, Mode::Abs)?, unit))
-        };
-        let (e, unit) = match device {
-            ProbeDevice::Cpu => {
-                println!("{what}: device: CPU");
-                on_cpu()?
-            }
-            ProbeDevice::Auto | ProbeDevice::Wgpu => {
-                let any = device == ProbeDevice::Wgpu;
-                match gpu_erf(&model, &inputs, map, (channel, uy, ux), Mode::Abs, any) {
-                    Ok((e, unit, adapter)) => {
-                        println!("{what}: device: {adapter} through wgpu");
-                        (e, unit)
-                    }
-                    Err(reason) => {
-                        println!("{what}: device: CPU ({reason})");
-                        on_cpu()?
-                    }
-                }
-            }
-        };
+        let (e, unit, on) = erf_on(device, &model, &inputs, map, (channel, uy, ux), Mode::Abs)?;
+        println!("{what}: device: {on}");
         // The background: the first photo in grey, without the mean subtracted.
         let background = grey_background(&images[0], n)?;
         let scale = (384 / n.max(1)).max(1) as u32;

@@ -465,6 +465,17 @@ fn probe_erf_on_wgpu_gives_the_cpus_map_and_falls_back_with_the_reason() {
     // No adapter: the CPU, with the reason.
     let (said, _) = erf("wgpu", "conv6", &[("WGPU_BACKEND", "metal")]);
     assert!(said.contains("device: CPU (") && said.contains("no GPU adapter found"), "{said}");
+    // CUDA: candle's CUDA device in a `--features cuda` build on a machine with one; elsewhere
+    // the CPU with the reason, and the CPU's map.
+    let (said, cuda) = erf("cuda", "conv6", &[]);
+    let (_, cpu) = erf("cpu", "conv6", &[]);
+    if said.contains("through candle") {
+        let worst = cpu.iter().zip(&cuda).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst < 1e-4, "CUDA's ERF differs by {worst}");
+    } else {
+        assert!(said.contains("device: CPU (no CUDA device") && said.contains("--features cuda"), "{said}");
+        assert_eq!(cuda, cpu);
+    }
 }
 
 #[test]

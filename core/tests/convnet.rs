@@ -65,6 +65,19 @@ fn inserting_with_zero_recurrences_keeps_every_output_bit_for_bit() {
     let weights = lrnn.weights().unwrap();
     let v = weights["conv5.v_lr.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert!(v.iter().all(|&x| x == 0.0));
+    // A copy on a device (the CPU here; CUDA for `lrnn probe erf --device cuda`) holds every
+    // weight, recurrences included, and computes the same.
+    let moved = lrnn.to_device(&dev).unwrap();
+    let same = |a: &Tensor, b: &Tensor| {
+        a.eq(b).unwrap().flatten_all().unwrap().min(0).unwrap().to_scalar::<u8>().unwrap()
+    };
+    for (name, w) in moved.weights().unwrap() {
+        assert_eq!(same(&w, &weights[&name]), 1, "{name} was not copied");
+    }
+    assert_eq!(moved.weights().unwrap().len(), weights.len());
+    let y0 = lrnn.forward(&x, &mut Forward::eval()).unwrap();
+    let y1 = moved.forward(&x, &mut Forward::eval()).unwrap();
+    assert_eq!(same(&y0, &y1), 1);
 }
 
 #[test]

@@ -277,7 +277,19 @@ impl Model {
     /// A new model of `desc` holding this model's weights; the tensors this one lacks (new
     /// recurrences) keep their start values.
     fn with_weights_in(&self, desc: ModelDesc) -> Result<Model> {
-        let model = Model::new(desc, &self.device)?;
+        self.with_weights_on(desc, &self.device)
+    }
+
+    /// The same model with its weights copied to `device` (candle's CUDA device, say).
+    ///
+    /// # Errors
+    /// Candle errors (no memory on the device).
+    pub fn to_device(&self, device: &Device) -> Result<Model> {
+        self.with_weights_on(self.desc.clone(), device)
+    }
+
+    fn with_weights_on(&self, desc: ModelDesc, device: &Device) -> Result<Model> {
+        let model = Model::new(desc, device)?;
         let old = self.weights()?;
         {
             let vars = model
@@ -288,7 +300,7 @@ impl Model {
             // Tensors the old model lacks are the new recurrences, already at their start values.
             for (name, var) in vars.iter() {
                 if let Some(t) = old.get(name) {
-                    var.set(t)?;
+                    var.set(&t.to_device(device)?)?;
                 }
             }
         }
