@@ -5,8 +5,10 @@ table printed by `cargo bench -p lrnn-core --bench cifar_step`. The same network
 per-step torch ops, fusions, global max pooling, dropout 0.5, linear head), the same loss
 (cross-entropy) and the same optimiser (RMSprop, lr 1e-3, alpha 0.9, eps 1e-8).
 
-Usage: cifar_step_torch.py NAME BATCH RUNS THREADS -> one JSON line (median ms, peak RSS growth).
-Only E-RNN-Max and Baseline-CNN-Max are written here.
+Usage: cifar_step_torch.py NAME BATCH RUNS THREADS [DEVICE] -> one JSON line (median ms, peak RSS
+growth; on CUDA the peak of allocated GPU memory). DEVICE is `cpu` (default) or `cuda` (f32, TF32
+off, synchronised around each timed step; used by `cargo bench --bench gpu_forward` on an NVIDIA
+machine). Only E-RNN-Max and Baseline-CNN-Max are written here.
 """
 import json
 import resource
@@ -110,13 +112,18 @@ def network(name, cin=3):
 
 def main():
     name, batch, runs, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    device = sys.argv[5] if len(sys.argv) > 5 else "cpu"
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    net = network(name)
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    net = network(name).to(device)
     params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.RMSprop(net.parameters(), lr=1e-3, alpha=0.9, eps=1e-8)
-    x = torch.randn(batch, 3, 32, 32)
-    y = torch.randint(0, 10, (batch,))
+    x = torch.randn(batch, 3, 32, 32).to(device)
+    y = torch.randint(0, 10, (batch,)).to(device)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     def step():
@@ -125,15 +132,21 @@ def main():
         opt.step()
 
     step()
+    sync()
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
         step()
+        sync()
         times.append((time.perf_counter() - t0) * 1e3)
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"step_ms": statistics.median(times), "parameters": params,
-                      "peak_rss_growth_mib": (rss1 - rss0) / 1024, "threads": torch.get_num_threads(),
-                      "torch": torch.__version__}))
+    out = {"step_ms": statistics.median(times), "parameters": params,
+           "peak_rss_growth_mib": (rss1 - rss0) / 1024, "threads": torch.get_num_threads(),
+           "torch": torch.__version__, "device": "cpu"}
+    if device == "cuda":
+        out["device"] = torch.cuda.get_device_name()
+        out["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -7,9 +7,12 @@ fc1 7x7 (pad 3) / fc2 1x1 / fc3 1x1 on pool5, fc4/fc5/fc6 on pool4, fc7/fc8/fc9 
 sharing the convolution as U (h_t = ReLU(conv_t + V h_{t-1}), both directions, mean); bilinear
 upsampling (align_corners=False): x2 + pool4 scores, x2 + pool3 scores, x8.
 
-Usage: fcn_forward_torch.py NAME RUNS THREADS [DEVICE] -> one JSON line (median ms, parameters).
-DEVICE is `cpu` (default) or `cuda` (f32, TF32 off, synchronised around each timed call; used by
-`cargo bench --bench gpu_forward` on an NVIDIA machine).
+Usage: fcn_forward_torch.py NAME RUNS THREADS [DEVICE [step]] -> one JSON line (median ms,
+parameters). DEVICE is `cpu` (default) or `cuda` (f32, TF32 off, synchronised around each timed
+call; used by `cargo bench --bench gpu_forward` on an NVIDIA machine). With `step`, one training
+step instead of a forward pass, as lrnn-core's trainer takes it: the forward pass, the mean
+per-pixel softmax cross-entropy over 21 classes (random labels), the backward pass, RMSprop
+(lr 1e-4, alpha 0.9, eps 1e-8) on every weight; `step_ms` in the JSON.
 """
 import json
 import statistics
@@ -98,6 +101,34 @@ def main():
     net = Fcn(lrnn=name.endswith("-LRNN")).eval().to(device)
     params = sum(p.numel() for p in net.parameters())
     x = (torch.randn(1, 3, 384, 384) * 50).to(device)
+    if len(sys.argv) > 5 and sys.argv[5] == "step":
+        net.train()
+        with torch.no_grad():
+            for p in net.parameters():  # random recurrences, as the Rust benchmark's
+                if p.dim() == 3:
+                    p.normal_(0.0, 0.5 / p.shape[-1] ** 0.5)
+        opt = torch.optim.RMSprop(net.parameters(), lr=1e-4, alpha=0.9, eps=1e-8)
+        y = torch.randint(0, 21, (1, 384, 384)).to(device)
+
+        def step():
+            opt.zero_grad()
+            F.cross_entropy(net(x), y).backward()
+            opt.step()
+
+        step()
+        sync()
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            step()
+            sync()
+            times.append((time.perf_counter() - t0) * 1e3)
+        out = {"step_ms": statistics.median(times), "parameters": params, "torch": torch.__version__,
+               "device": torch.cuda.get_device_name() if device == "cuda" else "cpu"}
+        if device == "cuda":
+            out["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
+        print(json.dumps(out))
+        return
     with torch.no_grad():
         net(x)
         sync()

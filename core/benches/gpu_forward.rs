@@ -5,7 +5,9 @@
 //! (`fcn_forward_torch.py ... cuda`), when a CUDA-enabled torch is there.
 //!
 //! On a hardware GPU it also times one ERF of the FCN and one training step of E-RNN-Max (batch
-//! 64) and of the FCN (384x384, batch 1) through wgpu next to the CPU.
+//! 64) and of the FCN (384x384, batch 1) through wgpu next to the CPU, next to PyTorch's CUDA
+//! step (`cifar_step_torch.py ... cuda`, `fcn_forward_torch.py ... cuda step`) and, built with
+//! `--features cuda`, candle's CUDA step (the trainer's `--device cuda`).
 //!
 //! `cargo bench -p lrnn-core --bench gpu_forward` (`LRNN_BENCH_RUNS=N` timed calls of the FCN,
 //! default 3; the bundled models get 7). Built with `--features cuda` and run with an NVIDIA GPU,
@@ -113,10 +115,47 @@ fn erf_timing(ctx: &GpuContext, model: &Model, x: &Tensor, runs: usize) {
     );
 }
 
+/// The median of `runs` training steps of `model` (RMSprop, the paper's) on candle's CUDA device 0,
+/// as `lrnn train --device cuda` takes them; `None` without a CUDA device.
+fn cuda_train_ms(model: &Model, x: &Tensor, labels: &[u32], runs: usize) -> Option<f64> {
+    use lrnn_core::rng::Rng;
+    use lrnn_core::train::{Optimizer, OptimizerConfig};
+    let dev = Device::new_cuda(0).ok()?;
+    let on = model.to_device(&dev).unwrap();
+    let vars = on.trainable_vars().unwrap().into_iter().map(|(_, v)| v).collect();
+    let mut opt = Optimizer::new(OptimizerConfig::PAPER_RMSPROP, vars, 1e-4).unwrap();
+    let xd = x.to_device(&dev).unwrap();
+    let mut step = || {
+        let logits = on.forward(&xd, &mut Forward::train().with_rng(Rng(1))).unwrap();
+        let loss = lrnn_core::train::seg::mean_cross_entropy(&logits, labels).unwrap();
+        opt.step(&loss.backward().unwrap()).unwrap();
+        dev.synchronize().unwrap();
+    };
+    step();
+    Some(time_ms(runs, step))
+}
+
+/// PyTorch's CUDA timing from `script args`: the JSON line it prints, or why it did not run.
+fn torch_cuda(script: &str, args: &[&str]) -> Result<serde_json::Value, String> {
+    let o = Command::new(python()).arg(script).args(args).output().map_err(|e| e.to_string())?;
+    if !o.status.success() {
+        return Err(String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("").to_string());
+    }
+    serde_json::from_slice(&o.stdout).map_err(|e| e.to_string())
+}
+
 /// One training step of `model` (RMSprop, the paper's) on `x` with `labels` through wgpu (the
 /// weights and the optimiser's state on the GPU; only the per-row losses and predictions read
-/// back) next to one on the candle CPU path, and their losses.
-fn train_timing(ctx: &GpuContext, name: &str, model: &Model, x: &Tensor, labels: &[u32], runs: usize) {
+/// back) next to one on the candle CPU path, and their losses; then candle's CUDA step and
+/// PyTorch's (`torch`: its script and arguments) on the same card, when they run.
+fn train_timing(
+    ctx: &GpuContext,
+    name: &str,
+    model: &Model,
+    (x, labels): (&Tensor, &[u32]),
+    runs: usize,
+    torch: Option<(&str, &[&str])>,
+) {
     use lrnn_core::gpu::GpuTrainer;
     use lrnn_core::rng::Rng;
     use lrnn_core::train::{Optimizer, OptimizerConfig};
@@ -130,6 +169,7 @@ fn train_timing(ctx: &GpuContext, name: &str, model: &Model, x: &Tensor, labels:
             )
         }
     };
+    let cuda_ms = cuda_train_ms(model, x, labels, runs);
     let gpu_loss = gpu.step(ctx, x, labels, 1e-4, Rng(1)).unwrap().loss;
     let gpu_ms = time_ms(runs, || {
         gpu.step(ctx, x, labels, 1e-4, Rng(1)).unwrap();
@@ -146,6 +186,27 @@ fn train_timing(ctx: &GpuContext, name: &str, model: &Model, x: &Tensor, labels:
 One {name} training step (RMSprop): wgpu {gpu_ms:.1} ms, candle CPU {cpu_ms:.0} ms; first step's loss {gpu_loss:.5} (wgpu) / {:.5} (CPU)",
         loss.to_scalar::<f32>().unwrap()
     );
+    match cuda_ms {
+        Some(ms) => println!("  candle CUDA (`--device cuda`): {ms:.1} ms"),
+        None => println!("  candle CUDA: not run (a build without `--features cuda`, or no CUDA device)"),
+    }
+    if let Some((script, args)) = torch {
+        match torch_cuda(script, args) {
+            Ok(v) => {
+                let torch_ms = v["step_ms"].as_f64().unwrap_or(f64::NAN);
+                let cuda = cuda_ms
+                    .map_or(String::new(), |c| format!(", candle CUDA / PyTorch {:.2}x", c / torch_ms));
+                println!(
+                    "  PyTorch {} CUDA f32 on {}: {torch_ms:.1} ms (peak {:.0} MiB); wgpu / PyTorch {:.2}x{cuda}",
+                    v["torch"],
+                    v["device"],
+                    v["peak_gpu_mib"].as_f64().unwrap_or(f64::NAN),
+                    gpu_ms / torch_ms
+                );
+            }
+            Err(why) => println!("  PyTorch CUDA did not run: {why}"),
+        }
+    }
 }
 
 /// The median time of `model` on candle's CUDA device 0 (same weights) and the largest difference
@@ -153,11 +214,7 @@ One {name} training step (RMSprop): wgpu {gpu_ms:.1} ms, candle CPU {cpu_ms:.0} 
 /// build without `--features cuda`, or no NVIDIA GPU).
 fn on_cuda(model: &Model, x: &Tensor, runs: usize) -> Option<(f64, f32)> {
     let dev = Device::new_cuda(0).ok()?;
-    let on = Model::new_seeded(model.desc().clone(), &dev, 1).unwrap();
-    let src = model.varmap().data().lock().unwrap();
-    for (name, var) in on.varmap().data().lock().unwrap().iter() {
-        var.set(&src[name].as_tensor().to_device(&dev).unwrap()).unwrap();
-    }
+    let on = model.to_device(&dev).unwrap();
     let xd = x.to_device(&dev).unwrap();
     let ms = time_ms(runs, || {
         on.forward(&xd, &mut Forward::eval()).unwrap();
@@ -220,7 +277,7 @@ fn main() {
         let (small, _) = Checkpoint::open(&dir, &Device::Cpu).and_then(Checkpoint::into_run).unwrap();
         let batch = (Tensor::randn(0f32, 1.0, (8, 1, 48, 48), &Device::Cpu).unwrap() * 50.0).unwrap();
         let labels: Vec<u32> = (0..8).map(|i| i % 2).collect();
-        train_timing(&ctx, "Context-LRNN (batch 8, 48x48)", &small, &batch, &labels, runs);
+        train_timing(&ctx, "Context-LRNN (batch 8, 48x48)", &small, (&batch, &labels), runs, None);
         return;
     }
     erf_timing(&ctx, &model, &x, runs);
@@ -244,7 +301,18 @@ fn main() {
         Model::new_seeded(ModelDesc::from_name_or_file("E-RNN-Max").unwrap(), &Device::Cpu, 1).unwrap();
     let batch = Tensor::randn(0f32, 1.0, (64, 3, 32, 32), &Device::Cpu).unwrap();
     let labels: Vec<u32> = (0..64).map(|i| i % 10).collect();
-    train_timing(&ctx, "E-RNN-Max (batch 64, 32x32x3)", &e_rnn, &batch, &labels, runs);
+    let n = runs.max(5).to_string();
+    let torch = ("benches/cifar_step_torch.py", ["E-RNN-Max", "64", n.as_str(), "4", "cuda"]);
+    train_timing(
+        &ctx,
+        "E-RNN-Max (batch 64, 32x32x3)",
+        &e_rnn,
+        (&batch, &labels),
+        runs,
+        Some((torch.0, &torch.1)),
+    );
     let pixels: Vec<u32> = (0..384 * 384).map(|i| (i % 21) as u32).collect();
-    train_timing(&ctx, "FCN-8s-LRNN (n = 1024, 384x384, batch 1)", &model, &x, &pixels, runs);
+    let torch = ("benches/fcn_forward_torch.py", ["FCN-8s-LRNN", n.as_str(), "4", "cuda", "step"]);
+    let name = "FCN-8s-LRNN (n = 1024, 384x384, batch 1)";
+    train_timing(&ctx, name, &model, (&x, &pixels), runs, Some((torch.0, &torch.1)));
 }
