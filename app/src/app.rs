@@ -203,6 +203,11 @@ impl StudioApp {
         self.shared.rf_depth.as_ref().map(|r| &r.data)
     }
 
+    /// Where the shown receptive field against depth was computed, in words.
+    pub fn rf_depth_device(&self) -> Option<&str> {
+        self.shared.rf_depth.as_ref().map(|r| r.device.as_str())
+    }
+
     /// Reads the recurrences of a run folder's snapshots (Recurrence view, Over training).
     pub fn read_history(&mut self, run: PathBuf) {
         self.shared.send(crate::protocol::Job::RecurrenceHistory(run), "reading the run's recurrences");
@@ -375,8 +380,9 @@ impl StudioApp {
                         }
                     }
                 }
-                Reply::RfDepth { model_dir, photo, scale, channel, data } => {
-                    s.rf_depth = Some(crate::shared::RfDepthShown { model_dir, photo, scale, channel, data });
+                Reply::RfDepth { model_dir, photo, scale, channel, data, device } => {
+                    s.rf_depth =
+                        Some(crate::shared::RfDepthShown { model_dir, photo, scale, channel, data, device });
                 }
                 Reply::History { run, history, eigenvectors } => {
                     s.textures.forget_prefix("hist/");

@@ -157,6 +157,9 @@ pub enum Reply {
         channel: Option<usize>,
         /// The numbers.
         data: lrnn_core::probe::rf_depth::RfDepth,
+        /// Where the backward passes ran, in words (the CPU with the reason when the GPU could
+        /// not).
+        device: String,
     },
     /// Recurrences over training.
     History {

@@ -48,6 +48,8 @@ pub struct RfDepthShown {
     pub channel: Option<usize>,
     /// The numbers.
     pub data: lrnn_core::probe::rf_depth::RfDepth,
+    /// Where the backward passes ran, in words.
+    pub device: String,
 }
 
 /// Recurrences over training on show.

@@ -483,7 +483,7 @@ fn erf_of(model: &Model, x: &Tensor, unit: &UnitRef) -> anyhow::Result<ErfPictur
 
 /// [`erf_of`] through the GPU's backward pass; `None` when it cannot.
 fn erf_on_gpu(ctx: &GpuContext, gpu: &mut GpuModel, x: &Tensor, unit: &UnitRef) -> Option<ErfPicture> {
-    let seed = GradientSeed { layer: &unit.map, channel: unit.channel, y: unit.y, x: unit.x };
+    let seed = GradientSeed { layer: &unit.map, channel: Some(unit.channel), y: unit.y, x: unit.x };
     let target = Unit { channel: unit.channel, y: unit.y, x: unit.x };
     let e = lrnn_core::probe::erf::erf_with(std::slice::from_ref(x), target, Mode::Abs, |input| {
         let (g, shape) =
@@ -650,15 +650,29 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
             Ok(Reply::Spectra { model_dir: m.dir.clone(), scale: m.scale.scale(), spectra })
         }
         Job::RfDepth(channel) => {
-            use lrnn_core::probe::rf_depth::{rf_depth, Channels};
+            use lrnn_core::probe::rf_depth::{rf_depth, rf_depth_on_gpu, Channels};
             let p = need(&state.photo, "photo")?;
             let m = need(&state.model, "model")?;
             let (x, _) = input_tensor(m, &p.original)?;
             let channels = channel.map_or(Channels::Mean, Channels::One);
             let progress = state.progress.clone();
             progress.start();
-            let data =
-                rf_depth(&m.model, std::slice::from_ref(&x), channels, &mut |d, t| progress.step(d, t));
+            let inputs = std::slice::from_ref(&x);
+            let mut step = |d, t| progress.step(d, t);
+            // Under Compute → GPU the backward passes run there (the CPU, saying why, when the
+            // GPU cannot).
+            let on_gpu = state.gpu.as_ref().map(|ctx| {
+                rf_depth_on_gpu(ctx, &m.model, inputs, channels, &mut step).map(|d| (d, ctx.describe()))
+            });
+            let (data, device) = match on_gpu {
+                Some(Ok((d, adapter))) => (Ok(d), format!("the GPU ({adapter})")),
+                Some(Err(e)) if e.to_string().contains("stopped") => (Err(e), String::new()),
+                Some(Err(e)) => (
+                    rf_depth(&m.model, inputs, channels, &mut step),
+                    format!("the CPU (the GPU could not: {e})"),
+                ),
+                None => (rf_depth(&m.model, inputs, channels, &mut step), "the CPU".to_string()),
+            };
             progress.finish();
             Ok(Reply::RfDepth {
                 model_dir: m.dir.clone(),
@@ -666,6 +680,7 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
                 scale: m.scale.scale(),
                 channel: *channel,
                 data: data?,
+                device,
             })
         }
         Job::RecurrenceHistory(dir) => {

@@ -326,8 +326,24 @@ fn the_compute_menu_moves_the_forward_passes_to_the_gpu_with_the_same_maps() {
         let worst = snap.values.iter().zip(&on_gpu).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
         assert!(worst < 1e-6, "the snapshot's ERF is the model's: {worst}");
     }
+    // Receptive field against depth: its backward passes on the GPU, the CPU's table.
+    h.state_mut().show_view(View::Field);
+    h.run_steps(2);
+    h.get_by_label("Compute on this photo").click();
+    h.run_steps(1);
+    settle(&mut h, Duration::from_secs(300)).unwrap();
+    assert_eq!(h.state().error(), None);
+    let depth_on_gpu = h.state().rf_depth().expect("computed").clone();
+    let on = h.state().rf_depth_device().unwrap().to_string();
+    assert!(on.starts_with("the GPU ("), "{on}");
+    h.get_by_label_contains("backward passes on the GPU (");
     h.state_mut().set_compute(false);
     settle(&mut h, Duration::from_secs(120)).unwrap();
+    h.get_by_label("Compute on this photo").click();
+    h.run_steps(1);
+    settle(&mut h, Duration::from_secs(300)).unwrap();
+    assert_eq!(h.state().rf_depth_device(), Some("the CPU"));
+    assert_eq!(h.state().rf_depth(), Some(&depth_on_gpu), "the same table on both");
     h.state_mut().request_erf(unit.clone());
     settle(&mut h, Duration::from_secs(120)).unwrap();
     let (on_cpu, cnn_on_cpu) = h.state().erf_maps().unwrap();

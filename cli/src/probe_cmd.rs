@@ -32,7 +32,7 @@ pub enum ProbeDevice {
 }
 
 /// The ERF through wgpu: the unit (its map's centre unless given; `channel` `None`: the sum of
-/// every channel at that place, as channel 0 of the summed map), the map and the adapter's
+/// every channel at that place, as channel 0 of the summed map, one backward pass), the map and the adapter's
 /// name; the reason when the GPU cannot (no adapter, only a software one for `auto`, an
 /// operation without a GPU gradient, a device error).
 fn gpu_erf(
@@ -66,35 +66,25 @@ fn gpu_erf(
         _ => (1, 1, 1),
     };
     let unit = Unit { channel: channel.unwrap_or(0), y: y.unwrap_or(my / 2), x: x.unwrap_or(mx / 2) };
-    // One backward pass per channel summed over (only the one channel when given).
-    let channels: Vec<usize> = match channel {
-        Some(c) => vec![c],
-        None => (0..mc).collect(),
-    };
+    // The sum over the channels: one backward pass of their mean, times their number.
+    let seed = GradientSeed { layer: map, channel, y: unit.y, x: unit.x };
     // (the GPU's own message kept whole, not wrapped in candle's)
     let mut failed = None;
     let e = lrnn_core::probe::erf::erf_with(inputs, unit, mode, |input| {
-        let mut total: Option<(Tensor, Vec<usize>)> = None;
-        for &c in &channels {
-            let seed = GradientSeed { layer: map, channel: c, y: unit.y, x: unit.x };
-            match gpu.input_gradient(&ctx, input, &seed) {
-                Ok((g, shape)) => {
-                    let mut shape = shape.to_vec();
-                    if channel.is_none() {
-                        shape[1] = 1;
-                    }
-                    total = Some(match total.take() {
-                        Some((t, s)) => ((t + g)?, s),
-                        None => (g, shape),
-                    });
+        match gpu.input_gradient(&ctx, input, &seed) {
+            Ok((g, shape)) => {
+                let mut shape = shape.to_vec();
+                if channel.is_some() {
+                    return Ok((g, shape));
                 }
-                Err(e) => {
-                    failed = Some(e.to_string());
-                    return Err(candle_core::Error::Msg("the GPU failed".into()));
-                }
+                shape[1] = 1;
+                Ok(((g * mc as f64)?, shape))
+            }
+            Err(e) => {
+                failed = Some(e.to_string());
+                Err(candle_core::Error::Msg("the GPU failed".into()))
             }
         }
-        total.ok_or_else(|| candle_core::Error::Msg(format!("{map} has no channel")))
     });
     let e = e.map_err(|e| failed.take().unwrap_or_else(|| e.to_string()))?;
     Ok((e, unit, ctx.describe()))
@@ -332,6 +322,10 @@ pub enum Probe {
         /// mean over every channel.
         #[arg(long)]
         channel: Option<usize>,
+        /// Where the gradients are computed (as `probe erf --device`; on wgpu the mean over
+        /// channels is one backward pass per layer).
+        #[arg(long, value_enum, default_value_t = ProbeDevice::Auto)]
+        device: ProbeDevice,
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
@@ -466,8 +460,8 @@ pub fn probe(cmd: &Probe) -> anyhow::Result<()> {
             }
             println!("wrote {} and {}", out.join("erf.png").display(), out.join("erf.csv").display());
         }
-        Probe::RfDepth { model, image, random, size, channel, out } => {
-            rf_depth(model, image, *random, *size, *channel, out)?;
+        Probe::RfDepth { model, image, random, size, channel, device, out } => {
+            rf_depth(model, image, (*random, *size, *channel), *device, out)?;
         }
         Probe::RecurrenceHistory { run, max_snapshots, eigenvectors, out } => {
             recurrence_history(run, *max_snapshots, *eigenvectors, out)?;
@@ -770,12 +764,11 @@ impl Drop for StepBar {
 fn rf_depth(
     args: &ModelArgs,
     images: &[PathBuf],
-    random: usize,
-    size: Option<usize>,
-    channel: Option<usize>,
+    (random, size, channel): (usize, Option<usize>, Option<usize>),
+    device: ProbeDevice,
     out: &Path,
 ) -> anyhow::Result<()> {
-    use lrnn_core::probe::rf_depth::{rf_depth, Channels};
+    use lrnn_core::probe::rf_depth::{rf_depth, rf_depth_on_gpu, Channels};
     let seed = args.seed;
     let (model, what, mean) = load(args)?;
     let c = model.desc().in_channels();
@@ -788,8 +781,44 @@ fn rf_depth(
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let bar = StepBar::new("receptive fields", "backward passes");
     let channels = channel.map_or(Channels::Mean, Channels::One);
-    let result = rf_depth(&model, &inputs, channels, &mut |done, total| bar.step(done, total))?;
+    let mut step = |done, total| bar.step(done, total);
+    // The devices and fall-backs of `probe erf --device`.
+    let cuda = |step: &mut dyn FnMut(usize, usize) -> bool| -> Result<_, String> {
+        let dev = Device::new_cuda(0).map_err(|e| {
+            format!("no CUDA device: {e} (CUDA needs a build with `--features cuda` on a machine with the CUDA toolkit)")
+        })?;
+        let on = model.to_device(&dev).map_err(|e| e.to_string())?;
+        let moved: Vec<Tensor> = inputs
+            .iter()
+            .map(|t| t.to_device(&dev))
+            .collect::<candle_core::Result<_>>()
+            .map_err(|e| e.to_string())?;
+        let r = rf_depth(&on, &moved, channels, step).map_err(|e| format!("CUDA failed: {e}"))?;
+        Ok((r, "CUDA device 0 through candle".to_string()))
+    };
+    let wgpu = |any: bool, step: &mut dyn FnMut(usize, usize) -> bool| -> Result<_, String> {
+        let ctx = crate::open_gpu(any)?;
+        let r = rf_depth_on_gpu(&ctx, &model, &inputs, channels, step).map_err(|e| e.to_string())?;
+        Ok((r, format!("{} through wgpu", ctx.describe())))
+    };
+    let tried = match device {
+        ProbeDevice::Cpu => Err(None),
+        ProbeDevice::Cuda => cuda(&mut step).map_err(Some),
+        ProbeDevice::Wgpu => wgpu(true, &mut step).map_err(Some),
+        ProbeDevice::Auto if cfg!(feature = "cuda") => {
+            cuda(&mut step).or_else(|c| wgpu(false, &mut step).map_err(|w| format!("{c}; {w}"))).map_err(Some)
+        }
+        ProbeDevice::Auto => wgpu(false, &mut step).map_err(Some),
+    };
+    let (result, on) = match tried {
+        Ok(done) => done,
+        Err(why) => (
+            rf_depth(&model, &inputs, channels, &mut step)?,
+            why.map_or_else(|| "CPU".to_string(), |w| format!("CPU ({w})")),
+        ),
+    };
     drop(bar);
+    println!("device: {on}");
     let unit = channel.map_or("mean over channels".to_string(), |c| format!("channel {c}"));
     println!(
         "receptive field against depth of {what} ({size}x{size}, {} input(s), centre unit, {unit})",

@@ -382,8 +382,9 @@ fn insert_then_probe_activations_of_the_inserted_model() {
 
 #[test]
 fn erf_compare_sets_models_side_by_side_with_the_same_numbers_on_cpu_and_wgpu() {
-    // The bundled CNN beside its fine-tuned L-RNN: the sum over conv6's channels (a backward
-    // pass per channel on the GPU) and one channel; the CSV's mass sides the same either way.
+    // The bundled CNN beside its fine-tuned L-RNN: the sum over conv6's channels (one backward
+    // pass on the GPU, seeded at every channel) and one channel; the CSV's mass sides the same
+    // either way.
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/models");
     let photo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/photos/astronaut.png");
     let require = std::env::var("LRNN_REQUIRE_GPU").is_ok_and(|v| v == "1");
@@ -834,8 +835,44 @@ fn probe_rf_depth_writes_the_plot_and_the_table_for_a_model_and_its_cnn() {
     let run = root.join("assets/models/context-lrnn-finetuned");
     let photo = root.join("assets/photos/chelsea.png");
     let out = tmp("rf-depth");
-    let text = lrnn_ok(&["probe", "rf-depth", "--run", s(&run), "--image", s(&photo), "--out", s(&out)]);
+    let text = lrnn_ok(&[
+        "probe",
+        "rf-depth",
+        "--run",
+        s(&run),
+        "--image",
+        s(&photo),
+        "--out",
+        s(&out),
+        "--device",
+        "cpu",
+    ]);
+    assert!(text.contains("device: CPU\n"), "{text}");
     let csv = std::fs::read_to_string(out.join("rf_depth.csv")).unwrap();
+    // The same table with the backward passes through wgpu (the CPU's where there is no adapter,
+    // saying why) and asked for CUDA (the CPU's in a build without it, saying why).
+    let require = std::env::var("LRNN_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    for device in ["wgpu", "cuda"] {
+        let other = tmp(&format!("rf-depth-{device}"));
+        let said = lrnn_ok(&[
+            "probe",
+            "rf-depth",
+            "--run",
+            s(&run),
+            "--image",
+            s(&photo),
+            "--out",
+            s(&other),
+            "--device",
+            device,
+        ]);
+        let on_gpu = said.contains("through wgpu") || said.contains("through candle");
+        assert!(on_gpu || said.contains("device: CPU ("), "{said}");
+        if device == "wgpu" && require {
+            assert!(on_gpu, "{said}");
+        }
+        assert_eq!(std::fs::read_to_string(other.join("rf_depth.csv")).unwrap(), csv, "{device}: {said}");
+    }
     assert!(csv.starts_with(lrnn_core::probe::rf_depth::CSV_HEADER), "{csv}");
     // conv1 … conv6: eight layers; the last one's theoretical field is the whole image for the
     // model and 16 px for its CNN.

@@ -96,7 +96,7 @@ fn scan_modes(ctx: &GpuContext, runs: usize) {
 fn erf_timing(ctx: &GpuContext, model: &Model, x: &Tensor, runs: usize) {
     use lrnn_core::gpu::GradientSeed;
     let (_, _, h, w) = x.dims4().unwrap();
-    let seed = GradientSeed { layer: "output", channel: 0, y: h / 2, x: w / 2 };
+    let seed = GradientSeed { layer: "output", channel: Some(0), y: h / 2, x: w / 2 };
     let mut gpu = GpuModel::upload(ctx, model).unwrap();
     let gpu_ms = time_ms(runs, || {
         gpu.input_gradient(ctx, x, &seed).unwrap();

@@ -219,7 +219,7 @@ fn check_gradient(ctx: &GpuContext, gpu: &mut GpuModel, model: &Model, x: &Tenso
     let mask = Tensor::from_vec(mask, (b, c, h, w), &Device::Cpu).unwrap();
     let grads = (map * mask).unwrap().sum_all().unwrap().backward().unwrap();
     let cpu = grads.get(var.as_tensor()).unwrap().clone();
-    let seed = GradientSeed { layer, channel, y, x: xx };
+    let seed = GradientSeed { layer, channel: Some(channel), y, x: xx };
     let (got, shape) = gpu.input_gradient(ctx, x, &seed).unwrap();
     assert_eq!(shape, [b, c, h, w], "{layer}: the seed's map");
     assert_eq!(got.dims(), x.dims());
@@ -379,7 +379,7 @@ fn input_gradients_on_the_gpu_match_the_cpu() {
         }
     }
     // A layer the model does not have is named in the error.
-    let seed = GradientSeed { layer: "no-such-layer", channel: 0, y: 0, x: 0 };
+    let seed = GradientSeed { layer: "no-such-layer", channel: Some(0), y: 0, x: 0 };
     assert!(gpu.input_gradient(&ctx, &x, &seed).unwrap_err().to_string().contains("no-such-layer"));
 }
 
@@ -945,4 +945,41 @@ fn training_steps_on_the_gpu_match_the_cpu() {
     let labels: Vec<u32> =
         (0..21 * 26).map(|_| if rng.uniform() < 0.1 { 255 } else { (rng.next_u64() % 3) as u32 }).collect();
     check_training(&ctx, "FCN-8s (Caffe layout)", load, &x, &labels);
+}
+
+#[test]
+fn rf_depth_on_the_gpu_gives_the_cpus_table() {
+    use lrnn_core::probe::rf_depth::{rf_depth, rf_depth_on_gpu, Channels};
+    let Some(ctx) = context() else { return };
+    // The bundled context L-RNN (its CNN's curve too: every V at zero, uploaded again), and
+    // E-RNN-Max (a classifier: its scores' centre unit is the mean over classes).
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/models/context-lrnn-finetuned");
+    let (lrnn, _) = Checkpoint::open(&dir, &Device::Cpu).and_then(Checkpoint::into_run).unwrap();
+    let desc = ModelDesc::Cifar(lrnn_core::models::cifar::CifarConfig {
+        in_channels: 1,
+        ..lrnn_core::models::cifar::CifarConfig::named("E-RNN-Max")
+    });
+    let e_rnn = fixed_seeded(desc, 17);
+    for (model, side) in [(&lrnn, 48), (&e_rnn, 16)] {
+        let inputs: Vec<Tensor> =
+            (0..2).map(|i| (fixed_randn((1, 1, side, side), 40 + i) * 50.0).unwrap()).collect();
+        for channels in [Channels::Mean, Channels::One(3)] {
+            let cpu = rf_depth(model, &inputs, channels, &mut |_, _| true).unwrap();
+            let mut calls = 0;
+            let gpu = rf_depth_on_gpu(&ctx, model, &inputs, channels, &mut |_, _| {
+                calls += 1;
+                true
+            })
+            .unwrap();
+            let name = model.desc().display_name();
+            assert_eq!(calls, 2 * inputs.len(), "{name}: progress after each input of both curves");
+            assert!(cpu.cnn.is_some() && cpu.model.len() > 3, "{name}: {cpu:?}");
+            assert_eq!(cpu, gpu, "{name} {channels:?}");
+        }
+    }
+    // Told to stop, it stops with an error.
+    let x = [(fixed_randn((1, 1, 48, 48), 3) * 50.0).unwrap()];
+    let e = rf_depth_on_gpu(&ctx, &lrnn, &x, Channels::Mean, &mut |_, _| false).unwrap_err();
+    assert!(e.to_string().contains("stopped"), "{e}");
 }

@@ -194,6 +194,7 @@ fn rf_depth_section(ui: &mut egui::Ui, shared: &mut Shared, channel: &mut Option
                     );
                 }
             }
+            ui.label(format!("backward passes on {}", shown.device));
             let d = &shown.data;
             let names: Vec<String> = d.model.iter().map(|r| r.name.clone()).collect();
             let (h, w) = d.input;

@@ -998,13 +998,13 @@ impl Pass<'_> {
 
 /// The unit whose gradient with respect to the input a backward pass computes: channel
 /// `channel` at `(y, x)` of the map a step captures as `layer` (or of the model's `output`
-/// map), in every image of the batch.
+/// map), in every image of the batch; or the mean over every channel there.
 #[derive(Debug, Clone, Copy)]
 pub struct GradientSeed<'s> {
     /// The captured map (a layer's name, as in [`Capture`]).
     pub layer: &'s str,
-    /// Channel.
-    pub channel: usize,
+    /// Channel (`None`: the mean over every channel at `(y, x)`, one backward pass).
+    pub channel: Option<usize>,
     /// Row.
     pub y: usize,
     /// Column.
@@ -1042,15 +1042,22 @@ fn seed_gradient(
         maps[steps[last].out].clone().ok_or_else(|| Error::Gpu(format!("{}: not computed", seed.layer)))?;
     let [b, c, h, w] = target.shape;
     pass.seed_shape = Some(target.shape);
-    if seed.channel >= c || seed.y >= h || seed.x >= w {
+    if seed.channel.is_some_and(|k| k >= c) || seed.y >= h || seed.x >= w {
+        let channel = seed.channel.map_or("every channel".to_string(), |k| k.to_string());
         return Err(Error::Gpu(format!(
-            "{}: unit ({}, {}, {}) is outside its {c}x{h}x{w} map",
-            seed.layer, seed.channel, seed.y, seed.x
+            "{}: unit ({channel}, {}, {}) is outside its {c}x{h}x{w} map",
+            seed.layer, seed.y, seed.x
         )));
     }
+    let (channels, value) = match seed.channel {
+        Some(k) => (k..k + 1, 1.0),
+        None => (0..c, 1.0 / c as f32),
+    };
     let mut one_hot = vec![0f32; target.len()];
     for image in 0..b {
-        one_hot[((image * c + seed.channel) * h + seed.y) * w + seed.x] = 1.0;
+        for k in channels.clone() {
+            one_hot[((image * c + k) * h + seed.y) * w + seed.x] = value;
+        }
     }
     let start = pass.map("grad seed", target.shape)?;
     pass.ctx.queue.write_buffer(&start.buf, 0, &floats_to_bytes(&one_hot));
@@ -1806,6 +1813,22 @@ impl GpuModel {
         drop(pass.profiler.take());
         let shape = pass.seed_shape.take().unwrap_or_default();
         Ok((read_maps(ctx, pass.encoder, vec![("gradient".into(), gradient)], scopes)?.remove(0).1, shape))
+    }
+
+    /// The shape of every captured map and of the output (`"output"`) for an input `x`, from a
+    /// forward pass recorded but never run (nothing is computed or read back).
+    ///
+    /// # Errors
+    /// As [`Self::forward`]: an input the model cannot take.
+    pub fn map_shapes(&mut self, ctx: &GpuContext, x: &Tensor) -> Result<Vec<(String, [usize; 4])>> {
+        let (_pass, maps, steps) = self.record(ctx, x, Capture::Nothing, None, None)?;
+        let shape = |v: usize| maps.get(v).cloned().flatten().map(|m| m.shape);
+        let mut shapes: Vec<(String, [usize; 4])> =
+            steps.iter().filter_map(|s| Some((s.capture.clone()?, shape(s.out)?))).collect();
+        if let Some(out) = steps.last().and_then(|s| shape(s.out)) {
+            shapes.push(("output".into(), out));
+        }
+        Ok(shapes)
     }
 
     /// How the following forward passes run pairs' scans (results agree within rounding).

@@ -7,7 +7,8 @@
 //!
 //! One forward pass per input captures every layer; each layer's centre unit then has its own
 //! backward pass, so a model with `L` captured layers costs one forward and `L` backward passes
-//! per input and per curve.
+//! per input and per curve. [`rf_depth_on_gpu`] runs the same passes through wgpu (each a
+//! forward up to the layer and its backward, in one command buffer).
 
 use std::collections::BTreeMap;
 
@@ -17,8 +18,102 @@ use super::contribution::RecurrenceScale;
 use super::erf::Erf;
 use super::rf_table::{rf_table, rf_table_without_recurrence, RfRow};
 use crate::error::{Error, Result};
+use crate::gpu::{GpuContext, GpuModel, GradientSeed};
 use crate::models::Model;
 use crate::nn::Forward;
+
+/// Where the backward passes of an rf-depth curve run.
+trait CentreGradients {
+    /// For each map of `layers` (capture names, or `output`) of `model` on `input`: the map's
+    /// dimensions and the gradient of its centre unit (as `channels` picks; `None` where the
+    /// map lacks that channel) with respect to `input`. `changed`: the model's weights changed
+    /// since the last call (its CNN's curve: every recurrence at zero).
+    fn centre_gradients(
+        &mut self,
+        model: &Model,
+        input: &Tensor,
+        layers: &[&str],
+        channels: Channels,
+        changed: bool,
+    ) -> Result<Vec<(Vec<usize>, Option<Tensor>)>>;
+}
+
+/// candle's autograd on the model's device: one forward pass capturing every layer, then a
+/// backward pass per layer.
+struct OnCandle;
+
+impl CentreGradients for OnCandle {
+    fn centre_gradients(
+        &mut self,
+        model: &Model,
+        input: &Tensor,
+        layers: &[&str],
+        channels: Channels,
+        _changed: bool,
+    ) -> Result<Vec<(Vec<usize>, Option<Tensor>)>> {
+        let x = Var::from_tensor(&input.to_dtype(DType::F32)?)?;
+        let mut fwd = Forward::eval().capturing();
+        let output = model.forward(x.as_tensor(), &mut fwd)?;
+        let mut maps: BTreeMap<String, Tensor> = fwd.take_captured();
+        maps.insert("output".into(), output);
+        layers
+            .iter()
+            .map(|layer| {
+                // (a row without a map keeps the image's centre and no field)
+                let Some(map) = maps.get(*layer) else { return Ok((vec![], None)) };
+                let grad = match centre_unit(map, channels)? {
+                    Some(unit) => unit.backward()?.get(x.as_tensor()).cloned(),
+                    None => None,
+                };
+                Ok((map.dims().to_vec(), grad))
+            })
+            .collect()
+    }
+}
+
+/// wgpu: the model uploaded (again when its weights change), each layer's centre unit seeded
+/// (the mean over channels as one seed) and walked back to the input.
+struct OnGpu<'a> {
+    ctx: &'a GpuContext,
+    gpu: Option<GpuModel>,
+}
+
+impl CentreGradients for OnGpu<'_> {
+    fn centre_gradients(
+        &mut self,
+        model: &Model,
+        input: &Tensor,
+        layers: &[&str],
+        channels: Channels,
+        changed: bool,
+    ) -> Result<Vec<(Vec<usize>, Option<Tensor>)>> {
+        if changed || self.gpu.is_none() {
+            self.gpu = None;
+            self.gpu = Some(GpuModel::upload(self.ctx, model)?);
+        }
+        let Some(gpu) = self.gpu.as_mut() else { return Err(Error::Gpu("the model is not uploaded".into())) };
+        let shapes = gpu.map_shapes(self.ctx, input)?;
+        let classifies = gpu.classifies();
+        layers
+            .iter()
+            .map(|&layer| {
+                let Some([b, c, h, w]) = shapes.iter().find(|(n, _)| n == layer).map(|(_, s)| *s) else {
+                    return Ok((vec![], None));
+                };
+                // (a classifier's scores are `[B, classes]` on the CPU, `[B, classes, 1, 1]` here)
+                let dims = if layer == "output" && classifies { vec![b, c] } else { vec![b, c, h, w] };
+                let channel = match channels {
+                    Channels::Mean => None,
+                    Channels::One(k) if k < c => Some(k),
+                    Channels::One(_) => return Ok((dims, None)),
+                };
+                let seed = GradientSeed { layer, channel, y: h / 2, x: w / 2 };
+                let (g, _) = gpu.input_gradient(self.ctx, input, &seed)?;
+                Ok((dims, Some(g)))
+            })
+            .collect()
+    }
+}
 
 /// Which unit of each layer: the centre unit of the mean over every channel, or one channel's
 /// (layers with fewer channels are left out).
@@ -66,7 +161,7 @@ pub struct RfDepth {
 }
 
 /// The model's and its CNN's receptive fields against depth on `inputs` (each `[1, C, H, W]`,
-/// the same size). `progress(done, total)` is called after every backward pass; returning
+/// the same size). `progress(done, total)` is called after each input's backward passes; returning
 /// `false` stops the work (an error saying so). The model's recurrences are restored, also on
 /// error.
 ///
@@ -77,6 +172,32 @@ pub fn rf_depth(
     inputs: &[Tensor],
     channels: Channels,
     progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<RfDepth> {
+    rf_depth_with(model, inputs, channels, progress, &mut OnCandle)
+}
+
+/// [`rf_depth`] with every backward pass through wgpu on `ctx` (the model uploaded once per
+/// curve); the same table within rounding. `progress` is called after each input's passes.
+///
+/// # Errors
+/// As [`rf_depth`]; [`Error::Gpu`] when the GPU cannot (a buffer past the adapter's limits, a
+/// device error): the caller may fall back to [`rf_depth`].
+pub fn rf_depth_on_gpu(
+    ctx: &GpuContext,
+    model: &Model,
+    inputs: &[Tensor],
+    channels: Channels,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<RfDepth> {
+    rf_depth_with(model, inputs, channels, progress, &mut OnGpu { ctx, gpu: None })
+}
+
+fn rf_depth_with(
+    model: &Model,
+    inputs: &[Tensor],
+    channels: Channels,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+    source: &mut dyn CentreGradients,
 ) -> Result<RfDepth> {
     let Some(first) = inputs.first() else { return Err(Error::Invalid("rf-depth: no inputs".into())) };
     let (_, _, h, w) = first.dims4()?;
@@ -115,7 +236,7 @@ pub fn rf_depth(
         if k == 1 {
             scale.set(0.0)?;
         }
-        let result = curve(model, inputs, &rows, channels, (h, w), &mut |n| {
+        let result = curve((model, &mut *source), inputs, &rows, channels, (h, w), &mut |n| {
             done += n;
             progress(done, total)
         });
@@ -130,8 +251,9 @@ pub fn rf_depth(
 }
 
 /// One curve: the ERF of each row's centre unit, averaged over `inputs`.
+/// (`source` runs the backward passes; the first call of a curve is told the weights changed.)
 fn curve(
-    model: &Model,
+    (model, source): (&Model, &mut dyn CentreGradients),
     inputs: &[Tensor],
     rows: &[RfRow],
     channels: Channels,
@@ -140,28 +262,23 @@ fn curve(
 ) -> Result<Vec<DepthRow>> {
     let mut sums: Vec<Option<Vec<f64>>> = vec![None; rows.len()];
     let mut centres = vec![((h as f32 - 1.0) / 2.0, (w as f32 - 1.0) / 2.0); rows.len()];
-    for input in inputs {
-        let x = Var::from_tensor(&input.to_dtype(DType::F32)?)?;
-        let mut fwd = Forward::eval().capturing();
-        let output = model.forward(x.as_tensor(), &mut fwd)?;
-        let mut maps: BTreeMap<String, Tensor> = fwd.take_captured();
-        maps.insert("output".into(), output);
-        for ((row, sum), centre) in rows.iter().zip(sums.iter_mut()).zip(centres.iter_mut()) {
-            let Some(map) = maps.get(&row.name) else { continue };
-            *centre = centre_of(row, map.dims(), (h, w));
-            if let Some(unit) = centre_unit(map, channels)? {
-                let grads = unit.backward()?;
-                if let Some(g) = grads.get(x.as_tensor()) {
-                    let g: Vec<f32> = g.abs()?.sum(0)?.sum(0)?.flatten_all()?.to_vec1()?;
-                    let acc = sum.get_or_insert_with(|| vec![0.0; h * w]);
-                    for (a, v) in acc.iter_mut().zip(g) {
-                        *a += f64::from(v);
-                    }
+    let layers: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    for (i, input) in inputs.iter().enumerate() {
+        let found = source.centre_gradients(model, input, &layers, channels, i == 0)?;
+        for (((row, sum), centre), (dims, grad)) in
+            rows.iter().zip(sums.iter_mut()).zip(centres.iter_mut()).zip(found)
+        {
+            *centre = centre_of(row, &dims, (h, w));
+            if let Some(g) = grad {
+                let g: Vec<f32> = g.abs()?.sum(0)?.sum(0)?.flatten_all()?.to_vec1()?;
+                let acc = sum.get_or_insert_with(|| vec![0.0; h * w]);
+                for (a, v) in acc.iter_mut().zip(g) {
+                    *a += f64::from(v);
                 }
             }
-            if !step(1) {
-                return Err(Error::Invalid("rf-depth: stopped".into()));
-            }
+        }
+        if !step(rows.len()) {
+            return Err(Error::Invalid("rf-depth: stopped".into()));
         }
     }
     let side = |e: &super::rf_table::Extent, n: usize| e.size.unwrap_or(n as f64);
