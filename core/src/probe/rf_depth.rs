@@ -27,15 +27,21 @@ trait CentreGradients {
     /// For each map of `layers` (capture names, or `output`) of `model` on `input`: the map's
     /// dimensions and the gradient of its centre unit (as `channels` picks; `None` where the
     /// map lacks that channel) with respect to `input`. `changed`: the model's weights changed
-    /// since the last call (its CNN's curve: every recurrence at zero).
+    /// since the last call (its CNN's curve: every recurrence at zero). `step()` after each
+    /// layer's backward pass; `false` stops with an error.
     fn centre_gradients(
         &mut self,
         model: &Model,
         input: &Tensor,
-        layers: &[&str],
-        channels: Channels,
+        layers: (&[&str], Channels),
         changed: bool,
+        step: &mut dyn FnMut() -> bool,
     ) -> Result<Vec<(Vec<usize>, Option<Tensor>)>>;
+}
+
+/// The error of a stop asked for through the progress callback.
+fn stopped() -> Error {
+    Error::Invalid("rf-depth: stopped".into())
 }
 
 /// candle's autograd on the model's device: one forward pass capturing every layer, then a
@@ -47,9 +53,9 @@ impl CentreGradients for OnCandle {
         &mut self,
         model: &Model,
         input: &Tensor,
-        layers: &[&str],
-        channels: Channels,
+        (layers, channels): (&[&str], Channels),
         _changed: bool,
+        step: &mut dyn FnMut() -> bool,
     ) -> Result<Vec<(Vec<usize>, Option<Tensor>)>> {
         let x = Var::from_tensor(&input.to_dtype(DType::F32)?)?;
         let mut fwd = Forward::eval().capturing();
@@ -65,6 +71,9 @@ impl CentreGradients for OnCandle {
                     Some(unit) => unit.backward()?.get(x.as_tensor()).cloned(),
                     None => None,
                 };
+                if !step() {
+                    return Err(stopped());
+                }
                 Ok((map.dims().to_vec(), grad))
             })
             .collect()
@@ -83,9 +92,9 @@ impl CentreGradients for OnGpu<'_> {
         &mut self,
         model: &Model,
         input: &Tensor,
-        layers: &[&str],
-        channels: Channels,
+        (layers, channels): (&[&str], Channels),
         changed: bool,
+        step: &mut dyn FnMut() -> bool,
     ) -> Result<Vec<(Vec<usize>, Option<Tensor>)>> {
         if changed || self.gpu.is_none() {
             self.gpu = None;
@@ -98,17 +107,20 @@ impl CentreGradients for OnGpu<'_> {
             .iter()
             .map(|&layer| {
                 let Some([b, c, h, w]) = shapes.iter().find(|(n, _)| n == layer).map(|(_, s)| *s) else {
-                    return Ok((vec![], None));
+                    return if step() { Ok((vec![], None)) } else { Err(stopped()) };
                 };
                 // (a classifier's scores are `[B, classes]` on the CPU, `[B, classes, 1, 1]` here)
                 let dims = if layer == "output" && classifies { vec![b, c] } else { vec![b, c, h, w] };
                 let channel = match channels {
                     Channels::Mean => None,
                     Channels::One(k) if k < c => Some(k),
-                    Channels::One(_) => return Ok((dims, None)),
+                    Channels::One(_) => return if step() { Ok((dims, None)) } else { Err(stopped()) },
                 };
                 let seed = GradientSeed { layer, channel, y: h / 2, x: w / 2 };
                 let (g, _) = gpu.input_gradient(self.ctx, input, &seed)?;
+                if !step() {
+                    return Err(stopped());
+                }
                 Ok((dims, Some(g)))
             })
             .collect()
@@ -161,7 +173,7 @@ pub struct RfDepth {
 }
 
 /// The model's and its CNN's receptive fields against depth on `inputs` (each `[1, C, H, W]`,
-/// the same size). `progress(done, total)` is called after each input's backward passes; returning
+/// the same size). `progress(done, total)` is called after every backward pass; returning
 /// `false` stops the work (an error saying so). The model's recurrences are restored, also on
 /// error.
 ///
@@ -177,7 +189,7 @@ pub fn rf_depth(
 }
 
 /// [`rf_depth`] with every backward pass through wgpu on `ctx` (the model uploaded once per
-/// curve); the same table within rounding. `progress` is called after each input's passes.
+/// curve); the same table within rounding.
 ///
 /// # Errors
 /// As [`rf_depth`]; [`Error::Gpu`] when the GPU cannot (a buffer past the adapter's limits, a
@@ -264,7 +276,7 @@ fn curve(
     let mut centres = vec![((h as f32 - 1.0) / 2.0, (w as f32 - 1.0) / 2.0); rows.len()];
     let layers: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
     for (i, input) in inputs.iter().enumerate() {
-        let found = source.centre_gradients(model, input, &layers, channels, i == 0)?;
+        let found = source.centre_gradients(model, input, (&layers, channels), i == 0, &mut || step(1))?;
         for (((row, sum), centre), (dims, grad)) in
             rows.iter().zip(sums.iter_mut()).zip(centres.iter_mut()).zip(found)
         {
@@ -276,9 +288,6 @@ fn curve(
                     *a += f64::from(v);
                 }
             }
-        }
-        if !step(rows.len()) {
-            return Err(Error::Invalid("rf-depth: stopped".into()));
         }
     }
     let side = |e: &super::rf_table::Extent, n: usize| e.size.unwrap_or(n as f64);
