@@ -346,6 +346,15 @@ fn random_command_lines_on_tiny_models_end_cleanly() {
                 }
             }
         }
+        // rf-depth of the full VGG-16 FCN at its 384 px default is a legitimate job of hours on two
+        // cores (a backward pass per layer and input, with a progress bar): such a line runs at
+        // 64 px unless it names a size itself.
+        if cmd.path == ["probe", "rf-depth"]
+            && args.iter().any(|a| a == "FCN-8s")
+            && !args.iter().any(|a| a == "--size")
+        {
+            args.extend(["--size".to_string(), "64".to_string()]);
+        }
         // A line naming the full VGG-16 FCN may legitimately compute for a while (its CPU ERF at
         // 384x384 takes about a minute in the test build on two cores): a hang is still caught.
         let limit = if args.iter().any(|a| a == "FCN-8s") { 300 } else { 60 };
