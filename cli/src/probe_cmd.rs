@@ -115,6 +115,21 @@ fn candle_erf(
     Ok((erf(pick, inputs, unit, mode)?, unit))
 }
 
+/// `model` and `inputs` copied to candle's CUDA device 0, or why not (no device, a build
+/// without `--features cuda`, no memory).
+fn on_cuda(model: &Model, inputs: &[Tensor]) -> Result<(Model, Vec<Tensor>), String> {
+    let dev = Device::new_cuda(0).map_err(|e| {
+        format!("no CUDA device: {e} (CUDA needs a build with `--features cuda` on a machine with the CUDA toolkit)")
+    })?;
+    let on = model.to_device(&dev).map_err(|e| e.to_string())?;
+    let moved = inputs
+        .iter()
+        .map(|t| t.to_device(&dev))
+        .collect::<candle_core::Result<_>>()
+        .map_err(|e| e.to_string())?;
+    Ok((on, moved))
+}
+
 /// The ERF on `device` with the fall-backs of `lrnn run`: `cuda` candle's CUDA device 0 (the
 /// model and inputs copied there), `wgpu` any adapter, `auto` CUDA in a `--features cuda` build,
 /// then a hardware GPU through wgpu, then the CPU; any GPU that cannot falls back to the CPU.
@@ -128,15 +143,7 @@ fn erf_on(
     mode: Mode,
 ) -> anyhow::Result<(lrnn_core::probe::erf::Erf, Unit, String)> {
     let cuda = || -> Result<(lrnn_core::probe::erf::Erf, Unit, String), String> {
-        let dev = Device::new_cuda(0).map_err(|e| {
-            format!("no CUDA device: {e} (CUDA needs a build with `--features cuda` on a machine with the CUDA toolkit)")
-        })?;
-        let on = model.to_device(&dev).map_err(|e| e.to_string())?;
-        let moved: Vec<Tensor> = inputs
-            .iter()
-            .map(|t| t.to_device(&dev))
-            .collect::<candle_core::Result<_>>()
-            .map_err(|e| e.to_string())?;
+        let (on, moved) = on_cuda(model, inputs)?;
         let (e, u) = candle_erf(&on, &moved, map, unit, mode).map_err(|e| format!("CUDA failed: {e}"))?;
         Ok((e, u, "CUDA device 0 through candle".into()))
     };
@@ -784,15 +791,7 @@ fn rf_depth(
     let mut step = |done, total| bar.step(done, total);
     // The devices and fall-backs of `probe erf --device`.
     let cuda = |step: &mut dyn FnMut(usize, usize) -> bool| -> Result<_, String> {
-        let dev = Device::new_cuda(0).map_err(|e| {
-            format!("no CUDA device: {e} (CUDA needs a build with `--features cuda` on a machine with the CUDA toolkit)")
-        })?;
-        let on = model.to_device(&dev).map_err(|e| e.to_string())?;
-        let moved: Vec<Tensor> = inputs
-            .iter()
-            .map(|t| t.to_device(&dev))
-            .collect::<candle_core::Result<_>>()
-            .map_err(|e| e.to_string())?;
+        let (on, moved) = on_cuda(&model, &inputs)?;
         let r = rf_depth(&on, &moved, channels, step).map_err(|e| format!("CUDA failed: {e}"))?;
         Ok((r, "CUDA device 0 through candle".to_string()))
     };
