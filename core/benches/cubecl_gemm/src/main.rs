@@ -23,7 +23,7 @@ fn cubecl_gemm(m: usize, n: usize, k: usize, runs: usize) -> (f64, Vec<f32>, Vec
     let client = <WgpuRuntime as cubecl_runtime::runtime::Runtime>::client(&device);
     let lhs: Vec<f32> = (0..m * k).map(|i| ((i * 7919 % 1000) as f32 / 1000.0) - 0.5).collect();
     let rhs: Vec<f32> = (0..k * n).map(|i| ((i * 104729 % 1000) as f32 / 1000.0) - 0.5).collect();
-    let mut dtypes = MatmulElems::new_deprecated::<f32>();
+    let dtypes = MatmulElems::new_deprecated::<f32>();
     let elem = dtypes.lhs_global;
     let make = |data: &[f32], shape: [usize; 3]| {
         let handle = client.create_from_slice(f32::as_bytes(data));
@@ -33,7 +33,7 @@ fn cubecl_gemm(m: usize, n: usize, k: usize, runs: usize) -> (f64, Vec<f32>, Vec
     let b = make(&rhs, [1, k, n]);
     let out = TensorHandle::empty(&client, vec![1, m, n], dtypes.acc_global);
     let strategy = Strategy::Auto;
-    let mut launch = || {
+    let launch = || {
         launch_ref(
             &strategy,
             &client,
@@ -55,7 +55,6 @@ fn cubecl_gemm(m: usize, n: usize, k: usize, runs: usize) -> (f64, Vec<f32>, Vec
         .collect();
     let bytes = client.read_one(out.handle.clone()).unwrap();
     let c = f32::from_bytes(&bytes).to_vec();
-    let _ = &mut dtypes;
     (median(times), c, lhs, rhs)
 }
 
@@ -126,7 +125,13 @@ fn main() {
         // A spot check against a plain sum on the CPU.
         let (i, j) = (m / 3, n / 2);
         let want: f64 = (0..k).map(|t| f64::from(lhs[i * k + t]) * f64::from(rhs[t * n + j])).sum();
-        eprintln!("lengths {} {} ; C[{i},{j}] cubecl {} ours {} cpu {want}", c1.len(), c2.len(), c1[i * n + j], c2[i * n + j]);
+        eprintln!(
+            "lengths {} {} ; C[{i},{j}] cubecl {} ours {} cpu {want}",
+            c1.len(),
+            c2.len(),
+            c1[i * n + j],
+            c2[i * n + j]
+        );
         println!(
             "| {m} x {k} x {n} | {gflop:.2} | {cube_ms:.1} ({:.1} GFLOP/s) | {our_ms:.1} | {kernel_ms:.1} ({:.1} GFLOP/s) | {:.1e} |",
             gflop / cube_ms * 1e3,
