@@ -1434,33 +1434,14 @@ impl Pass<'_> {
         let d = pair.hidden;
         let [b, _, h, w] = ha.shape;
         let vertical = pair.axis == Axis::Vertical;
-        let (lines, steps) = if vertical { (w, h) } else { (h, w) };
-        let sequences = b * lines;
+        let (chunks, sequences) =
+            self.backward_chunks(pair, (xi, g, ha), (scale, g_offset), gru_backward_iterations(d));
         // [2B, 4D, H, W]: direction 0's images, then direction 1's; channels daz, dar, dah, s.
         let dd = self.map(&format!("{prefix} grad gru"), [2 * b, 4 * d, h, w])?;
         let carry = self.map(&format!("{prefix} grad gru carry"), [sequences, 2 * d, 1, 1])?;
-        let chunk = match self.ctx.loop_budget() {
-            Some(budget) => (budget / (2 * gru_backward_iterations(d))).max(1),
-            None => steps,
-        };
-        let xi_offset = if pair.proj.is_some() { 3 * d } else { 0 };
-        for first in (0..steps).step_by(chunk) {
-            let params = GruPairBackwardParams {
-                batch: u(b),
-                hidden: u(d),
-                height: u(h),
-                width: u(w),
-                axis: u32::from(vertical),
-                xi_channels: u(xi.shape[1]),
-                dir_offset: u(xi_offset),
-                g_channels: u(g.shape[1]),
-                g_offset: u(g_offset),
-                scale,
-                first_step: u(first),
-                step_count: u(chunk),
-            };
+        for params in chunks {
             let bufs = [&xi.buf, &pair.vt, &g.buf, &ha.buf, &hb.buf, &dd.buf, &carry.buf];
-            self.dispatch(&params, &bufs, (u(sequences), 2, 1));
+            self.dispatch(&GruPairBackwardParams::from(params), &bufs, (u(sequences), 2, 1));
         }
         // Each direction's half, contiguous after taking the first 3D channels.
         let halves = |pass: &mut Self, what: &str, from: &Map| -> Result<[Map; 2]> {
@@ -1493,6 +1474,47 @@ impl Pass<'_> {
         Ok([da, db])
     }
 
+    /// The parameters of a per-sequence backward kernel's dispatches over a pair (the layout
+    /// `scan_pair_backward.wgsl` and `gru_pair_backward.wgsl` share), one per chunk of steps:
+    /// all of them in one on a hardware GPU, chunks of `iterations` loop iterations per step under
+    /// a software adapter's loop budget (twice over: the backward's products). And the number of
+    /// sequences (the dispatch's workgroups per direction).
+    fn backward_chunks(
+        &self,
+        pair: &PairW,
+        (xi, g, states): (&Map, &Map, &Map),
+        (scale, g_offset): (f32, usize),
+        iterations: usize,
+    ) -> (Vec<ScanPairBackwardParams>, usize) {
+        let [b, _, h, w] = states.shape;
+        let vertical = pair.axis == Axis::Vertical;
+        let (lines, steps) = if vertical { (w, h) } else { (h, w) };
+        let chunk = match self.ctx.loop_budget() {
+            Some(budget) => (budget / (2 * iterations)).max(1),
+            None => steps,
+        };
+        // Direction 1's projection after direction 0's (all gate blocks) when the pair owns it.
+        let xi_offset = if pair.proj.is_some() { pair.cell.gates() * pair.hidden } else { 0 };
+        let chunks = (0..steps)
+            .step_by(chunk)
+            .map(|first| ScanPairBackwardParams {
+                batch: u(b),
+                hidden: u(pair.hidden),
+                height: u(h),
+                width: u(w),
+                axis: u32::from(vertical),
+                xi_channels: u(xi.shape[1]),
+                dir_offset: u(xi_offset),
+                g_channels: u(g.shape[1]),
+                g_offset: u(g_offset),
+                scale,
+                first_step: u(first),
+                step_count: u(chunk),
+            })
+            .collect();
+        (chunks, b * lines)
+    }
+
     /// The deltas of a vanilla + LayerNorm pair into `da` and `db` (`scan_pair_backward.wgsl`,
     /// per sequence, in chunks of steps on a software adapter), and with `weights` its
     /// LayerNorm gains' and biases' gradients.
@@ -1506,32 +1528,11 @@ impl Pass<'_> {
         weights: Option<&[wgpu::Buffer]>,
     ) -> Result<()> {
         let d = pair.hidden;
-        let [b, _, h, w] = ha.shape;
-        let vertical = pair.axis == Axis::Vertical;
-        let (lines, steps) = if vertical { (w, h) } else { (h, w) };
-        let sequences = b * lines;
+        let (chunks, sequences) =
+            self.backward_chunks(pair, (xi, g, ha), (scale, g_offset), scan_step_iterations(pair.cell, d));
         let dd = self.buffer(&format!("{prefix} grad both"), 2 * ha.len())?;
         let partial = self.map(&format!("{prefix} grad ln parts"), [sequences, 4 * d, 1, 1])?;
-        let chunk = match self.ctx.loop_budget() {
-            Some(budget) => (budget / (2 * scan_step_iterations(pair.cell, d))).max(1),
-            None => steps,
-        };
-        let xi_offset = if pair.proj.is_some() { d } else { 0 };
-        for first in (0..steps).step_by(chunk) {
-            let params = ScanPairBackwardParams {
-                batch: u(b),
-                hidden: u(d),
-                height: u(h),
-                width: u(w),
-                axis: u32::from(vertical),
-                xi_channels: u(xi.shape[1]),
-                dir_offset: u(xi_offset),
-                g_channels: u(g.shape[1]),
-                g_offset: u(g_offset),
-                scale,
-                first_step: u(first),
-                step_count: u(chunk),
-            };
+        for params in chunks {
             let bufs = [&xi.buf, &pair.vt, &pair.ln, &g.buf, &ha.buf, &hb.buf, &dd, &partial.buf];
             self.dispatch(&params, &bufs, (u(sequences), 2, 1));
         }

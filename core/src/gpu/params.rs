@@ -496,35 +496,22 @@ params!(
     }
 );
 
-params!(
-    /// `gru_pair_backward.wgsl`: the gradient of a GRU pair, per sequence.
-    GruPairBackwardParams => GruPairBackward {
-        /// Images.
-        batch: u32,
-        /// Hidden units per direction.
-        hidden: u32,
-        /// Map height.
-        height: u32,
-        /// Map width.
-        width: u32,
-        /// 0: horizontal, 1: vertical.
-        axis: u32,
-        /// Channels of the projection.
-        xi_channels: u32,
-        /// Where direction 1's projection starts (0: shared).
-        dir_offset: u32,
-        /// Channels of the merged output's gradient.
-        g_channels: u32,
-        /// Where direction 1's gradient starts among them.
-        g_offset: u32,
-        /// The merge's factor on the gradient.
-        scale: f32,
-        /// The first step of this dispatch, counted from the last.
-        first_step: u32,
-        /// Steps in this dispatch.
-        step_count: u32,
+/// `gru_pair_backward.wgsl`: the gradient of a GRU pair, per sequence; the same block as
+/// [`ScanPairBackwardParams`] (the two shaders' `Params` agree field for field), for the other
+/// kernel.
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Pod, Zeroable)]
+pub struct GruPairBackwardParams(pub ScanPairBackwardParams);
+
+impl KernelParams for GruPairBackwardParams {
+    const KERNEL: Kernel = Kernel::GruPairBackward;
+}
+
+impl From<ScanPairBackwardParams> for GruPairBackwardParams {
+    fn from(p: ScanPairBackwardParams) -> Self {
+        Self(p)
     }
-);
+}
 
 /// Every parameter block with its shader's name and size in bytes (for the layout test).
 pub const ALL: [(&str, usize); 21] = [
