@@ -130,10 +130,40 @@ fn on_cuda(model: &Model, inputs: &[Tensor]) -> Result<(Model, Vec<Tensor>), Str
     Ok((on, moved))
 }
 
-/// The ERF on `device` with the fall-backs of `lrnn run`: `cuda` candle's CUDA device 0 (the
-/// model and inputs copied there), `wgpu` any adapter, `auto` CUDA in a `--features cuda` build,
-/// then a hardware GPU through wgpu, then the CPU; any GPU that cannot falls back to the CPU.
-/// Also where it ran, for the `device:` line (the CPU with the reason after a fall-back).
+/// A GPU a probe's gradients may run on.
+#[derive(Debug, Clone, Copy)]
+enum Gpu {
+    /// candle's CUDA device 0 (the model and inputs copied there).
+    Cuda,
+    /// wgpu on the best adapter (a software one only with `any_adapter`).
+    Wgpu { any_adapter: bool },
+}
+
+/// `job` on the GPUs `device` asks for, with the fall-backs of `lrnn run`: `cuda` CUDA, `wgpu`
+/// any adapter, `auto` CUDA in a `--features cuda` build, then a hardware GPU through wgpu. The
+/// result (with where it ran), or why the CPU must do it (`None`: the CPU was asked for).
+fn on_gpu<T>(
+    device: ProbeDevice,
+    mut job: impl FnMut(Gpu) -> Result<T, String>,
+) -> Result<T, Option<String>> {
+    match device {
+        ProbeDevice::Cpu => Err(None),
+        ProbeDevice::Cuda => job(Gpu::Cuda).map_err(Some),
+        ProbeDevice::Wgpu => job(Gpu::Wgpu { any_adapter: true }).map_err(Some),
+        ProbeDevice::Auto if cfg!(feature = "cuda") => job(Gpu::Cuda)
+            .or_else(|c| job(Gpu::Wgpu { any_adapter: false }).map_err(|w| format!("{c}; {w}")))
+            .map_err(Some),
+        ProbeDevice::Auto => job(Gpu::Wgpu { any_adapter: false }).map_err(Some),
+    }
+}
+
+/// The `device:` line of a fall-back to the CPU: `CPU`, or `CPU (why)`.
+fn on_cpu(why: Option<String>) -> String {
+    why.map_or_else(|| "CPU".to_string(), |w| format!("CPU ({w})"))
+}
+
+/// The ERF on `device` ([`on_gpu`]'s choices; the CPU when no GPU can), and where it ran, for
+/// the `device:` line.
 fn erf_on(
     device: ProbeDevice,
     model: &Model,
@@ -142,29 +172,20 @@ fn erf_on(
     unit: (Option<usize>, Option<usize>, Option<usize>),
     mode: Mode,
 ) -> anyhow::Result<(lrnn_core::probe::erf::Erf, Unit, String)> {
-    let cuda = || -> Result<(lrnn_core::probe::erf::Erf, Unit, String), String> {
-        let (on, moved) = on_cuda(model, inputs)?;
-        let (e, u) = candle_erf(&on, &moved, map, unit, mode).map_err(|e| format!("CUDA failed: {e}"))?;
-        Ok((e, u, "CUDA device 0 through candle".into()))
-    };
-    let wgpu = |any_adapter: bool| {
-        gpu_erf(model, inputs, map, unit, mode, any_adapter)
-            .map(|(e, u, adapter)| (e, u, format!("{adapter} through wgpu")))
-    };
-    let tried = match device {
-        ProbeDevice::Cpu => Err(None),
-        ProbeDevice::Cuda => cuda().map_err(Some),
-        ProbeDevice::Wgpu => wgpu(true).map_err(Some),
-        ProbeDevice::Auto if cfg!(feature = "cuda") => {
-            cuda().or_else(|c| wgpu(false).map_err(|w| format!("{c}; {w}"))).map_err(Some)
+    let tried = on_gpu(device, |gpu| match gpu {
+        Gpu::Cuda => {
+            let (on, moved) = on_cuda(model, inputs)?;
+            let (e, u) = candle_erf(&on, &moved, map, unit, mode).map_err(|e| format!("CUDA failed: {e}"))?;
+            Ok((e, u, "CUDA device 0 through candle".into()))
         }
-        ProbeDevice::Auto => wgpu(false).map_err(Some),
-    };
+        Gpu::Wgpu { any_adapter } => gpu_erf(model, inputs, map, unit, mode, any_adapter)
+            .map(|(e, u, adapter)| (e, u, format!("{adapter} through wgpu"))),
+    });
     match tried {
         Ok(done) => Ok(done),
         Err(why) => {
             let (e, u) = candle_erf(model, inputs, map, unit, mode)?;
-            Ok((e, u, why.map_or_else(|| "CPU".to_string(), |w| format!("CPU ({w})"))))
+            Ok((e, u, on_cpu(why)))
         }
     }
 }
@@ -790,31 +811,21 @@ fn rf_depth(
     let channels = channel.map_or(Channels::Mean, Channels::One);
     let mut step = |done, total| bar.step(done, total);
     // The devices and fall-backs of `probe erf --device`.
-    let cuda = |step: &mut dyn FnMut(usize, usize) -> bool| -> Result<_, String> {
-        let (on, moved) = on_cuda(&model, &inputs)?;
-        let r = rf_depth(&on, &moved, channels, step).map_err(|e| format!("CUDA failed: {e}"))?;
-        Ok((r, "CUDA device 0 through candle".to_string()))
-    };
-    let wgpu = |any: bool, step: &mut dyn FnMut(usize, usize) -> bool| -> Result<_, String> {
-        let ctx = crate::open_gpu(any)?;
-        let r = rf_depth_on_gpu(&ctx, &model, &inputs, channels, step).map_err(|e| e.to_string())?;
-        Ok((r, format!("{} through wgpu", ctx.describe())))
-    };
-    let tried = match device {
-        ProbeDevice::Cpu => Err(None),
-        ProbeDevice::Cuda => cuda(&mut step).map_err(Some),
-        ProbeDevice::Wgpu => wgpu(true, &mut step).map_err(Some),
-        ProbeDevice::Auto if cfg!(feature = "cuda") => {
-            cuda(&mut step).or_else(|c| wgpu(false, &mut step).map_err(|w| format!("{c}; {w}"))).map_err(Some)
+    let tried = on_gpu(device, |gpu| match gpu {
+        Gpu::Cuda => {
+            let (on, moved) = on_cuda(&model, &inputs)?;
+            let r = rf_depth(&on, &moved, channels, &mut step).map_err(|e| format!("CUDA failed: {e}"))?;
+            Ok((r, "CUDA device 0 through candle".to_string()))
         }
-        ProbeDevice::Auto => wgpu(false, &mut step).map_err(Some),
-    };
+        Gpu::Wgpu { any_adapter } => {
+            let ctx = crate::open_gpu(any_adapter)?;
+            let r = rf_depth_on_gpu(&ctx, &model, &inputs, channels, &mut step).map_err(|e| e.to_string())?;
+            Ok((r, format!("{} through wgpu", ctx.describe())))
+        }
+    });
     let (result, on) = match tried {
         Ok(done) => done,
-        Err(why) => (
-            rf_depth(&model, &inputs, channels, &mut step)?,
-            why.map_or_else(|| "CPU".to_string(), |w| format!("CPU ({w})")),
-        ),
+        Err(why) => (rf_depth(&model, &inputs, channels, &mut step)?, on_cpu(why)),
     };
     drop(bar);
     println!("device: {on}");
