@@ -666,7 +666,10 @@ fn run_job(job: &Job, state: &mut WorkerState) -> anyhow::Result<Reply> {
             });
             let (data, device) = match on_gpu {
                 Some(Ok((d, adapter))) => (Ok(d), format!("the GPU ({adapter})")),
-                Some(Err(e)) if e.to_string().contains("stopped") => (Err(e), String::new()),
+                // (asked to stop: no CPU run after it)
+                Some(Err(e)) if progress.stop.load(std::sync::atomic::Ordering::Relaxed) => {
+                    (Err(e), String::new())
+                }
                 Some(Err(e)) => (
                     rf_depth(&m.model, inputs, channels, &mut step),
                     format!("the CPU (the GPU could not: {e})"),
